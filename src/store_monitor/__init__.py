@@ -1,0 +1,1 @@
+"""Uptime and downtime of restaurants within their business hours."""

@@ -1,0 +1,36 @@
+"""Column names and dtypes of the engine's frames, conformed once at the boundary."""
+
+from typing import Final
+
+import polars as pl
+
+STATUS: Final = pl.Enum(["active", "inactive"])
+UTC_INSTANT: Final = pl.Datetime("us", "UTC")
+
+POLLS: Final = pl.Schema(
+    {"store_id": pl.String, "timestamp_utc": UTC_INSTANT, "status": STATUS}
+)
+# day_of_week: 0 = Monday ... 6 = Sunday (the contract's numbering, not Polars' 1-based one).
+BUSINESS_HOURS: Final = pl.Schema(
+    {
+        "store_id": pl.String,
+        "day_of_week": pl.Int8,
+        "start_time_local": pl.Time,
+        "end_time_local": pl.Time,
+    }
+)
+TIMEZONES: Final = pl.Schema({"store_id": pl.String, "timezone_str": pl.String})
+
+REPORT: Final = pl.Schema(
+    {
+        "store_id": pl.String,
+        "uptime_last_hour": pl.Float64,
+        "uptime_last_day": pl.Float64,
+        "uptime_last_week": pl.Float64,
+        "downtime_last_hour": pl.Float64,
+        "downtime_last_day": pl.Float64,
+        "downtime_last_week": pl.Float64,
+    }
+)
+
+DEFAULT_TIMEZONE: Final = "America/Chicago"
