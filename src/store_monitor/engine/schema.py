@@ -4,12 +4,10 @@ from typing import Final
 
 import polars as pl
 
-STATUS: Final = pl.Enum(["active", "inactive"])
-UTC_INSTANT: Final = pl.Datetime("us", "UTC")
+STATUS: Final[pl.Enum] = pl.Enum(["active", "inactive"])
+UTC_INSTANT: Final[pl.Datetime] = pl.Datetime("us", "UTC")
 
-POLLS: Final = pl.Schema(
-    {"store_id": pl.String, "timestamp_utc": UTC_INSTANT, "status": STATUS}
-)
+POLLS: Final = pl.Schema({"store_id": pl.String, "timestamp_utc": UTC_INSTANT, "status": STATUS})
 # day_of_week: 0 = Monday ... 6 = Sunday (the contract's numbering, not Polars' 1-based one).
 BUSINESS_HOURS: Final = pl.Schema(
     {

@@ -1,0 +1,5 @@
+"""The pure report engine: Polars frames in, report frame out (no I/O, no clock, no settings)."""
+
+from store_monitor.engine.report import Report, compute_report
+
+__all__ = ["Report", "compute_report"]

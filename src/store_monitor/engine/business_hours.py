@@ -1,0 +1,105 @@
+"""Business hours as UTC intervals: weekly local rows → dated intervals, per store time zone."""
+
+from datetime import datetime, time, timedelta
+
+import polars as pl
+
+from store_monitor.engine.localtime import epoch_us, fill_jumps, known_timezones, local_to_utc
+from store_monitor.engine.schema import DEFAULT_TIMEZONE
+
+# An end at 23:59:59 or later is read as midnight, the end of the day.
+_LAST_SECOND = time(23, 59, 59)
+# Local dates are generated this far around the UTC window: zone offsets span -12 h..+14 h and
+# an interval may run into the next date, so two days before and one after cover every overlap.
+_DAYS_BEFORE = 2
+_DAYS_AFTER = 1
+
+
+def store_timezones(stores: pl.Series, timezones: pl.DataFrame) -> pl.DataFrame:
+    """Each store's zone (`timezone`) and whether its own name was unknown (`unknown_zone`).
+
+    A store without a row, or whose name is not an IANA zone, uses the default zone.
+    Where a store has several rows the last one wins.
+    """
+    named = timezones.unique(subset="store_id", keep="last", maintain_order=True)
+    known = pl.col("timezone_str").is_in(pl.lit(sorted(known_timezones())))
+    return (
+        pl.DataFrame({"store_id": stores})
+        .join(named, on="store_id", how="left")
+        .select(
+            "store_id",
+            timezone=pl.when(known).then("timezone_str").otherwise(pl.lit(DEFAULT_TIMEZONE)),
+            unknown_zone=pl.col("timezone_str").is_not_null() & ~known,
+        )
+    )
+
+
+def business_intervals(
+    hours: pl.DataFrame, zones: pl.DataFrame, *, start: datetime, end: datetime
+) -> pl.DataFrame:
+    """UTC intervals `[open_us, close_us)` (epoch microseconds) of stores that have hours rows.
+
+    Only stores in `zones` are considered, and only intervals overlapping `[start, end)`, clipped
+    to it. Intervals may overlap; the caller's sweep counts an instant once however many cover it.
+    """
+    dates = pl.DataFrame(
+        {
+            "date": pl.date_range(
+                start.date() - timedelta(days=_DAYS_BEFORE),
+                end.date() + timedelta(days=_DAYS_AFTER),
+                eager=True,
+            )
+        }
+    ).with_columns(day_of_week=(pl.col("date").dt.weekday() - 1).cast(pl.Int8))
+
+    ends_at_midnight = pl.col("end_time_local") >= _LAST_SECOND
+    next_day = ends_at_midnight | (pl.col("end_time_local") <= pl.col("start_time_local"))
+    local = (
+        hours.join(zones.select("store_id", "timezone"), on="store_id", how="inner")
+        .join(dates, on="day_of_week", how="inner")
+        .select(
+            "store_id",
+            "timezone",
+            open_local=pl.col("date").dt.combine(pl.col("start_time_local")),
+            close_local=(pl.col("date") + pl.duration(days=next_day.cast(pl.Int32))).dt.combine(
+                pl.when(ends_at_midnight).then(pl.lit(time(0))).otherwise(pl.col("end_time_local"))
+            ),
+        )
+    )
+
+    start_us, end_us = epoch_us(start), epoch_us(end)
+    per_zone = [
+        _to_utc(group, timezone)
+        for (timezone,), group in local.partition_by("timezone", as_dict=True).items()
+    ]
+    if not per_zone:
+        return pl.DataFrame(
+            schema={"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
+        )
+    return (
+        pl.concat(per_zone)
+        .filter((pl.col("close_us") > start_us) & (pl.col("open_us") < end_us))
+        .with_columns(
+            pl.col("open_us").clip(lower_bound=start_us),
+            pl.col("close_us").clip(upper_bound=end_us),
+        )
+    )
+
+
+def _to_utc(group: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    converted = group.select(
+        "store_id",
+        open_utc=local_to_utc(pl.col("open_local"), timezone),
+        close_utc=local_to_utc(pl.col("close_local"), timezone),
+    )
+    return pl.DataFrame(
+        {
+            "store_id": converted["store_id"],
+            "open_us": fill_jumps(group["open_local"], converted["open_utc"], timezone).dt.epoch(
+                "us"
+            ),
+            "close_us": fill_jumps(group["close_local"], converted["close_utc"], timezone).dt.epoch(
+                "us"
+            ),
+        }
+    )

@@ -1,0 +1,80 @@
+"""Local wall-clock times → UTC instants, by the contract's rule for DST transitions.
+
+A local time means the first instant at which the store's clock reads that time or later:
+when clocks go back, its first occurrence; when clocks jump forward over it, the moment of the jump.
+"""
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, available_timezones
+
+import polars as pl
+
+from store_monitor.engine.schema import UTC_INSTANT
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(instant: datetime) -> int:
+    """Microseconds since the Unix epoch of a time-zone-aware instant."""
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+@lru_cache(maxsize=1)
+def known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def local_to_utc(local: pl.Expr, timezone: str) -> pl.Expr:
+    """Convert naive local datetimes of one zone to UTC instants.
+
+    Ambiguous times resolve to their first occurrence by Polars itself; non-existent times come
+    back null and are filled by `fill_jumps`, which needs the column materialised.
+    """
+    return (
+        local.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+        .cast(UTC_INSTANT)
+    )
+
+
+def fill_jumps(local: pl.Series, utc: pl.Series, timezone: str) -> pl.Series:
+    """Fill the nulls `local_to_utc` left for local times skipped by a forward jump.
+
+    Such times are rare (a few per zone a year), so each distinct one is resolved in Python.
+    """
+    missing = local.filter(utc.is_null() & local.is_not_null()).unique()
+    if missing.is_empty():
+        return utc
+    zone = ZoneInfo(timezone)
+    jumps = pl.DataFrame(
+        {
+            "local": missing,
+            "jump": pl.Series([_jump_instant(t, zone) for t in missing], dtype=UTC_INSTANT),
+        }
+    )
+    filled = (
+        pl.DataFrame({"local": local, "utc": utc})
+        .join(jumps, on="local", how="left", maintain_order="left")
+        .select(pl.coalesce("utc", "jump"))
+        .to_series()
+    )
+    return filled.rename(utc.name)
+
+
+def _jump_instant(local: datetime, zone: ZoneInfo) -> datetime:
+    """The instant the clock jumps over `local`, a wall time that does not exist in `zone`."""
+    # PEP 495: inside a gap fold=0 applies the offset before the jump (an instant after it) and
+    # fold=1 the offset after (an instant before it); the jump lies between, on a whole second.
+    before = local.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    after = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    lo = int(before.timestamp()) - 1
+    hi = int(after.timestamp()) + 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        reading = datetime.fromtimestamp(mid, UTC).astimezone(zone).replace(tzinfo=None)
+        if reading >= local:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC)
