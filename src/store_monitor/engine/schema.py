@@ -7,7 +7,7 @@ import polars as pl
 STATUS: Final[pl.Enum] = pl.Enum(["active", "inactive"])
 UTC_INSTANT: Final[pl.Datetime] = pl.Datetime("us", "UTC")
 
-POLLS: Final = pl.Schema({"store_id": pl.String, "timestamp_utc": UTC_INSTANT, "status": STATUS})
+POLLS: Final = pl.Schema({"store_id": pl.String(), "timestamp_utc": UTC_INSTANT, "status": STATUS})
 # day_of_week: 0 = Monday ... 6 = Sunday (the contract's numbering, not Polars' 1-based one).
 BUSINESS_HOURS: Final = pl.Schema(
     {
