@@ -7,7 +7,7 @@ import polars as pl
 
 from store_monitor.engine.business_hours import business_intervals, store_timezones
 from store_monitor.engine.localtime import epoch_us
-from store_monitor.engine.order import MAX_STORES, with_sort_key
+from store_monitor.engine.order import MAX_STORES, sort_key
 from store_monitor.engine.schema import REPORT
 from store_monitor.engine.status import status_changes
 
@@ -143,14 +143,14 @@ def _sweep(steps: pl.DataFrame, opening: pl.DataFrame, *, codes: int, end_us: in
         all_codes.select("code", at_us=pl.lit(end_us - length // timedelta(microseconds=1)))
         for length, _ in _WINDOWS.values()
     ]
-    others = with_sort_key(
-        pl.concat([opening, *window_starts], how="diagonal").with_columns(
-            pl.col("opened").fill_null(0), inactive=pl.lit(None, pl.Boolean)
-        ),
-        origin_us=end_us - _WEEK // timedelta(microseconds=1),
-    ).sort("key")
+    others = (
+        pl.concat([opening, *window_starts], how="diagonal")
+        .with_columns(pl.col("opened").fill_null(0), flag=pl.lit(None, pl.Boolean))
+        .with_columns(sort_key(origin_us=end_us - _WEEK // timedelta(microseconds=1)))
+        .sort("key")
+    )
     ordered = steps.with_columns(opened=pl.lit(0, pl.Int32)).merge_sorted(
-        others.select(*steps.columns, "opened"), key="key"
+        others.select("code", "at_us", inactive="flag", key="key", opened="opened"), key="key"
     )
 
     same_store_after = pl.col("code") == pl.col("code").shift(-1)

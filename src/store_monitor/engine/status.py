@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from store_monitor.engine.order import with_sort_key
+from store_monitor.engine.order import sort_key, sorted_by_key
 
 
 def status_changes(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.DataFrame:
@@ -13,7 +13,7 @@ def status_changes(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Dat
     with the next one; the first status holds before the first poll and the last after the last.
     Polls of one store at one instant count once, inactive if any is. Each row starts a step that
     lasts until the store's next row; every store gets a row at exactly `start_us`. Rows come
-    sorted by `key` (see `order.with_sort_key`, origin `start_us`).
+    sorted by `key` (`order.sort_key` with origin `start_us`, `inactive` as the flag).
     """
     # A poll before `horizon` has its midpoint with any later poll (all are <= end_us) before
     # start_us, so only the last such poll of each store can matter, and only by its status.
@@ -24,22 +24,22 @@ def status_changes(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Dat
         polls.filter(is_old)
         .group_by("code")
         .agg(pl.col("inactive").sort_by("at_us", "inactive").last())
-        .select("code", at_us=pl.lit(horizon - 1), inactive="inactive")
+        .select("code", at_us=pl.lit(horizon - 1), flag="inactive")
     )
-    recent = polls.filter(~is_old).select("code", "at_us", "inactive")
-    ordered = with_sort_key(pl.concat([last_old, recent]), origin_us=horizon - 1).sort("key")
+    recent = polls.filter(~is_old).select("code", "at_us", flag="inactive")
+    ordered = sorted_by_key(pl.concat([last_old, recent]), origin_us=horizon - 1)
 
     same_store_before = pl.col("code") == pl.col("code").shift(1)
     same_store_after = pl.col("code") == pl.col("code").shift(-1)
-    # The key puts an instant's inactive poll last: keep the last poll of each instant.
+    # The flag sorts an instant's inactive poll last: keep the last poll of each instant.
     same_instant_after = same_store_after & (pl.col("at_us") == pl.col("at_us").shift(-1))
     midpoint_before = (pl.col("at_us").shift(1) + pl.col("at_us")) // 2
     midpoint_after = (pl.col("at_us") + pl.col("at_us").shift(-1)) // 2
-    steps = (
+    return (
         ordered.filter(~same_instant_after.fill_null(False))
         .select(
             "code",
-            "inactive",
+            "flag",
             step_start=pl.when(same_store_before).then(midpoint_before).otherwise(start_us),
             step_end=pl.when(same_store_after).then(midpoint_after).otherwise(end_us),
         )
@@ -48,7 +48,8 @@ def status_changes(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Dat
             & (pl.col("step_end") > start_us)
             & (pl.col("step_start") < end_us)
         )
-        .select("code", pl.col("step_start").clip(lower_bound=start_us).alias("at_us"), "inactive")
+        .select("code", pl.col("step_start").clip(lower_bound=start_us).alias("at_us"), "flag")
+        # Steps start at distinct, increasing times within a store, in poll order: still sorted.
+        .with_columns(sort_key(origin_us=start_us))
+        .rename({"flag": "inactive"})
     )
-    # Steps start at distinct, increasing times within a store, in poll order: still sorted.
-    return with_sort_key(steps, origin_us=start_us)

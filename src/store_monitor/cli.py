@@ -1,0 +1,168 @@
+"""The `store-monitor` command line: offline reports, synthetic data, and the service's parts."""
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from store_monitor import synthetic
+from store_monitor.engine import compute_report
+from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
+
+app = typer.Typer(
+    help="Uptime and downtime of restaurants within their business hours.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_stderr = Console(stderr=True, soft_wrap=True)
+# Bad input exits with the usage-error code, like a bad option.
+_BAD_INPUT = 2
+T = TypeVar("T")
+
+
+def _fail(message: str) -> NoReturn:
+    _stderr.print(f"error: {message}", style="red", highlight=False, markup=False)
+    raise typer.Exit(_BAD_INPUT)
+
+
+def _warn(message: str) -> None:
+    _stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
+
+
+@contextmanager
+def _status(message: str) -> Iterator[None]:
+    """A spinner on a terminal; nothing when stderr is a pipe or file."""
+    if _stderr.is_terminal:
+        with _stderr.status(message):
+            yield
+    else:
+        yield
+
+
+def _step(message: str, work: Callable[[], T]) -> T:
+    with _status(message):
+        return work()
+
+
+def parse_instant(text: str) -> datetime:
+    """An instant given on the command line: ISO 8601 or the polls' format; naive means UTC."""
+    cleaned = text.strip().removesuffix(" UTC").replace("Z", "+00:00")
+    try:
+        instant = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a timestamp such as 2023-01-25 18:00:00 or 2023-01-25T18:00:00Z"
+        ) from None
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Folder holding store_status.csv, menu_hours.csv and timezones.csv.",
+        file_okay=False,
+    ),
+]
+PollsFile = Annotated[Path | None, typer.Option("--polls", help="Polls CSV (overrides --data).")]
+HoursFile = Annotated[
+    Path | None, typer.Option("--hours", help="Business hours CSV (overrides --data).")
+]
+ZonesFile = Annotated[
+    Path | None, typer.Option("--timezones", help="Time zones CSV (overrides --data).")
+]
+
+
+def _source(explicit: Path | None, data: Path | None, default_name: str, option: str) -> Path:
+    path = explicit if explicit is not None else (data / default_name if data else None)
+    if path is None:
+        _fail(f"give --data DIR or {option} FILE")
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    return path
+
+
+@app.command()
+def report(
+    data: DataDir = None,
+    polls: PollsFile = None,
+    hours: HoursFile = None,
+    timezones: ZonesFile = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="End of the report's windows (UTC). Default: the latest poll."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the CSV here instead of stdout.")
+    ] = None,
+) -> None:
+    """Compute the uptime/downtime report from CSV files, offline."""
+    as_of_instant = parse_instant(as_of) if as_of is not None else None
+    polls_path = _source(polls, data, synthetic.POLLS_FILE, "--polls")
+    hours_path = _source(hours, data, synthetic.HOURS_FILE, "--hours")
+    zones_path = _source(timezones, data, synthetic.TIMEZONES_FILE, "--timezones")
+    try:
+        polls_frame = _step(f"Reading {polls_path.name}", lambda: read_polls(polls_path))
+        hours_frame = _step(f"Reading {hours_path.name}", lambda: read_business_hours(hours_path))
+        zones_frame = _step(f"Reading {zones_path.name}", lambda: read_timezones(zones_path))
+    except SourceError as error:
+        _fail(str(error))
+    result = _step(
+        "Computing the report",
+        lambda: compute_report(polls_frame, hours_frame, zones_frame, as_of=as_of_instant),
+    )
+    if result.unknown_timezones:
+        shown = ", ".join(result.unknown_timezones[:5])
+        more = len(result.unknown_timezones) - 5
+        _warn(
+            f"{len(result.unknown_timezones)} stores have an unknown time zone and use "
+            f"America/Chicago: {shown}{f' and {more} more' if more > 0 else ''}"
+        )
+    if result.ignored_polls:
+        _warn(f"{result.ignored_polls} polls after {result.now} were ignored")
+    csv = report_csv_bytes(result.rows)
+    if output is None:
+        sys.stdout.buffer.write(csv)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(csv)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Folder to write the three CSV files into.")],
+    stores: Annotated[int, typer.Option(min=1, help="Number of stores.")] = 1000,
+    days: Annotated[int, typer.Option(min=1, help="Days of roughly hourly polls.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
+) -> None:
+    """Write a realistic synthetic data set (the real files' names, headers and formats)."""
+    with Progress(
+        TextColumn("Generating polls"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("stores"),
+        TimeElapsedColumn(),
+        console=_stderr,
+        disable=not _stderr.is_terminal,
+    ) as progress:
+        task = progress.add_task("generate", total=stores)
+        files = synthetic.generate(
+            out,
+            stores=stores,
+            days=days,
+            seed=seed,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    _stderr.print(
+        f"Wrote {files.polls:,} polls of {files.stores:,} stores to {out}",
+        highlight=False,
+        markup=False,
+    )
