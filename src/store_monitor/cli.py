@@ -166,3 +166,7 @@ def generate(
         highlight=False,
         markup=False,
     )
+
+
+if __name__ == "__main__":
+    app()

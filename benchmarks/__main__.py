@@ -1,0 +1,23 @@
+"""`make bench`: every benchmark table, on data generated into var/bench (kept between runs)."""
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+from benchmarks import report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--runs", type=int, default=3, help="timings per measure; the best is kept")
+    parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    report.run(args.data, runs=args.runs)
+
+
+if __name__ == "__main__":
+    main()
