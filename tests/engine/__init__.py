@@ -1,0 +1,1 @@
+"""Tests of the pure report engine against the report contract."""

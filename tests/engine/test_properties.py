@@ -1,0 +1,184 @@
+"""Property tests: on random small data sets the engine reports what the plain reference does."""
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from fractions import Fraction
+
+import polars as pl
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from store_monitor.engine import compute_report
+
+from .frames import hours, polls, zones
+from .reference import ExactRow, reference_report
+
+# Profiles applied to these tests only (a global profile would also drive schemathesis).
+settings.register_profile("engine", max_examples=200, deadline=None)
+settings.register_profile("engine-thorough", settings.get_profile("engine"), max_examples=5000)
+PROFILE = settings.get_profile(os.environ.get("ENGINE_HYPOTHESIS_PROFILE", "engine"))
+
+ZONES = [
+    "America/Chicago",
+    "America/New_York",
+    "Europe/Berlin",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "America/St_Johns",
+    "Pacific/Chatham",
+    "Mars/Phobos",  # unknown: falls back to America/Chicago
+]
+# DST changes of 2023 in the zones above (US, EU, Australia, Chatham).
+TRANSITION_DAYS = [
+    datetime(2023, month, day, tzinfo=UTC)
+    for month, day in [(3, 12), (3, 26), (4, 2), (9, 24), (10, 1), (10, 29), (11, 5)]
+]
+STORE_IDS = [
+    "1",
+    "2",
+    "9",
+    "10",
+    "100",
+    "0042",
+    "1234567890123456789",
+    "5000000000000000001",
+    "9223372036854775807",
+]
+# Window lengths in the report's units: minutes for the hour, hours for the day and week.
+WINDOW_LENGTHS = {"hour": 60.0, "day": 24.0, "week": 168.0}
+COLUMNS = [f"{kind}_last_{window}" for kind in ("uptime", "downtime") for window in WINDOW_LENGTHS]
+# The engine may place a midpoint on a whole microsecond, or use float seconds: a few microseconds
+# of slack, which only matters when the exact value is within them of a rounding tie.
+SLACK_MINUTES = Fraction(10, 60 * 10**6)
+SLACK_HOURS = Fraction(10, 3600 * 10**6)
+
+DST_TIMES = [
+    time(0),
+    time(1, 30),
+    time(2),
+    time(2, 15),
+    time(2, 30),
+    time(2, 45),
+    time(3),
+    time(3, 15),
+]
+START_TIMES = st.one_of(
+    st.sampled_from(DST_TIMES),
+    st.integers(0, 24 * 60 - 1).map(lambda minute: time(minute // 60, minute % 60)),
+)
+END_TIMES = st.one_of(START_TIMES, st.sampled_from([time(23, 59, 59), time(23, 59, 59, 500000)]))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Literal rows, so that a failing example prints as something one can paste into a test."""
+
+    poll_rows: list[tuple[str, datetime, str]]
+    hour_rows: list[tuple[str, int, time, time]]
+    zone_rows: list[tuple[str, str]]
+    as_of: datetime | None
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        return polls(*self.poll_rows), hours(*self.hour_rows), zones(*self.zone_rows)
+
+
+def truncated(instant: datetime, grain: timedelta) -> datetime:
+    return instant - (instant - datetime(2023, 1, 1, tzinfo=UTC)) % grain
+
+
+@st.composite
+def datasets(draw: st.DrawFn) -> Dataset:
+    if draw(st.integers(0, 4)):
+        anchor = draw(st.sampled_from(TRANSITION_DAYS)) + timedelta(
+            microseconds=draw(st.integers(-86_400 * 10**6, 4 * 86_400 * 10**6))
+        )
+    else:
+        anchor = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(
+            microseconds=draw(st.integers(0, 364 * 86_400 * 10**6))
+        )
+    grain = draw(
+        st.sampled_from([timedelta(microseconds=1), timedelta(seconds=1), timedelta(hours=1)])
+    )
+    anchor = truncated(anchor, grain)
+
+    # Offsets from the anchor: far apart, at window edges, and a few after it.
+    edges = [timedelta(0), timedelta(hours=1), timedelta(days=1), timedelta(days=7)]
+    offsets = st.one_of(
+        st.sampled_from(edges).map(lambda edge: -edge),
+        st.integers(-8 * 86_400 * 10**6, 0).map(lambda us: timedelta(microseconds=us)),
+        st.integers(-3 * 3600, 3 * 3600).map(lambda s: timedelta(seconds=s)),
+    )
+    poll_rows: list[tuple[str, datetime, str]] = []
+    hour_rows: list[tuple[str, int, time, time]] = []
+    zone_rows: list[tuple[str, str]] = []
+    for store in draw(st.lists(st.sampled_from(STORE_IDS), min_size=1, max_size=4, unique=True)):
+        for _ in range(draw(st.integers(0, 6))):
+            if poll_rows and draw(st.integers(0, 4)) == 0:
+                at = draw(st.sampled_from([row[1] for row in poll_rows]))  # same instant again
+            else:
+                at = truncated(anchor + draw(offsets), grain)
+            poll_rows.append((store, at, draw(st.sampled_from(["active", "inactive"]))))
+        if draw(st.booleans()):
+            for _ in range(draw(st.integers(1, 5))):
+                hour_rows.append(
+                    (store, draw(st.integers(0, 6)), draw(START_TIMES), draw(END_TIMES))
+                )
+        if draw(st.integers(0, 3)):
+            zone_rows.append((store, draw(st.sampled_from(ZONES))))
+    as_of = anchor if draw(st.booleans()) else None
+    return Dataset(draw(st.permutations(poll_rows)), hour_rows, zone_rows, as_of)
+
+
+def allowed_roundings(exact: Fraction, slack: Fraction) -> set[float]:
+    """2-decimal values within half a cent (plus slack) of `exact`: one, or both sides of a tie."""
+    lowest = math.ceil((exact - slack) * 100 - Fraction(1, 2))
+    highest = math.floor((exact + slack) * 100 + Fraction(1, 2))
+    return {float(Fraction(cents, 100)) for cents in range(lowest, highest + 1)}
+
+
+def assert_row_matches(got: dict[str, object], want: ExactRow) -> None:
+    for column, exact in zip(COLUMNS, want.values(), strict=True):
+        slack = SLACK_MINUTES if column.endswith("hour") else SLACK_HOURS
+        allowed = allowed_roundings(exact, slack)
+        assert got[column] in allowed, (
+            f"store {want.store_id} {column}: got {got[column]!r}, exact {float(exact)!r}"
+        )
+
+
+@PROFILE
+@given(datasets())
+def test_engine_matches_reference(data: Dataset) -> None:
+    # Spelled out by hand: the schemathesis pytest plugin blanks Hypothesis' "Failing test case".
+    note(repr(data))
+    poll_frame, hour_frame, zone_frame = data.frames()
+    result = compute_report(poll_frame, hour_frame, zone_frame, as_of=data.as_of)
+    want = reference_report(poll_frame, hour_frame, zone_frame, as_of=data.as_of)
+
+    if want.now is not None:
+        assert result.now == want.now
+    assert result.ignored_polls == want.ignored_polls
+    assert result.rows["store_id"].to_list() == [row.store_id for row in want.rows]
+    reported = set(result.rows["store_id"])
+    assert set(result.unknown_timezones) & reported == set(want.unknown_timezones)
+    assert set(result.unknown_timezones) <= {
+        s for s, name in data.zone_rows if name == "Mars/Phobos"
+    }
+    for got, row in zip(result.rows.iter_rows(named=True), want.rows, strict=True):
+        assert_row_matches(got, row)
+
+
+@PROFILE
+@given(datasets())
+def test_business_time_never_exceeds_the_window(data: Dataset) -> None:
+    note(repr(data))
+    result = compute_report(*data.frames(), as_of=data.as_of)
+    for row in result.rows.iter_rows(named=True):
+        for window, length in WINDOW_LENGTHS.items():
+            up, down = row[f"uptime_last_{window}"], row[f"downtime_last_{window}"]
+            assert up >= 0
+            assert down >= 0
+            # Each of the two rounded values may be up to half a cent above its exact value.
+            assert up + down <= length + 0.01 + 1e-9
