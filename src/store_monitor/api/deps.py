@@ -1,0 +1,63 @@
+"""What routes get injected: the lifespan's typed state, a transactional session, the queue."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from store_monitor.jobs import ReportQueue
+from store_monitor.settings import Settings
+
+STATE_KEY: Final = "store_monitor"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppState:
+    """Built by the lifespan, once per process; the only place the engine and queue live."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: ReportQueue
+
+
+def get_state(request: Request) -> AppState:
+    state = getattr(request.state, STATE_KEY)
+    assert isinstance(state, AppState)
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_sessionmaker(state: StateDep) -> async_sessionmaker[AsyncSession]:
+    return state.sessionmaker
+
+
+def get_queue(state: StateDep) -> ReportQueue:
+    return state.queue
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed when the route returns, rolled back if it raises."""
+    async with state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+QueueDep = Annotated[ReportQueue, Depends(get_queue)]
+# scope="function": the commit happens before the response is sent, so a client that got a
+# success can rely on it; a failed commit is the client's error response, not a lost write.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,117 @@
+"""The API's one error shape, `{"error": {"code", "message", "details"}}`, and the handlers
+that give it to every failure: our own, Starlette's HTTP errors, and request validation."""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["report_not_found"])
+    """Stable and machine-readable; the message is for people and may change."""
+    message: str = Field(examples=["no report with id 8c7e3a52-..."])
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details or {}))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+def documented(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error statuses a route may answer with."""
+    return {code: {"model": ErrorResponse} for code in status_codes}
+
+
+# Codes for the HTTP errors raised by Starlette and FastAPI themselves (unknown path, method...).
+_HTTP_CODES = {
+    status.HTTP_400_BAD_REQUEST: "bad_request",
+    status.HTTP_404_NOT_FOUND: "not_found",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
+    status.HTTP_406_NOT_ACCEPTABLE: "not_acceptable",
+    status.HTTP_413_CONTENT_TOO_LARGE: "payload_too_large",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+}
+
+
+async def _api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return error_response(
+        error.status_code, error.code, error.message, error.details, error.headers
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
+    message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
+    return error_response(error.status_code, code, message, headers=error.headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # Only the JSON-safe parts of pydantic's errors: `input` and `ctx` may hold any object.
+    problems = [
+        {
+            "location": ".".join(str(part) for part in problem.get("loc", ())),
+            "message": problem.get("msg", ""),
+            "type": problem.get("type", ""),
+        }
+        for problem in error.errors()
+    ]
+    first = problems[0] if problems else {"location": "request", "message": "invalid"}
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "invalid_request",
+        f"{first['location']}: {first['message']}",
+        {"errors": problems},
+    )
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,170 @@
+"""Report routes: trigger a report, poll it, download its CSV, read its metadata."""
+
+from typing import Annotated, Final
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Response, status
+from fastapi.responses import StreamingResponse
+
+from store_monitor import reports
+from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
+from store_monitor.api.errors import ApiError, documented
+from store_monitor.api.schemas import (
+    ReportMetadata,
+    ReportState,
+    TriggerReportRequest,
+    TriggerReportResponse,
+    WireReportStatus,
+    wire_status,
+)
+from store_monitor.db.models import Report, ReportStatus
+
+router = APIRouter(tags=["reports"])
+
+_CSV_CONTENT: Final = {
+    "text/csv": {
+        "schema": {"type": "string"},
+        "example": "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,"
+        "downtime_last_hour,downtime_last_day,downtime_last_week\n"
+        "8419537941919820732,60.00,20.50,130.25,0.00,1.50,9.75\n",
+    }
+}
+_STATUS_HEADER: Final = "X-Report-Status"
+
+
+@router.post(
+    "/trigger_report",
+    operation_id="trigger_report",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TriggerReportResponse,
+    responses=documented(409, 422, 503),
+    summary="Start computing a report",
+)
+async def trigger_report(
+    sessionmaker: SessionmakerDep,
+    queue: QueueDep,
+    response: Response,
+    body: Annotated[TriggerReportRequest | None, Body()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Retrying with the same key returns the same report instead of a new one.",
+        ),
+    ] = None,
+) -> TriggerReportResponse:
+    """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
+    as_of = body.as_of if body is not None else None
+    try:
+        created = await reports.create_report(
+            sessionmaker, queue.enqueue_report, as_of=as_of, idempotency_key=idempotency_key
+        )
+    except reports.IdempotencyKeyReused as error:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a report with a different as_of",
+            {"report_id": str(error.report.id)},
+        ) from error
+    except reports.NotEnqueued as error:
+        raise ApiError(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "the report could not be queued; try again later",
+            {"report_id": str(error.report_id), "reason": error.reason},
+        ) from error
+    if not created.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return TriggerReportResponse(
+        report_id=created.report.id, status=wire_status(created.report.status)
+    )
+
+
+@router.get(
+    "/get_report/{report_id}",
+    operation_id="get_report",
+    response_model=ReportState,
+    responses={
+        200: {
+            "description": "The report as CSV once complete; otherwise its state as JSON.",
+            "content": _CSV_CONTENT,
+            "headers": {_STATUS_HEADER: {"schema": {"type": "string"}}},
+        },
+        **documented(404, 422),
+    },
+    summary="Poll a report; its CSV once complete",
+)
+async def get_report(
+    report_id: UUID, session: SessionDep, sessionmaker: SessionmakerDep, response: Response
+) -> ReportState | StreamingResponse:
+    """`{"status": "Running"}` while queued or computing, the CSV once complete,
+    `{"status": "Failed", "error": ...}` if it failed."""
+    report = await _existing(session, report_id)
+    if report.status is ReportStatus.complete:
+        return _csv_response(sessionmaker, report)
+    shown = WireReportStatus.Failed if report.status is ReportStatus.failed else None
+    response.headers[_STATUS_HEADER] = (shown or WireReportStatus.Running).value
+    if shown is WireReportStatus.Failed:
+        return ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
+    return ReportState(report_id=report.id, status=WireReportStatus.Running)
+
+
+@router.get(
+    "/reports/{report_id}",
+    operation_id="get_report_metadata",
+    response_model=ReportMetadata,
+    responses=documented(404, 422),
+    summary="A report's state and figures",
+)
+async def get_report_metadata(report_id: UUID, session: SessionDep) -> ReportMetadata:
+    return ReportMetadata.of(await _existing(session, report_id))
+
+
+@router.get(
+    "/reports/{report_id}/csv",
+    operation_id="download_report_csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The report as CSV.", "content": _CSV_CONTENT},
+        **documented(404, 409, 422),
+    },
+    summary="Download a complete report's CSV",
+)
+async def download_report_csv(
+    report_id: UUID, session: SessionDep, sessionmaker: SessionmakerDep
+) -> StreamingResponse:
+    report = await _existing(session, report_id)
+    if report.status is not ReportStatus.complete:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "report_not_complete",
+            f"report {report_id} is {wire_status(report.status).value}, not Complete",
+            {"status": wire_status(report.status).value, "error": report.error},
+        )
+    return _csv_response(sessionmaker, report)
+
+
+async def _existing(session: SessionDep, report_id: UUID) -> Report:
+    report = await reports.get_report(session, report_id)
+    if report is None:
+        raise ApiError(
+            status.HTTP_404_NOT_FOUND,
+            "report_not_found",
+            f"no report with id {report_id}",
+            {"report_id": str(report_id)},
+        )
+    return report
+
+
+def _csv_response(sessionmaker: SessionmakerDep, report: Report) -> StreamingResponse:
+    # Streamed from the database a chunk at a time: the API never holds a whole report.
+    return StreamingResponse(
+        reports.report_csv(sessionmaker, report.id),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="report-{report.id}.csv"',
+            _STATUS_HEADER: WireReportStatus.Complete.value,
+        },
+    )

@@ -1,0 +1,118 @@
+"""Wire schemas of the API: what clients send and get, kept apart from the database models."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from store_monitor.db.models import Report, ReportStatus
+
+
+class WireReportStatus(StrEnum):
+    Pending = "Pending"
+    Running = "Running"
+    Complete = "Complete"
+    Failed = "Failed"
+
+
+_WIRE_STATUS = {
+    ReportStatus.pending: WireReportStatus.Pending,
+    ReportStatus.running: WireReportStatus.Running,
+    ReportStatus.complete: WireReportStatus.Complete,
+    ReportStatus.failed: WireReportStatus.Failed,
+}
+
+
+def wire_status(status: ReportStatus) -> WireReportStatus:
+    return _WIRE_STATUS[status]
+
+
+class TriggerReportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: datetime | None = Field(
+        default=None,
+        description=(
+            "End of the report's windows, an instant (ISO 8601; without a zone it is UTC). "
+            "Default: the latest poll at the time the report runs."
+        ),
+        examples=["2023-01-25T18:00:00Z"],
+    )
+
+    @field_validator("as_of")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TriggerReportResponse(BaseModel):
+    report_id: UUID
+    status: WireReportStatus
+
+
+class ReportState(BaseModel):
+    """`GET /get_report` while the report is not ready, or once it failed."""
+
+    report_id: UUID
+    status: Literal[WireReportStatus.Running, WireReportStatus.Failed] = Field(
+        description="`Running` while the report is queued or being computed."
+    )
+    error: str | None = Field(default=None, description="Why the report failed.")
+
+
+class ReportMetadata(BaseModel):
+    report_id: UUID
+    status: WireReportStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    as_of: datetime | None = Field(description="The `as_of` asked for; null: the latest poll.")
+    now: datetime | None = Field(description="The instant the report's windows end at.")
+    error: str | None
+    row_count: int | None
+    unknown_timezones: int | None = Field(
+        description="Stores whose time zone name is unknown (they use America/Chicago)."
+    )
+    ignored_polls: int | None = Field(description="Polls after `now`, left out.")
+    attempts: int
+
+    @classmethod
+    def of(cls, report: Report) -> "ReportMetadata":
+        return cls(
+            report_id=report.id,
+            status=wire_status(report.status),
+            created_at=report.created_at,
+            started_at=report.started_at,
+            finished_at=report.finished_at,
+            as_of=report.as_of,
+            now=report.now,
+            error=report.error,
+            row_count=report.row_count,
+            unknown_timezones=report.unknown_timezones,
+            ignored_polls=report.ignored_polls,
+            attempts=report.attempts,
+        )
+
+
+class IngestResponse(BaseModel):
+    source: Literal["polls", "business_hours", "timezones"]
+    rows_received: int = Field(description="Data rows in the uploaded file.")
+    rows_added: int = Field(
+        description="Rows stored: polls not stored before; the hours or zones that now stand "
+        "for the file's stores."
+    )
+    stores: int = Field(description="Distinct stores in the file.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    database: Literal["ok"] = "ok"
+    queue: Literal["ok"] = "ok"

@@ -1,0 +1,40 @@
+"""Typed access to the Arq worker's `ctx`: the settings given at start and what start-up built.
+
+Arq types `ctx` as `dict[str, Any]`; a TypedDict would not match its signatures, so the keys are
+read here, once, with their types checked.
+"""
+
+from typing import Any, Final
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from store_monitor.settings import Settings
+
+SETTINGS: Final = "store_monitor_settings"
+ENGINE: Final = "store_monitor_engine"
+SESSIONMAKER: Final = "store_monitor_sessionmaker"
+
+
+def settings(ctx: dict[str, Any]) -> Settings:
+    value = ctx[SETTINGS]
+    assert isinstance(value, Settings)
+    return value
+
+
+def engine(ctx: dict[str, Any]) -> AsyncEngine:
+    value = ctx[ENGINE]
+    assert isinstance(value, AsyncEngine)
+    return value
+
+
+def sessionmaker(ctx: dict[str, Any]) -> async_sessionmaker[AsyncSession]:
+    value = ctx[SESSIONMAKER]
+    assert isinstance(value, async_sessionmaker)
+    return value
+
+
+def redis(ctx: dict[str, Any]) -> ArqRedis:
+    value = ctx["redis"]
+    assert isinstance(value, ArqRedis)
+    return value
