@@ -51,6 +51,9 @@ def compute_report(
         return Report(rows=REPORT.to_frame(), now=None, unknown_timezones=[], ignored_polls=0)
     assert isinstance(now, datetime)
     current = polls.filter(pl.col("timestamp_utc") <= now)
+    ignored = polls.height - current.height
+    if current.is_empty():
+        return Report(rows=REPORT.to_frame(), now=now, unknown_timezones=[], ignored_polls=ignored)
     end_us = epoch_us(now)
     start_us = epoch_us(now - _WEEK)
 
@@ -89,7 +92,7 @@ def compute_report(
         rows=rows,
         now=now,
         unknown_timezones=zones.filter("unknown_zone")["store_id"].to_list(),
-        ignored_polls=polls.height - current.height,
+        ignored_polls=ignored,
     )
 
 
@@ -182,4 +185,7 @@ def _sweep(steps: pl.DataFrame, opening: pl.DataFrame, *, codes: int, end_us: in
 
 def _round_half_up(microseconds: pl.Expr, unit: int) -> pl.Expr:
     """Exact microseconds → `unit`s rounded half up to 2 decimals, without float error."""
-    return ((microseconds * 100 + unit // 2) // unit) / 100
+    hundredths = (microseconds * 100 + unit // 2) // unit
+    # Polars divides by multiplying with 1/100, which can miss the nearest float by one ulp
+    # (21.580000000000002); rounding again lands on it.
+    return (hundredths / 100).round(2)
