@@ -1,12 +1,16 @@
 """The `store-monitor` command line: offline reports, synthetic data, and the service's parts."""
 
+import asyncio
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from store_monitor import synthetic
 from store_monitor.engine import compute_report
 from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.settings import Settings, get_settings
 from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
 
 app = typer.Typer(
@@ -22,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 _stderr = Console(stderr=True, soft_wrap=True)
 # Bad input exits with the usage-error code, like a bad option.
 _BAD_INPUT = 2
@@ -166,6 +173,132 @@ def generate(
         highlight=False,
         markup=False,
     )
+
+
+@app.command()
+def ingest(
+    data: DataDir = None,
+    polls: PollsFile = None,
+    hours: HoursFile = None,
+    timezones: ZonesFile = None,
+) -> None:
+    """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else SQLite).
+
+    --data loads whichever of the three standard files the folder has. Every file is validated
+    before anything is written, then all are loaded in one transaction: polls already stored are
+    not added twice; the hours and time zone of each store in a new file replace its old ones.
+    """
+    chosen = {
+        "polls": (polls, synthetic.POLLS_FILE),
+        "hours": (hours, synthetic.HOURS_FILE),
+        "timezones": (timezones, synthetic.TIMEZONES_FILE),
+    }
+    paths: dict[str, Path] = {}
+    for kind, (explicit, default_name) in chosen.items():
+        if explicit is not None:
+            paths[kind] = _source(explicit, None, default_name, f"--{kind}")
+        elif data is not None and (data / default_name).is_file():
+            paths[kind] = data / default_name
+    if not paths:
+        _fail("nothing to load: give --data DIR, --polls, --hours or --timezones")
+    readers: dict[str, Callable[[Path], pl.DataFrame]] = {
+        "polls": read_polls,
+        "hours": read_business_hours,
+        "timezones": read_timezones,
+    }
+    frames: dict[str, pl.DataFrame] = {}
+    try:
+        for kind, path in paths.items():
+            frames[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
+    except SourceError as error:
+        _fail(str(error))
+    results = _step("Loading into the database", lambda: asyncio.run(_load(frames)))
+    for kind, (received, added, stores) in results.items():
+        _stderr.print(
+            f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores",
+            highlight=False,
+            markup=False,
+        )
+
+
+async def _load(frames: dict[str, pl.DataFrame]) -> dict[str, tuple[int, int, int]]:
+    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+    # Imported here so that the offline commands start without the service's libraries.
+    from store_monitor import ingest as ingestion
+    from store_monitor.db.migrations import upgrade_to_head
+    from store_monitor.db.session import create_engine, create_sessionmaker
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    if settings.embedded_database:
+        await upgrade_to_head(url)
+    loaders = {
+        "polls": ingestion.ingest_polls,
+        "hours": ingestion.ingest_business_hours,
+        "timezones": ingestion.ingest_timezones,
+    }
+    engine = create_engine(url, process_name="store-monitor-cli")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            results = {kind: await loaders[kind](session, frame) for kind, frame in frames.items()}
+    finally:
+        await engine.dispose()
+    return {kind: (r.received, r.added, r.stores) for kind, r in results.items()}
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the HTTP API (and, without STORE_MONITOR_REDIS_URL, its in-process job runner)."""
+    import uvicorn
+
+    from store_monitor.api.app import create_app
+
+    settings = get_settings()
+    overrides = {"host": host, "port": port}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run an Arq worker that computes queued reports (needs STORE_MONITOR_REDIS_URL)."""
+    from arq.worker import Worker
+
+    from store_monitor.worker import worker_settings
+
+    try:
+        options = worker_settings(get_settings())
+    except ValueError as error:
+        _fail(str(error))
+    Worker(**options).run()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema up to date (Alembic migrations to head)."""
+    from store_monitor.db.migrations import upgrade_to_head
+
+    url = get_settings().resolved_database_url
+    asyncio.run(upgrade_to_head(url))
+    _stderr.print("database schema is up to date", highlight=False, markup=False)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the service's OpenAPI document (the committed openapi.json is this output)."""
+    from store_monitor.api.app import create_app
+
+    document = create_app(Settings()).openapi()
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
 
 
 if __name__ == "__main__":
