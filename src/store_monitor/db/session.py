@@ -1,0 +1,68 @@
+"""The one engine and session factory, shared by the API, the worker, the CLI and the tests."""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def create_engine(url: str, *, process_name: str, enforce_foreign_keys: bool = True) -> AsyncEngine:
+    """An engine for `postgresql+asyncpg://` or `sqlite+aiosqlite://` URLs.
+
+    `process_name` shows as the Postgres `application_name` (e.g. in `pg_stat_activity`).
+    On SQLite every transaction is a real one (`BEGIN` at its start), so a transaction reads one
+    snapshot and is atomic; `enforce_foreign_keys=False` is for migrations only (SQLite's batch
+    migrations drop and recreate tables, which with foreign keys on would cascade deletes).
+    """
+    if is_sqlite(url):
+        prepare_sqlite_file(url)
+        engine = create_async_engine(url)
+        _use_sqlite_transactions(engine, enforce_foreign_keys=enforce_foreign_keys)
+        return engine
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": process_name}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Loaded attributes stay readable after commit: no lazy refresh, which async forbids.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """Create the directory of a file-backed SQLite database, which SQLite will not do."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _use_sqlite_transactions(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> None:
+    # Python's sqlite3 module only opens a transaction before DML, so by default reads are not
+    # in one and each SELECT sees its own state. SQLAlchemy's documented remedy: turn the
+    # module's handling off and emit BEGIN ourselves.
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if enforce_foreign_keys else 'OFF'}")
+        # WAL lets readers go on while a writer commits; a writer waits for another.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
