@@ -55,6 +55,8 @@ async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResu
     coded = frame.with_columns(pl.col("store_id").cast(pl.Enum(stores))).sort(POLLS.names())
     repeated = pl.all_horizontal(pl.col(name) == pl.col(name).shift(1) for name in POLLS.names())
     coded = coded.filter(~repeated.fill_null(False))
+    if coded.height == 0:
+        return IngestResult(received=polls.height, added=0, stores=0)
     if session.get_bind().dialect.name == "postgresql":
         added = await _add_polls_postgres(session, coded, stores)
     else:

@@ -5,10 +5,13 @@ Everything runs in the session's transaction: the caller still commits or rolls 
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+import asyncpg  # type: ignore[import-untyped]
 import polars as pl
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _CSV_CHUNK_BYTES: Final = 1 << 20
@@ -44,7 +47,8 @@ async def copy_in(session: AsyncSession, table: str, frame: pl.DataFrame) -> Non
         return
     data = frame.write_csv(include_header=False, null_value="").encode()
     driver = await asyncpg_connection(session)
-    await driver.copy_to_table(table, source=_slices(data), columns=frame.columns, format="csv")
+    async with _as_sqlalchemy_errors(f"COPY {table} FROM STDIN (FORMAT csv)"):
+        await driver.copy_to_table(table, source=_slices(data), columns=frame.columns, format="csv")
 
 
 async def copy_in_binary(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:
@@ -58,9 +62,10 @@ async def copy_in_binary(session: AsyncSession, table: str, frame: pl.DataFrame)
     if any(frame.null_count().row(0)):
         raise ValueError("binary COPY of a frame with nulls")
     driver = await asyncpg_connection(session)
-    await driver.copy_to_table(
-        table, source=_binary_copy(frame), columns=frame.columns, format="binary"
-    )
+    async with _as_sqlalchemy_errors(f"COPY {table} FROM STDIN (FORMAT binary)"):
+        await driver.copy_to_table(
+            table, source=_binary_copy(frame), columns=frame.columns, format="binary"
+        )
 
 
 async def copy_out(session: AsyncSession, query: str, *args: object) -> bytes:
@@ -71,8 +76,18 @@ async def copy_out(session: AsyncSession, query: str, *args: object) -> bytes:
         parts.append(chunk)
 
     driver = await asyncpg_connection(session)
-    await driver.copy_from_query(query, *args, output=collect, format="csv")
+    async with _as_sqlalchemy_errors(query):
+        await driver.copy_from_query(query, *args, output=collect, format="csv")
     return b"".join(parts)
+
+
+@contextlib.asynccontextmanager
+async def _as_sqlalchemy_errors(statement: str) -> AsyncIterator[None]:
+    """Raise the driver's errors as SQLAlchemy's, like every other statement of the session."""
+    try:
+        yield
+    except asyncpg.PostgresError as error:
+        raise DBAPIError(statement, None, error) from error
 
 
 async def _slices(data: bytes) -> AsyncIterator[bytes]:

@@ -1,0 +1,115 @@
+"""Database fixtures for every test: a Postgres database made for this test run and a SQLite
+file, both built by Alembic; and, per dialect, a session whose work is rolled back afterwards."""
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from store_monitor.db.migrations import upgrade_to_head
+from store_monitor.db.models import Base
+from store_monitor.db.session import create_engine
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "STORE_MONITOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+"""A database of the test server to connect to while creating and dropping the test databases."""
+
+
+async def create_postgres_database() -> str:
+    """A new, empty database with a unique name on the test server; its URL."""
+    name = f"store_monitor_test_{uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    return sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(url: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
+
+
+async def _admin(statement: str) -> None:
+    admin = create_async_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(statement))
+    except OSError as error:
+        raise RuntimeError(
+            f"no Postgres for the tests at {POSTGRES_ADMIN_URL}: "
+            "start one, or point STORE_MONITOR_TEST_POSTGRES_URL at one"
+        ) from error
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A Postgres database for this test run, at the latest schema; dropped at the end."""
+    url = await create_postgres_database()
+    try:
+        await upgrade_to_head(url)
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file for this test run, at the latest schema."""
+    path: Path = tmp_path_factory.mktemp("sqlite") / "store-monitor.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each dialect's test database in turn."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    assert isinstance(url, str)
+    return url
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each dialect in turn: a database with nothing in it, not even a schema, for one test."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, process_name="store-monitor-tests")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test, on tables emptied
+    at its start. The session's own commit and rollback act on a savepoint."""
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        # Other tests commit into the same databases: start from empty tables all the same.
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
+        session = AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()

@@ -1,0 +1,1 @@
+"""Tests of the data layer (migrations, ingest, report data) on Postgres and SQLite."""

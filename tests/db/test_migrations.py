@@ -1,0 +1,125 @@
+"""Alembic builds the schema the models describe, on both dialects, and tears it down again."""
+
+import argparse
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store_monitor.db.migrations import alembic_config, is_at_head, script_location, upgrade_to_head
+from store_monitor.db.models import Base
+from store_monitor.db.session import create_engine
+from store_monitor.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = {"stores", "polls", "business_hours", "timezones", "reports", "report_rows"}
+
+
+async def tables_and_types(engine: AsyncEngine) -> tuple[set[str], set[str]]:
+    def inspect(connection: Connection) -> tuple[set[str], set[str]]:
+        inspector = sa.inspect(connection)
+        enums: set[str] = set()
+        if connection.dialect.name == "postgresql":
+            enums = {enum["name"] for enum in inspector.get_enums()}  # type: ignore[attr-defined]
+        return set(inspector.get_table_names()) - {"alembic_version"}, enums
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(inspect)
+
+
+async def test_the_migrated_schema_is_the_models(db_engine: AsyncEngine) -> None:
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with db_engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+        assert await is_at_head(connection)
+
+
+async def test_upgrade_and_downgrade_round_trip(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url, process_name="test")
+    try:
+        async with engine.connect() as connection:
+            assert not await is_at_head(connection)
+
+        await upgrade_to_head(empty_database_url)
+        await upgrade_to_head(empty_database_url)  # nothing left to do: no error
+        async with engine.connect() as connection:
+            assert await is_at_head(connection)
+        tables, enums = await tables_and_types(engine)
+        assert tables == TABLES
+        if engine.dialect.name == "postgresql":
+            assert enums == {"poll_status", "report_status"}
+
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(_with_connection(sync), "base")
+            )
+        assert await tables_and_types(engine) == (set(), set())
+        async with engine.connect() as connection:
+            assert not await is_at_head(connection)
+
+        await upgrade_to_head(empty_database_url)
+        assert (await tables_and_types(engine))[0] == TABLES
+    finally:
+        await engine.dispose()
+
+
+def _with_connection(connection: Connection) -> Config:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    return config
+
+
+def test_revision_files_are_dated() -> None:
+    versions = sorted((script_location() / "versions").glob("*.py"))
+    assert versions
+    for path in versions:
+        assert re.fullmatch(r"\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]+_\w+\.py", path.name), path.name
+
+
+def test_the_scripts_are_the_projects_root_alembic_directory() -> None:
+    assert script_location() == ROOT / "alembic"
+
+
+@pytest.fixture
+def cli_config(tmp_path: Path) -> Iterator[Config]:
+    """Alembic as its command line runs it: from alembic.ini, leaving pytest's logging alone."""
+    config = Config(ROOT / "alembic.ini")
+    config.attributes["configure_logger"] = False
+    yield config
+    get_settings.cache_clear()
+
+
+def test_the_command_line_takes_the_url_from_x(cli_config: Config, tmp_path: Path) -> None:
+    path = tmp_path / "from-x.db"
+    cli_config.cmd_opts = argparse.Namespace(x=[f"url=sqlite+aiosqlite:///{path}"])
+    command.upgrade(cli_config, "head")
+    assert _tables(path) >= TABLES
+
+
+def test_the_command_line_falls_back_to_the_settings(
+    cli_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "from-env.db"
+    monkeypatch.setenv("STORE_MONITOR_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    get_settings.cache_clear()
+    command.upgrade(cli_config, "head")
+    assert _tables(path) >= TABLES
+
+
+def _tables(path: Path) -> set[str]:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

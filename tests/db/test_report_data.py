@@ -1,0 +1,308 @@
+"""Report data: the engine's inputs read back (only what the report needs, from one snapshot),
+and report rows stored and streamed as the CLI's CSV, byte for byte."""
+
+import asyncio
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from polars.testing import assert_frame_equal
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from store_monitor.db.models import Report, ReportRow
+from store_monitor.db.report_data import (
+    load_report_inputs,
+    replace_report_rows,
+    report_rows_csv,
+)
+from store_monitor.db.session import create_sessionmaker
+from store_monitor.engine import compute_report
+from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, REPORT, TIMEZONES
+from store_monitor.ingest import ingest_business_hours, ingest_polls, ingest_timezones
+from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from store_monitor.synthetic import generate
+
+from .frames import at, hours, polls, zones
+
+NOW = "2023-01-25 12:00:00"
+WEEK_START = "2023-01-18 12:00:00"
+
+
+def sorted_polls(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(POLLS.names())
+
+
+async def test_no_polls_no_now(db_session: AsyncSession) -> None:
+    inputs = await load_report_inputs(db_session, as_of=None)
+
+    assert inputs.now is None
+    assert inputs.ignored_polls == 0
+    assert inputs.polls.schema == POLLS
+    assert inputs.business_hours.schema == BUSINESS_HOURS
+    assert inputs.timezones.schema == TIMEZONES
+    assert inputs.polls.height == inputs.business_hours.height == inputs.timezones.height == 0
+
+    asked = await load_report_inputs(db_session, as_of=at(NOW))
+    assert asked.now == at(NOW)
+    assert asked.polls.height == 0
+
+
+async def test_the_week_and_each_stores_last_poll_before_it(db_session: AsyncSession) -> None:
+    await ingest_polls(
+        db_session,
+        polls(
+            ("a", "2023-01-01 10:00:00", "active"),
+            ("a", "2023-01-05 09:00:00", "inactive"),  # a's last before the week
+            ("a", "2023-01-20 12:00:00", "active"),
+            ("b", NOW, "active"),  # the latest poll: now
+            ("c", "2023-01-02 08:00:00", "active"),  # c has only old polls: still reported
+            ("c", "2023-01-03 08:00:00", "inactive"),
+            ("d", "2023-01-18 11:59:59.999999", "active"),
+            ("d", WEEK_START, "inactive"),  # in the week, its first instant
+        ),
+    )
+
+    inputs = await load_report_inputs(db_session, as_of=None)
+
+    assert inputs.now == at(NOW)
+    assert inputs.ignored_polls == 0
+    assert inputs.polls.schema == POLLS
+    assert_frame_equal(
+        sorted_polls(inputs.polls),
+        sorted_polls(
+            polls(
+                ("a", "2023-01-05 09:00:00", "inactive"),
+                ("a", "2023-01-20 12:00:00", "active"),
+                ("b", NOW, "active"),
+                ("c", "2023-01-03 08:00:00", "inactive"),
+                ("d", "2023-01-18 11:59:59.999999", "active"),
+                ("d", WEEK_START, "inactive"),
+            )
+        ),
+    )
+
+
+async def test_a_tie_before_the_week_is_inactive(db_session: AsyncSession) -> None:
+    await ingest_polls(
+        db_session,
+        polls(
+            ("t", "2023-01-04 10:00:00", "inactive"),
+            ("t", "2023-01-04 10:00:00", "active"),
+            ("t", "2023-01-24 10:00:00", "active"),  # a tie in the week: both stay
+            ("t", "2023-01-24 10:00:00", "inactive"),
+            ("u", NOW, "active"),
+        ),
+    )
+
+    inputs = await load_report_inputs(db_session, as_of=None)
+
+    assert_frame_equal(
+        sorted_polls(inputs.polls),
+        sorted_polls(
+            polls(
+                ("t", "2023-01-04 10:00:00", "inactive"),
+                ("t", "2023-01-24 10:00:00", "active"),
+                ("t", "2023-01-24 10:00:00", "inactive"),
+                ("u", NOW, "active"),
+            )
+        ),
+    )
+
+
+async def test_as_of_ends_the_week_and_counts_the_later_polls(db_session: AsyncSession) -> None:
+    await ingest_polls(
+        db_session,
+        polls(
+            ("a", "2023-01-20 12:00:00", "active"),
+            ("a", "2023-01-21 00:00:00", "inactive"),  # at as_of: in
+            ("a", "2023-01-21 00:00:00.000001", "active"),
+            ("b", "2023-01-22 00:00:00", "active"),  # b's only poll is later: no row
+        ),
+    )
+
+    inputs = await load_report_inputs(db_session, as_of=at("2023-01-21 00:00:00"))
+
+    assert inputs.now == at("2023-01-21 00:00:00")
+    assert inputs.ignored_polls == 2
+    assert_frame_equal(
+        sorted_polls(inputs.polls),
+        polls(("a", "2023-01-20 12:00:00", "active"), ("a", "2023-01-21 00:00:00", "inactive")),
+    )
+
+
+async def test_hours_and_zones_only_of_polled_stores(db_session: AsyncSession) -> None:
+    await ingest_polls(
+        db_session, polls(("a", NOW, "active"), ("late", "2023-01-30 00:00:00", "active"))
+    )
+    await ingest_business_hours(
+        db_session,
+        hours(
+            ("a", 0, "09:00", "17:00"),
+            ("never", 1, "09:00", "17:00"),
+            ("late", 2, "09:00", "10:00"),
+        ),
+    )
+    await ingest_timezones(
+        db_session, zones(("a", "Asia/Tokyo"), ("never", "UTC"), ("late", "UTC"))
+    )
+
+    inputs = await load_report_inputs(db_session, as_of=at(NOW))
+
+    assert_frame_equal(inputs.business_hours, hours(("a", 0, "09:00", "17:00")))
+    assert_frame_equal(inputs.timezones, zones(("a", "Asia/Tokyo")))
+
+
+async def test_a_naive_as_of_is_refused(db_session: AsyncSession) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        await load_report_inputs(db_session, as_of=datetime(2023, 1, 25))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, ...]:
+    # Ten days of polls: some before any week the tests ask for.
+    files = generate(tmp_path_factory.mktemp("generated"), stores=25, days=10, seed=11)
+    return (
+        read_polls(files.store_status),
+        read_business_hours(files.menu_hours),
+        read_timezones(files.timezones),
+    )
+
+
+@pytest.mark.parametrize("hours_before_latest", [None, 0, 30, 24 * 4 + 7, 24 * 9, 24 * 12])
+async def test_the_engine_on_the_loaded_inputs_gives_the_full_report(
+    db_session: AsyncSession,
+    generated: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    hours_before_latest: int | None,
+) -> None:
+    all_polls, all_hours, all_zones = generated
+    await ingest_polls(db_session, all_polls)
+    await ingest_business_hours(db_session, all_hours)
+    await ingest_timezones(db_session, all_zones)
+    latest = all_polls["timestamp_utc"].max()
+    assert isinstance(latest, datetime)
+    as_of = None if hours_before_latest is None else latest - timedelta(hours=hours_before_latest)
+
+    inputs = await load_report_inputs(db_session, as_of=as_of)
+    loaded = compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)
+    full = compute_report(all_polls, all_hours, all_zones, as_of=as_of)
+
+    assert inputs.polls.height < all_polls.height
+    assert inputs.now == full.now
+    assert inputs.ignored_polls == full.ignored_polls
+    assert loaded.unknown_timezones == full.unknown_timezones
+    assert_frame_equal(loaded.rows, full.rows)
+
+
+async def test_a_load_reads_one_snapshot(db_engine: AsyncEngine) -> None:
+    """While a writer keeps replacing a store's hours and zone together, every load sees
+    both from the same commit."""
+    sessions = create_sessionmaker(db_engine)
+    days = ["Europe/Berlin", "Asia/Tokyo", "America/Denver"]  # zone i goes with day i
+    async with sessions() as session:
+        await ingest_polls(session, polls(("snapshot", NOW, "active")))
+        await session.commit()
+    done = asyncio.Event()
+
+    async def write() -> None:
+        for turn in range(30):
+            day = turn % len(days)
+            async with sessions() as session:
+                await ingest_business_hours(session, hours(("snapshot", day, "09:00", "17:00")))
+                await ingest_timezones(session, zones(("snapshot", days[day])))
+                await session.commit()
+            await asyncio.sleep(0)
+        done.set()
+
+    async def read() -> int:
+        reads = 0
+        while not done.is_set():
+            async with sessions() as session:
+                inputs = await load_report_inputs(session, as_of=None)
+            reads += 1
+            if inputs.timezones.height:
+                zone = inputs.timezones["timezone_str"].item()
+                assert inputs.business_hours["day_of_week"].to_list() == [days.index(zone)]
+            await asyncio.sleep(0)
+        return reads
+
+    try:
+        _, reads = await asyncio.gather(write(), read())
+        assert reads > 1
+    finally:
+        async with sessions() as session:
+            for table in ("polls", "stores", "business_hours", "timezones"):
+                await session.execute(sa.text(f"DELETE FROM {table} WHERE store_id = 'snapshot'"))
+            await session.commit()
+
+
+def report_frame(*rows: tuple[str, float, float, float, float, float, float]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=REPORT, orient="row").sort("store_id")
+
+
+# Ids whose text order differs from any locale's: byte order, as Polars and the engine sort.
+ROWS = report_frame(
+    ("b", 60.0, 24.0, 168.0, 0.0, 0.0, 0.0),
+    ("a", 0.0, 1.74, 99.99, 60.0, 1.26, 12.5),
+    ("B", 12.34, 0.01, 0.1, 47.66, 23.99, 167.9),
+    ("é", 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
+    ("10", 0.5, 0.25, 0.75, 59.5, 23.75, 167.25),
+    ("9", 33.33, 3.33, 33.33, 26.67, 20.67, 134.67),
+    ("ä", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+)
+
+
+async def new_report(session: AsyncSession) -> UUID:
+    report = Report()
+    session.add(report)
+    await session.flush()
+    return report.id
+
+
+async def csv_of(session: AsyncSession, report_id: UUID, chunk_rows: int) -> list[bytes]:
+    return [chunk async for chunk in report_rows_csv(session, report_id, chunk_rows=chunk_rows)]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 7, 5000])
+async def test_the_csv_is_the_clis_byte_for_byte(db_session: AsyncSession, chunk_rows: int) -> None:
+    report_id = await new_report(db_session)
+    await replace_report_rows(db_session, report_id, ROWS)
+
+    chunks = await csv_of(db_session, report_id, chunk_rows)
+
+    assert b"".join(chunks) == report_csv_bytes(ROWS)
+    assert chunks[0].startswith(b"store_id,uptime_last_hour,")
+    assert all(chunk.count(b"\n") <= chunk_rows + 1 for chunk in chunks)
+    assert len(chunks) == -(-ROWS.height // chunk_rows)
+
+
+async def test_replacing_rows_leaves_one_set(db_session: AsyncSession) -> None:
+    report_id = await new_report(db_session)
+    other_id = await new_report(db_session)
+    await replace_report_rows(db_session, other_id, ROWS)
+    await replace_report_rows(db_session, report_id, ROWS)
+
+    fewer = ROWS.head(2)
+    await replace_report_rows(db_session, report_id, fewer)
+
+    assert b"".join(await csv_of(db_session, report_id, 5000)) == report_csv_bytes(fewer)
+    assert b"".join(await csv_of(db_session, other_id, 5000)) == report_csv_bytes(ROWS)
+
+
+async def test_a_report_without_rows_is_its_header(db_session: AsyncSession) -> None:
+    report_id = await new_report(db_session)
+    await replace_report_rows(db_session, report_id, REPORT.to_frame())
+
+    assert await csv_of(db_session, report_id, 5000) == [report_csv_bytes(REPORT.to_frame())]
+
+
+async def test_deleting_a_report_deletes_its_rows(db_session: AsyncSession) -> None:
+    report_id = await new_report(db_session)
+    await replace_report_rows(db_session, report_id, ROWS)
+
+    await db_session.execute(sa.delete(Report).where(Report.id == report_id))
+
+    count = await db_session.scalar(sa.select(sa.func.count()).select_from(ReportRow))
+    assert count == 0
