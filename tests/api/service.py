@@ -1,0 +1,156 @@
+"""The service run in-process for tests: the app with its lifespan, a real Arq worker, and the
+report the CLI would compute, to compare with."""
+
+import asyncio
+import contextlib
+import functools
+import warnings
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import polars as pl
+import sqlalchemy as sa
+from arq.worker import Worker
+
+from store_monitor.api import create_app
+from store_monitor.db.session import create_engine
+from store_monitor.engine import compute_report
+from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.settings import Settings
+from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from store_monitor.synthetic import GeneratedFiles
+from store_monitor.worker import worker_settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+_DATA_TABLES = "report_rows, reports, polls, stores, business_hours, timezones"
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app, its lifespan run around it as an ASGI server would."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Any, receive: Any, send: Any) -> None:
+            # What a server does with the lifespan's state: a copy into every request's scope.
+            scope["state"] = dict(state or {})
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://store-monitor"
+        ) as client:
+            yield client
+
+
+@contextlib.asynccontextmanager
+async def arq_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
+    """A real Arq worker, polling the settings' queue in the background until the block ends."""
+    worker = Worker(
+        **{**worker_settings(settings), **overrides}, handle_signals=False, poll_delay=0.02
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        # Let running jobs end first: a cancelled job would go back to the queue.
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await close_worker(worker)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_burst(settings: Settings, **overrides: Any) -> Worker:
+    """A real Arq worker run until its queue is empty (start-up included), then closed."""
+    worker = Worker(
+        **{**worker_settings(settings), **overrides},
+        burst=True,
+        handle_signals=False,
+        poll_delay=0.02,
+    )
+    try:
+        await worker.async_run()
+    finally:
+        await close_worker(worker)
+    return worker
+
+
+async def close_worker(worker: Worker) -> None:
+    with warnings.catch_warnings():
+        # arq 0.28 closes its pool with redis' deprecated close(), not aclose().
+        warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+        await worker.close()
+
+
+def expected_csv(files: GeneratedFiles, *, as_of: datetime | None = None) -> bytes:
+    """The report the CLI computes from the same files."""
+    report = compute_report(*_frames(files), as_of=as_of)
+    return report_csv_bytes(report.rows)
+
+
+@functools.cache
+def _frames(files: GeneratedFiles) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    return (
+        read_polls(files.store_status),
+        read_business_hours(files.menu_hours),
+        read_timezones(files.timezones),
+    )
+
+
+async def upload_all(client: httpx.AsyncClient, files: GeneratedFiles) -> None:
+    for path, route in (
+        (files.store_status, "/ingest/polls"),
+        (files.menu_hours, "/ingest/business-hours"),
+        (files.timezones, "/ingest/timezones"),
+    ):
+        response = await client.post(
+            route, content=path.read_bytes(), headers={"Content-Type": "text/csv"}
+        )
+        assert response.status_code == 200, response.text
+
+
+async def wait_until_final(
+    client: httpx.AsyncClient, report_id: str, *, within: float = 30.0
+) -> dict[str, Any]:
+    """The report's metadata once it is Complete or Failed (failing after `within` seconds)."""
+    async with asyncio.timeout(within):
+        while True:
+            response = await client.get(f"/reports/{report_id}")
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            if body["status"] in ("Complete", "Failed"):
+                return body
+            await asyncio.sleep(0.05)
+
+
+def embedded(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=None,
+        redis_url=None,
+        sqlite_path=tmp_path / "store-monitor.db",
+        **{"sample_data": False, **overrides},
+    )
+
+
+async def empty_postgres(url: str) -> None:
+    """Delete all data from the test run's Postgres database, for a test of its own."""
+    engine = create_engine(url, process_name="store-monitor-tests")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"TRUNCATE {_DATA_TABLES}"))
+    finally:
+        await engine.dispose()
+
+
+def postgres_mode(url: str, **overrides: Any) -> Settings:
+    # A queue of its own: jobs of other tests, or of a dev worker on the same Redis, stay apart.
+    return Settings(
+        database_url=url,
+        redis_url=REDIS_URL,
+        queue_name=f"store-monitor-test:{uuid4().hex}",
+        **{"max_concurrent_jobs": 10, **overrides},
+    )

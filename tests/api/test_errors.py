@@ -1,0 +1,154 @@
+"""The API's contract around the happy path: one JSON error shape for every failure, reports
+shown as Running until they are done, probes, and a stable OpenAPI description."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from store_monitor import jobs
+from store_monitor.api import create_app
+
+from .service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
+
+
+@pytest.fixture
+async def embedded_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(embedded(tmp_path)) as client:
+        yield client
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    details: dict[str, object] = body["error"]["details"]
+    return details
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "location"),
+    [
+        ({"json": {"as_of": "next tuesday"}}, "body.as_of"),
+        ({"json": {"as_of": "2023-01-25T18:00:00Z", "store": "1"}}, "body.store"),
+        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, "body.1"),
+        ({"headers": {"Idempotency-Key": "k" * 256}}, "header.Idempotency-Key"),
+    ],
+    ids=["bad-instant", "unknown-field", "malformed-json", "long-key"],
+)
+async def test_invalid_trigger_requests_are_422(
+    embedded_client: httpx.AsyncClient, kwargs: dict[str, object], location: str
+) -> None:
+    response = await embedded_client.post("/trigger_report", **kwargs)  # type: ignore[arg-type]
+    details = _error(response, 422, "invalid_request")
+    errors = details["errors"]
+    assert isinstance(errors, list)
+    assert errors[0]["location"] == location
+    assert errors[0]["message"]
+
+
+async def test_http_errors_have_the_same_shape(embedded_client: httpx.AsyncClient) -> None:
+    _error(await embedded_client.get("/no/such/route"), 404, "not_found")
+    _error(await embedded_client.delete("/trigger_report"), 405, "method_not_allowed")
+    details = _error(await embedded_client.get("/get_report/not-a-uuid"), 422, "invalid_request")
+    assert details["errors"][0]["location"] == "path.report_id"  # type: ignore[index]
+
+
+async def test_a_report_that_cannot_be_queued_fails_with_503(
+    embedded_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: jobs.InProcessQueue, report_id: UUID) -> None:
+        raise ConnectionError("queue is down")
+
+    monkeypatch.setattr(jobs.InProcessQueue, "enqueue_report", broken)
+    details = _error(await embedded_client.post("/trigger_report"), 503, "queue_unavailable")
+    assert "ConnectionError: queue is down" in str(details["reason"])
+    metadata = (await embedded_client.get(f"/reports/{details['report_id']}")).json()
+    assert metadata["status"] == "Failed"
+    assert "ConnectionError: queue is down" in metadata["error"]
+
+
+async def test_pending_shows_as_running_until_a_worker_takes_it(postgres_url: str) -> None:
+    # Postgres and a queue, but no worker: the report stays pending.
+    await empty_postgres(postgres_url)
+    async with serve(postgres_mode(postgres_url)) as client:
+        report_id = (await client.post("/trigger_report")).json()["report_id"]
+
+        response = await client.get(f"/get_report/{report_id}")
+        assert response.status_code == 200
+        assert response.headers["x-report-status"] == "Running"
+        assert response.json() == {"report_id": report_id, "status": "Running", "error": None}
+
+        assert (await client.get(f"/reports/{report_id}")).json()["status"] == "Pending"
+        details = _error(await client.get(f"/reports/{report_id}/csv"), 409, "report_not_complete")
+        assert details["status"] == "Pending"
+
+
+async def test_failed_report_shows_its_reason(
+    embedded_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr("store_monitor.reports.compute_report", broken)
+    report_id = (await embedded_client.post("/trigger_report")).json()["report_id"]
+    assert (await wait_until_final(embedded_client, report_id))["status"] == "Failed"
+
+    response = await embedded_client.get(f"/get_report/{report_id}")
+    assert response.status_code == 200
+    assert response.headers["x-report-status"] == "Failed"
+    assert response.json() == {
+        "report_id": report_id,
+        "status": "Failed",
+        "error": "RuntimeError: engine exploded",
+    }
+
+
+async def test_probes(embedded_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (await embedded_client.get("/healthz")).json() == {"status": "ok"}
+    assert (await embedded_client.get("/readyz")).json() == {
+        "status": "ready",
+        "database": "ok",
+        "queue": "ok",
+    }
+
+    async def down(self: jobs.InProcessQueue) -> None:
+        raise jobs.QueueClosed("gone")
+
+    monkeypatch.setattr(jobs.InProcessQueue, "ping", down)
+    details = _error(await embedded_client.get("/readyz"), 503, "not_ready")
+    assert details == {"component": "queue"}
+
+
+def test_openapi_operations_are_stable() -> None:
+    schema = create_app(embedded(Path("unused"))).openapi()
+    operations = {
+        operation["operationId"]: (path, method)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert operations == {
+        "trigger_report": ("/trigger_report", "post"),
+        "get_report": ("/get_report/{report_id}", "get"),
+        "get_report_metadata": ("/reports/{report_id}", "get"),
+        "download_report_csv": ("/reports/{report_id}/csv", "get"),
+        "ingest_polls": ("/ingest/polls", "post"),
+        "ingest_business_hours": ("/ingest/business-hours", "post"),
+        "ingest_timezones": ("/ingest/timezones", "post"),
+        "healthz": ("/healthz", "get"),
+        "readyz": ("/readyz", "get"),
+    }
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    trigger = schema["paths"]["/trigger_report"]["post"]["responses"]
+    assert trigger["422"]["content"]["application/json"]["schema"] == error
+    polls = schema["paths"]["/ingest/polls"]["post"]
+    assert set(polls["requestBody"]["content"]) == {"text/csv", "multipart/form-data"}
+    assert {"413", "415", "422"} <= set(polls["responses"])
+    status = schema["components"]["schemas"]["WireReportStatus"]
+    assert status["enum"] == ["Pending", "Running", "Complete", "Failed"]

@@ -1,0 +1,285 @@
+"""Report jobs on a real Arq worker (Redis) and Postgres: results, failures, timeouts, retries
+after a worker stops, and the orphan sweep at start-up."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import polars as pl
+import pytest
+from arq.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.service import close_worker, run_burst
+from store_monitor import ingest, jobs, reports
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.engine import compute_report
+from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.reports import JobInfo, JobState
+from store_monitor.settings import Settings
+from store_monitor.worker import context, tasks, worker_settings
+
+from .conftest import Frames
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def queue(settings: Settings) -> AsyncIterator[jobs.ArqQueue]:
+    assert settings.redis_url is not None
+    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    yield queue
+    await queue.close()
+
+
+async def _load(sessions: Sessions, report_id: UUID) -> Report:
+    async with sessions() as session:
+        report = await session.get(Report, report_id)
+    assert report is not None
+    return report
+
+
+async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
+    return b"".join([chunk async for chunk in reports.report_csv(sessions, report_id)])
+
+
+def _expected(frames: Frames) -> bytes:
+    return report_csv_bytes(compute_report(*frames).rows)
+
+
+async def _create(sessions: Sessions, queue: jobs.ArqQueue) -> UUID:
+    created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+    return created.report.id
+
+
+async def _insert(sessions: Sessions, **fields: Any) -> UUID:
+    report = Report(**fields)
+    async with sessions.begin() as session:
+        session.add(report)
+    return report.id
+
+
+def _slow_compute(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(seconds)
+        return compute_report(*args, **kwargs)
+
+    monkeypatch.setattr("store_monitor.reports.compute_report", slow)
+
+
+async def test_worker_computes_the_report(
+    sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue, frames: Frames
+) -> None:
+    created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    report_id = created.report.id
+    assert await queue.job_info(report_id) == JobInfo(JobState.waiting)
+
+    worker = await run_burst(settings)
+
+    assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
+    report = await _load(sessionmaker, report_id)
+    assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 1, None)
+    assert report.row_count == frames[0]["store_id"].n_unique()
+    assert report.now == frames[0]["timestamp_utc"].max()
+    assert await _csv(sessionmaker, report_id) == _expected(frames)
+    assert await queue.job_info(report_id) == JobInfo(JobState.finished, "succeeded")
+
+
+async def test_running_a_job_twice_gives_the_same_report(
+    sessionmaker: Sessions, settings: Settings, frames: Frames
+) -> None:
+    report_id = await _insert(sessionmaker)
+    ctx = {context.SETTINGS: settings, context.SESSIONMAKER: sessionmaker}
+
+    assert await tasks.run_report(ctx, str(report_id)) == "complete"
+    first = await _load(sessionmaker, report_id)
+    first_csv = await _csv(sessionmaker, report_id)
+
+    # A poll newer than the first run's `now` arrives before the rerun.
+    later = (
+        frames[0]
+        .head(1)
+        .with_columns(
+            pl.lit(first.now + timedelta(hours=1))
+            .alias("timestamp_utc")
+            .cast(frames[0]["timestamp_utc"].dtype)
+        )
+    )
+    async with sessionmaker.begin() as session:
+        await ingest.ingest_polls(session, later)
+    assert await tasks.run_report(ctx, str(report_id)) == "complete"
+
+    second = await _load(sessionmaker, report_id)
+    assert await _csv(sessionmaker, report_id) == first_csv == _expected(frames)
+    assert second.now == first.now
+    assert second.row_count == first.row_count
+    assert (second.attempts, second.ignored_polls) == (2, 1)
+
+
+async def test_a_failing_job_fails_the_report_with_its_reason(
+    sessionmaker: Sessions,
+    settings: Settings,
+    queue: jobs.ArqQueue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr("store_monitor.reports.compute_report", broken)
+    report_id = (
+        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    ).report.id
+
+    await run_burst(settings)
+
+    report = await _load(sessionmaker, report_id)
+    assert report.status is ReportStatus.failed
+    assert report.error == "RuntimeError: engine exploded"
+    assert report.finished_at is not None
+    assert report.row_count is None
+
+
+async def test_a_job_over_its_time_fails_the_report(
+    sessionmaker: Sessions,
+    settings: Settings,
+    queue: jobs.ArqQueue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings.model_copy(update={"job_timeout_seconds": 0.3})
+    _slow_compute(monkeypatch, 1.0)
+    report_id = (
+        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    ).report.id
+
+    await run_burst(settings)
+
+    report = await _load(sessionmaker, report_id)
+    assert report.status is ReportStatus.failed
+    assert report.error == "timed out after 0.3 s (attempt 1)"
+
+
+async def test_a_stopped_worker_requeues_its_job(
+    sessionmaker: Sessions,
+    settings: Settings,
+    queue: jobs.ArqQueue,
+    frames: Frames,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _slow_compute(monkeypatch, 0.5)
+    report_id = (
+        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    ).report.id
+    worker = Worker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
+    running = asyncio.create_task(worker.async_run())
+    await _wait_for(sessionmaker, report_id, lambda r: r.status is ReportStatus.running)
+
+    await close_worker(worker)  # a worker shutting down cancels its jobs
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    report = await _load(sessionmaker, report_id)
+    assert report.status is ReportStatus.pending
+    assert report.error == "attempt 1 interrupted: runner stopped"
+    assert (await queue.job_info(report_id)).state is JobState.waiting
+
+    monkeypatch.undo()
+    await run_burst(settings)
+    report = await _load(sessionmaker, report_id)
+    assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 2, None)
+    assert await _csv(sessionmaker, report_id) == _expected(frames)
+
+
+async def test_orphans_are_swept_at_worker_start(
+    sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue, frames: Frames
+) -> None:
+    # Left running by a worker that died, with no job left in the queue.
+    died = await _insert(sessionmaker, status=ReportStatus.running, attempts=1)
+    # Committed, but the API died before queuing it.
+    never_queued = await _insert(sessionmaker)
+    # Interrupted as many times as it may be.
+    exhausted = await _insert(
+        sessionmaker, status=ReportStatus.running, attempts=3, error="attempt 3 interrupted"
+    )
+    # Queued in the normal way: must run once, not twice.
+    queued = await _create(sessionmaker, queue)
+    done = await _insert(sessionmaker, status=ReportStatus.complete, attempts=1, row_count=0)
+
+    await run_burst(settings)
+
+    for report_id, attempts in ((died, 2), (never_queued, 1), (queued, 1)):
+        report = await _load(sessionmaker, report_id)
+        assert (report.status, report.attempts) == (ReportStatus.complete, attempts)
+        assert await _csv(sessionmaker, report_id) == _expected(frames)
+    gave_up = await _load(sessionmaker, exhausted)
+    assert gave_up.status is ReportStatus.failed
+    assert gave_up.error == "gave up after 3 interrupted attempts (last: attempt 3 interrupted)"
+    untouched = await _load(sessionmaker, done)
+    assert (untouched.status, untouched.attempts, untouched.row_count) == (
+        ReportStatus.complete,
+        1,
+        0,
+    )
+
+
+async def test_a_job_the_queue_gave_up_on_fails_at_the_next_start(
+    sessionmaker: Sessions,
+    settings: Settings,
+    queue: jobs.ArqQueue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arq's own timeout (normally a backstop well after the report's) ends the job while the
+    # report is still unfinished; Arq keeps the job's failure as its result.
+    _slow_compute(monkeypatch, 1.0)
+    report_id = (
+        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    ).report.id
+    await run_burst(settings, job_timeout=0.3)
+    assert (await _load(sessionmaker, report_id)).status is ReportStatus.pending
+    assert (await queue.job_info(report_id)).state is JobState.finished
+
+    await run_burst(settings)
+
+    report = await _load(sessionmaker, report_id)
+    assert report.status is ReportStatus.failed
+    assert report.error == "the job ended without finishing the report: TimeoutError"
+
+
+async def test_sweep_leaves_reports_whose_jobs_are_alive(sessionmaker: Sessions) -> None:
+    waiting = await _insert(sessionmaker)
+    running = await _insert(sessionmaker, status=ReportStatus.running, attempts=1)
+    states = {waiting: JobState.waiting, running: JobState.running}
+
+    async def look_up(report_id: UUID) -> JobInfo:
+        return JobInfo(states[report_id])
+
+    async def enqueue(report_id: UUID) -> None:
+        raise AssertionError("nothing to queue")
+
+    swept = await reports.sweep_orphans(sessionmaker, look_up=look_up, enqueue=enqueue)
+    assert swept == reports.Sweep()
+    assert (await _load(sessionmaker, running)).status is ReportStatus.running
+
+
+async def _wait_for(
+    sessions: Sessions, report_id: UUID, condition: Callable[[Report], bool]
+) -> Report:
+    async with asyncio.timeout(10):
+        while True:
+            report = await _load(sessions, report_id)
+            if condition(report):
+                return report
+            await asyncio.sleep(0.02)
+
+
+def test_worker_settings(settings: Settings) -> None:
+    kwargs = worker_settings(settings)
+    assert [f.name for f in kwargs["functions"]] == [jobs.RUN_REPORT]
+    assert kwargs["queue_name"] == settings.queue_name
+    assert kwargs["max_tries"] == settings.job_max_tries + 1
+    assert kwargs["job_timeout"] > settings.job_timeout_seconds
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        worker_settings(Settings(redis_url=None))
