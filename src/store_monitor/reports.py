@@ -210,7 +210,8 @@ async def sweep_orphans(
 async def _claim(
     sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, max_attempts: int
 ) -> tuple[datetime | None, int] | None:
-    """Mark the report running and count the attempt; None if it has had all its attempts.
+    """Mark the report running and count the attempt; None if there is no such report, or it is
+    unfinished and has had all its attempts.
 
     Returns the `now` to compute at (the requested `as_of`, else the `now` a previous run
     resolved) and the attempt's number.
@@ -221,7 +222,12 @@ async def _claim(
         row = (
             await session.execute(
                 sa.update(Report)
-                .where(Report.id == report_id, Report.attempts < max_attempts)
+                .where(
+                    Report.id == report_id,
+                    # A finished report may always be recomputed; only an unfinished one
+                    # (whose runs keep being interrupted) runs out of attempts.
+                    sa.or_(Report.attempts < max_attempts, Report.status.not_in(UNFINISHED)),
+                )
                 .values(
                     status=ReportStatus.running,
                     attempts=Report.attempts + 1,
@@ -247,11 +253,19 @@ async def _give_up(
         log.warning("report %s: no such report, nothing to run", report_id)
         return None
     earlier = f" (last: {report.error})" if report.error else ""
-    return await _fail(
-        sessionmaker,
-        report_id,
-        f"gave up after {report.attempts} interrupted attempts{earlier}",
-    )
+    reason = f"gave up after {report.attempts} interrupted attempts{earlier}"
+    if await _finish_failed(sessionmaker, report_id, reason):
+        log.warning("report %s: %s", report_id, reason)
+        return ReportStatus.failed
+    # Finished meanwhile, by another run.
+    return await _status(sessionmaker, report_id)
+
+
+async def _status(
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID
+) -> ReportStatus | None:
+    async with sessionmaker() as session:
+        return await session.scalar(sa.select(Report.status).where(Report.id == report_id))
 
 
 async def _compute_and_store(

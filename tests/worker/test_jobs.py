@@ -120,6 +120,18 @@ async def test_running_a_job_twice_gives_the_same_report(
     assert (second.attempts, second.ignored_polls) == (2, 1)
 
 
+async def test_a_finished_report_can_always_be_recomputed(
+    sessionmaker: Sessions, frames: Frames
+) -> None:
+    # Attempts limit interrupted runs only: a complete report past them is recomputed.
+    report_id = await _insert(sessionmaker, status=ReportStatus.complete, attempts=3)
+    status = await reports.run_report(sessionmaker, report_id, timeout_seconds=10, max_attempts=3)
+    assert status is ReportStatus.complete
+    report = await _load(sessionmaker, report_id)
+    assert (report.status, report.attempts) == (ReportStatus.complete, 4)
+    assert await _csv(sessionmaker, report_id) == _expected(frames)
+
+
 async def test_a_failing_job_fails_the_report_with_its_reason(
     sessionmaker: Sessions,
     settings: Settings,

@@ -53,9 +53,12 @@ def error_response(
     return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
-def documented(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the error statuses a route may answer with."""
-    return {code: {"model": ErrorResponse} for code in status_codes}
+def documented(errors: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the errors a route may answer with: status → when."""
+    return {
+        code: {"model": ErrorResponse, "description": description}
+        for code, description in errors.items()
+    }
 
 
 # Codes for the HTTP errors raised by Starlette and FastAPI themselves (unknown path, method...).

@@ -29,6 +29,10 @@ def wire_status(status: ReportStatus) -> WireReportStatus:
     return _WIRE_STATUS[status]
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 class TriggerReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,7 +50,17 @@ class TriggerReportRequest(BaseModel):
     def _in_utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            instant = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            instant = None
+        # The report looks a week back and its business hours a day or two around: keep clear
+        # of the ends of the calendar.
+        if instant is None or not _EARLIEST <= instant < _LATEST:
+            raise ValueError(
+                f"as_of must be from {_EARLIEST:%Y-%m-%d} to before {_LATEST:%Y-%m-%d}"
+            )
+        return instant
 
 
 class TriggerReportResponse(BaseModel):

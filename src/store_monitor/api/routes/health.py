@@ -23,7 +23,9 @@ async def healthz() -> Health:
     "/readyz",
     operation_id="readyz",
     response_model=Readiness,
-    responses=documented(503),
+    responses=documented(
+        {503: "The database or the queue is unavailable, or the schema is old (`not_ready`)."}
+    ),
     summary="Readiness: database and queue",
 )
 async def readyz(state: StateDep) -> Readiness:

@@ -48,7 +48,15 @@ def _upload_body(example_header: str) -> dict[str, Any]:
     }
 
 
-_ERRORS: Final = documented(400, 413, 415, 422)
+_ERRORS: Final = documented(
+    {
+        400: "A malformed multipart form (`invalid_multipart`).",
+        413: "The upload is over the size limit (`payload_too_large`).",
+        415: "Neither text/csv nor multipart/form-data (`unsupported_media_type`).",
+        422: "The file is empty (`empty_upload`), the form has no `file` part (`missing_file`), "
+        "or the CSV is invalid (`invalid_csv`: the details name the line, column and value).",
+    }
+)
 
 
 @router.post(

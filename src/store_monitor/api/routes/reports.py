@@ -30,6 +30,10 @@ _CSV_CONTENT: Final = {
     }
 }
 _STATUS_HEADER: Final = "X-Report-Status"
+_NOT_FOUND: Final = {404: "No report has this id (`report_not_found`)."}
+_INVALID: Final = {
+    422: "The request is malformed (`invalid_request`), e.g. an id that is not a UUID."
+}
 
 
 @router.post(
@@ -37,7 +41,13 @@ _STATUS_HEADER: Final = "X-Report-Status"
     operation_id="trigger_report",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TriggerReportResponse,
-    responses=documented(409, 422, 503),
+    responses=documented(
+        {
+            409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
+            **_INVALID,
+            503: "The job queue cannot be reached; the report is failed (`queue_unavailable`).",
+        }
+    ),
     summary="Start computing a report",
 )
 async def trigger_report(
@@ -92,7 +102,7 @@ async def trigger_report(
             "content": _CSV_CONTENT,
             "headers": {_STATUS_HEADER: {"schema": {"type": "string"}}},
         },
-        **documented(404, 422),
+        **documented({**_NOT_FOUND, **_INVALID}),
     },
     summary="Poll a report; its CSV once complete",
 )
@@ -115,7 +125,7 @@ async def get_report(
     "/reports/{report_id}",
     operation_id="get_report_metadata",
     response_model=ReportMetadata,
-    responses=documented(404, 422),
+    responses=documented({**_NOT_FOUND, **_INVALID}),
     summary="A report's state and figures",
 )
 async def get_report_metadata(report_id: UUID, session: SessionDep) -> ReportMetadata:
@@ -128,7 +138,13 @@ async def get_report_metadata(report_id: UUID, session: SessionDep) -> ReportMet
     response_class=StreamingResponse,
     responses={
         200: {"description": "The report as CSV.", "content": _CSV_CONTENT},
-        **documented(404, 409, 422),
+        **documented(
+            {
+                **_NOT_FOUND,
+                409: "The report is not complete (`report_not_complete`); see its status.",
+                **_INVALID,
+            }
+        ),
     },
     summary="Download a complete report's CSV",
 )
