@@ -37,11 +37,12 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, object
     [
         ({"json": {"as_of": "next tuesday"}}, "body.as_of"),
         ({"json": {"as_of": "0001-01-01T00:00:00+01:00"}}, "body.as_of"),
+        ({"json": {"as_of": 1674669600}}, "body.as_of"),
         ({"json": {"as_of": "2023-01-25T18:00:00Z", "store": "1"}}, "body.store"),
         ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, "body.1"),
         ({"headers": {"Idempotency-Key": "k" * 256}}, "header.Idempotency-Key"),
     ],
-    ids=["bad-instant", "out-of-range", "unknown-field", "malformed-json", "long-key"],
+    ids=["bad-instant", "out-of-range", "a-number", "unknown-field", "malformed-json", "long-key"],
 )
 async def test_invalid_trigger_requests_are_422(
     embedded_client: httpx.AsyncClient, kwargs: dict[str, object], location: str

@@ -14,13 +14,14 @@ import pytest
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import store_monitor.worker
 from api.service import close_worker, run_burst
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.engine.csv import report_csv_bytes
 from store_monitor.reports import JobInfo, JobState
-from store_monitor.settings import Settings
+from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings
 
 from .conftest import Frames
@@ -295,3 +296,16 @@ def test_worker_settings(settings: Settings) -> None:
     assert kwargs["job_timeout"] > settings.job_timeout_seconds
     with pytest.raises(ValueError, match="REDIS_URL"):
         worker_settings(Settings(redis_url=None))
+
+
+def test_arq_command_line_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `arq store_monitor.worker.WorkerSettings` reads the environment when it looks them up.
+    monkeypatch.setenv("STORE_MONITOR_REDIS_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("STORE_MONITOR_QUEUE_NAME", "from-the-environment")
+    get_settings.cache_clear()
+    try:
+        looked_up = store_monitor.worker.WorkerSettings
+    finally:
+        get_settings.cache_clear()
+    assert looked_up["queue_name"] == "from-the-environment"
+    assert looked_up["redis_settings"].database == 3

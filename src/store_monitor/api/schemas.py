@@ -45,6 +45,14 @@ class TriggerReportRequest(BaseModel):
         examples=["2023-01-25T18:00:00Z"],
     )
 
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        # An ISO 8601 string, as the schema says: pydantic would also take a number of seconds.
+        if isinstance(value, int | float):
+            raise ValueError("as_of must be an ISO 8601 date and time, not a number")
+        return value
+
     @field_validator("as_of")
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:

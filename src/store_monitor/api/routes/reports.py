@@ -43,6 +43,7 @@ _INVALID: Final = {
     response_model=TriggerReportResponse,
     responses=documented(
         {
+            400: "The body cannot be read as JSON text (`bad_request`).",
             409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
             **_INVALID,
             503: "The job queue cannot be reached; the report is failed (`queue_unavailable`).",
