@@ -21,6 +21,7 @@ _FAST_TIMESTAMP: Final = "%Y-%m-%d %H:%M:%S.%6f UTC"
 # Anything else is rewritten to "date time[.fraction]±hh:mm" and parsed with this.
 _OFFSET_TIMESTAMP: Final = "%Y-%m-%d %H:%M:%S%.f%z"
 _TIME: Final = r"^\s*(?<h>\d{1,2}):(?<m>\d{2})(?::(?<s>\d{2})(?:\.(?<f>\d{1,9}))?)?\s*$"
+_PLAIN_TIME: Final = r"^[0-9]{2}:[0-5][0-9]:[0-5][0-9]$"
 _SHOWN_VALUE_CHARS: Final = 60
 _DUPLICATED: Final = re.compile(r"_duplicated_\d+$")
 _BLANK: Final = "__blank"
@@ -116,7 +117,7 @@ def read_polls(source: Source, *, name: str | None = None) -> pl.DataFrame:
             _Column(
                 "status",
                 ("status",),
-                lambda text: text.cast(STATUS, strict=False),
+                _exact_status,
                 _problem("is not 'active' or 'inactive'"),
                 retry=lambda text: (
                     text.str.strip_chars().str.to_lowercase().cast(STATUS, strict=False)
@@ -139,7 +140,7 @@ def read_business_hours(source: Source, *, name: str | None = None) -> pl.DataFr
     not_a_time = _problem("is not a time HH:MM[:SS[.ffffff]]")
 
     def start_problem(value: str) -> str:
-        if pl.select(_times(pl.lit(value), end=True)).item() is not None:
+        if _times(pl.Series([value]), end=True).item() is not None:
             return f"{_shown(value)} is only allowed as an end time"
         return not_a_time(value)
 
@@ -157,14 +158,16 @@ def read_business_hours(source: Source, *, name: str | None = None) -> pl.DataFr
             _Column(
                 "start_time_local",
                 ("start_time_local",),
-                lambda text: _times(text, end=False),
+                _plain_times,
                 start_problem,
+                retry=lambda text: _times(text, end=False),
             ),
             _Column(
                 "end_time_local",
                 ("end_time_local",),
-                lambda text: _times(text, end=True),
+                _plain_times,
                 not_a_time,
+                retry=lambda text: _times(text, end=True),
             ),
         ],
     )
@@ -178,7 +181,16 @@ def read_timezones(source: Source, *, name: str | None = None) -> pl.DataFrame:
     zones = _read(
         source,
         name,
-        [_STORE_ID, _Column("timezone_str", ("timezone_str",), _non_blank, _never_invalid)],
+        [
+            _STORE_ID,
+            _Column(
+                "timezone_str",
+                ("timezone_str",),
+                _stripped,
+                _never_invalid,
+                accept=_non_blank,
+            ),
+        ],
     )
     return pl.DataFrame(schema=TIMEZONES) if zones is None else zones.cast(TIMEZONES)
 
@@ -193,11 +205,17 @@ class _Column:
     problem: Callable[[str], str]  # what is wrong with a non-empty text that gave null
     # A slower parse, tried only on the texts `parse` turned down.
     retry: Callable[[pl.Series], pl.Series] | None = None
+    # A check of the parsed value: where it fails, the value is null (not valid). A step of its
+    # own, so that the parsed value is reused rather than parsed again for the check.
+    accept: Callable[[pl.Expr], pl.Expr] | None = None
 
 
-def _non_blank(text: pl.Expr) -> pl.Expr:
-    stripped = text.str.strip_chars()
-    return pl.when(stripped != "").then(stripped)
+def _stripped(text: pl.Expr) -> pl.Expr:
+    return text.str.strip_chars()
+
+
+def _non_blank(value: pl.Expr) -> pl.Expr:
+    return value.str.len_bytes() > 0
 
 
 def _never_invalid(value: str) -> str:
@@ -205,7 +223,7 @@ def _never_invalid(value: str) -> str:
 
 
 # Store ids are opaque strings: only surrounding whitespace is dropped, never parsed.
-_STORE_ID: Final = _Column("store_id", ("store_id",), _non_blank, _never_invalid)
+_STORE_ID: Final = _Column("store_id", ("store_id",), _stripped, _never_invalid, accept=_non_blank)
 
 
 def _name(source: Source, name: str | None, default: str) -> str:
@@ -228,20 +246,33 @@ def _read(source: Source, name: str, columns: Sequence[_Column]) -> pl.DataFrame
         raise _malformed(source, name, error) from None
     headers = _headers(name, written, columns)
 
-    parsed = scan.select(
-        *(column.parse(pl.col(headers[column.name][1])).alias(column.name) for column in columns),
-        *(pl.col(headers[column.name][1]).alias(_text(column)) for column in columns),
-        # Blank lines come through as rows of nulls. Looking at every column also keeps every
-        # column read: with a projection, Polars lets rows with too many fields through.
-        pl.all_horizontal(pl.all().is_null()).alias(_BLANK),
-    ).select(
-        *(column.name for column in columns),
-        # The text is kept only where it didn't parse: to retry it, or to quote it.
-        *(
-            pl.when(pl.col(column.name).is_null()).then(pl.col(_text(column))).alias(_text(column))
+    parsed = (
+        scan.select(
+            *(
+                column.parse(pl.col(headers[column.name][1])).alias(column.name)
+                for column in columns
+            ),
+            *(pl.col(headers[column.name][1]).alias(_text(column)) for column in columns),
+            # Blank lines come through as rows of nulls. Looking at every column also keeps every
+            # column read: with a projection, Polars lets rows with too many fields through.
+            pl.all_horizontal(pl.all().is_null()).alias(_BLANK),
+        )
+        .with_columns(
+            pl.when(column.accept(pl.col(column.name))).then(column.name).alias(column.name)
             for column in columns
-        ),
-        _BLANK,
+            if column.accept is not None
+        )
+        .select(
+            *(column.name for column in columns),
+            # The text is kept only where it didn't parse: to retry it, or to quote it.
+            *(
+                pl.when(pl.col(column.name).is_null())
+                .then(pl.col(_text(column)))
+                .alias(_text(column))
+                for column in columns
+            ),
+            _BLANK,
+        )
     )
     try:
         # The streaming engine parses chunks of the file in parallel as they are read.
@@ -378,21 +409,45 @@ def _other_timestamps(text: pl.Series) -> pl.Series:
     return pl.DataFrame({"text": text}).select(parsed.cast(UTC_INSTANT)).to_series()
 
 
+def _exact_status(text: pl.Expr) -> pl.Expr:
+    """The status where the text is exactly one of its values; `retry` takes any other text.
+
+    Two comparisons cost a fraction of a cast to the enum."""
+    return (
+        pl.when(text == "active")
+        .then(pl.lit("active", STATUS))
+        .when(text == "inactive")
+        .then(pl.lit("inactive", STATUS))
+    )
+
+
 def _days(text: pl.Expr) -> pl.Expr:
     stripped = text.str.strip_chars()
     return pl.when(stripped.str.contains(r"^[0-6]$")).then(stripped.cast(pl.Int8))
 
 
-def _times(text: pl.Expr, *, end: bool) -> pl.Expr:
+def _plain_times(text: pl.Expr) -> pl.Expr:
+    """The usual `HH:MM:SS` by Polars' fast parser, null for any other text (left to `_times`).
+
+    The shape is checked first: the parser alone would also take a 60th second or one digit.
+    """
+    return pl.when(text.str.contains(_PLAIN_TIME)).then(text.str.to_time("%H:%M:%S", strict=False))
+
+
+def _times(text: pl.Series, *, end: bool) -> pl.Series:
     """`HH:MM[:SS[.fraction]]` as Time, null where that's not a time of day. With `end`,
     24:00[:00] is accepted as 00:00:00 (both mean "until midnight")."""
-    parts = text.str.extract_groups(_TIME)
-    h, m, s = (parts.struct.field(part).cast(pl.Int32) for part in ("h", "m", "s"))
+    parts = text.rename("text").to_frame().select(pl.col("text").str.extract_groups(_TIME))
+    # Not strict: \d also matches digits of other scripts, which then are not a time.
+    h, m, s = (
+        pl.col("text").struct.field(part).cast(pl.Int64, strict=False) for part in ("h", "m", "s")
+    )
     s = s.fill_null(0)
-    fraction = parts.struct.field("f").str.pad_end(6, "0").str.slice(0, 6)
-    microsecond = fraction.cast(pl.Int32).fill_null(0)
+    fraction = pl.col("text").struct.field("f").str.pad_end(6, "0").str.slice(0, 6)
+    microsecond = fraction.cast(pl.Int64, strict=False).fill_null(0)
     in_day = (h <= 23) & (m <= 59) & (s <= 59)
     midnight = (h == 24) & (m == 0) & (s == 0) & (microsecond == 0)
-    # Clipped so that pl.time never sees an impossible value, even in rows rejected below.
-    value = pl.time(h % 24, m.clip(0, 59), s.clip(0, 59), microsecond)
-    return pl.when((in_day | midnight) if end else in_day).then(value)
+    # Nanoseconds since midnight, Polars' Time; 24:00 wraps to 0.
+    value = ((((h % 24) * 60 + m) * 60 + s) * 1_000_000 + microsecond) * 1000
+    accepted = (in_day | midnight) if end else in_day
+    return parts.select(pl.when(accepted).then(value.cast(pl.Time))).to_series()

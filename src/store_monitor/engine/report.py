@@ -7,9 +7,9 @@ import polars as pl
 
 from store_monitor.engine.business_hours import business_intervals, store_timezones
 from store_monitor.engine.localtime import epoch_us
-from store_monitor.engine.order import MAX_STORES, sort_key
+from store_monitor.engine.order import MAX_STORES, key_kind, key_time, sort_key
 from store_monitor.engine.schema import REPORT
-from store_monitor.engine.status import status_changes
+from store_monitor.engine.status import ACTIVE, INACTIVE, status_steps
 
 _US_PER_MINUTE = 60_000_000
 _US_PER_HOUR = 3_600_000_000
@@ -20,6 +20,10 @@ _WINDOWS = {
     "last_day": (timedelta(days=1), _US_PER_HOUR),
     "last_week": (_WEEK, _US_PER_HOUR),
 }
+# Kinds of event in the sort key, after the status steps' ACTIVE and INACTIVE.
+_OPEN = 2
+_CLOSE = 3
+_MARKER = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,16 +54,32 @@ def compute_report(
     if now is None:
         return Report(rows=REPORT.to_frame(), now=None, unknown_timezones=[], ignored_polls=0)
     assert isinstance(now, datetime)
-    current = polls.filter(pl.col("timestamp_utc") <= now)
-    ignored = polls.height - current.height
+    ignored = polls.select((pl.col("timestamp_utc") > now).sum()).item()
+    # Without `as_of` nothing is after now: don't copy the whole frame for nothing.
+    current = polls.filter(pl.col("timestamp_utc") <= now) if ignored else polls
     if current.is_empty():
         return Report(rows=REPORT.to_frame(), now=now, unknown_timezones=[], ignored_polls=ignored)
     end_us = epoch_us(now)
     start_us = epoch_us(now - _WEEK)
 
-    # Stores are numbered in text order: codes keep sorts and joins on integers, and the report
+    # One hashing pass finds and numbers the stores: a private Categories (a mapping of its own,
+    # dropped with the column) gives each distinct store_id a physical code.
+    stores = pl.Categories.random()
+    categorical = current.select(
+        pl.col("store_id").cast(pl.Categorical(stores)),
+        at_us=pl.col("timestamp_utc").dt.epoch("us"),
+        inactive=pl.col("status") == "inactive",
+    )
+    by_physical = stores.to_series()
+    text_order = by_physical.arg_sort(nulls_last=True)
+    store_ids = by_physical.gather(text_order).drop_nulls()
+    # Stores are renumbered in text order: codes keep sorts and joins on integers, and the report
     # comes out sorted by store_id for free.
-    store_ids = current["store_id"].unique().sort()
+    polls_coded = categorical.select(
+        code=pl.lit(text_order.arg_sort()).gather(pl.col("store_id").to_physical()),
+        at_us="at_us",
+        inactive="inactive",
+    )
     code = pl.col("store_id").cast(pl.Enum(store_ids)).to_physical().cast(pl.UInt32)
     zones = store_timezones(store_ids, timezones)
     intervals = business_intervals(business_hours, zones, start=now - _WEEK, end=now)
@@ -68,11 +88,6 @@ def compute_report(
         always_open=zones.join(business_hours, on="store_id", how="anti").select(code=code),
         start_us=start_us,
         end_us=end_us,
-    )
-    polls_coded = current.select(
-        code=code,
-        at_us=pl.col("timestamp_utc").dt.epoch("us"),
-        inactive=pl.col("status") == "inactive",
     )
     totals = pl.concat(
         [
@@ -106,81 +121,104 @@ def _batch_totals(
     end_us: int,
 ) -> pl.DataFrame:
     """Report totals of the stores with codes `first .. first + count - 1`."""
-    in_batch = pl.col("code").is_between(first, first + count - 1)
-    rebased = pl.col("code") - first
-    steps = status_changes(
-        polls.filter(in_batch).with_columns(rebased), start_us=start_us, end_us=end_us
-    )
-    totals = _sweep(
-        steps, opening.filter(in_batch).with_columns(rebased), codes=count, end_us=end_us
-    )
+    # A first batch of fewer than MAX_STORES stores is the only one: nothing to filter out.
+    if first > 0 or count == MAX_STORES:
+        in_batch = pl.col("code").is_between(first, first + count - 1)
+        rebased = pl.col("code") - first
+        polls = polls.filter(in_batch).with_columns(rebased)
+        opening = opening.filter(in_batch).with_columns(rebased)
+    steps = status_steps(polls, start_us=start_us, end_us=end_us)
+    totals = _sweep(steps, opening, codes=count, start_us=start_us, end_us=end_us)
     return totals.with_columns(pl.col("code") + first)
 
 
 def _opening_changes(
     intervals: pl.DataFrame, *, always_open: pl.DataFrame, start_us: int, end_us: int
 ) -> pl.DataFrame:
-    """Business hours as changes `(code, at_us, opened)` of each store's count of open intervals.
-
-    +1 where an interval opens, -1 where it closes; a store without hours rows is open all week.
-    Every store's changes sum to zero, which lets the sweep keep one running count for all stores.
-    """
+    """Business hours as events `(code, at_us, kind)`, OPEN or CLOSE, of each store's count of
+    open intervals. A store without hours rows is open all week."""
     return pl.concat(
         [
-            intervals.select("code", at_us="open_us", opened=pl.lit(1, pl.Int32)),
-            intervals.select("code", at_us="close_us", opened=pl.lit(-1, pl.Int32)),
-            always_open.select("code", at_us=pl.lit(start_us), opened=pl.lit(1, pl.Int32)),
-            always_open.select("code", at_us=pl.lit(end_us), opened=pl.lit(-1, pl.Int32)),
+            intervals.select("code", at_us="open_us", kind=pl.lit(_OPEN, pl.Int64)),
+            intervals.select("code", at_us="close_us", kind=pl.lit(_CLOSE, pl.Int64)),
+            always_open.select("code", at_us=pl.lit(start_us), kind=pl.lit(_OPEN, pl.Int64)),
+            always_open.select("code", at_us=pl.lit(end_us), kind=pl.lit(_CLOSE, pl.Int64)),
         ]
     )
 
 
-def _sweep(steps: pl.DataFrame, opening: pl.DataFrame, *, codes: int, end_us: int) -> pl.DataFrame:
+def _sweep(
+    steps: pl.Series, opening: pl.DataFrame, *, codes: int, start_us: int, end_us: int
+) -> pl.DataFrame:
     """Sum the open time that is active and inactive per store and window, in one ordered pass.
 
-    Every change splits time into pieces `[at_us, next at_us)` on which both the open count and
-    the status are constant; window starts are changes too, so no piece straddles one.
+    Every event splits time into pieces `[at_us, next at_us)` on which both the open count and
+    the status are constant. Each store also gets a MARKER event at each window's start and at
+    `end_us`: a window's sum is a difference of running sums at two of the store's markers.
     """
     all_codes = pl.DataFrame({"code": pl.arange(codes, dtype=pl.UInt32, eager=True)})
-    window_starts = [
-        all_codes.select("code", at_us=pl.lit(end_us - length // timedelta(microseconds=1)))
-        for length, _ in _WINDOWS.values()
+    window_starts = {
+        name: end_us - length // timedelta(microseconds=1) for name, (length, _) in _WINDOWS.items()
+    }
+    marker_times = sorted([*window_starts.values(), end_us])
+    markers = [
+        all_codes.select("code", at_us=pl.lit(at_us), kind=pl.lit(_MARKER, pl.Int64))
+        for at_us in marker_times
     ]
     others = (
-        pl.concat([opening, *window_starts], how="diagonal")
-        .with_columns(pl.col("opened").fill_null(0), flag=pl.lit(None, pl.Boolean))
-        .with_columns(sort_key(origin_us=end_us - _WEEK // timedelta(microseconds=1)))
-        .sort("key")
+        pl.concat([opening, *markers])
+        .select(sort_key(pl.col("code"), pl.col("at_us"), pl.col("kind"), origin_us=start_us))
+        .to_series()
+        .sort(multithreaded=False)
     )
-    ordered = steps.with_columns(opened=pl.lit(0, pl.Int32)).merge_sorted(
-        others.select("code", "at_us", inactive="flag", key="key", opened="opened"), key="key"
-    )
+    events = steps.to_frame().merge_sorted(others.to_frame(), key="key")
 
-    same_store_after = pl.col("code") == pl.col("code").shift(-1)
-    pieces = ordered.select(
-        "code",
-        "at_us",
-        length=pl.when(same_store_after)
-        .then(pl.col("at_us").shift(-1) - pl.col("at_us"))
-        .otherwise(end_us - pl.col("at_us")),
-        # Each store's changes sum to zero and each store starts with a status at the week's
-        # start, so one running count and one forward fill serve all stores at once. Ties at an
-        # instant make zero-length pieces; only the last row of an instant has its full state.
-        is_open=pl.col("opened").cum_sum() > 0,
-        inactive=pl.col("inactive").forward_fill(),
-    ).filter(pl.col("is_open") & (pl.col("length") > 0))
-
-    sums = []
-    for name, (length, unit) in _WINDOWS.items():
-        in_window = pl.col("at_us") >= end_us - length // timedelta(microseconds=1)
-        for column, inactive in (("uptime", False), ("downtime", True)):
-            measured = pl.col("length").filter(in_window & (pl.col("inactive") == inactive)).sum()
-            sums.append(_round_half_up(measured, unit).alias(f"{column}_{name}"))
-    return (
-        all_codes.join(pieces.group_by("code").agg(sums), on="code", how="left")
-        .with_columns(pl.exclude("code").fill_null(0.0))
-        .sort("code")
+    kind = key_kind(pl.col("key"))
+    at_us = key_time(pl.col("key"), origin_us=start_us)
+    opened = pl.when(kind == _OPEN).then(1).when(kind == _CLOSE).then(-1).otherwise(0)
+    status = pl.when(kind == ACTIVE).then(False).when(kind == INACTIVE).then(True)
+    pieces = events.select(
+        kind=kind,
+        # Each store's events run from its marker at start_us to its marker at end_us, so from
+        # one store's last event to the next store's first, time goes back: clipped to nothing.
+        length=(at_us.shift(-1) - at_us).clip(lower_bound=0).fill_null(0),
+        # Each store's opens and closes cancel out and each store has a step at start_us, so one
+        # running count and one forward fill serve all stores at once. Ties at an instant make
+        # zero-length pieces; only the last event of an instant has its full state.
+        is_open=opened.cum_sum() > 0,
+        inactive=status.forward_fill(),
     )
+    length, is_open, inactive = pl.col("length"), pl.col("is_open"), pl.col("inactive")
+    at_markers = pieces.select(
+        "kind",
+        # Open time of each status before this event, counted from the first store's first event.
+        uptime=pl.when(is_open & ~inactive)
+        .then(length)
+        .otherwise(0)
+        .cum_sum()
+        .shift(1, fill_value=0),
+        downtime=pl.when(is_open & inactive)
+        .then(length)
+        .otherwise(0)
+        .cum_sum()
+        .shift(1, fill_value=0),
+    ).filter(pl.col("kind") == _MARKER)
+    # Sorted by store then time: each store's markers, in `marker_times` order, one after another.
+    assert at_markers.height == codes * len(marker_times)
+
+    def at_marker(column: str, index: int) -> pl.Expr:
+        return pl.col(column).gather_every(len(marker_times), offset=index)
+
+    end = marker_times.index(end_us)
+    sums = [
+        _round_half_up(
+            at_marker(column, end) - at_marker(column, marker_times.index(window_starts[name])),
+            unit,
+        ).alias(f"{column}_{name}")
+        for column in ("uptime", "downtime")
+        for name, (_, unit) in _WINDOWS.items()
+    ]
+    return at_markers.select(pl.lit(all_codes["code"]), *sums)
 
 
 def _round_half_up(microseconds: pl.Expr, unit: int) -> pl.Expr:
