@@ -115,11 +115,13 @@ async def get_report(
     report = await _existing(session, report_id)
     if report.status is ReportStatus.complete:
         return _csv_response(sessionmaker, report)
-    shown = WireReportStatus.Failed if report.status is ReportStatus.failed else None
-    response.headers[_STATUS_HEADER] = (shown or WireReportStatus.Running).value
-    if shown is WireReportStatus.Failed:
-        return ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
-    return ReportState(report_id=report.id, status=WireReportStatus.Running)
+    if report.status is ReportStatus.failed:
+        state = ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
+    else:
+        # Pending or running: to a client polling for the CSV, both mean "not yet".
+        state = ReportState(report_id=report.id, status=WireReportStatus.Running)
+    response.headers[_STATUS_HEADER] = state.status.value
+    return state
 
 
 @router.get(
