@@ -5,18 +5,24 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import report, service
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--runs", type=int, default=3, help="timings per measure; the best is kept")
     parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
+    parser.add_argument(
+        "--only", choices=["report", "service"], help="run one group of benchmarks, not both"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    report.run(args.data, runs=args.runs)
+    if args.only in (None, "report"):
+        report.run(args.data, runs=args.runs)
+    if args.only in (None, "service"):
+        service.run(args.data, runs=args.runs)
 
 
 if __name__ == "__main__":
