@@ -127,14 +127,13 @@ def report(
         lambda: compute_report(polls_frame, hours_frame, zones_frame, as_of=as_of_instant),
     )
     if result.unknown_timezones:
+        count = len(result.unknown_timezones)
         shown = ", ".join(result.unknown_timezones[:5])
-        more = len(result.unknown_timezones) - 5
-        _warn(
-            f"{len(result.unknown_timezones)} stores have an unknown time zone and use "
-            f"America/Chicago: {shown}{f' and {more} more' if more > 0 else ''}"
-        )
+        more = f" and {count - 5} more" if count > 5 else ""
+        subject = "1 store has" if count == 1 else f"{count} stores have"
+        _warn(f"{subject} an unknown time zone and use America/Chicago: {shown}{more}")
     if result.ignored_polls:
-        _warn(f"{result.ignored_polls} polls after {result.now} were ignored")
+        _warn(f"{result.ignored_polls:,} polls after {result.now} were ignored")
     csv = report_csv_bytes(result.rows)
     if output is None:
         sys.stdout.buffer.write(csv)
