@@ -130,8 +130,8 @@ def report(
         count = len(result.unknown_timezones)
         shown = ", ".join(result.unknown_timezones[:5])
         more = f" and {count - 5} more" if count > 5 else ""
-        subject = "1 store has" if count == 1 else f"{count} stores have"
-        _warn(f"{subject} an unknown time zone and use America/Chicago: {shown}{more}")
+        stores = "1 store" if count == 1 else f"{count:,} stores"
+        _warn(f"unknown time zone for {stores}, America/Chicago used instead: {shown}{more}")
     if result.ignored_polls:
         _warn(f"{result.ignored_polls:,} polls after {result.now} were ignored")
     csv = report_csv_bytes(result.rows)
