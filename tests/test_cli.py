@@ -1,0 +1,148 @@
+"""The command line: offline report, generator, ingestion, and its answers to bad input."""
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from store_monitor import synthetic
+from store_monitor.cli import app
+from store_monitor.engine import compute_report
+from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.settings import get_settings
+from store_monitor.sources import read_business_hours, read_polls, read_timezones
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    synthetic.generate(folder, stores=40, days=3, seed=11)
+    return folder
+
+
+def _expected(folder: Path, as_of: datetime | None = None) -> bytes:
+    result = compute_report(
+        read_polls(folder / synthetic.POLLS_FILE),
+        read_business_hours(folder / synthetic.HOURS_FILE),
+        read_timezones(folder / synthetic.TIMEZONES_FILE),
+        as_of=as_of,
+    )
+    return report_csv_bytes(result.rows)
+
+
+def test_report_to_stdout_is_the_engines_csv(data: Path) -> None:
+    result = runner.invoke(app, ["report", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == _expected(data)
+
+
+def test_report_to_a_file_with_as_of(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.csv"
+    result = runner.invoke(
+        app, ["report", "--data", str(data), "--as-of", "2023-01-24T12:00:00Z", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == _expected(data, datetime(2023, 1, 24, 12, tzinfo=UTC))
+    assert "polls after 2023-01-24 12:00:00+00:00 were ignored" in result.stderr
+
+
+def test_report_names_each_file_by_option(data: Path, tmp_path: Path) -> None:
+    polls = tmp_path / "polls.csv"
+    polls.write_bytes((data / synthetic.POLLS_FILE).read_bytes())
+    result = runner.invoke(app, ["report", "--data", str(data), "--polls", str(polls)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == _expected(data)
+
+
+def test_unknown_zones_are_a_warning_on_stderr(data: Path) -> None:
+    result = runner.invoke(app, ["report", "--data", str(data)])
+    assert "unknown time zone for 1 store, America/Chicago used instead" in result.stderr
+
+
+def test_a_bad_row_is_one_line_naming_file_line_column_and_value(
+    data: Path, tmp_path: Path
+) -> None:
+    polls = tmp_path / "store_status.csv"
+    polls.write_text("store_id,status,timestamp_utc\n1,active,2023-01-22 12:09:39 UTC\n1,up,x\n")
+    result = runner.invoke(app, ["report", "--data", str(data), "--polls", str(polls)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "store_status.csv, line 3, column 'status'" in lines[0]
+    assert "'up'" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_files_and_bad_as_of_exit_2(data: Path, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["report", "--data", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "store_status.csv: no such file" in missing.stderr
+    nothing = runner.invoke(app, ["report"])
+    assert nothing.exit_code == 2
+    bad_as_of = runner.invoke(app, ["report", "--data", str(data), "--as-of", "yesterday"])
+    assert bad_as_of.exit_code == 2
+    assert "'yesterday' is not a timestamp" in bad_as_of.output
+
+
+def test_generate_writes_the_three_files(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["generate", "--out", str(tmp_path), "--stores", "5", "--days", "1", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [synthetic.POLLS_FILE, synthetic.HOURS_FILE, synthetic.TIMEZONES_FILE]
+    )
+    assert "of 5 stores" in result.stderr
+
+
+@pytest.fixture
+def embedded_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The embedded mode's settings, pointing at a SQLite file of this test."""
+    path = tmp_path / "store-monitor.db"
+    monkeypatch.delenv("STORE_MONITOR_DATABASE_URL", raising=False)
+    monkeypatch.setenv("STORE_MONITOR_SQLITE_PATH", str(path))
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+def test_ingest_loads_everything_once(data: Path, embedded_database: Path) -> None:
+    first = runner.invoke(app, ["ingest", "--data", str(data)])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["ingest", "--data", str(data)])
+    assert again.exit_code == 0, again.output
+    polls = read_polls(data / synthetic.POLLS_FILE).height
+    assert f"polls: {polls:,} rows read, 0 stored" in again.stderr
+    with sqlite3.connect(embedded_database) as connection:
+        (stored,) = connection.execute("SELECT count(*) FROM polls").fetchone()
+    assert stored == polls
+
+
+def test_ingest_validates_every_file_before_writing(
+    data: Path, embedded_database: Path, tmp_path: Path
+) -> None:
+    hours = tmp_path / "menu_hours.csv"
+    hours.write_text("store_id,dayOfWeek,start_time_local,end_time_local\n1,9,09:00,17:00\n")
+    result = runner.invoke(app, ["ingest", "--data", str(data), "--hours", str(hours)])
+    assert result.exit_code == 2
+    assert "menu_hours.csv, line 2, column 'dayOfWeek'" in result.stderr
+    # Nothing was written: not even the valid polls file.
+    assert not embedded_database.exists() or _count(embedded_database, "polls") == 0
+
+
+def _count(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as connection:
+        (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(count)
+
+
+def test_db_upgrade_creates_the_schema(embedded_database: Path) -> None:
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert _count(embedded_database, "reports") == 0
