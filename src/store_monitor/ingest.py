@@ -6,6 +6,7 @@ transaction: it flushes and never commits, so a load that fails part-way leaves 
 once the caller rolls back.
 """
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,14 +48,8 @@ class IngestResult:
 
 async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResult:
     """Add polls (schema POLLS) and their stores; polls already stored are left as they are."""
-    frame = _conformed(polls, POLLS)
-    stores = frame["store_id"].unique().sort()
-    # Store ids coded in text order: sorting integers is four times faster than strings, and
-    # Postgres' binary COPY encodes each store id once. Rows sorted as the primary key fill
-    # its B-tree in order, much cheaper than at random; duplicates end up side by side.
-    coded = frame.with_columns(pl.col("store_id").cast(pl.Enum(stores))).sort(POLLS.names())
-    repeated = pl.all_horizontal(pl.col(name) == pl.col(name).shift(1) for name in POLLS.names())
-    coded = coded.filter(~repeated.fill_null(False))
+    # Seconds of Polars work for millions of polls: in a thread, off the event loop.
+    stores, coded = await asyncio.to_thread(_coded, _conformed(polls, POLLS))
     if coded.height == 0:
         return IngestResult(received=polls.height, added=0, stores=0)
     if session.get_bind().dialect.name == "postgresql":
@@ -64,34 +59,34 @@ async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResu
     return IngestResult(received=polls.height, added=added, stores=stores.len())
 
 
+def _coded(frame: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
+    """The frame's stores in text order, and its distinct polls sorted, store ids coded."""
+    stores = frame["store_id"].unique().sort()
+    # Store ids coded in text order: sorting integers is four times faster than strings, and
+    # Postgres' binary COPY encodes each store id once. Rows sorted as the primary key fill
+    # its B-tree in order, much cheaper than at random; duplicates end up side by side.
+    coded = frame.with_columns(pl.col("store_id").cast(pl.Enum(stores))).sort(POLLS.names())
+    repeated = pl.all_horizontal(pl.col(name) == pl.col(name).shift(1) for name in POLLS.names())
+    return stores, coded.filter(~repeated.fill_null(False))
+
+
 async def _add_polls_postgres(session: AsyncSession, coded: pl.DataFrame, stores: pl.Series) -> int:
     # COPY cannot skip rows already stored, and INSERT ... ON CONFLICT from a COPY-filled
-    # temporary table was five times slower than COPY alone. So: loads take turns on the table
+    # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
     # spans, and COPY only the rest.
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
     spans = coded.group_by("store_id").agg(
         first=pl.col("timestamp_utc").min(), last=pl.col("timestamp_utc").max()
     )
-    stored = pl.read_csv(
-        await copy_out(
-            session,
-            _STORED_POLLS,
-            spans["store_id"].cast(pl.String).to_list(),
-            spans["first"].to_list(),
-            spans["last"].to_list(),
-        ),
-        has_header=False,
-        schema=_STORED_POLLS_SCHEMA,
+    stored = await copy_out(
+        session,
+        _STORED_POLLS,
+        spans["store_id"].cast(pl.String).to_list(),
+        spans["first"].to_list(),
+        spans["last"].to_list(),
     )
-    new = coded
-    if stored.height:
-        stored = stored.select(
-            pl.col("store_id").cast(coded.schema["store_id"]),
-            pl.col("at_us").cast(POLLS["timestamp_utc"]).alias("timestamp_utc"),
-            "status",
-        )
-        new = coded.join(stored, on=POLLS.names(), how="anti", maintain_order="left")
+    new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
     await session.execute(
         sa.text(
             "INSERT INTO stores (store_id) SELECT unnest(CAST(:ids AS text[])) "
@@ -101,6 +96,15 @@ async def _add_polls_postgres(session: AsyncSession, coded: pl.DataFrame, stores
     )
     await copy_in_binary(session, Poll.__tablename__, new)
     return new.height
+
+
+def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
+    stored = pl.read_csv(stored_csv, has_header=False, schema=_STORED_POLLS_SCHEMA).select(
+        pl.col("store_id").cast(coded.schema["store_id"]),
+        pl.col("at_us").cast(POLLS["timestamp_utc"]).alias("timestamp_utc"),
+        "status",
+    )
+    return coded.join(stored, on=POLLS.names(), how="anti", maintain_order="left")
 
 
 async def _add_polls_sqlite(session: AsyncSession, coded: pl.DataFrame, stores: pl.Series) -> int:
@@ -114,8 +118,6 @@ async def _add_polls_sqlite(session: AsyncSession, coded: pl.DataFrame, stores: 
         pl.col("timestamp_utc").dt.strftime(_SQLITE_INSTANT),
         pl.col("status").cast(pl.String),
     ).rows()
-    if not rows:
-        return 0
     result = await connection.exec_driver_sql(
         f"INSERT INTO {Poll.__tablename__} (store_id, timestamp_utc, status) VALUES (?, ?, ?) "
         "ON CONFLICT DO NOTHING",

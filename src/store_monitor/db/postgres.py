@@ -97,12 +97,25 @@ async def _slices(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _binary_copy(frame: pl.DataFrame) -> AsyncIterator[bytes]:
-    """The frame as a binary COPY stream, in chunks of rows."""
+    """The frame as a binary COPY stream, in chunks of rows.
+
+    Each chunk is encoded in a thread, off the event loop, while the one before is sent:
+    encoding and Postgres' work on the rows overlap.
+    """
     yield _BINARY_HEADER
-    for start in range(0, frame.height, _BINARY_CHUNK_ROWS):
-        # Encoding takes a while: off the event loop, and meanwhile Postgres takes in the
-        # chunk before.
-        yield await asyncio.to_thread(_binary_rows, frame.slice(start, _BINARY_CHUNK_ROWS))
+    chunks = (
+        frame.slice(start, _BINARY_CHUNK_ROWS)
+        for start in range(0, frame.height, _BINARY_CHUNK_ROWS)
+    )
+    following = asyncio.ensure_future(asyncio.to_thread(_binary_rows, next(chunks)))
+    try:
+        for chunk in chunks:
+            current = following
+            following = asyncio.ensure_future(asyncio.to_thread(_binary_rows, chunk))
+            yield await current
+        yield await following
+    finally:
+        following.cancel()
     yield _BINARY_TRAILER
 
 

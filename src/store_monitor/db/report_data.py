@@ -1,5 +1,6 @@
 """Reports in the database: engine inputs out as frames, report rows in, the CSV out in chunks."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,6 +135,11 @@ _POSTGRES_INPUTS_SCHEMA: Final = pl.Schema(
 
 async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> ReportInputs:
     data = await copy_out(session, _POSTGRES_INPUTS, as_of)
+    # A second or so of parsing for millions of polls: in a thread, off the event loop.
+    return await asyncio.to_thread(_parse_postgres_inputs, data)
+
+
+def _parse_postgres_inputs(data: bytes) -> ReportInputs:
     rows = pl.read_csv(data, has_header=False, schema=_POSTGRES_INPUTS_SCHEMA)
     kind = pl.col("kind")
     scalars = rows.filter(kind == 3)
