@@ -254,15 +254,20 @@ def serve(
     import uvicorn
 
     from store_monitor.api.app import create_app
+    from store_monitor.logs import configure_logging
 
     settings = get_settings()
     overrides = {"host": host, "port": port}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level, json=settings.log_json)
+    # On SIGTERM or SIGINT uvicorn stops accepting connections, lets the requests in flight
+    # finish (for up to timeout_graceful_shutdown seconds), then runs the lifespan's shutdown.
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers propagate to ours: one format, with request ids
         timeout_graceful_shutdown=30,
     )
 
@@ -272,12 +277,17 @@ def worker() -> None:
     """Run an Arq worker that computes queued reports (needs STORE_MONITOR_REDIS_URL)."""
     from arq.worker import Worker
 
+    from store_monitor.logs import configure_logging
     from store_monitor.worker import worker_settings
 
+    settings = get_settings()
     try:
-        options = worker_settings(get_settings())
+        options = worker_settings(settings)
     except ValueError as error:
         _fail(str(error))
+    configure_logging(settings.log_level, json=settings.log_json)
+    # On SIGTERM or SIGINT Arq cancels the running jobs: each puts its report back to pending
+    # and stays queued, for the next worker to run again.
     Worker(**options).run()
 
 

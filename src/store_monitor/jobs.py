@@ -32,6 +32,9 @@ class ReportQueue(Protocol):
 
     async def job_info(self, report_id: UUID) -> JobInfo: ...
 
+    async def depth(self) -> int:
+        """Report jobs queued or running, not yet finished."""
+
     async def ping(self) -> None:
         """Raise if the queue cannot take jobs."""
 
@@ -68,6 +71,11 @@ class ArqQueue:
             outcome = None if result is None else _outcome(result.success, result.result)
             return JobInfo(JobState.finished, outcome)
         return JobInfo(JobState.missing)
+
+    async def depth(self) -> int:
+        # Arq keeps a job in the queue's sorted set until it finishes, so this counts the jobs
+        # waiting and those running, as the in-process queue does.
+        return int(await self._redis.zcard(self._queue_name))
 
     async def ping(self) -> None:
         await self._redis.ping()
@@ -119,6 +127,9 @@ class InProcessQueue:
 
     async def job_info(self, report_id: UUID) -> JobInfo:
         return JobInfo(JobState.running if report_id in self._tasks else JobState.missing)
+
+    async def depth(self) -> int:
+        return len(self._tasks)
 
     async def ping(self) -> None:
         if self._closed:

@@ -5,7 +5,7 @@ A report's state lives in the `reports` table; a queue only carries report ids t
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor.db.models import Report, ReportRow, ReportStatus
 from store_monitor.db.report_data import load_report_inputs, replace_report_rows, report_rows_csv
 from store_monitor.engine import compute_report
+from store_monitor.logs import request_context, request_id
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ async def create_report(
     before the job is queued, or a fast worker would look for a report that is not there yet.
     An existing unfinished report is queued again, which is harmless (queues deduplicate by
     report id) and heals a report whose first enqueue was lost.
+    The report keeps the current request id (see `store_monitor.logs`): its job logs under it.
     """
-    report = Report(as_of=as_of, idempotency_key=idempotency_key)
+    report = Report(as_of=as_of, idempotency_key=idempotency_key, request_id=request_id.get())
     created = True
     try:
         async with sessionmaker.begin() as session:
@@ -139,12 +141,23 @@ async def run_report(
     the same `now` as the first run. An error or a timeout fails the report with the reason.
     When cancelled (a worker shutting down) the report goes back to pending for the retry; a
     report whose job was interrupted `max_attempts` times fails instead of starting again.
-    Returns None if there is no such report.
+    Returns None if there is no such report. Logs under the id of the request that created it.
     """
     claimed = await _claim(sessionmaker, report_id, max_attempts=max_attempts)
     if claimed is None:
         return await _give_up(sessionmaker, report_id)
-    as_of, attempt = claimed
+    with request_context(claimed.request_id):
+        return await _attempt(sessionmaker, report_id, claimed, timeout_seconds=timeout_seconds)
+
+
+async def _attempt(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    claimed: "_Claim",
+    *,
+    timeout_seconds: float,
+) -> ReportStatus:
+    as_of, attempt = claimed.pinned, claimed.attempt
     log.info("report %s: attempt %d started", report_id, attempt)
     try:
         async with asyncio.timeout(timeout_seconds) as deadline:
@@ -207,15 +220,69 @@ async def sweep_orphans(
     return sweep
 
 
+@dataclass(frozen=True, slots=True)
+class ReportStats:
+    """How many reports are in each status, and how long the complete ones took to compute."""
+
+    by_status: dict[ReportStatus, int]
+    duration_buckets: list[tuple[float, int]]
+    """(bound in seconds, complete reports whose last attempt took at most that long), in the
+    order of the bounds asked for: cumulative, as in a Prometheus histogram."""
+    duration_count: int
+    duration_sum: float
+    """Seconds, summed over the complete reports."""
+
+
+async def report_stats(session: AsyncSession, *, duration_bounds: Sequence[float]) -> ReportStats:
+    """Two aggregate queries over the reports table (one row per report, so cheap)."""
+    grouped = await session.execute(
+        sa.select(Report.status, sa.func.count()).group_by(Report.status)
+    )
+    counts = dict(grouped.all())
+    seconds = _duration_seconds(session)
+    row = (
+        await session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(seconds), 0.0),
+                *(sa.func.count().filter(seconds <= bound) for bound in duration_bounds),
+            ).where(
+                Report.status == ReportStatus.complete,
+                Report.started_at.is_not(None),
+                Report.finished_at.is_not(None),
+            )
+        )
+    ).one()
+    count, total, *within = row
+    return ReportStats(
+        by_status={status: counts.get(status, 0) for status in ReportStatus},
+        duration_buckets=list(zip(duration_bounds, within, strict=True)),
+        duration_count=count,
+        duration_sum=float(total),
+    )
+
+
+def _duration_seconds(session: AsyncSession) -> sa.ColumnElement[float]:
+    start, end = Report.started_at, Report.finished_at
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.cast(sa.extract("epoch", end - start), sa.Double)
+    # SQLite keeps instants as text; julianday() reads them as fractional days.
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    pinned: datetime | None
+    """The `now` to compute at: the requested `as_of`, else the `now` a previous run resolved."""
+    attempt: int
+    request_id: str | None
+
+
 async def _claim(
     sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, max_attempts: int
-) -> tuple[datetime | None, int] | None:
+) -> _Claim | None:
     """Mark the report running and count the attempt; None if there is no such report, or it is
-    unfinished and has had all its attempts.
-
-    Returns the `now` to compute at (the requested `as_of`, else the `now` a previous run
-    resolved) and the attempt's number.
-    """
+    unfinished and has had all its attempts."""
     # One UPDATE first, no read before it: on SQLite a transaction that reads and then writes
     # fails at once (SQLITE_BUSY) if another writer committed in between.
     async with sessionmaker.begin() as session:
@@ -235,13 +302,15 @@ async def _claim(
                     finished_at=None,
                     error=None,
                 )
-                .returning(sa.func.coalesce(Report.as_of, Report.now), Report.attempts)
+                .returning(
+                    sa.func.coalesce(Report.as_of, Report.now), Report.attempts, Report.request_id
+                )
             )
         ).one_or_none()
     if row is None:
         return None
-    pinned, attempt = row
-    return pinned, attempt
+    pinned, attempt, request = row
+    return _Claim(pinned=pinned, attempt=attempt, request_id=request)
 
 
 async def _give_up(
@@ -255,7 +324,8 @@ async def _give_up(
     earlier = f" (last: {report.error})" if report.error else ""
     reason = f"gave up after {report.attempts} interrupted attempts{earlier}"
     if await _finish_failed(sessionmaker, report_id, reason):
-        log.warning("report %s: %s", report_id, reason)
+        with request_context(report.request_id):
+            log.warning("report %s: %s", report_id, reason)
         return ReportStatus.failed
     # Finished meanwhile, by another run.
     return await _status(sessionmaker, report_id)

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     """Attempts a report gets when its worker dies or is stopped under it; errors fail at once."""
     max_concurrent_jobs: int = Field(default=4, ge=1)
     log_level: str = "INFO"
+    log_json: bool | None = None
+    """Log JSON lines (True) or plain text (False); None: JSON unless stderr is a terminal."""
     sample_data: bool = True
     """Embedded mode only: load a small generated data set on a first start with no polls."""
 

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor import ingest, jobs, reports, synthetic
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.errors import install_error_handlers
+from store_monitor.api.observability import InstrumentedApp, Metrics
 from store_monitor.api.routes import health
 from store_monitor.api.routes import ingest as ingest_routes
+from store_monitor.api.routes import metrics as metrics_routes
 from store_monitor.api.routes import reports as report_routes
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import Poll
@@ -34,11 +36,14 @@ _SAMPLE_SEED: Final = 0
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # Request ids and request metrics wrap the whole app (see InstrumentedApp).
+    metrics = Metrics()
+    app = InstrumentedApp(
+        metrics=metrics,
         title="store-monitor",
         summary="Uptime and downtime of restaurants within their business hours.",
         version="0.1.0",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, metrics),
         openapi_tags=[
             {"name": "reports", "description": "Trigger a report, poll it, download it."},
             {"name": "ingest", "description": "Upload the input CSV files."},
@@ -49,11 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(report_routes.router)
     app.include_router(ingest_routes.router)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     return app
 
 
 def _lifespan(
-    settings: Settings,
+    settings: Settings, metrics: Metrics
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, AppState]]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
@@ -76,7 +82,11 @@ def _lifespan(
                     )
                 yield {
                     STATE_KEY: AppState(
-                        settings=settings, engine=engine, sessionmaker=sessionmaker, queue=queue
+                        settings=settings,
+                        engine=engine,
+                        sessionmaker=sessionmaker,
+                        queue=queue,
+                        metrics=metrics,
                     )
                 }
             finally:

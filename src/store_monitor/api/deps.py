@@ -7,6 +7,7 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from store_monitor.api.observability import Metrics
 from store_monitor.jobs import ReportQueue
 from store_monitor.settings import Settings
 
@@ -21,6 +22,7 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: ReportQueue
+    metrics: Metrics
 
 
 def get_state(request: Request) -> AppState:
@@ -44,6 +46,10 @@ def get_queue(state: StateDep) -> ReportQueue:
     return state.queue
 
 
+def get_metrics(state: StateDep) -> Metrics:
+    return state.metrics
+
+
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: committed when the route returns, rolled back if it raises."""
     async with state.sessionmaker() as session:
@@ -58,6 +64,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 QueueDep = Annotated[ReportQueue, Depends(get_queue)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # scope="function": the commit happens before the response is sent, so a client that got a
 # success can rely on it; a failed commit is the client's error response, not a lost write.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

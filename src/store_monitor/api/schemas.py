@@ -101,6 +101,9 @@ class ReportMetadata(BaseModel):
     )
     ignored_polls: int | None = Field(description="Polls after `now`, left out.")
     attempts: int
+    request_id: str | None = Field(
+        description="`X-Request-ID` of the request that created the report; its logs carry it."
+    )
 
     @classmethod
     def of(cls, report: Report) -> "ReportMetadata":
@@ -117,6 +120,7 @@ class ReportMetadata(BaseModel):
             unknown_timezones=report.unknown_timezones,
             ignored_polls=report.ignored_polls,
             attempts=report.attempts,
+            request_id=report.request_id,
         )
 
 

@@ -141,6 +141,8 @@ class Report(Base):
     ignored_polls: Mapped[int | None] = mapped_column(sa.Integer)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
+    request_id: Mapped[str | None] = mapped_column(sa.Text)
+    """The `X-Request-ID` of the request that created the report; its job logs under it."""
 
 
 class ReportRow(Base):

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
-from store_monitor.api.deps import SessionDep, SettingsDep
+from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
 from store_monitor.api.errors import ApiError, documented
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
@@ -68,12 +68,12 @@ _ERRORS: Final = documented(
     summary="Add polls (store_status.csv)",
 )
 async def ingest_polls(
-    request: Request, session: SessionDep, settings: SettingsDep
+    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
 ) -> IngestResponse:
     """Polls already stored are skipped: sending a file twice adds nothing."""
     frame = await _read_upload(request, settings.max_upload_bytes, read_polls, "polls")
     result = await ingest.ingest_polls(session, frame)
-    return _response("polls", result)
+    return _response("polls", result, metrics)
 
 
 @router.post(
@@ -85,14 +85,14 @@ async def ingest_polls(
     summary="Replace business hours (menu_hours.csv)",
 )
 async def ingest_business_hours(
-    request: Request, session: SessionDep, settings: SettingsDep
+    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
 ) -> IngestResponse:
     """Each store in the file gets exactly the file's rows as its week; other stores keep theirs."""
     frame = await _read_upload(
         request, settings.max_upload_bytes, read_business_hours, "business hours"
     )
     result = await ingest.ingest_business_hours(session, frame)
-    return _response("business_hours", result)
+    return _response("business_hours", result, metrics)
 
 
 @router.post(
@@ -104,15 +104,16 @@ async def ingest_business_hours(
     summary="Replace time zones (timezones.csv)",
 )
 async def ingest_timezones(
-    request: Request, session: SessionDep, settings: SettingsDep
+    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
 ) -> IngestResponse:
     """Each store in the file gets the file's time zone; other stores keep theirs."""
     frame = await _read_upload(request, settings.max_upload_bytes, read_timezones, "timezones")
     result = await ingest.ingest_timezones(session, frame)
-    return _response("timezones", result)
+    return _response("timezones", result, metrics)
 
 
-def _response(source: Source, result: ingest.IngestResult) -> IngestResponse:
+def _response(source: Source, result: ingest.IngestResult, metrics: MetricsDep) -> IngestResponse:
+    metrics.ingested(source, received=result.received, added=result.added)
     return IngestResponse(
         source=source, rows_received=result.received, rows_added=result.added, stores=result.stores
     )

@@ -1,0 +1,1 @@
+"""Tests of the operations surface: metrics, request ids, structured logs, graceful shutdown."""

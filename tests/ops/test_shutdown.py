@@ -1,0 +1,232 @@
+"""Graceful shutdown of the real processes on SIGTERM: `store-monitor serve` finishes the request
+in flight; `store-monitor worker` puts its report back in the queue for the next worker."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.service import empty_postgres, postgres_mode, run_burst
+from store_monitor import ingest, jobs, reports
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.logs import request_context
+from store_monitor.reports import JobState
+from store_monitor.settings import Settings
+from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from store_monitor.synthetic import GeneratedFiles
+
+# The worker command, with the report's computation slowed down so that SIGTERM finds it busy.
+_SLOW_WORKER = """
+import sys, time
+from store_monitor import reports
+from store_monitor.cli import app
+
+compute = reports.compute_report
+
+def slow(*args, **kwargs):
+    time.sleep(float(sys.argv[1]))
+    return compute(*args, **kwargs)
+
+reports.compute_report = slow
+app(["worker"])
+"""
+
+
+def _environment(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORE_MONITOR_")}
+    env.update({f"STORE_MONITOR_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _json_lines(stderr: str) -> list[dict[str, Any]]:
+    # Every line the process logged is JSON: stderr is a pipe, not a terminal.
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+async def _exit(process: asyncio.subprocess.Process, *, within: float = 20) -> tuple[int, str]:
+    async with asyncio.timeout(within):
+        _, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+async def test_serve_finishes_the_request_in_flight(
+    tmp_path: Path, data_files: GeneratedFiles
+) -> None:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "store_monitor.cli", "serve", "--port", str(port)),
+        env=_environment(sqlite_path=str(tmp_path / "service.db"), sample_data="false"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            await _ready(client)
+            polls = data_files.store_status.read_bytes()
+            sent_first = asyncio.Event()
+
+            async def slow_body() -> AsyncIterator[bytes]:
+                half = polls.index(b"\n", len(polls) // 2) + 1
+                yield polls[:half]
+                sent_first.set()
+                await asyncio.sleep(1.0)
+                yield polls[half:]
+
+            upload = asyncio.create_task(
+                client.post(
+                    "/ingest/polls",
+                    content=slow_body(),
+                    headers={"Content-Type": "text/csv", "X-Request-ID": "in-flight-1"},
+                )
+            )
+            await sent_first.wait()
+            await asyncio.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            # No new connections once shutting down...
+            await _refused(base_url)
+            assert not upload.done()
+            # ...but the request in flight is answered in full.
+            response = await upload
+        assert response.status_code == 200, response.text
+        assert response.json()["rows_received"] == polls.count(b"\n") - 1
+        assert response.headers["X-Request-ID"] == "in-flight-1"
+        code, stderr = await _exit(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    # uvicorn ends by raising the signal it caught again, for its parent to see.
+    assert code == -signal.SIGTERM, stderr
+    lines = _json_lines(stderr)
+    messages = [line["message"] for line in lines]
+    assert "Waiting for connections to close. (CTRL+C to force quit)" in messages
+    assert "Application shutdown complete." in messages
+    [access] = [
+        line
+        for line in lines
+        if line["logger"] == "uvicorn.access" and "/ingest/polls" in line["message"]
+    ]
+    assert access["request_id"] == "in-flight-1"
+
+
+async def _refused(base_url: str) -> None:
+    async with asyncio.timeout(5), httpx.AsyncClient(base_url=base_url) as fresh:
+        while True:
+            try:
+                await fresh.get("/healthz", headers={"Connection": "close"})
+            except httpx.ConnectError:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _ready(client: httpx.AsyncClient) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def _report(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -> Report:
+    async with sessions() as session:
+        report = await session.get(Report, report_id)
+    assert report is not None
+    return report
+
+
+async def test_a_stopped_worker_hands_its_report_to_the_next(
+    postgres_url: str, data_files: GeneratedFiles
+) -> None:
+    await empty_postgres(postgres_url)
+    settings = postgres_mode(postgres_url)
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    sessions = create_sessionmaker(engine)
+    assert settings.redis_url is not None
+    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    try:
+        await _load(sessions, data_files)
+        with request_context("made-by-request-7"):
+            created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        report_id = created.report.id
+
+        worker = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", _SLOW_WORKER, "1.5"),
+            env=_worker_environment(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    if (await _report(sessions, report_id)).status is ReportStatus.running:
+                        break
+                    await asyncio.sleep(0.05)
+            worker.send_signal(signal.SIGTERM)
+            code, stderr = await _exit(worker)
+        finally:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+
+        assert code == 0, stderr
+        interrupted = await _report(sessions, report_id)
+        assert interrupted.status is ReportStatus.pending
+        assert interrupted.error == "attempt 1 interrupted: runner stopped"
+        assert (await queue.job_info(report_id)).state is JobState.waiting
+        [started] = [
+            line for line in _json_lines(stderr) if line["message"].endswith("attempt 1 started")
+        ]
+        # The worker is another process: the id came with the report, through the database.
+        assert started["request_id"] == "made-by-request-7"
+
+        await run_burst(settings)
+        finished = await _report(sessions, report_id)
+        assert (finished.status, finished.attempts, finished.error) == (
+            ReportStatus.complete,
+            2,
+            None,
+        )
+    finally:
+        await queue.close()
+        await engine.dispose()
+
+
+def _worker_environment(settings: Settings) -> dict[str, str]:
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    return _environment(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        queue_name=settings.queue_name,
+    )
+
+
+async def _load(sessions: async_sessionmaker[AsyncSession], files: GeneratedFiles) -> None:
+    async with sessions.begin() as session:
+        await ingest.ingest_polls(session, read_polls(files.store_status))
+        await ingest.ingest_business_hours(session, read_business_hours(files.menu_hours))
+        await ingest.ingest_timezones(session, read_timezones(files.timezones))
