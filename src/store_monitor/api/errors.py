@@ -8,20 +8,49 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
+    # Always sent: required in the schema, so that generated clients need not check for it.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     code: str = Field(examples=["report_not_found"])
     """Stable and machine-readable; the message is for people and may change."""
     message: str = Field(examples=["no report with id 8c7e3a52-..."])
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+_EXAMPLE_MESSAGE = (
+    "store_status.csv, line 3, column 'status': 'activ' is not 'active' or 'inactive'"
+)
+
+
 class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_csv",
+                        "message": _EXAMPLE_MESSAGE,
+                        "details": {
+                            "source": "store_status.csv",
+                            "line": 3,
+                            "column": "status",
+                            "value": "activ",
+                            "reason": "'activ' is not 'active' or 'inactive'",
+                            "message": _EXAMPLE_MESSAGE,
+                        },
+                    }
+                }
+            ]
+        }
+    )
+
     error: ErrorBody
 
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -28,6 +28,9 @@ _WIRE_STATUS = {
 def wire_status(status: ReportStatus) -> WireReportStatus:
     return _WIRE_STATUS[status]
 
+
+EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
+"""The report id the OpenAPI examples show."""
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -72,12 +75,31 @@ class TriggerReportRequest(BaseModel):
 
 
 class TriggerReportResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"report_id": EXAMPLE_REPORT_ID, "status": "Pending"}]}
+    )
+
     report_id: UUID
     status: WireReportStatus
 
 
 class ReportState(BaseModel):
     """`GET /get_report` while the report is not ready, or once it failed."""
+
+    model_config = ConfigDict(
+        # `error` is always sent (null unless failed): required, so clients need not check.
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={
+            "examples": [
+                {"report_id": EXAMPLE_REPORT_ID, "status": "Running", "error": None},
+                {
+                    "report_id": EXAMPLE_REPORT_ID,
+                    "status": "Failed",
+                    "error": "timed out after 600 s (attempt 1)",
+                },
+            ]
+        },
+    )
 
     report_id: UUID
     status: Literal[WireReportStatus.Running, WireReportStatus.Failed] = Field(
@@ -87,6 +109,27 @@ class ReportState(BaseModel):
 
 
 class ReportMetadata(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": EXAMPLE_REPORT_ID,
+                    "status": "Complete",
+                    "created_at": "2023-01-25T18:00:00.120000Z",
+                    "started_at": "2023-01-25T18:00:00.180000Z",
+                    "finished_at": "2023-01-25T18:00:02.950000Z",
+                    "as_of": None,
+                    "now": "2023-01-25T18:13:22.479220Z",
+                    "error": None,
+                    "row_count": 14092,
+                    "unknown_timezones": 0,
+                    "ignored_polls": 0,
+                    "attempts": 1,
+                }
+            ]
+        }
+    )
+
     report_id: UUID
     status: WireReportStatus
     created_at: datetime
@@ -125,6 +168,19 @@ class ReportMetadata(BaseModel):
 
 
 class IngestResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "polls",
+                    "rows_received": 1849837,
+                    "rows_added": 1849837,
+                    "stores": 14092,
+                }
+            ]
+        }
+    )
+
     source: Literal["polls", "business_hours", "timezones"]
     rows_received: int = Field(description="Data rows in the uploaded file.")
     rows_added: int = Field(
@@ -134,11 +190,16 @@ class IngestResponse(BaseModel):
     stores: int = Field(description="Distinct stores in the file.")
 
 
+# Responses only: their fields are always sent, so the schema says they are required.
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     status: Literal["ok"] = "ok"
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     status: Literal["ready"] = "ready"
     database: Literal["ok"] = "ok"
     queue: Literal["ok"] = "ok"

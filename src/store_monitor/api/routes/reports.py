@@ -3,13 +3,15 @@
 from typing import Annotated, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Response, status
+from fastapi import APIRouter, Body, Header, Path, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import WithJsonSchema
 
 from store_monitor import reports
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
 from store_monitor.api.errors import ApiError, documented
 from store_monitor.api.schemas import (
+    EXAMPLE_REPORT_ID,
     ReportMetadata,
     ReportState,
     TriggerReportRequest,
@@ -30,6 +32,26 @@ _CSV_CONTENT: Final = {
     }
 }
 _STATUS_HEADER: Final = "X-Report-Status"
+_CSV_HEADERS: Final = {
+    "Content-Disposition": {
+        "description": '`attachment; filename="report-{report_id}.csv"`',
+        "schema": {"type": "string"},
+    },
+    _STATUS_HEADER: {
+        "description": "Always `Complete` with the CSV.",
+        "schema": {"type": "string"},
+    },
+}
+ReportId = Annotated[
+    UUID,
+    Path(
+        description="The id `POST /trigger_report` returned.",
+        examples=[EXAMPLE_REPORT_ID],
+    ),
+]
+# The body is optional; a model default (not `None`) keeps its schema a plain object, which
+# client generators turn into an optional argument they leave out of the request when unset.
+_NO_OPTIONS: Final = TriggerReportRequest()
 _NOT_FOUND: Final = {404: "No report has this id (`report_not_found`)."}
 _INVALID: Final = {
     422: "The request is malformed (`invalid_request`), e.g. an id that is not a UUID."
@@ -41,23 +63,36 @@ _INVALID: Final = {
     operation_id="trigger_report",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TriggerReportResponse,
-    responses=documented(
-        {
-            400: "The body cannot be read as JSON text (`bad_request`).",
-            409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
-            **_INVALID,
-            503: "The job queue cannot be reached; the report is failed (`queue_unavailable`).",
-        }
-    ),
+    response_description="Queued; with a known Idempotency-Key, that key's report instead.",
+    responses={
+        202: {
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "`true` when the Idempotency-Key named an existing report.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            }
+        },
+        **documented(
+            {
+                400: "The body cannot be read as JSON text (`bad_request`).",
+                409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
+                **_INVALID,
+                503: "The job queue cannot be reached; the report is failed (`queue_unavailable`).",
+            }
+        ),
+    },
     summary="Start computing a report",
 )
 async def trigger_report(
     sessionmaker: SessionmakerDep,
     queue: QueueDep,
     response: Response,
-    body: Annotated[TriggerReportRequest | None, Body()] = None,
+    body: Annotated[TriggerReportRequest, Body()] = _NO_OPTIONS,
     idempotency_key: Annotated[
         str | None,
+        # An optional header is absent, never null: the schema says string, not string-or-null.
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255}),
         Header(
             alias="Idempotency-Key",
             min_length=1,
@@ -67,10 +102,9 @@ async def trigger_report(
     ] = None,
 ) -> TriggerReportResponse:
     """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
-    as_of = body.as_of if body is not None else None
     try:
         created = await reports.create_report(
-            sessionmaker, queue.enqueue_report, as_of=as_of, idempotency_key=idempotency_key
+            sessionmaker, queue.enqueue_report, as_of=body.as_of, idempotency_key=idempotency_key
         )
     except reports.IdempotencyKeyReused as error:
         raise ApiError(
@@ -99,19 +133,29 @@ async def trigger_report(
     response_model=ReportState,
     responses={
         200: {
-            "description": "The report as CSV once complete; otherwise its state as JSON.",
+            "description": "The report's state as JSON until it is complete, then its CSV.",
             "content": _CSV_CONTENT,
-            "headers": {_STATUS_HEADER: {"schema": {"type": "string"}}},
+            "headers": {
+                **_CSV_HEADERS,
+                _STATUS_HEADER: {
+                    "description": "`Running`, `Failed` or `Complete`: which body this is.",
+                    "schema": {"type": "string", "enum": ["Running", "Failed", "Complete"]},
+                },
+            },
         },
         **documented({**_NOT_FOUND, **_INVALID}),
     },
     summary="Poll a report; its CSV once complete",
 )
 async def get_report(
-    report_id: UUID, session: SessionDep, sessionmaker: SessionmakerDep, response: Response
+    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep, response: Response
 ) -> ReportState | StreamingResponse:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
-    `{"status": "Failed", "error": ...}` if it failed."""
+    `{"status": "Failed", "error": ...}` if it failed.
+
+    One response, two content types: generated clients read it as JSON only. They poll
+    `GET /reports/{report_id}` and download `GET /reports/{report_id}/csv` instead.
+    """
     report = await _existing(session, report_id)
     if report.status is ReportStatus.complete:
         return _csv_response(sessionmaker, report)
@@ -128,10 +172,11 @@ async def get_report(
     "/reports/{report_id}",
     operation_id="get_report_metadata",
     response_model=ReportMetadata,
+    response_description="The report's state, and its figures once complete.",
     responses=documented({**_NOT_FOUND, **_INVALID}),
     summary="A report's state and figures",
 )
-async def get_report_metadata(report_id: UUID, session: SessionDep) -> ReportMetadata:
+async def get_report_metadata(report_id: ReportId, session: SessionDep) -> ReportMetadata:
     return ReportMetadata.of(await _existing(session, report_id))
 
 
@@ -140,7 +185,11 @@ async def get_report_metadata(report_id: UUID, session: SessionDep) -> ReportMet
     operation_id="download_report_csv",
     response_class=StreamingResponse,
     responses={
-        200: {"description": "The report as CSV.", "content": _CSV_CONTENT},
+        200: {
+            "description": "The report as CSV.",
+            "content": _CSV_CONTENT,
+            "headers": _CSV_HEADERS,
+        },
         **documented(
             {
                 **_NOT_FOUND,
@@ -152,7 +201,7 @@ async def get_report_metadata(report_id: UUID, session: SessionDep) -> ReportMet
     summary="Download a complete report's CSV",
 )
 async def download_report_csv(
-    report_id: UUID, session: SessionDep, sessionmaker: SessionmakerDep
+    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
 ) -> StreamingResponse:
     report = await _existing(session, report_id)
     if report.status is not ReportStatus.complete:
