@@ -101,7 +101,9 @@ def _frames(files: GeneratedFiles) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
     )
 
 
-async def upload_all(client: httpx.AsyncClient, files: GeneratedFiles) -> None:
+async def upload_all(client: httpx.AsyncClient, files: GeneratedFiles) -> dict[str, dict[str, Any]]:
+    """Upload the three files; each upload's response body by kind."""
+    bodies = {}
     for path, route in (
         (files.store_status, "/ingest/polls"),
         (files.menu_hours, "/ingest/business-hours"),
@@ -111,6 +113,8 @@ async def upload_all(client: httpx.AsyncClient, files: GeneratedFiles) -> None:
             route, content=path.read_bytes(), headers={"Content-Type": "text/csv"}
         )
         assert response.status_code == 200, response.text
+        bodies[response.json()["source"]] = response.json()
+    return bodies
 
 
 async def wait_until_final(

@@ -17,6 +17,7 @@ from api.service import (
     postgres_mode,
     run_burst,
     serve,
+    upload_all,
     wait_until_final,
 )
 from store_monitor.api.observability import Metrics
@@ -30,22 +31,6 @@ from .scraping import Samples, scrape
 REQUESTS = "store_monitor_http_requests_total"
 LATENCY_COUNT = "store_monitor_http_request_duration_seconds_count"
 DURATION = "store_monitor_report_duration_seconds"
-
-
-async def upload(client: httpx.AsyncClient, files: GeneratedFiles) -> dict[str, dict[str, Any]]:
-    """Upload the three files; each upload's response body by kind."""
-    bodies = {}
-    for path, route in (
-        (files.store_status, "/ingest/polls"),
-        (files.menu_hours, "/ingest/business-hours"),
-        (files.timezones, "/ingest/timezones"),
-    ):
-        response = await client.post(
-            route, content=path.read_bytes(), headers={"Content-Type": "text/csv"}
-        )
-        assert response.status_code == 200, response.text
-        bodies[response.json()["source"]] = response.json()
-    return bodies
 
 
 async def trigger(client: httpx.AsyncClient) -> str:
@@ -102,7 +87,7 @@ async def test_reports_queue_and_ingest_in_postgres_mode(
     await empty_postgres(postgres_url)
     settings = postgres_mode(postgres_url)
     async with serve(settings) as client:
-        bodies = await upload(client, data_files)
+        bodies = await upload_all(client, data_files)
         # No worker yet: the reports wait in the queue.
         ids = [await trigger(client), await trigger(client)]
         waiting = await scrape(client)
@@ -143,7 +128,7 @@ async def test_reports_queue_and_ingest_in_embedded_mode(
 
     monkeypatch.setattr("store_monitor.reports.compute_report", slow)
     async with serve(embedded(tmp_path)) as client:
-        bodies = await upload(client, data_files)
+        bodies = await upload_all(client, data_files)
         report_id = await trigger(client)
         async with asyncio.timeout(10):
             while True:
