@@ -32,6 +32,12 @@ CROSS JOIN LATERAL (
 ) AS p
 """
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
+# A store's row follows its latest poll; the same words on both dialects (on SQLite the instants
+# are fixed-width text, which sorts as they do).
+_LATER_POLL: Final = (
+    "ON CONFLICT (store_id) DO UPDATE SET latest_poll_at = excluded.latest_poll_at "
+    "WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,50 +55,50 @@ class IngestResult:
 async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResult:
     """Add polls (schema POLLS) and their stores; polls already stored are left as they are."""
     # Seconds of Polars work for millions of polls: in a thread, off the event loop.
-    stores, coded = await asyncio.to_thread(_coded, _conformed(polls, POLLS))
+    spans, coded = await asyncio.to_thread(_coded, _conformed(polls, POLLS))
     if coded.height == 0:
         return IngestResult(received=polls.height, added=0, stores=0)
     if session.get_bind().dialect.name == "postgresql":
-        added = await _add_polls_postgres(session, coded, stores)
+        added = await _add_polls_postgres(session, coded, spans)
     else:
-        added = await _add_polls_sqlite(session, coded, stores)
-    return IngestResult(received=polls.height, added=added, stores=stores.len())
+        added = await _add_polls_sqlite(session, coded, spans)
+    return IngestResult(received=polls.height, added=added, stores=spans.height)
 
 
-def _coded(frame: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
-    """The frame's stores in text order, and its distinct polls sorted, store ids coded."""
+def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frame's stores in text order with the span of their polls (`first`, `last`), and
+    its distinct polls sorted, store ids coded."""
     stores = frame["store_id"].unique().sort()
     # Store ids coded in text order: sorting integers is four times faster than strings, and
     # Postgres' binary COPY encodes each store id once. Rows sorted as the primary key fill
     # its B-tree in order, much cheaper than at random; duplicates end up side by side.
     coded = frame.with_columns(pl.col("store_id").cast(pl.Enum(stores))).sort(POLLS.names())
     repeated = pl.all_horizontal(pl.col(name) == pl.col(name).shift(1) for name in POLLS.names())
-    return stores, coded.filter(~repeated.fill_null(False))
+    distinct = coded.filter(~repeated.fill_null(False))
+    spans = distinct.group_by("store_id", maintain_order=True).agg(
+        first=pl.col("timestamp_utc").first(), last=pl.col("timestamp_utc").last()
+    )
+    return spans.with_columns(pl.col("store_id").cast(pl.String)), distinct
 
 
-async def _add_polls_postgres(session: AsyncSession, coded: pl.DataFrame, stores: pl.Series) -> int:
+async def _add_polls_postgres(
+    session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame
+) -> int:
     # COPY cannot skip rows already stored, and INSERT ... ON CONFLICT from a COPY-filled
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
     # spans, and COPY only the rest.
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
-    spans = coded.group_by("store_id").agg(
-        first=pl.col("timestamp_utc").min(), last=pl.col("timestamp_utc").max()
-    )
-    stored = await copy_out(
-        session,
-        _STORED_POLLS,
-        spans["store_id"].cast(pl.String).to_list(),
-        spans["first"].to_list(),
-        spans["last"].to_list(),
-    )
+    ids, lasts = spans["store_id"].to_list(), spans["last"].to_list()
+    stored = await copy_out(session, _STORED_POLLS, ids, spans["first"].to_list(), lasts)
     new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
     await session.execute(
         sa.text(
-            "INSERT INTO stores (store_id) SELECT unnest(CAST(:ids AS text[])) "
-            "ON CONFLICT DO NOTHING"
+            "INSERT INTO stores (store_id, latest_poll_at) "
+            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[])) "
+            + _LATER_POLL
         ),
-        {"ids": stores.to_list()},
+        {"ids": ids, "lasts": lasts},
     )
     await copy_in_binary(session, Poll.__tablename__, new)
     return new.height
@@ -107,11 +113,12 @@ def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
     return coded.join(stored, on=POLLS.names(), how="anti", maintain_order="left")
 
 
-async def _add_polls_sqlite(session: AsyncSession, coded: pl.DataFrame, stores: pl.Series) -> int:
+async def _add_polls_sqlite(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame) -> int:
     connection = await session.connection()
     await connection.exec_driver_sql(
-        f"INSERT INTO {Store.__tablename__} (store_id) VALUES (?) ON CONFLICT DO NOTHING",
-        [(store,) for store in stores],
+        f"INSERT INTO {Store.__tablename__} (store_id, latest_poll_at) VALUES (?, ?) "
+        + _LATER_POLL,
+        spans.select("store_id", pl.col("last").dt.strftime(_SQLITE_INSTANT)).rows(),
     )
     rows = coded.select(
         pl.col("store_id").cast(pl.String),

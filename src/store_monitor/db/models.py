@@ -79,6 +79,9 @@ class Store(Base):
     __tablename__ = "stores"
 
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    latest_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """The instant of the store's latest poll (its greatest `timestamp_utc`): the latest of all
+    stores is a report's default `now`, read here rather than from a pass over the polls."""
 
 
 class Poll(Base):

@@ -21,8 +21,10 @@ _HEX_WORDS: Final = pl.Series([f"{word:04x}" for word in range(1 << 16)])
 # PGCOPY signature, flags (none), header extension length (none); the trailer is a -1 count.
 _BINARY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + bytes(4)
 _BINARY_TRAILER: Final = b"\xff\xff"
-# timestamptz travels as microseconds since 2000-01-01 UTC.
-_POSTGRES_EPOCH_US: Final = 946_684_800_000_000
+_WIDTHS: Final = ((pl.UInt8(), 1), (pl.Int32(), 4), (pl.Int64(), 8))
+POSTGRES_EPOCH_US: Final = 946_684_800_000_000
+"""Binary timestamptz (COPY's binary format, `timestamptz_send`) counts microseconds since
+2000-01-01 UTC: add this for microseconds since 1970-01-01."""
 
 # asyncpg ships no type information: its connection is typed as Any here.
 AsyncpgConnection = Any
@@ -81,6 +83,22 @@ async def copy_out(session: AsyncSession, query: str, *args: object) -> bytes:
     return b"".join(parts)
 
 
+def big_endian(data: bytes | None, dtype: pl.DataType) -> pl.Series:
+    """Consecutive big-endian numbers of `dtype` (one of `_WIDTHS`), e.g. a `string_agg` of
+    `int4send`, `int8send`, `timestamptz_send` or `boolsend` values, decoded at once; None (an
+    aggregate of no rows) is none."""
+    if not data:
+        return pl.Series(dtype=dtype)
+    width = next(width for known, width in _WIDTHS if known == dtype)
+    count, rest = divmod(len(data), width)
+    if rest:
+        raise ValueError(f"{len(data)} bytes are not a whole number of {dtype} values")
+    array = pl.Series([data], dtype=pl.Binary).bin.reinterpret(
+        dtype=pl.Array(dtype, count), endianness="big"
+    )
+    return array.arr.explode()
+
+
 @contextlib.asynccontextmanager
 async def _as_sqlalchemy_errors(statement: str) -> AsyncIterator[None]:
     """Raise the driver's errors as SQLAlchemy's, like every other statement of the session."""
@@ -136,7 +154,7 @@ def _binary_rows(frame: pl.DataFrame) -> bytes:
 def _binary_field(name: str, dtype: pl.DataType) -> list[pl.Expr]:
     column = pl.col(name)
     if dtype == pl.Datetime("us", "UTC"):
-        micros = column.dt.epoch("us") - _POSTGRES_EPOCH_US
+        micros = column.dt.epoch("us") - POSTGRES_EPOCH_US
         return [pl.lit(f"{8:08x}"), *_hex_words(micros.reinterpret(signed=False), 4)]
     if isinstance(dtype, pl.Enum):
         # Each category is encoded once, then looked up by the rows' codes.

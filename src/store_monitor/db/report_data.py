@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import polars as pl
@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, ReportRow, Timezone
-from store_monitor.db.postgres import copy_in, copy_out
+from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
 from store_monitor.engine.csv import report_csv_bytes
 from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, REPORT, STATUS, TIMEZONES
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
 # store has when the week starts (see `load_report_inputs`).
 _LOOK_BACK: Final = timedelta(weeks=1)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # How SQLAlchemy writes instants and times into SQLite's text columns; both sort as text.
 _SQLITE_INSTANT: Final = "%Y-%m-%d %H:%M:%S%.f"
 _SQLITE_TIME: Final = "%H:%M:%S%.f"
@@ -54,7 +53,7 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
     gives the same rows as on the full tables; take `ignored_polls` from here, not from it.
-    The read is one consistent snapshot: on Postgres a single COPY statement, whatever the
+    The read is one consistent snapshot: on Postgres a single statement, whatever the
     transaction's isolation level; on SQLite the session's transaction (see db/session.py).
     """
     if as_of is not None and as_of.tzinfo is None:
@@ -64,96 +63,165 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
     return await _load_sqlite(session, as_of)
 
 
-# One statement, COPY'd out, so one snapshot. Its rows are a tagged union of the inputs and a
-# last row of scalars, told apart by `kind`; instants come as epoch microseconds, the cheapest
-# to parse. Per-store lookups go through the primary key (store_id, timestamp_utc, status),
-# forced by LATERAL ... LIMIT; DESC on status puts an instant's inactive poll first. The window
-# is a range scan (BRIN index or sequential). Hours and zones are small: all are read, and
-# those of stores without polls dropped afterwards.
-_POSTGRES_INPUTS: Final = """
+# One statement, so one snapshot. It gathers, store by store, what the report needs of each,
+# found through the store's index entries (primary keys led by store_id): the cost follows the
+# week's polls and the number of stores, not the length of the history. Then it packs it all
+# into ONE row of a few large values, each a run of fixed-width big-endian binary numbers (the
+# types' "send" forms, e.g. `timestamptz_send`: microseconds since 2000 in 8 bytes) or of
+# NUL-separated text, that Polars decodes at once: Postgres and asyncpg spend most of their
+# time per row sent, and Python per value handled.
+# Per reported store (a store with a poll at or before `now`), in one order: its id; three
+# counts, of its active and inactive polls in the week and of its business-hours rows; and those
+# polls' instants and the hours, as (day, start, end) records. Per store with a poll before the
+# week, its id, the instant and whether inactive of the last such poll (DESC on status: an
+# instant's inactive poll first). Per reported store with a time zone, its id and the zone.
+# Sub-queries stay lateral so that each store is looked up on the indexes, never hashed.
+_POSTGRES_INPUTS: Final = sa.text("""
 WITH resolved AS MATERIALIZED (
-    SELECT coalesce($1::timestamptz, (
-        SELECT max(latest.timestamp_utc)
-        FROM stores AS s
-        CROSS JOIN LATERAL (
-            SELECT p.timestamp_utc FROM polls AS p
-            WHERE p.store_id = s.store_id
-            ORDER BY p.timestamp_utc DESC
-            LIMIT 1
-        ) AS latest
-    )) AS now
+    SELECT coalesce(CAST(:as_of AS timestamptz), (SELECT max(latest_poll_at) FROM stores)) AS now
 ),
 bounds AS MATERIALIZED (
-    SELECT now, now - interval '7 days' AS week_start FROM resolved
+    SELECT now, now - interval '168 hours' AS week_start FROM resolved
 ),
-window_polls AS (
-    SELECT p.store_id, p.timestamp_utc, p.status
-    FROM polls AS p, bounds
-    WHERE p.timestamp_utc >= bounds.week_start AND p.timestamp_utc <= bounds.now
-    UNION ALL
-    SELECT s.store_id, last.timestamp_utc, last.status
-    FROM stores AS s
-    CROSS JOIN bounds
-    CROSS JOIN LATERAL (
+reported AS (
+    SELECT s.store_id, before.timestamp_utc AS before_at, before.status AS before_status,
+           week.active, week.inactive, zone.timezone_str, hours.records AS hours
+    FROM bounds
+    CROSS JOIN stores AS s
+    LEFT JOIN LATERAL (
         SELECT p.timestamp_utc, p.status FROM polls AS p
         WHERE p.store_id = s.store_id AND p.timestamp_utc < bounds.week_start
         ORDER BY p.timestamp_utc DESC, p.status DESC
         LIMIT 1
-    ) AS last
+    ) AS before ON true
+    CROSS JOIN LATERAL (
+        SELECT string_agg(timestamptz_send(p.timestamp_utc), '')
+                   FILTER (WHERE p.status = 'active') AS active,
+               string_agg(timestamptz_send(p.timestamp_utc), '')
+                   FILTER (WHERE p.status = 'inactive') AS inactive
+        FROM polls AS p
+        WHERE p.store_id = s.store_id
+          AND p.timestamp_utc >= bounds.week_start AND p.timestamp_utc <= bounds.now
+    ) AS week
+    LEFT JOIN timezones AS zone ON zone.store_id = s.store_id
+    CROSS JOIN LATERAL (
+        SELECT string_agg(
+            int8send(h.day_of_week::bigint) || time_send(h.start_time_local)
+                || time_send(h.end_time_local),
+            ''
+        ) AS records
+        FROM business_hours AS h
+        WHERE h.store_id = s.store_id
+    ) AS hours
+    WHERE before.timestamp_utc IS NOT NULL OR week.active IS NOT NULL
+       OR week.inactive IS NOT NULL
 )
--- Postgres types a UNION's columns from left to right: the first branch names them all.
-SELECT 0, store_id, (extract(epoch FROM timestamp_utc) * 1000000)::bigint, status,
-       NULL::smallint, NULL::time, NULL::time, NULL::text, NULL::bigint
-FROM window_polls
-UNION ALL
-SELECT 1, store_id, NULL, NULL, day_of_week, start_time_local, end_time_local, NULL, NULL
-FROM business_hours
-UNION ALL
-SELECT 2, store_id, NULL, NULL, NULL, NULL, NULL, timezone_str, NULL
-FROM timezones
-UNION ALL
--- Without as_of, `now` is the latest poll: none can come after it.
-SELECT 3, NULL, (extract(epoch FROM now) * 1000000)::bigint, NULL, NULL, NULL, NULL, NULL,
-       CASE WHEN $1::timestamptz IS NULL THEN 0
-            ELSE (SELECT count(*) FROM polls WHERE timestamp_utc > bounds.now) END
-FROM bounds
-"""
-_POSTGRES_INPUTS_SCHEMA: Final = pl.Schema(
-    {
-        "kind": pl.Int8(),
-        "store_id": pl.String(),
-        "at_us": pl.Int64(),
-        "status": STATUS,
-        "day_of_week": pl.Int8(),
-        "start_time_local": pl.Time(),
-        "end_time_local": pl.Time(),
-        "timezone_str": pl.String(),
-        "ignored": pl.Int64(),
-    }
-)
+SELECT
+    (SELECT now FROM bounds) AS now,
+    -- Without as_of, `now` is the latest poll: none can come after it.
+    CASE WHEN CAST(:as_of AS timestamptz) IS NULL THEN 0 ELSE (
+        SELECT coalesce(sum(later.polls), 0)
+        FROM stores AS s
+        CROSS JOIN bounds
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS polls FROM polls AS p
+            WHERE p.store_id = s.store_id AND p.timestamp_utc > bounds.now
+        ) AS later
+        WHERE s.latest_poll_at > bounds.now
+    ) END AS ignored_polls,
+    string_agg(convert_to(r.store_id, 'UTF8'), '\\x00') AS store_ids,
+    string_agg(
+        int4send(coalesce(octet_length(r.active), 0) / 8)
+            || int4send(coalesce(octet_length(r.inactive), 0) / 8)
+            || int4send(coalesce(octet_length(r.hours), 0) / 24),
+        ''
+    ) AS counts,
+    string_agg(r.active, '') AS active,
+    string_agg(r.inactive, '') AS inactive,
+    string_agg(r.hours, '') AS hours,
+    string_agg(convert_to(r.store_id, 'UTF8'), '\\x00') FILTER (WHERE r.before_at IS NOT NULL)
+        AS before_store_ids,
+    string_agg(timestamptz_send(r.before_at), '') AS before_at,
+    string_agg(boolsend(r.before_status = 'inactive'), '') AS before_inactive,
+    string_agg(convert_to(r.store_id, 'UTF8'), '\\x00') FILTER (WHERE r.timezone_str IS NOT NULL)
+        AS zone_store_ids,
+    string_agg(convert_to(r.timezone_str, 'UTF8'), '\\x00') AS zones
+-- An aggregate without GROUP BY: one row, even of no stores.
+FROM reported AS r
+""")
 
 
 async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> ReportInputs:
-    data = await copy_out(session, _POSTGRES_INPUTS, as_of)
-    # A second or so of parsing for millions of polls: in a thread, off the event loop.
-    return await asyncio.to_thread(_parse_postgres_inputs, data)
+    packed = (await session.execute(_POSTGRES_INPUTS, {"as_of": as_of})).one()
+    # Some tens of milliseconds of decoding for millions of polls: off the event loop.
+    return await asyncio.to_thread(_unpack_postgres_inputs, packed._mapping)
 
 
-def _parse_postgres_inputs(data: bytes) -> ReportInputs:
-    rows = pl.read_csv(data, has_header=False, schema=_POSTGRES_INPUTS_SCHEMA)
-    kind = pl.col("kind")
-    scalars = rows.filter(kind == 3)
-    now_us: int | None = scalars["at_us"].item()
-    return _inputs(
-        polls=rows.filter(kind == 0).select(
-            "store_id",
-            pl.col("at_us").cast(POLLS["timestamp_utc"]).alias("timestamp_utc"),
-            "status",
+def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
+    store_ids = _texts(packed["store_ids"])
+    counts = big_endian(packed["counts"], pl.Int32())
+    before_polls = pl.DataFrame(
+        {
+            "store_id": _texts(packed["before_store_ids"]),
+            "timestamp_utc": _instants(big_endian(packed["before_at"], pl.Int64())),
+            "status": _statuses(big_endian(packed["before_inactive"], pl.UInt8())),
+        }
+    )
+    week_polls = [
+        pl.DataFrame(
+            {
+                "store_id": _repeated(store_ids, counts.gather_every(3, offset)),
+                "timestamp_utc": _instants(big_endian(packed[status], pl.Int64())),
+            }
+        ).with_columns(status=pl.lit(status, dtype=STATUS))
+        for offset, status in enumerate(STATUS.categories)
+    ]
+    # (day, start, end) records; times in microseconds since midnight, Polars' in nanoseconds.
+    hours = big_endian(packed["hours"], pl.Int64())
+    return ReportInputs(
+        polls=pl.concat([before_polls, *week_polls]).select(POLLS.names()),
+        business_hours=pl.DataFrame(
+            {
+                "store_id": _repeated(store_ids, counts.gather_every(3, 2)),
+                "day_of_week": hours.gather_every(3, 0).cast(pl.Int8),
+                "start_time_local": (hours.gather_every(3, 1) * 1000).cast(pl.Time),
+                "end_time_local": (hours.gather_every(3, 2) * 1000).cast(pl.Time),
+            }
         ),
-        business_hours=rows.filter(kind == 1).select(BUSINESS_HOURS.names()),
-        timezones=rows.filter(kind == 2).select(TIMEZONES.names()),
-        now=None if now_us is None else _EPOCH + timedelta(microseconds=now_us),
-        ignored_polls=scalars["ignored"].item(),
+        timezones=pl.DataFrame(
+            {"store_id": _texts(packed["zone_store_ids"]), "timezone_str": _texts(packed["zones"])},
+            schema=TIMEZONES,
+        ),
+        now=packed["now"],
+        ignored_polls=packed["ignored_polls"],
+    )
+
+
+def _texts(joined: bytes | None) -> pl.Series:
+    """NUL-separated UTF-8 texts (Postgres text never holds NUL)."""
+    return pl.Series([] if joined is None else joined.decode().split("\0"), dtype=pl.String)
+
+
+def _repeated(values: pl.Series, counts: pl.Series) -> pl.Series:
+    """Each value `count` times, in order."""
+    runs = pl.DataFrame(
+        {"index": pl.int_range(values.len(), dtype=pl.UInt32, eager=True), "count": counts}
+    ).filter(pl.col("count") > 0)
+    # Gathering shares the texts; repeating them would copy each.
+    return values.gather(runs.select(pl.col("index").repeat_by("count").explode()).to_series())
+
+
+def _instants(postgres_us: pl.Series) -> pl.Series:
+    return (postgres_us + POSTGRES_EPOCH_US).cast(POLLS["timestamp_utc"])
+
+
+def _statuses(inactive: pl.Series) -> pl.Series:
+    return (
+        pl.select(
+            pl.when(inactive.cast(pl.Boolean)).then(pl.lit("inactive")).otherwise(pl.lit("active"))
+        )
+        .to_series()
+        .cast(STATUS)
     )
 
 

@@ -1,5 +1,6 @@
 """The one engine and session factory, shared by the API, the worker, the CLI and the tests."""
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,23 @@ from sqlalchemy.ext.asyncio import (
 def create_engine(url: str, *, process_name: str, enforce_foreign_keys: bool = True) -> AsyncEngine:
     """An engine for `postgresql+asyncpg://` or `sqlite+aiosqlite://` URLs.
 
-    `process_name` shows as the Postgres `application_name` (e.g. in `pg_stat_activity`).
+    `process_name` shows as the Postgres `application_name` (e.g. in `pg_stat_activity`);
+    Postgres' JIT compilation is off for the engine's connections.
     On SQLite every transaction is a real one (`BEGIN` at its start), so a transaction reads one
     snapshot and is atomic; `enforce_foreign_keys=False` is for migrations only (SQLite's batch
     migrations drop and recreate tables, which with foreign keys on would cascade deletes).
     """
     if is_sqlite(url):
         prepare_sqlite_file(url)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, connect_args={"factory": _SQLiteConnection})
         _use_sqlite_transactions(engine, enforce_foreign_keys=enforce_foreign_keys)
         return engine
     return create_async_engine(
         url,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": process_name}},
+        # No JIT: Postgres compiles any statement it costs above `jit_above_cost`, and for the
+        # report's inputs that took a quarter of a second, more than it saved.
+        connect_args={"server_settings": {"application_name": process_name, "jit": "off"}},
     )
 
 
@@ -47,6 +51,22 @@ def prepare_sqlite_file(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """Rolls back before it closes, so that a closed connection holds no lock.
+
+    A connection closed while a statement of it is unfinished (its cursor still referenced,
+    say by the traceback of an await cancelled mid-query, after which SQLAlchemy discards the
+    connection) is only half closed by SQLite: it keeps its transaction, and with it the write
+    lock, until that cursor is garbage collected. Every other writer meanwhile waits out the
+    busy timeout and fails with "database is locked".
+    """
+
+    def close(self) -> None:
+        if self.in_transaction:
+            self.rollback()
+        super().close()
 
 
 def _use_sqlite_transactions(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> None:
