@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store_monitor.db.models import Store
 from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, TIMEZONES
 from store_monitor.ingest import (
     IngestResult,
@@ -17,7 +18,7 @@ from store_monitor.ingest import (
     ingest_timezones,
 )
 
-from .frames import hours, polls, stored_hours, stored_polls, stored_stores, stored_zones, zones
+from .frames import at, hours, polls, stored_hours, stored_polls, stored_stores, stored_zones, zones
 
 FIRST = polls(
     ("1", "2023-01-22 12:09:39.388884", "active"),
@@ -58,6 +59,27 @@ async def test_overlapping_polls_add_only_the_new_ones(db_session: AsyncSession)
     assert result == IngestResult(received=4, added=2, stores=2)
     assert (await stored_polls(db_session)).height == 5
     assert await stored_stores(db_session) == ["1", "2", "3"]
+
+
+async def test_stores_remember_their_latest_poll(db_session: AsyncSession) -> None:
+    await ingest_polls(db_session, FIRST)
+    await ingest_polls(
+        db_session,
+        polls(
+            ("1", "2023-01-20 00:00:00", "active"),  # older than 1's latest: no change
+            ("2", "2023-01-23 08:00:00.5", "inactive"),  # newer than 2's latest
+            ("3", "2023-01-01 00:00:00", "active"),
+        ),
+    )
+
+    latest = await db_session.execute(
+        sa.select(Store.store_id, Store.latest_poll_at).order_by(Store.store_id)
+    )
+    assert latest.all() == [
+        ("1", at("2023-01-22 13:09:39")),
+        ("2", at("2023-01-23 08:00:00.5")),
+        ("3", at("2023-01-01 00:00:00")),
+    ]
 
 
 async def test_an_active_and_an_inactive_poll_at_one_instant_are_both_kept(

@@ -15,9 +15,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store_monitor.db.migrations import alembic_config, is_at_head, script_location, upgrade_to_head
-from store_monitor.db.models import Base
+from store_monitor.db.models import Base, Poll, Store
 from store_monitor.db.session import create_engine
 from store_monitor.settings import get_settings
+
+from .frames import at
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"stores", "polls", "business_hours", "timezones", "reports", "report_rows"}
@@ -70,6 +72,48 @@ async def test_upgrade_and_downgrade_round_trip(empty_database_url: str) -> None
 
         await upgrade_to_head(empty_database_url)
         assert (await tables_and_types(engine))[0] == TABLES
+    finally:
+        await engine.dispose()
+
+
+async def test_stores_learn_their_latest_poll_from_the_stored_polls(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url, process_name="test")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.upgrade(_with_connection(sync), "5d4860f7a9c8")
+            )
+            await connection.execute(sa.insert(Store), [{"store_id": "a"}, {"store_id": "b"}])
+            await connection.execute(
+                sa.insert(Poll),
+                [
+                    {
+                        "store_id": "a",
+                        "timestamp_utc": at("2023-01-24 10:00:00"),
+                        "status": "active",
+                    },
+                    {
+                        "store_id": "a",
+                        "timestamp_utc": at("2023-01-25 09:30:00.25"),
+                        "status": "inactive",
+                    },
+                    {
+                        "store_id": "a",
+                        "timestamp_utc": at("2023-01-02 00:00:00"),
+                        "status": "active",
+                    },
+                ],
+            )
+
+        await upgrade_to_head(empty_database_url)
+
+        async with engine.connect() as connection:
+            latest = await connection.execute(
+                sa.select(Store.store_id, Store.latest_poll_at).order_by(Store.store_id)
+            )
+            assert latest.all() == [("a", at("2023-01-25 09:30:00.25")), ("b", None)]
     finally:
         await engine.dispose()
 
