@@ -143,7 +143,14 @@ async def run_report(
     report whose job was interrupted `max_attempts` times fails instead of starting again.
     Returns None if there is no such report. Logs under the id of the request that created it.
     """
-    claimed = await _claim(sessionmaker, report_id, max_attempts=max_attempts)
+    try:
+        claimed = await _claim(sessionmaker, report_id, max_attempts=max_attempts)
+    except asyncio.CancelledError:
+        # The claim may have committed just before the cancellation reached this task.
+        await asyncio.shield(
+            _set_pending(sessionmaker, report_id, "interrupted as it started: runner stopped")
+        )
+        raise
     if claimed is None:
         return await _give_up(sessionmaker, report_id)
     with request_context(claimed.request_id):
