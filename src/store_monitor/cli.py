@@ -287,8 +287,9 @@ def worker() -> None:
         _fail(str(error))
     configure_logging(settings.log_level, json=settings.log_json)
     # On SIGTERM or SIGINT Arq cancels the running jobs: each puts its report back to pending
-    # and stays queued, for the next worker to run again.
-    Worker(**options).run()
+    # and stays queued, for the next worker to run again. Arq looks for new jobs every
+    # `poll_delay` seconds, half a second by default: as long again before a report starts.
+    Worker(**options, poll_delay=0.05).run()
 
 
 @db_app.command("upgrade")

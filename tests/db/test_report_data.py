@@ -155,6 +155,48 @@ async def test_hours_and_zones_only_of_polled_stores(db_session: AsyncSession) -
     assert_frame_equal(inputs.timezones, zones(("a", "Asia/Tokyo")))
 
 
+async def test_every_part_of_each_store_comes_back_exactly(db_session: AsyncSession) -> None:
+    # Ids of any text (none in byte order by chance), hours of several days and past midnight,
+    # instants to the microsecond: each store's rows must stay with its id.
+    ids = ["é", "a b", "x,y", '"q"', "new\nline", "", "10", "9"]
+    week = [
+        (store, f"2023-01-{20 + index % 5} {index:02}:00:00.{index:06}", status)
+        for index, store in enumerate(ids)
+        for status in ("active", "inactive")
+    ]
+    await ingest_polls(db_session, polls(*week, ("9", "2022-12-31 23:59:59.999999", "inactive")))
+    await ingest_business_hours(
+        db_session,
+        hours(
+            *(
+                (store, index % 7, f"{index:02}:30", "02:15:00.5")
+                for index, store in enumerate(ids)
+            ),
+            ("é", 6, "00:00", "23:59:59"),
+        ),
+    )
+    await ingest_timezones(db_session, zones(*((store, f"Zone/{store}") for store in ids[::2])))
+
+    inputs = await load_report_inputs(db_session, as_of=at(NOW))
+
+    expected = polls(*week, ("9", "2022-12-31 23:59:59.999999", "inactive"))
+    assert_frame_equal(sorted_polls(inputs.polls), sorted_polls(expected))
+    assert_frame_equal(
+        inputs.business_hours.sort(BUSINESS_HOURS.names()),
+        hours(
+            *(
+                (store, index % 7, f"{index:02}:30", "02:15:00.5")
+                for index, store in enumerate(ids)
+            ),
+            ("é", 6, "00:00", "23:59:59"),
+        ).sort(BUSINESS_HOURS.names()),
+    )
+    assert_frame_equal(
+        inputs.timezones.sort("store_id"),
+        zones(*((store, f"Zone/{store}") for store in ids[::2])).sort("store_id"),
+    )
+
+
 async def test_a_naive_as_of_is_refused(db_session: AsyncSession) -> None:
     with pytest.raises(ValueError, match="aware"):
         await load_report_inputs(db_session, as_of=datetime(2023, 1, 25))
