@@ -30,8 +30,14 @@ _DATA_TABLES = "report_rows, reports, polls, stores, business_hours, timezones"
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app, its lifespan run around it as an ASGI server would."""
+async def serve(
+    settings: Settings, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app, its lifespan run around it as an ASGI server would.
+
+    An error the app does not handle is raised in the test, unless `raise_app_exceptions` is
+    False: then the client gets the app's 500 response, as from a server.
+    """
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
 
@@ -40,7 +46,7 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             scope["state"] = dict(state or {})
             await app(scope, receive, send)
 
-        transport = httpx.ASGITransport(app=with_state)
+        transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://store-monitor"
         ) as client:

@@ -1,15 +1,19 @@
 """The API's contract around the happy path: one JSON error shape for every failure, reports
 shown as Running until they are done, probes, and a stable OpenAPI description."""
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from store_monitor import jobs
 from store_monitor.api import create_app
+from store_monitor.synthetic import GeneratedFiles
 
 from .service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
 
@@ -74,6 +78,64 @@ async def test_a_report_that_cannot_be_queued_fails_with_503(
     metadata = (await embedded_client.get(f"/reports/{details['report_id']}")).json()
     assert metadata["status"] == "Failed"
     assert "ConnectionError: queue is down" in metadata["error"]
+
+
+_DATABASE_ROUTES = [
+    "trigger_report",
+    "get_report",
+    "get_report_metadata",
+    "download_report_csv",
+    "ingest_polls",
+    "ingest_business_hours",
+    "ingest_timezones",
+]
+
+
+@pytest.fixture
+def unreachable_database() -> str:
+    """A Postgres URL at a port nothing listens on: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/store_monitor"
+
+
+async def test_routes_answer_503_when_the_database_cannot_be_reached(
+    unreachable_database: str, data_files: GeneratedFiles
+) -> None:
+    report = f"/reports/{uuid4()}"
+    requests: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "trigger_report": ("POST", "/trigger_report", {"json": {}}),
+        "get_report": ("GET", f"/get_report/{uuid4()}", {}),
+        "get_report_metadata": ("GET", report, {}),
+        "download_report_csv": ("GET", f"{report}/csv", {}),
+    }
+    for operation, route, path in (
+        ("ingest_polls", "/ingest/polls", data_files.store_status),
+        ("ingest_business_hours", "/ingest/business-hours", data_files.menu_hours),
+        ("ingest_timezones", "/ingest/timezones", data_files.timezones),
+    ):
+        csv = {"content": path.read_bytes(), "headers": {"Content-Type": "text/csv"}}
+        requests[operation] = ("POST", route, csv)
+    assert sorted(requests) == sorted(_DATABASE_ROUTES)
+
+    async with serve(postgres_mode(unreachable_database)) as client:
+        for method, route, kwargs in requests.values():
+            response = await client.request(method, route, **kwargs)
+            assert _error(response, 503, "database_unavailable") == {}
+        assert _error(await client.get("/readyz"), 503, "not_ready") == {"component": "database"}
+
+
+async def test_a_database_error_that_is_no_outage_stays_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> None:
+        raise sa.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr("store_monitor.reports.get_report", broken)
+    async with serve(embedded(tmp_path), raise_app_exceptions=False) as client:
+        response = await client.get(f"/reports/{uuid4()}")
+    _error(response, 500, "internal_error")
 
 
 async def test_pending_shows_as_running_until_a_worker_takes_it(postgres_url: str) -> None:
@@ -152,5 +214,10 @@ def test_openapi_operations_are_stable() -> None:
     polls = schema["paths"]["/ingest/polls"]["post"]
     assert set(polls["requestBody"]["content"]) == {"text/csv", "multipart/form-data"}
     assert {"413", "415", "422"} <= set(polls["responses"])
+    for operation in _DATABASE_ROUTES:
+        path, method = operations[operation]
+        unavailable = schema["paths"][path][method]["responses"]["503"]
+        assert "`database_unavailable`" in unavailable["description"]
+        assert unavailable["content"]["application/json"]["schema"] == error
     status = schema["components"]["schemas"]["WireReportStatus"]
     assert status["enum"] == ["Pending", "Running", "Complete", "Failed"]

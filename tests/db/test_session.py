@@ -1,16 +1,20 @@
-"""The engine factory's SQLite connections: one discarded mid-query keeps no lock."""
+"""The engine factory: SQLite connections discarded mid-query keep no lock; outages of either
+database are told from errors of a statement or its data."""
 
 import asyncio
+import socket
 import sqlite3
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store_monitor.db.session import create_engine
+from store_monitor.db.session import create_engine, database_unavailable
 
 
 async def test_a_query_cancelled_mid_transaction_leaves_the_database_unlocked(
@@ -75,3 +79,83 @@ def _value(path: Path) -> int:
         return int(value)
     finally:
         connection.close()
+
+
+async def _error_of(url: str, work: Callable[[AsyncConnection], Awaitable[object]]) -> Exception:
+    engine = create_engine(url, process_name="store-monitor-tests")
+    try:
+        async with engine.connect() as connection:
+            await work(connection)
+    except Exception as error:
+        return error
+    finally:
+        await engine.dispose()
+    raise AssertionError("no error")
+
+
+def _statement(sql: str) -> Callable[[AsyncConnection], Awaitable[object]]:
+    return lambda connection: connection.execute(sa.text(sql))
+
+
+async def test_postgres_outages_are_told_from_statement_errors(postgres_url: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = sa.make_url(postgres_url)
+    refused = url.set(host="127.0.0.1", port=closed_port).render_as_string(hide_password=False)
+    missing = url.set(database="store_monitor_no_such_db").render_as_string(hide_password=False)
+
+    async def killed(connection: AsyncConnection) -> None:
+        pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        await _error_of(postgres_url, _statement(f"SELECT pg_terminate_backend({pid})"))
+        await connection.execute(sa.text("SELECT 1"))
+
+    outages = [
+        await _error_of(refused, _statement("SELECT 1")),
+        await _error_of(missing, _statement("SELECT 1")),
+        await _error_of(postgres_url, killed),
+        exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached"),
+    ]
+    assert isinstance(outages[0], exc.OperationalError)  # not the socket's own error
+    assert [database_unavailable(error) for error in outages] == [True] * len(outages)
+
+    not_outages = [
+        await _error_of(postgres_url, _statement("SELEC 1")),
+        await _error_of(postgres_url, _statement("SELECT 1 / 0")),
+        await _error_of(postgres_url, _statement("SELECT * FROM no_such_table")),
+        ValueError("not a database error"),
+    ]
+    assert [database_unavailable(error) for error in not_outages] == [False] * len(not_outages)
+
+
+async def test_sqlite_outages_are_told_from_statement_errors(tmp_path: Path) -> None:
+    path = tmp_path / "outages.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    setup.close()
+
+    async def busy(connection: AsyncConnection) -> None:
+        await connection.execute(sa.text("PRAGMA busy_timeout = 0"))
+        await connection.execute(sa.text("INSERT INTO t VALUES (1)"))
+
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        locked = await _error_of(url, busy)
+    finally:
+        writer.close()
+    assert "locked" in str(locked)
+    assert database_unavailable(locked)
+
+    async def duplicate(connection: AsyncConnection) -> None:
+        await connection.execute(sa.text("INSERT INTO t VALUES (2), (2)"))
+
+    not_outages = [
+        await _error_of(url, _statement("SELEC 1")),
+        await _error_of(url, _statement("SELECT * FROM no_such_table")),
+        await _error_of(url, duplicate),
+    ]
+    # sqlite3 calls the first two OperationalError, as it does a locked database.
+    assert isinstance(not_outages[0], exc.OperationalError)
+    assert [database_unavailable(error) for error in not_outages] == [False] * len(not_outages)

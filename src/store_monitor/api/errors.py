@@ -3,13 +3,16 @@ that give it to every failure: our own, Starlette's HTTP errors, and request val
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc
 from starlette.exceptions import HTTPException
+
+from store_monitor.db.session import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,12 @@ def documented(errors: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
     }
 
 
+DATABASE_UNAVAILABLE: Final = (
+    "The database cannot be reached or is overloaded (`database_unavailable`); try again later."
+)
+"""The 503 of every route that uses the database, for `documented`."""
+
+
 # Codes for the HTTP errors raised by Starlette and FastAPI themselves (unknown path, method...).
 _HTTP_CODES = {
     status.HTTP_400_BAD_REQUEST: "bad_request",
@@ -135,6 +144,19 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if not database_unavailable(error):
+        raise error  # a bug or bad data, not an outage: the catch-all's 500
+    # Its first line: the driver's message, without the statement and its parameters.
+    reason = str(error).partition("\n")[0]
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "the database is unavailable; try again later",
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return error_response(
@@ -146,4 +168,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(exc.DBAPIError, _database_error)
+    app.add_exception_handler(exc.TimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

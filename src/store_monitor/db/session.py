@@ -2,10 +2,10 @@
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,13 +28,53 @@ def create_engine(url: str, *, process_name: str, enforce_foreign_keys: bool = T
         engine = create_async_engine(url, connect_args={"factory": _SQLiteConnection})
         _use_sqlite_transactions(engine, enforce_foreign_keys=enforce_foreign_keys)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_pre_ping=True,
         # No JIT: Postgres compiles any statement it costs above `jit_above_cost`, and for the
         # report's inputs that took a quarter of a second, more than it saved.
         connect_args={"server_settings": {"application_name": process_name, "jit": "off"}},
     )
+    _connect_errors_as_operational(engine)
+    return engine
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot serve now, whatever the statement: it cannot be
+    reached, the connection was lost, it is busy, shutting down or out of resources; or no
+    pooled connection came free in time. Not for errors of a statement or its data."""
+    if isinstance(error, exc.TimeoutError):
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    driver_error = error.orig
+    if isinstance(driver_error, sqlite3.Error):
+        # sqlite3 calls syntax errors and missing tables "operational" too: go by the code.
+        return driver_error.sqlite_errorcode & 0xFF in _SQLITE_UNAVAILABLE
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_POSTGRES_UNAVAILABLE)
+    # No code: a failed connect (see `_connect_errors_as_operational`) or a driver's own error.
+    return isinstance(error, exc.OperationalError)
+
+
+# Result codes (primary, the low byte of extended ones) of a database that cannot serve now.
+_SQLITE_UNAVAILABLE: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+# SQLSTATE prefixes: connection exceptions, invalid authorization, no such database,
+# insufficient resources (e.g. too many connections), operator intervention (shutting down).
+_POSTGRES_UNAVAILABLE: Final = ("08", "28", "3D000", "53", "57P")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -67,6 +107,22 @@ class _SQLiteConnection(sqlite3.Connection):
         if self.in_transaction:
             self.rollback()
         super().close()
+
+
+def _connect_errors_as_operational(engine: AsyncEngine) -> None:
+    # asyncpg raises the socket's own errors (connection refused, unknown host, timeout), which
+    # SQLAlchemy passes on unwrapped; as the DBAPI's OperationalError ("the data source cannot
+    # be reached") they come out as SQLAlchemy's, like every other database error.
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(
+        dialect: Dialect, connection_record: Any, cargs: Any, cparams: dict[str, Any]
+    ) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as error:
+            raise dialect.loaded_dbapi.OperationalError(
+                f"cannot connect to the database: {error}"
+            ) from error
 
 
 def _use_sqlite_transactions(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> None:

@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
 from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
-from store_monitor.api.errors import ApiError, documented
+from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
 
@@ -55,6 +55,7 @@ _ERRORS: Final = documented(
         415: "Neither text/csv nor multipart/form-data (`unsupported_media_type`).",
         422: "The file is empty (`empty_upload`), the form has no `file` part (`missing_file`), "
         "or the CSV is invalid (`invalid_csv`: the details name the line, column and value).",
+        503: DATABASE_UNAVAILABLE,
     }
 )
 

@@ -9,7 +9,7 @@ from pydantic import WithJsonSchema
 
 from store_monitor import reports
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
-from store_monitor.api.errors import ApiError, documented
+from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
     ReportMetadata,
@@ -56,6 +56,7 @@ _NOT_FOUND: Final = {404: "No report has this id (`report_not_found`)."}
 _INVALID: Final = {
     422: "The request is malformed (`invalid_request`), e.g. an id that is not a UUID."
 }
+_UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
 
 
 @router.post(
@@ -78,7 +79,8 @@ _INVALID: Final = {
                 400: "The body cannot be read as JSON text (`bad_request`).",
                 409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
                 **_INVALID,
-                503: "The job queue cannot be reached; the report is failed (`queue_unavailable`).",
+                503: "The job queue cannot be reached; the report is failed (`queue_unavailable`). "
+                "Or the database cannot be reached or is overloaded (`database_unavailable`).",
             }
         ),
     },
@@ -143,7 +145,7 @@ async def trigger_report(
                 },
             },
         },
-        **documented({**_NOT_FOUND, **_INVALID}),
+        **documented({**_NOT_FOUND, **_INVALID, **_UNAVAILABLE}),
     },
     summary="Poll a report; its CSV once complete",
 )
@@ -173,7 +175,7 @@ async def get_report(
     operation_id="get_report_metadata",
     response_model=ReportMetadata,
     response_description="The report's state, and its figures once complete.",
-    responses=documented({**_NOT_FOUND, **_INVALID}),
+    responses=documented({**_NOT_FOUND, **_INVALID, **_UNAVAILABLE}),
     summary="A report's state and figures",
 )
 async def get_report_metadata(report_id: ReportId, session: SessionDep) -> ReportMetadata:
@@ -195,6 +197,7 @@ async def get_report_metadata(report_id: ReportId, session: SessionDep) -> Repor
                 **_NOT_FOUND,
                 409: "The report is not complete (`report_not_complete`); see its status.",
                 **_INVALID,
+                **_UNAVAILABLE,
             }
         ),
     },
