@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from store_monitor import jobs
 from store_monitor.api import create_app
+from store_monitor.api.routes.reports import MAX_BODY_BYTES
 from store_monitor.synthetic import GeneratedFiles
 
 from .service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
@@ -57,6 +58,27 @@ async def test_invalid_trigger_requests_are_422(
     assert isinstance(errors, list)
     assert errors[0]["location"] == location
     assert errors[0]["message"]
+
+
+async def test_a_trigger_body_over_the_cap_is_413(embedded_client: httpx.AsyncClient) -> None:
+    cap = MAX_BODY_BYTES
+    padded = b'{"as_of": "2023-01-25T18:00:00Z", "padding": "' + b"x" * cap
+    at_cap, over_cap = padded[: cap - 2] + b'"}', padded[: cap - 1] + b'"}'
+    json = {"Content-Type": "application/json"}
+
+    # At the cap, the body is read (and refused for its unknown field); over it, it is not.
+    response = await embedded_client.post("/trigger_report", content=at_cap, headers=json)
+    _error(response, 422, "invalid_request")
+    response = await embedded_client.post("/trigger_report", content=over_cap, headers=json)
+    assert _error(response, 413, "payload_too_large") == {"max_body_bytes": cap}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        for start in range(0, len(over_cap), 4096):
+            yield over_cap[start : start + 4096]
+
+    response = await embedded_client.post("/trigger_report", content=chunks(), headers=json)
+    assert "content-length" not in response.request.headers
+    assert _error(response, 413, "payload_too_large") == {"max_body_bytes": cap}
 
 
 async def test_http_errors_have_the_same_shape(embedded_client: httpx.AsyncClient) -> None:
@@ -211,6 +233,7 @@ def test_openapi_operations_are_stable() -> None:
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     trigger = schema["paths"]["/trigger_report"]["post"]["responses"]
     assert trigger["422"]["content"]["application/json"]["schema"] == error
+    assert trigger["413"]["content"]["application/json"]["schema"] == error
     polls = schema["paths"]["/ingest/polls"]["post"]
     assert set(polls["requestBody"]["content"]) == {"text/csv", "multipart/form-data"}
     assert {"413", "415", "422"} <= set(polls["responses"])

@@ -1,11 +1,14 @@
 """Report routes: trigger a report, poll it, download its CSV, read its metadata."""
 
-from typing import Annotated, Final
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Response, status
+from fastapi import APIRouter, Body, Header, Path, Request, Response, status
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
+from starlette.types import Message, Receive
 
 from store_monitor import reports
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
@@ -21,7 +24,66 @@ from store_monitor.api.schemas import (
 )
 from store_monitor.db.models import Report, ReportStatus
 
-router = APIRouter(tags=["reports"])
+MAX_BODY_BYTES: Final = 64 * 1024
+"""Of any request to these routes: the trigger's JSON options are a few dozen bytes."""
+
+
+class _SmallBodyRoute(APIRoute):
+    """A route that reads at most `MAX_BODY_BYTES` of body, answering 413 beyond.
+
+    FastAPI reads a body whole before it validates anything; so does Starlette's own limit,
+    whose 413 is plain text. This one reads the body first, counting as it comes (a missing or
+    false Content-Length gets no more in), then hands it to FastAPI.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def read_then_handle(request: Request) -> Response:
+            body = await _capped_body(request, MAX_BODY_BYTES)
+            return await handle(Request(request.scope, _replay(body, request.receive)))
+
+        return read_then_handle
+
+
+async def _capped_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _body_too_large(limit)
+    chunks, received = [], 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _body_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` with the body, already read, handed out again first."""
+    pending: bytes | None = body
+
+    async def replaying() -> Message:
+        nonlocal pending
+        if pending is None:
+            return await receive()  # what comes after the body, e.g. the client disconnecting
+        message: Message = {"type": "http.request", "body": pending, "more_body": False}
+        pending = None
+        return message
+
+    return replaying
+
+
+def _body_too_large(limit: int) -> ApiError:
+    return ApiError(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        "payload_too_large",
+        f"the request body is larger than the limit of {limit} bytes",
+        {"max_body_bytes": limit},
+    )
+
+
+router = APIRouter(tags=["reports"], route_class=_SmallBodyRoute)
 
 _CSV_CONTENT: Final = {
     "text/csv": {
@@ -78,6 +140,7 @@ _UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
             {
                 400: "The body cannot be read as JSON text (`bad_request`).",
                 409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
+                413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
                 **_INVALID,
                 503: "The job queue cannot be reached; the report is failed (`queue_unavailable`). "
                 "Or the database cannot be reached or is overloaded (`database_unavailable`).",
