@@ -159,6 +159,7 @@ async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> Repor
 
 def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
     store_ids = _texts(packed["store_ids"])
+    # Per store: (active polls, inactive polls, business-hours rows).
     counts = big_endian(packed["counts"], pl.Int32())
     before_polls = pl.DataFrame(
         {
@@ -174,7 +175,7 @@ def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
                 "timestamp_utc": _instants(big_endian(packed[status], pl.Int64())),
             }
         ).with_columns(status=pl.lit(status, dtype=STATUS))
-        for offset, status in enumerate(STATUS.categories)
+        for offset, status in ((0, "active"), (1, "inactive"))
     ]
     # (day, start, end) records; times in microseconds since midnight, Polars' in nanoseconds.
     hours = big_endian(packed["hours"], pl.Int64())
