@@ -318,10 +318,10 @@ def _headers(
 def _retried(
     frame: pl.DataFrame, column: str, text: str, retry: Callable[[pl.Series], pl.Series]
 ) -> pl.DataFrame:
-    failed = frame[text].is_not_null()
-    if not failed.any():
+    # The text is null wherever the value parsed: counting nulls costs nothing.
+    if frame[text].null_count() == frame.height:
         return frame
-    rows = failed.arg_true()
+    rows = frame[text].is_not_null().arg_true()
     return frame.with_columns(frame[column].scatter(rows, retry(frame[text].gather(rows))))
 
 
@@ -330,6 +330,9 @@ def _check(
 ) -> None:
     """Raise for the first bad row (then its first bad column of `columns`): a null value
     outside a blank line is an empty field, or text that `problem` explains."""
+    # Blank lines have null values too: without any null there's nothing to look at.
+    if all(frame[c.name].null_count() == 0 for c in columns):
+        return
     bad = frame.select(
         pl.any_horizontal(pl.col(c.name).is_null() for c in columns) & ~pl.col(_BLANK)
     ).to_series()

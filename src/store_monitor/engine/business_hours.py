@@ -52,14 +52,17 @@ def business_intervals(
         }
     ).with_columns(day_of_week=(pl.col("date").dt.weekday() - 1).cast(pl.Int8))
 
+    shape = ["timezone", "day_of_week", "start_time_local", "end_time_local"]
+    zoned = hours.join(zones.select("store_id", "timezone"), on="store_id", how="inner")
     ends_at_midnight = pl.col("end_time_local") >= _LAST_SECOND
     next_day = ends_at_midnight | (pl.col("end_time_local") <= pl.col("start_time_local"))
+    # Many stores keep the same hours in the same zone: each distinct row is converted once.
     local = (
-        hours.join(zones.select("store_id", "timezone"), on="store_id", how="inner")
+        zoned.select(shape)
+        .unique()
         .join(dates, on="day_of_week", how="inner")
         .select(
-            "store_id",
-            "timezone",
+            *shape,
             open_local=pl.col("date").dt.combine(pl.col("start_time_local")),
             close_local=(pl.col("date") + pl.duration(days=next_day.cast(pl.Int32))).dt.combine(
                 pl.when(ends_at_midnight).then(pl.lit(time(0))).otherwise(pl.col("end_time_local"))
@@ -76,7 +79,7 @@ def business_intervals(
         return pl.DataFrame(
             schema={"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
         )
-    return (
+    converted = (
         pl.concat(per_zone)
         .filter((pl.col("close_us") > start_us) & (pl.col("open_us") < end_us))
         .with_columns(
@@ -84,22 +87,17 @@ def business_intervals(
             pl.col("close_us").clip(upper_bound=end_us),
         )
     )
+    return zoned.join(converted, on=shape, how="inner").select("store_id", "open_us", "close_us")
 
 
 def _to_utc(group: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """`group`'s local opening and closing times in `timezone` as epoch microseconds."""
     converted = group.select(
-        "store_id",
         open_utc=local_to_utc(pl.col("open_local"), timezone),
         close_utc=local_to_utc(pl.col("close_local"), timezone),
     )
-    return pl.DataFrame(
-        {
-            "store_id": converted["store_id"],
-            "open_us": fill_jumps(group["open_local"], converted["open_utc"], timezone).dt.epoch(
-                "us"
-            ),
-            "close_us": fill_jumps(group["close_local"], converted["close_utc"], timezone).dt.epoch(
-                "us"
-            ),
-        }
+    return group.select(
+        pl.exclude("open_local", "close_local"),
+        open_us=fill_jumps(group["open_local"], converted["open_utc"], timezone).dt.epoch("us"),
+        close_us=fill_jumps(group["close_local"], converted["close_utc"], timezone).dt.epoch("us"),
     )

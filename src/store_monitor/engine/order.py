@@ -14,6 +14,7 @@ _TIME_BITS = 41
 _STORE_FACTOR = 1 << (_TIME_BITS + _KIND_BITS)
 KINDS = 1 << _KIND_BITS
 MAX_STORES = 1 << (63 - _TIME_BITS - _KIND_BITS)
+_RUN_MASK = ~(((1 << _TIME_BITS) - 1) << _KIND_BITS)
 
 
 def sort_key(code: pl.Expr, at_us: pl.Expr, kind: pl.Expr | int, *, origin_us: int) -> pl.Expr:
@@ -33,3 +34,8 @@ def key_time(key: pl.Expr, *, origin_us: int) -> pl.Expr:
 
 def key_kind(key: pl.Expr) -> pl.Expr:
     return key % KINDS
+
+
+def key_run(key: pl.Expr) -> pl.Expr:
+    """The key without its time: equal for the events of one store and kind."""
+    return key & _RUN_MASK

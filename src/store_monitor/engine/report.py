@@ -1,5 +1,6 @@
 """The uptime/downtime report: three frames in, one report frame out. No I/O, no clock."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,8 +55,8 @@ def compute_report(
     if now is None:
         return Report(rows=REPORT.to_frame(), now=None, unknown_timezones=[], ignored_polls=0)
     assert isinstance(now, datetime)
-    ignored = polls.select((pl.col("timestamp_utc") > now).sum()).item()
-    # Without `as_of` nothing is after now: don't copy the whole frame for nothing.
+    # Without `as_of`, now is the latest poll: none is after it, and no copy is needed.
+    ignored = 0 if as_of is None else polls.select((pl.col("timestamp_utc") > now).sum()).item()
     current = polls.filter(pl.col("timestamp_utc") <= now) if ignored else polls
     if current.is_empty():
         return Report(rows=REPORT.to_frame(), now=now, unknown_timezones=[], ignored_polls=ignored)
@@ -80,28 +81,29 @@ def compute_report(
         at_us="at_us",
         inactive="inactive",
     )
-    code = pl.col("store_id").cast(pl.Enum(store_ids)).to_physical().cast(pl.UInt32)
     zones = store_timezones(store_ids, timezones)
-    intervals = business_intervals(business_hours, zones, start=now - _WEEK, end=now)
-    opening = _opening_changes(
-        intervals.with_columns(code=code),
-        always_open=zones.join(business_hours, on="store_id", how="anti").select(code=code),
-        start_us=start_us,
-        end_us=end_us,
-    )
-    totals = pl.concat(
-        [
-            _batch_totals(
-                polls_coded,
-                opening,
-                first,
-                min(MAX_STORES, len(store_ids) - first),
-                start_us=start_us,
-                end_us=end_us,
-            )
-            for first in range(0, len(store_ids), MAX_STORES)
+    batches = [
+        (first, min(MAX_STORES, len(store_ids) - first))
+        for first in range(0, len(store_ids), MAX_STORES)
+    ]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Business hours don't depend on the polls: they become events on another thread while
+        # this one sorts the polls (Polars releases the GIL).
+        other_events = pool.submit(
+            _other_events, business_hours, zones, store_ids, batches, now=now
+        )
+        steps = [
+            status_steps(_batch(polls_coded, first, count), start_us=start_us, end_us=end_us)
+            for first, count in batches
         ]
-    )
+        totals = pl.concat(
+            _sweep(batch_steps, events, codes=count, start_us=start_us, end_us=end_us).with_columns(
+                pl.col("code") + first
+            )
+            for batch_steps, events, (first, count) in zip(
+                steps, other_events.result(), batches, strict=True
+            )
+        )
     rows = totals.select(pl.lit(store_ids).gather("code").alias("store_id"), *REPORT.names()[1:])
     return Report(
         rows=rows,
@@ -111,33 +113,37 @@ def compute_report(
     )
 
 
-def _batch_totals(
-    polls: pl.DataFrame,
-    opening: pl.DataFrame,
-    first: int,
-    count: int,
-    *,
-    start_us: int,
-    end_us: int,
-) -> pl.DataFrame:
-    """Report totals of the stores with codes `first .. first + count - 1`."""
+def _batch(frame: pl.DataFrame, first: int, count: int) -> pl.DataFrame:
+    """The rows of stores with codes `first .. first + count - 1`, renumbered from 0."""
     # A first batch of fewer than MAX_STORES stores is the only one: nothing to filter out.
-    if first > 0 or count == MAX_STORES:
-        in_batch = pl.col("code").is_between(first, first + count - 1)
-        rebased = pl.col("code") - first
-        polls = polls.filter(in_batch).with_columns(rebased)
-        opening = opening.filter(in_batch).with_columns(rebased)
-    steps = status_steps(polls, start_us=start_us, end_us=end_us)
-    totals = _sweep(steps, opening, codes=count, start_us=start_us, end_us=end_us)
-    return totals.with_columns(pl.col("code") + first)
+    if first == 0 and count < MAX_STORES:
+        return frame
+    return frame.filter(pl.col("code").is_between(first, first + count - 1)).with_columns(
+        pl.col("code") - first
+    )
 
 
-def _opening_changes(
-    intervals: pl.DataFrame, *, always_open: pl.DataFrame, start_us: int, end_us: int
-) -> pl.DataFrame:
-    """Business hours as events `(code, at_us, kind)`, OPEN or CLOSE, of each store's count of
-    open intervals. A store without hours rows is open all week."""
-    return pl.concat(
+def _other_events(
+    business_hours: pl.DataFrame,
+    zones: pl.DataFrame,
+    store_ids: pl.Series,
+    batches: list[tuple[int, int]],
+    *,
+    now: datetime,
+) -> list[pl.Series]:
+    """Per batch of stores, the sorted keys (`order.sort_key`, origin a week before `now`) of
+    events other than status steps: OPEN and CLOSE of business hours, and MARKER.
+
+    A store without hours rows is open all week. Each store gets a MARKER at each window's start
+    and at `now`, which the sweep reads its sums at.
+    """
+    start_us, end_us = epoch_us(now - _WEEK), epoch_us(now)
+    code = pl.col("store_id").cast(pl.Enum(store_ids)).to_physical().cast(pl.UInt32).alias("code")
+    intervals = business_intervals(business_hours, zones, start=now - _WEEK, end=now).select(
+        code, "open_us", "close_us"
+    )
+    always_open = zones.join(business_hours, on="store_id", how="anti").select(code)
+    opening = pl.concat(
         [
             intervals.select("code", at_us="open_us", kind=pl.lit(_OPEN, pl.Int64)),
             intervals.select("code", at_us="close_us", kind=pl.lit(_CLOSE, pl.Int64)),
@@ -145,40 +151,54 @@ def _opening_changes(
             always_open.select("code", at_us=pl.lit(end_us), kind=pl.lit(_CLOSE, pl.Int64)),
         ]
     )
+    keys = []
+    for first, count in batches:
+        all_codes = pl.DataFrame({"code": pl.arange(count, dtype=pl.UInt32, eager=True)})
+        markers = [
+            all_codes.select("code", at_us=pl.lit(at_us), kind=pl.lit(_MARKER, pl.Int64))
+            for at_us in _marker_times(end_us)
+        ]
+        keys.append(
+            pl.concat([_batch(opening, first, count), *markers])
+            .select(sort_key(pl.col("code"), pl.col("at_us"), pl.col("kind"), origin_us=start_us))
+            .to_series()
+            .sort(multithreaded=False)
+        )
+    return keys
+
+
+def _window_starts(end_us: int) -> dict[str, int]:
+    return {
+        name: end_us - length // timedelta(microseconds=1) for name, (length, _) in _WINDOWS.items()
+    }
+
+
+def _marker_times(end_us: int) -> list[int]:
+    """Where each store has a MARKER event: the window starts and `end_us`, in time order."""
+    return sorted([*_window_starts(end_us).values(), end_us])
 
 
 def _sweep(
-    steps: pl.Series, opening: pl.DataFrame, *, codes: int, start_us: int, end_us: int
+    steps: pl.Series, other_events: pl.Series, *, codes: int, start_us: int, end_us: int
 ) -> pl.DataFrame:
-    """Sum the open time that is active and inactive per store and window, in one ordered pass.
+    """Sum the open time that is active and inactive per store and window, in one ordered pass
+    over the sorted keys of status steps and other events (see `_other_events`).
 
     Every event splits time into pieces `[at_us, next at_us)` on which both the open count and
-    the status are constant. Each store also gets a MARKER event at each window's start and at
-    `end_us`: a window's sum is a difference of running sums at two of the store's markers.
+    the status are constant. A window's sum is a difference of running sums at two of the store's
+    markers: its start and `end_us`.
     """
-    all_codes = pl.DataFrame({"code": pl.arange(codes, dtype=pl.UInt32, eager=True)})
-    window_starts = {
-        name: end_us - length // timedelta(microseconds=1) for name, (length, _) in _WINDOWS.items()
-    }
-    marker_times = sorted([*window_starts.values(), end_us])
-    markers = [
-        all_codes.select("code", at_us=pl.lit(at_us), kind=pl.lit(_MARKER, pl.Int64))
-        for at_us in marker_times
-    ]
-    others = (
-        pl.concat([opening, *markers])
-        .select(sort_key(pl.col("code"), pl.col("at_us"), pl.col("kind"), origin_us=start_us))
-        .to_series()
-        .sort(multithreaded=False)
-    )
-    events = steps.to_frame().merge_sorted(others.to_frame(), key="key")
+    events = steps.to_frame().merge_sorted(other_events.to_frame(), key="key")
 
-    kind = key_kind(pl.col("key"))
-    at_us = key_time(pl.col("key"), origin_us=start_us)
+    # Decoded once up front: each is used several times below.
+    decoded = events.select(
+        kind=key_kind(pl.col("key")), at_us=key_time(pl.col("key"), origin_us=start_us)
+    )
+    kind, at_us = pl.col("kind"), pl.col("at_us")
     opened = pl.when(kind == _OPEN).then(1).when(kind == _CLOSE).then(-1).otherwise(0)
     status = pl.when(kind == ACTIVE).then(False).when(kind == INACTIVE).then(True)
-    pieces = events.select(
-        kind=kind,
+    pieces = decoded.select(
+        "kind",
         # Each store's events run from its marker at start_us to its marker at end_us, so from
         # one store's last event to the next store's first, time goes back: clipped to nothing.
         length=(at_us.shift(-1) - at_us).clip(lower_bound=0).fill_null(0),
@@ -189,36 +209,30 @@ def _sweep(
         inactive=status.forward_fill(),
     )
     length, is_open, inactive = pl.col("length"), pl.col("is_open"), pl.col("inactive")
+
+    def before(measure: pl.Expr) -> pl.Expr:
+        """The running sum of the pieces before each event, from the first store's first."""
+        return measure.cum_sum().shift(1, fill_value=0)
+
     at_markers = pieces.select(
         "kind",
-        # Open time of each status before this event, counted from the first store's first event.
-        uptime=pl.when(is_open & ~inactive)
-        .then(length)
-        .otherwise(0)
-        .cum_sum()
-        .shift(1, fill_value=0),
-        downtime=pl.when(is_open & inactive)
-        .then(length)
-        .otherwise(0)
-        .cum_sum()
-        .shift(1, fill_value=0),
-    ).filter(pl.col("kind") == _MARKER)
+        uptime=before(pl.when(is_open & ~inactive).then(length).otherwise(0)),
+        downtime=before(pl.when(is_open & inactive).then(length).otherwise(0)),
+    ).filter(kind == _MARKER)
     # Sorted by store then time: each store's markers, in `marker_times` order, one after another.
+    marker_times = _marker_times(end_us)
     assert at_markers.height == codes * len(marker_times)
-
-    def at_marker(column: str, index: int) -> pl.Expr:
-        return pl.col(column).gather_every(len(marker_times), offset=index)
-
-    end = marker_times.index(end_us)
-    sums = [
-        _round_half_up(
-            at_marker(column, end) - at_marker(column, marker_times.index(window_starts[name])),
-            unit,
-        ).alias(f"{column}_{name}")
+    per_store = at_markers.select(
+        pl.col(column).gather_every(len(marker_times), offset=index).alias(f"{column}_{at_us}")
         for column in ("uptime", "downtime")
-        for name, (_, unit) in _WINDOWS.items()
-    ]
-    return at_markers.select(pl.lit(all_codes["code"]), *sums)
+        for index, at_us in enumerate(marker_times)
+    )
+    sums = []
+    for name, window_start in _window_starts(end_us).items():
+        for column in ("uptime", "downtime"):
+            measured = pl.col(f"{column}_{end_us}") - pl.col(f"{column}_{window_start}")
+            sums.append(_round_half_up(measured, _WINDOWS[name][1]).alias(f"{column}_{name}"))
+    return per_store.select(pl.arange(codes, dtype=pl.UInt32).alias("code"), *sums)
 
 
 def _round_half_up(microseconds: pl.Expr, unit: int) -> pl.Expr:

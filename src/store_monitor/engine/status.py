@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from store_monitor.engine.order import KINDS, key_code, key_kind, key_time, sort_key
+from store_monitor.engine.order import KINDS, key_code, key_kind, key_run, key_time, sort_key
 
 # Kinds of event in the sort key (see `order`): a step to this status. Inactive sorts after
 # active at one instant, which is how polls at one instant come out inactive if any is.
@@ -43,35 +43,17 @@ def status_steps(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Serie
             origin_us=origin_us,
         )
     ).to_series()
-    # A single-threaded sort: on two cores Polars' parallel sort of one column took twice as long.
+    # Single-threaded: on two cores Polars' parallel sort of one column was no faster, for twice
+    # the CPU time.
     keys = keys.sort(multithreaded=False)
-    # The kind sorts an instant's inactive poll last: keep the last poll of each instant.
-    instant = keys // KINDS
-    repeated = instant == instant.shift(-1)
-    if repeated.any():
-        keys = keys.filter(~repeated.fill_null(False))
+    runs = _runs(keys, origin_us=origin_us)
+    if runs["repeated"].any():
+        # The kind sorts an instant's inactive poll last: keep the last poll of each instant.
+        instant = keys // KINDS
+        runs = _runs(keys.filter(instant.ne_missing(instant.shift(-1))), origin_us=origin_us)
 
     code = pl.col("code")
-    at_us = pl.col("at_us")
     kind = pl.col("kind")
-    # A poll's status holds from the midpoint with the previous poll, so the step function only
-    # changes at the midpoints before a store's first poll and before each poll whose status
-    # differs from the previous one: a few polls out of many. Keep just those.
-    runs = (
-        keys.to_frame()
-        .select(
-            code=key_code(pl.col("key")),
-            at_us=key_time(pl.col("key"), origin_us=origin_us),
-            kind=key_kind(pl.col("key")),
-        )
-        .select(
-            "code",
-            "kind",
-            changed_at=(at_us.shift(1) + at_us) // 2,
-            run_start=code.ne_missing(code.shift(1)) | kind.ne_missing(kind.shift(1)),
-        )
-        .filter("run_start")
-    )
     same_store_before = code.eq_missing(code.shift(1))
     same_store_after = code.eq_missing(code.shift(-1))
     changed_at = pl.col("changed_at")
@@ -95,4 +77,34 @@ def status_steps(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Serie
         )
         .filter("step")
         .to_series()
+    )
+
+
+def _runs(keys: pl.Series, *, origin_us: int) -> pl.DataFrame:
+    """The first poll of each run of polls with one status in one store, from sorted keys: its
+    `code`, `kind` and `changed_at`, the midpoint with the poll before it (meaningless for a
+    store's first poll). `repeated` tells that poll and the one before are at one instant.
+
+    A poll's status holds from the midpoint with the previous poll, so the step function only
+    changes at the starts of runs: a few polls out of many. Only those are decoded.
+    """
+    key = pl.col("key")
+    return (
+        keys.to_frame()
+        .with_columns(run=key_run(key))
+        .select(
+            key, before=key.shift(1), run_start=pl.col("run").ne_missing(pl.col("run").shift(1))
+        )
+        .filter("run_start")
+        .select(
+            code=key_code(key),
+            kind=key_kind(key),
+            changed_at=(
+                key_time(pl.col("before"), origin_us=origin_us) + key_time(key, origin_us=origin_us)
+            )
+            // 2,
+            # Polls of both statuses at one instant start a run at the second one (whatever
+            # their number, inactive sorts last); repeated polls of one status are harmless.
+            repeated=(pl.col("before") // KINDS) == (key // KINDS),
+        )
     )
