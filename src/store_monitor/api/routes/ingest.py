@@ -15,7 +15,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
 from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
-from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
+from store_monitor.api.errors import (
+    DATABASE_UNAVAILABLE,
+    ApiError,
+    documented,
+    payload_too_large,
+)
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
 
@@ -186,9 +191,4 @@ async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        status.HTTP_413_CONTENT_TOO_LARGE,
-        "payload_too_large",
-        f"the upload is larger than the limit of {limit} bytes",
-        {"max_upload_bytes": limit},
-    )
+    return payload_too_large(limit, what="upload", limit_name="max_upload_bytes")

@@ -12,7 +12,12 @@ from starlette.types import Message, Receive
 
 from store_monitor import reports
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
-from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
+from store_monitor.api.errors import (
+    DATABASE_UNAVAILABLE,
+    ApiError,
+    documented,
+    payload_too_large,
+)
 from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
     ReportMetadata,
@@ -75,12 +80,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _body_too_large(limit: int) -> ApiError:
-    return ApiError(
-        status.HTTP_413_CONTENT_TOO_LARGE,
-        "payload_too_large",
-        f"the request body is larger than the limit of {limit} bytes",
-        {"max_body_bytes": limit},
-    )
+    return payload_too_large(limit, what="request body", limit_name="max_body_bytes")
 
 
 router = APIRouter(tags=["reports"], route_class=_SmallBodyRoute)
