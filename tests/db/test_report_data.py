@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from store_monitor.db.models import Report, ReportRow
+from store_monitor.db.models import BusinessHours, Poll, Report, ReportRow, Store, Timezone
 from store_monitor.db.report_data import (
     load_report_inputs,
     replace_report_rows,
@@ -236,6 +236,45 @@ async def test_the_engine_on_the_loaded_inputs_gives_the_full_report(
     assert inputs.ignored_polls == full.ignored_polls
     assert loaded.unknown_timezones == full.unknown_timezones
     assert_frame_equal(loaded.rows, full.rows)
+
+
+@pytest.mark.parametrize("hours_before_latest", [None, 30, 24 * 12])
+async def test_a_fresh_session_reads_in_parts_what_a_transaction_reads_whole(
+    db_engine: AsyncEngine,
+    generated: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    hours_before_latest: int | None,
+) -> None:
+    """On Postgres a session not yet in a transaction reads the stores in parts, on several
+    connections sharing one snapshot; one in a transaction reads them in one statement."""
+    sessions = create_sessionmaker(db_engine)
+    all_polls, all_hours, all_zones = generated
+    async with sessions.begin() as session:
+        await ingest_polls(session, all_polls)
+        await ingest_business_hours(session, all_hours)
+        await ingest_timezones(session, all_zones)
+    latest = all_polls["timestamp_utc"].max()
+    assert isinstance(latest, datetime)
+    as_of = None if hours_before_latest is None else latest - timedelta(hours=hours_before_latest)
+    try:
+        async with sessions() as session:
+            assert not session.in_transaction()
+            in_parts = await load_report_inputs(session, as_of=as_of)
+        async with sessions() as session:
+            await session.execute(sa.select(1))
+            whole = await load_report_inputs(session, as_of=as_of)
+    finally:
+        ids = all_polls["store_id"].unique().to_list()
+        async with sessions.begin() as session:
+            for table in (Poll, Store, BusinessHours, Timezone):
+                await session.execute(sa.delete(table).where(table.store_id.in_(ids)))
+
+    assert (in_parts.now, in_parts.ignored_polls) == (whole.now, whole.ignored_polls)
+    assert_frame_equal(sorted_polls(in_parts.polls), sorted_polls(whole.polls))
+    assert_frame_equal(
+        in_parts.business_hours.sort(BUSINESS_HOURS.names()),
+        whole.business_hours.sort(BUSINESS_HOURS.names()),
+    )
+    assert_frame_equal(in_parts.timezones.sort("store_id"), whole.timezones.sort("store_id"))
 
 
 async def test_a_load_reads_one_snapshot(db_engine: AsyncEngine) -> None:

@@ -1,6 +1,9 @@
 """Reports in the database: engine inputs out as frames, report rows in, the CSV out in chunks."""
 
 import asyncio
+import contextlib
+import itertools
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,7 +12,7 @@ from typing import Final
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, ReportRow, Timezone
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
@@ -53,8 +56,10 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
     gives the same rows as on the full tables; take `ignored_polls` from here, not from it.
-    The read is one consistent snapshot: on Postgres a single statement, whatever the
-    transaction's isolation level; on SQLite the session's transaction (see db/session.py).
+    The read is one consistent snapshot. On Postgres: for a session not yet in a transaction,
+    the stores in parts on connections of its engine sharing one read-only snapshot (the session
+    itself stays unused); for a session in a transaction, one statement in it, whatever its
+    isolation level. On SQLite: the session's transaction (see db/session.py).
     """
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be time-zone aware")
@@ -75,7 +80,8 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
 # polls' instants and the hours, as (day, start, end) records. Per store with a poll before the
 # week, its id, the instant and whether inactive of the last such poll (DESC on status: an
 # instant's inactive poll first). Per reported store with a time zone, its id and the zone.
-# Sub-queries stay lateral so that each store is looked up on the indexes, never hashed.
+# Sub-queries stay lateral so that each store is looked up on the indexes, never hashed. Only
+# the stores in [from_store, to_store) are read (None: no bound), and their later polls counted.
 _POSTGRES_INPUTS: Final = sa.text("""
 WITH resolved AS MATERIALIZED (
     SELECT coalesce(CAST(:as_of AS timestamptz), (SELECT max(latest_poll_at) FROM stores)) AS now
@@ -113,8 +119,10 @@ reported AS (
         FROM business_hours AS h
         WHERE h.store_id = s.store_id
     ) AS hours
-    WHERE before.timestamp_utc IS NOT NULL OR week.active IS NOT NULL
-       OR week.inactive IS NOT NULL
+    WHERE s.store_id >= coalesce(CAST(:from_store AS text), '')
+      AND (CAST(:to_store AS text) IS NULL OR s.store_id < CAST(:to_store AS text))
+      AND (before.timestamp_utc IS NOT NULL OR week.active IS NOT NULL
+           OR week.inactive IS NOT NULL)
 )
 SELECT
     (SELECT now FROM bounds) AS now,
@@ -128,6 +136,8 @@ SELECT
             WHERE p.store_id = s.store_id AND p.timestamp_utc > bounds.now
         ) AS later
         WHERE s.latest_poll_at > bounds.now
+          AND s.store_id >= coalesce(CAST(:from_store AS text), '')
+          AND (CAST(:to_store AS text) IS NULL OR s.store_id < CAST(:to_store AS text))
     ) END AS ignored_polls,
     string_agg(convert_to(r.store_id, 'UTF8'), '\\x00') AS store_ids,
     string_agg(
@@ -151,10 +161,84 @@ FROM reported AS r
 """)
 
 
+# Postgres runs a statement on one core, and cannot share lateral look-ups among its parallel
+# workers: the stores are read in this many parts at once, on as many connections.
+_PARTS: Final = 2
+_SNAPSHOT_ID: Final = re.compile(r"[0-9A-F]+(-[0-9A-F]+)*")
+
+
 async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> ReportInputs:
-    packed = (await session.execute(_POSTGRES_INPUTS, {"as_of": as_of})).one()
+    engine = session.bind
+    if session.in_transaction() or not isinstance(engine, AsyncEngine):
+        # In the caller's transaction: one statement, which sees its writes too.
+        return await _read_part(await session.connection(), as_of, None, None)
+    # A session yet to start its transaction reads committed data: in parts, on connections of
+    # its engine that share one snapshot (exported by the first, as `pg_dump --jobs` does).
+    reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(_reading(reader))
+        snapshot = await first.scalar(sa.text("SELECT pg_export_snapshot()"))
+        if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+        ranges = list(itertools.pairwise([None, *await _splits(first), None]))
+        connections = [first]
+        for _ in ranges[1:]:
+            other = await stack.enter_async_context(_reading(reader))
+            # SET TRANSACTION takes no parameters; the id was checked above.
+            await other.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            connections.append(other)
+        parts = await asyncio.gather(
+            *(
+                _read_part(connection, as_of, start, end)
+                for connection, (start, end) in zip(connections, ranges, strict=True)
+            )
+        )
+    return ReportInputs(
+        polls=pl.concat([part.polls for part in parts]),
+        business_hours=pl.concat([part.business_hours for part in parts]),
+        timezones=pl.concat([part.timezones for part in parts]),
+        now=parts[0].now,
+        ignored_polls=sum(part.ignored_polls for part in parts),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of the engine, for reads only."""
+    connection = await engine.connect()
+    try:
+        yield connection
+    except BaseException:
+        # A query cut short (a cancelled task) leaves asyncpg's connection closed, and rolling
+        # back would raise in place of the original error. Nothing was written: drop it.
+        await connection.invalidate()
+        raise
+    finally:
+        await connection.close()
+
+
+async def _splits(connection: AsyncConnection) -> list[str]:
+    """Store ids that cut the stores into `_PARTS` parts of about as many stores; none if
+    there are no stores."""
+    splits = await connection.scalar(
+        sa.text(
+            "SELECT percentile_disc(CAST(:fractions AS float8[])) WITHIN GROUP (ORDER BY store_id) "
+            "FROM stores"
+        ),
+        {"fractions": [part / _PARTS for part in range(1, _PARTS)]},
+    )
+    return [] if splits is None else list(splits)
+
+
+async def _read_part(
+    connection: AsyncConnection, as_of: datetime | None, start: str | None, end: str | None
+) -> ReportInputs:
+    """The inputs of the stores in [start, end) (None: no bound)."""
+    packed = await connection.execute(
+        _POSTGRES_INPUTS, {"as_of": as_of, "from_store": start, "to_store": end}
+    )
     # Some tens of milliseconds of decoding for millions of polls: off the event loop.
-    return await asyncio.to_thread(_unpack_postgres_inputs, packed._mapping)
+    return await asyncio.to_thread(_unpack_postgres_inputs, packed.one()._mapping)
 
 
 def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
