@@ -68,13 +68,13 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
     return await _load_sqlite(session, as_of)
 
 
-# One statement, so one snapshot. It gathers, store by store, what the report needs of each,
-# found through the store's index entries (primary keys led by store_id): the cost follows the
-# week's polls and the number of stores, not the length of the history. Then it packs it all
-# into ONE row of a few large values, each a run of fixed-width big-endian binary numbers (the
-# types' "send" forms, e.g. `timestamptz_send`: microseconds since 2000 in 8 bytes) or of
-# NUL-separated text, that Polars decodes at once: Postgres and asyncpg spend most of their
-# time per row sent, and Python per value handled.
+# One statement for one part of the stores (see `_load_postgres`). It gathers, store by store,
+# what the report needs of each, found through the store's index entries (primary keys led by
+# store_id): the cost follows the week's polls and the number of stores, not the length of the
+# history. Then it packs it all into ONE row of a few large values, each a run of fixed-width
+# big-endian binary numbers (the types' "send" forms, e.g. `timestamptz_send`: microseconds
+# since 2000 in 8 bytes) or of NUL-separated text, that Polars decodes at once: Postgres and
+# asyncpg spend most of their time per row sent, and Python per value handled.
 # Per reported store (a store with a poll at or before `now`), in one order: its id; three
 # counts, of its active and inactive polls in the week and of its business-hours rows; and those
 # polls' instants and the hours, as (day, start, end) records. Per store with a poll before the
