@@ -127,6 +127,7 @@ async def test_as_of_ends_the_week_and_counts_the_later_polls(db_session: AsyncS
 
     assert inputs.now == at("2023-01-21 00:00:00")
     assert inputs.ignored_polls == 2
+    assert type(inputs.ignored_polls) is int
     assert_frame_equal(
         sorted_polls(inputs.polls),
         polls(("a", "2023-01-20 12:00:00", "active"), ("a", "2023-01-21 00:00:00", "inactive")),

@@ -128,7 +128,7 @@ SELECT
     (SELECT now FROM bounds) AS now,
     -- Without as_of, `now` is the latest poll: none can come after it.
     CASE WHEN CAST(:as_of AS timestamptz) IS NULL THEN 0 ELSE (
-        SELECT coalesce(sum(later.polls), 0)
+        SELECT CAST(coalesce(sum(later.polls), 0) AS bigint)
         FROM stores AS s
         CROSS JOIN bounds
         CROSS JOIN LATERAL (
