@@ -1,6 +1,7 @@
 """The offline report against a plain CSV read of the same files, and its scaling in stores."""
 
 import contextlib
+import functools
 import os
 import resource
 import subprocess
@@ -28,12 +29,19 @@ def data_set(root: Path, *, stores: int, days: int) -> Path:
 
 def best_of(runs: int, work: Callable[[], object]) -> float:
     """The fastest of `runs` wall-clock timings: the least disturbed by a shared machine."""
-    timings = []
+    return best_of_each(runs, work)[0]
+
+
+def best_of_each(runs: int, *works: Callable[[], object]) -> list[float]:
+    """The fastest of `runs` wall-clock timings of each work, taken in turns: on a shared
+    machine a busy spell then slows every work rather than only the one measured at the time."""
+    timings: list[list[float]] = [[] for _ in works]
     for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
+        for work, times in zip(works, timings, strict=True):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+    return [min(times) for times in timings]
 
 
 def plain_read(folder: Path) -> None:
@@ -71,8 +79,7 @@ def run(root: Path, *, runs: int) -> None:
     big = data_set(root, stores=14_000, days=8)
     out = root / "report.csv"
     polls = pl.scan_csv(big / synthetic.POLLS_FILE).select(pl.len()).collect().item()
-    read = best_of(runs, lambda: plain_read(big))
-    full = best_of(runs, lambda: full_report(big, out))
+    read, full = best_of_each(runs, lambda: plain_read(big), lambda: full_report(big, out))
     memory = peak_memory_mib(big, out)
     print_table(
         f"Offline report, 14,000 stores x 8 days ({polls:,} polls), best of {runs}",
@@ -88,6 +95,6 @@ def run(root: Path, *, runs: int) -> None:
     rows = []
     for stores in (3_500, 7_000, 14_000):
         folder = data_set(root, stores=stores, days=8)
-        seconds = best_of(runs, lambda folder=folder: full_report(folder, out))
+        seconds = best_of(runs, functools.partial(full_report, folder, out))
         rows.append([f"{stores:,}", f"{seconds:.2f} s", f"{seconds / stores * 1e6:.0f} µs"])
     print_table("Scaling in stores (8 days of polls)", ["stores", "report", "per store"], rows)

@@ -425,8 +425,10 @@ def _exact_status(text: pl.Expr) -> pl.Expr:
 
 
 def _days(text: pl.Expr) -> pl.Expr:
-    stripped = text.str.strip_chars()
-    return pl.when(stripped.str.contains(r"^[0-6]$")).then(stripped.cast(pl.Int8))
+    # One character that is a number 0..6: cheaper than a regex, and the same.
+    day = text.str.strip_chars()
+    number = day.cast(pl.Int8, strict=False)
+    return pl.when((day.str.len_bytes() == 1) & number.is_between(0, 6)).then(number)
 
 
 def _plain_times(text: pl.Expr) -> pl.Expr:

@@ -3,6 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
 
@@ -25,6 +26,7 @@ _WINDOWS = {
 _OPEN = 2
 _CLOSE = 3
 _MARKER = 4
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,21 +78,23 @@ def compute_report(
     store_ids = by_physical.gather(text_order).drop_nulls()
     # Stores are renumbered in text order: codes keep sorts and joins on integers, and the report
     # comes out sorted by store_id for free.
-    polls_coded = categorical.select(
+    # Lazy: the renumbering is computed within the sort key's pass, not as a column of its own.
+    polls_coded = categorical.lazy().select(
         code=pl.lit(text_order.arg_sort()).gather(pl.col("store_id").to_physical()),
         at_us="at_us",
         inactive="inactive",
     )
-    zones = store_timezones(store_ids, timezones)
     batches = [
         (first, min(MAX_STORES, len(store_ids) - first))
         for first in range(0, len(store_ids), MAX_STORES)
     ]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # Business hours don't depend on the polls: they become events on another thread while
-        # this one sorts the polls (Polars releases the GIL).
+        # Time zones and business hours don't depend on the polls: they become events on another
+        # thread, one task after the other, while this one sorts the polls (Polars releases the
+        # GIL).
+        zones = pool.submit(store_timezones, store_ids, timezones)
         other_events = pool.submit(
-            _other_events, business_hours, zones, store_ids, batches, now=now
+            lambda: _other_events(business_hours, zones.result(), store_ids, batches, now=now)
         )
         steps = [
             status_steps(_batch(polls_coded, first, count), start_us=start_us, end_us=end_us)
@@ -108,12 +112,12 @@ def compute_report(
     return Report(
         rows=rows,
         now=now,
-        unknown_timezones=zones.filter("unknown_zone")["store_id"].to_list(),
+        unknown_timezones=zones.result().filter("unknown_zone")["store_id"].to_list(),
         ignored_polls=ignored,
     )
 
 
-def _batch(frame: pl.DataFrame, first: int, count: int) -> pl.DataFrame:
+def _batch(frame: _Frame, first: int, count: int) -> _Frame:
     """The rows of stores with codes `first .. first + count - 1`, renumbered from 0."""
     # A first batch of fewer than MAX_STORES stores is the only one: nothing to filter out.
     if first == 0 and count < MAX_STORES:
@@ -223,9 +227,9 @@ def _sweep(
     marker_times = _marker_times(end_us)
     assert at_markers.height == codes * len(marker_times)
     per_store = at_markers.select(
-        pl.col(column).gather_every(len(marker_times), offset=index).alias(f"{column}_{at_us}")
+        pl.col(column).gather_every(len(marker_times), offset=index).alias(f"{column}_{marker}")
         for column in ("uptime", "downtime")
-        for index, at_us in enumerate(marker_times)
+        for index, marker in enumerate(marker_times)
     )
     sums = []
     for name, window_start in _window_starts(end_us).items():

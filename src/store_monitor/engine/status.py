@@ -10,7 +10,7 @@ ACTIVE = 0
 INACTIVE = 1
 
 
-def status_steps(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Series:
+def status_steps(polls: pl.LazyFrame, *, start_us: int, end_us: int) -> pl.Series:
     """The step function on `[start_us, end_us)` as sorted keys (`order.sort_key`, origin
     `start_us`) of kind ACTIVE or INACTIVE: the status at `start_us`, then each change after it.
 
@@ -26,7 +26,7 @@ def status_steps(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Serie
     horizon = start_us - (end_us - start_us)
     origin_us = horizon - 1
     is_old = pl.col("at_us") < horizon
-    oldest = polls["at_us"].min()
+    oldest = polls.select(pl.col("at_us").min()).collect().item()
     if isinstance(oldest, int) and oldest < horizon:
         last_old = (
             polls.filter(is_old)
@@ -35,14 +35,18 @@ def status_steps(polls: pl.DataFrame, *, start_us: int, end_us: int) -> pl.Serie
             .select("code", at_us=pl.lit(origin_us), inactive="inactive")
         )
         polls = pl.concat([last_old, polls.filter(~is_old)])
-    keys = polls.select(
-        sort_key(
-            pl.col("code"),
-            pl.col("at_us"),
-            pl.when("inactive").then(INACTIVE).otherwise(ACTIVE),
-            origin_us=origin_us,
+    keys = (
+        polls.select(
+            sort_key(
+                pl.col("code"),
+                pl.col("at_us"),
+                pl.when("inactive").then(INACTIVE).otherwise(ACTIVE),
+                origin_us=origin_us,
+            )
         )
-    ).to_series()
+        .collect()
+        .to_series()
+    )
     # Single-threaded: on two cores Polars' parallel sort of one column was no faster, for twice
     # the CPU time.
     keys = keys.sort(multithreaded=False)
