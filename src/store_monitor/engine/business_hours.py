@@ -71,33 +71,46 @@ def business_intervals(
     )
 
     start_us, end_us = epoch_us(start), epoch_us(end)
-    per_zone = [
-        _to_utc(group, timezone)
-        for (timezone,), group in local.partition_by("timezone", as_dict=True).items()
-    ]
-    if not per_zone:
+    by_zone = local.partition_by("timezone", as_dict=True)
+    if not by_zone:
         return pl.DataFrame(
             schema={"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
         )
-    converted = (
-        pl.concat(per_zone)
-        .filter((pl.col("close_us") > start_us) & (pl.col("open_us") < end_us))
-        .with_columns(
-            pl.col("open_us").clip(lower_bound=start_us),
-            pl.col("close_us").clip(upper_bound=end_us),
+    # A time zone belongs to the column type: one branch per zone, all in one query.
+    converted = pl.concat(
+        [
+            group.lazy().with_columns(
+                open_utc=local_to_utc(pl.col("open_local"), timezone),
+                close_utc=local_to_utc(pl.col("close_local"), timezone),
+            )
+            for (timezone,), group in by_zone.items()
+        ]
+    ).collect()
+    # Local times skipped by a forward jump came back null: a few days a year, so usually none.
+    if converted["open_utc"].has_nulls() or converted["close_utc"].has_nulls():
+        converted = pl.concat(
+            _jumps_filled(group, timezone)
+            for (timezone,), group in converted.partition_by("timezone", as_dict=True).items()
         )
+    intervals = (
+        converted.lazy()
+        .select(
+            *shape,
+            open_us=pl.col("open_utc").dt.epoch("us").clip(lower_bound=start_us),
+            close_us=pl.col("close_utc").dt.epoch("us").clip(upper_bound=end_us),
+        )
+        .filter(pl.col("close_us") > pl.col("open_us"))
     )
-    return zoned.join(converted, on=shape, how="inner").select("store_id", "open_us", "close_us")
+    return (
+        zoned.lazy()
+        .join(intervals, on=shape, how="inner")
+        .select("store_id", "open_us", "close_us")
+        .collect()
+    )
 
 
-def _to_utc(group: pl.DataFrame, timezone: str) -> pl.DataFrame:
-    """`group`'s local opening and closing times in `timezone` as epoch microseconds."""
-    converted = group.select(
-        open_utc=local_to_utc(pl.col("open_local"), timezone),
-        close_utc=local_to_utc(pl.col("close_local"), timezone),
-    )
-    return group.select(
-        pl.exclude("open_local", "close_local"),
-        open_us=fill_jumps(group["open_local"], converted["open_utc"], timezone).dt.epoch("us"),
-        close_us=fill_jumps(group["close_local"], converted["close_utc"], timezone).dt.epoch("us"),
+def _jumps_filled(group: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    return group.with_columns(
+        open_utc=fill_jumps(group["open_local"], group["open_utc"], timezone),
+        close_utc=fill_jumps(group["close_local"], group["close_utc"], timezone),
     )
