@@ -13,16 +13,16 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.table import print_table
-from store_monitor import synthetic
+from store_monitor import frames, synthetic
 from store_monitor.cli import report
 
-FILES = (synthetic.POLLS_FILE, synthetic.HOURS_FILE, synthetic.TIMEZONES_FILE)
+FILES = (frames.POLLS_FILE, frames.HOURS_FILE, frames.TIMEZONES_FILE)
 
 
 def data_set(root: Path, *, stores: int, days: int) -> Path:
     """A generated data set, made once and reused (the generator is deterministic)."""
     folder = root / f"{stores}x{days}d"
-    if not (folder / synthetic.POLLS_FILE).exists():
+    if not (folder / frames.POLLS_FILE).exists():
         synthetic.generate(folder, stores=stores, days=days, seed=7)
     return folder
 
@@ -78,7 +78,7 @@ def peak_memory_mib(folder: Path, output: Path) -> float:
 def run(root: Path, *, runs: int) -> None:
     big = data_set(root, stores=14_000, days=8)
     out = root / "report.csv"
-    polls = pl.scan_csv(big / synthetic.POLLS_FILE).select(pl.len()).collect().item()
+    polls = pl.scan_csv(big / frames.POLLS_FILE).select(pl.len()).collect().item()
     read, full = best_of_each(runs, lambda: plain_read(big), lambda: full_report(big, out))
     memory = peak_memory_mib(big, out)
     print_table(

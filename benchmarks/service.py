@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from benchmarks.report import best_of, data_set, full_report
 from benchmarks.table import print_table
-from store_monitor import ingest, synthetic
+from store_monitor import frames, ingest, synthetic
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
@@ -59,9 +59,9 @@ def database() -> Iterator[str]:
 
 async def _ingest(url: str, folder: Path) -> tuple[int, float]:
     """Load one generated data set; the polls' count and the seconds their load took."""
-    polls = read_polls(folder / synthetic.POLLS_FILE)
-    hours = read_business_hours(folder / synthetic.HOURS_FILE)
-    zones = read_timezones(folder / synthetic.TIMEZONES_FILE)
+    polls = read_polls(folder / frames.POLLS_FILE)
+    hours = read_business_hours(folder / frames.HOURS_FILE)
+    zones = read_timezones(folder / frames.TIMEZONES_FILE)
     engine = create_engine(url, process_name="store-monitor-bench")
     try:
         sessionmaker = create_sessionmaker(engine)
@@ -164,7 +164,7 @@ def run(root: Path, *, runs: int) -> None:
     with database() as url:
         for weeks_back in range(7):
             folder = eight_days if weeks_back == 0 else root / f"14000x8d-back{weeks_back}"
-            if not (folder / synthetic.POLLS_FILE).exists():
+            if not (folder / frames.POLLS_FILE).exists():
                 synthetic.generate(
                     folder,
                     stores=14_000,

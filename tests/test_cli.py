@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from store_monitor import synthetic
+from store_monitor import frames, synthetic
 from store_monitor.cli import app
 from store_monitor.engine import compute_report
-from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.formats import report_csv_bytes
 from store_monitor.settings import get_settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
@@ -27,9 +27,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _expected(folder: Path, as_of: datetime | None = None) -> bytes:
     result = compute_report(
-        read_polls(folder / synthetic.POLLS_FILE),
-        read_business_hours(folder / synthetic.HOURS_FILE),
-        read_timezones(folder / synthetic.TIMEZONES_FILE),
+        read_polls(folder / frames.POLLS_FILE),
+        read_business_hours(folder / frames.HOURS_FILE),
+        read_timezones(folder / frames.TIMEZONES_FILE),
         as_of=as_of,
     )
     return report_csv_bytes(result.rows)
@@ -53,7 +53,7 @@ def test_report_to_a_file_with_as_of(data: Path, tmp_path: Path) -> None:
 
 def test_report_names_each_file_by_option(data: Path, tmp_path: Path) -> None:
     polls = tmp_path / "polls.csv"
-    polls.write_bytes((data / synthetic.POLLS_FILE).read_bytes())
+    polls.write_bytes((data / frames.POLLS_FILE).read_bytes())
     result = runner.invoke(app, ["report", "--data", str(data), "--polls", str(polls)])
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes == _expected(data)
@@ -96,7 +96,7 @@ def test_generate_writes_the_three_files(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [synthetic.POLLS_FILE, synthetic.HOURS_FILE, synthetic.TIMEZONES_FILE]
+        [frames.POLLS_FILE, frames.HOURS_FILE, frames.TIMEZONES_FILE]
     )
     assert "of 5 stores" in result.stderr
 
@@ -117,7 +117,7 @@ def test_ingest_loads_everything_once(data: Path, embedded_database: Path) -> No
     assert first.exit_code == 0, first.output
     again = runner.invoke(app, ["ingest", "--data", str(data)])
     assert again.exit_code == 0, again.output
-    polls = read_polls(data / synthetic.POLLS_FILE).height
+    polls = read_polls(data / frames.POLLS_FILE).height
     assert f"polls: {polls:,} rows read, 0 stored" in again.stderr
     with sqlite3.connect(embedded_database) as connection:
         (stored,) = connection.execute("SELECT count(*) FROM polls").fetchone()

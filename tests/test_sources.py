@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, TIMEZONES
+from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
 from store_monitor.sources import (
     SourceError,
     read_business_hours,

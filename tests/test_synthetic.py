@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from store_monitor import synthetic
-from store_monitor.engine.schema import POLLS
+from store_monitor.frames import POLLS
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles, generate
 

@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from store_monitor import synthetic
+from store_monitor import frames, synthetic
 from store_monitor.engine import compute_report
-from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.formats import report_csv_bytes
 from store_monitor.settings import Settings, get_settings
 from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
 
@@ -113,9 +113,9 @@ def report(
 ) -> None:
     """Compute the uptime/downtime report from CSV files, offline."""
     as_of_instant = parse_instant(as_of) if as_of is not None else None
-    polls_path = _source(polls, data, synthetic.POLLS_FILE, "--polls")
-    hours_path = _source(hours, data, synthetic.HOURS_FILE, "--hours")
-    zones_path = _source(timezones, data, synthetic.TIMEZONES_FILE, "--timezones")
+    polls_path = _source(polls, data, frames.POLLS_FILE, "--polls")
+    hours_path = _source(hours, data, frames.HOURS_FILE, "--hours")
+    zones_path = _source(timezones, data, frames.TIMEZONES_FILE, "--timezones")
     try:
         polls_frame = _step(f"Reading {polls_path.name}", lambda: read_polls(polls_path))
         hours_frame = _step(f"Reading {hours_path.name}", lambda: read_business_hours(hours_path))
@@ -188,9 +188,9 @@ def ingest(
     not added twice; the hours and time zone of each store in a new file replace its old ones.
     """
     chosen = {
-        "polls": (polls, synthetic.POLLS_FILE),
-        "hours": (hours, synthetic.HOURS_FILE),
-        "timezones": (timezones, synthetic.TIMEZONES_FILE),
+        "polls": (polls, frames.POLLS_FILE),
+        "hours": (hours, frames.HOURS_FILE),
+        "timezones": (timezones, frames.TIMEZONES_FILE),
     }
     paths: dict[str, Path] = {}
     for kind, (explicit, default_name) in chosen.items():
@@ -205,13 +205,13 @@ def ingest(
         "hours": read_business_hours,
         "timezones": read_timezones,
     }
-    frames: dict[str, pl.DataFrame] = {}
+    loaded: dict[str, pl.DataFrame] = {}
     try:
         for kind, path in paths.items():
-            frames[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
+            loaded[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
     except SourceError as error:
         _fail(str(error))
-    results = _step("Loading into the database", lambda: asyncio.run(_load(frames)))
+    results = _step("Loading into the database", lambda: asyncio.run(_load(loaded)))
     for kind, (received, added, stores) in results.items():
         _stderr.print(
             f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores",

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, Store, Timezone
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES
+from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES
 
 # SQLite keeps instants and times as text in SQLAlchemy's format; rows written past the ORM
 # must match it, or comparisons with values the ORM binds would go wrong.

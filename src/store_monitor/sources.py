@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES, UTC_INSTANT
+from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES, UTC_INSTANT
 
 Source = str | Path | bytes
 """A path to a CSV file, or the file's raw bytes (e.g. an HTTP upload)."""

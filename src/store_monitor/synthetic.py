@@ -9,12 +9,11 @@ from typing import Final
 
 import polars as pl
 
+from store_monitor.frames import HOURS_FILE, POLLS_FILE, TIMEZONES_FILE
+
 DEFAULT_END: Final = datetime(2023, 1, 25, 18, 0, tzinfo=UTC)
 """Polls end just before this instant unless `end` is given: outputs never depend on the clock."""
 
-POLLS_FILE: Final = "store_status.csv"
-HOURS_FILE: Final = "menu_hours.csv"
-TIMEZONES_FILE: Final = "timezones.csv"
 
 UNKNOWN_TIMEZONE: Final = "Mars/Olympus_Mons"
 

@@ -19,7 +19,7 @@ from arq.worker import Worker
 from store_monitor.api import create_app
 from store_monitor.db.session import create_engine
 from store_monitor.engine import compute_report
-from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.formats import report_csv_bytes
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, Store, Timezone
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, TIMEZONES
+from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
 
 
 def at(text: str) -> datetime:

@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import Store
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, TIMEZONES
+from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
 from store_monitor.ingest import (
     IngestResult,
     ingest_business_hours,

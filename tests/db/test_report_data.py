@@ -19,8 +19,8 @@ from store_monitor.db.report_data import (
 )
 from store_monitor.db.session import create_sessionmaker
 from store_monitor.engine import compute_report
-from store_monitor.engine.csv import report_csv_bytes
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, REPORT, TIMEZONES
+from store_monitor.formats import report_csv_bytes
+from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, TIMEZONES
 from store_monitor.ingest import ingest_business_hours, ingest_polls, ingest_timezones
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time
 
 import polars as pl
 
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, REPORT, TIMEZONES
+from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, TIMEZONES
 
 ReportRow = tuple[str, float, float, float, float, float, float]
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from store_monitor.engine.schema import DEFAULT_TIMEZONE, REPORT
+from store_monitor.frames import DEFAULT_TIMEZONE, REPORT
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)

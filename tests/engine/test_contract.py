@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from store_monitor.engine import Report, compute_report
-from store_monitor.engine.schema import REPORT
+from store_monitor.frames import REPORT
 
 from .frames import ReportRow, hours, instant, polls, report, zones
 

@@ -20,7 +20,7 @@ from api.service import close_worker, run_burst
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
-from store_monitor.engine.csv import report_csv_bytes
+from store_monitor.formats import report_csv_bytes
 from store_monitor.reports import JobInfo, JobState
 from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings

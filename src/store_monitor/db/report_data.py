@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, ReportRow, Timezone
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
-from store_monitor.engine.csv import report_csv_bytes
-from store_monitor.engine.schema import BUSINESS_HOURS, POLLS, REPORT, STATUS, TIMEZONES
+from store_monitor.formats import report_csv_bytes
+from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, STATUS, TIMEZONES
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
 # store has when the week starts (see `load_report_inputs`).

@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta
 import polars as pl
 
 from store_monitor.engine.localtime import epoch_us, fill_jumps, known_timezones, local_to_utc
-from store_monitor.engine.schema import DEFAULT_TIMEZONE
+from store_monitor.frames import DEFAULT_TIMEZONE
 
 # An end at 23:59:59 or later is read as midnight, the end of the day.
 _LAST_SECOND = time(23, 59, 59)

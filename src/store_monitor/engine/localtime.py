@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import polars as pl
 
-from store_monitor.engine.schema import UTC_INSTANT
+from store_monitor.frames import UTC_INSTANT
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

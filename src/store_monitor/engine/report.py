@@ -10,8 +10,8 @@ import polars as pl
 from store_monitor.engine.business_hours import business_intervals, store_timezones
 from store_monitor.engine.localtime import epoch_us
 from store_monitor.engine.order import MAX_STORES, key_kind, key_time, sort_key
-from store_monitor.engine.schema import REPORT
 from store_monitor.engine.status import ACTIVE, INACTIVE, status_steps
+from store_monitor.frames import REPORT
 
 _US_PER_MINUTE = 60_000_000
 _US_PER_HOUR = 3_600_000_000

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from store_monitor.engine.schema import REPORT
+from store_monitor.frames import REPORT
 
 
 def report_csv_bytes(rows: pl.DataFrame, *, header: bool = True) -> bytes:

@@ -1,4 +1,6 @@
-"""Column names and dtypes of the engine's frames, conformed once at the boundary."""
+"""Column names and dtypes of the frames every layer shares (readers, database, engine).
+
+Conformed once at the boundary; everything after trusts them. Imports no other layer."""
 
 from typing import Final
 
@@ -32,3 +34,8 @@ REPORT: Final = pl.Schema(
 )
 
 DEFAULT_TIMEZONE: Final = "America/Chicago"
+
+# The input files' names in a data folder, as the original export named them.
+POLLS_FILE: Final = "store_status.csv"
+HOURS_FILE: Final = "menu_hours.csv"
+TIMEZONES_FILE: Final = "timezones.csv"
