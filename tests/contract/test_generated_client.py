@@ -2,26 +2,21 @@
 process and a worker process on Postgres and Redis, ingest to CSV, same bytes as the CLI."""
 
 import asyncio
-import contextlib
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import pytest
 
-from api.service import REDIS_URL, empty_postgres
-from store_monitor.synthetic import DEFAULT_END, GeneratedFiles, generate
+from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 
+from .live import cli_report
 from .test_openapi import OPENAPI
 
 PACKAGE = "store_monitor_client"
@@ -76,93 +71,6 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             del sys.modules[name]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedFiles:
-    return generate(tmp_path_factory.mktemp("data"), stores=30, days=8, seed=7)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def _process(
-    *args: str, env: dict[str, str], log: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`store-monitor <args>` running until the block ends, then stopped (SIGTERM, then SIGKILL);
-    its output goes to `log`."""
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "store_monitor.cli", *args),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), timeout=15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def _wait_until_ready(
-    base_url: str, server: asyncio.subprocess.Process, log: Path, *, within: float = 20.0
-) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as probe:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                while server.returncode is None:
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await probe.get("/readyz")).status_code == 200:
-                            return
-                    await asyncio.sleep(0.1)
-    output = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
-    raise AssertionError(f"the server is not ready (exit code {server.returncode}):\n{output}")
-
-
-@pytest.fixture
-async def service(postgres_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A live service: `store-monitor serve` and `store-monitor worker` processes on a fresh
-    Postgres database and a queue of their own; its base URL."""
-    await empty_postgres(postgres_url)
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STORE_MONITOR_")}
-    env |= {
-        "STORE_MONITOR_DATABASE_URL": postgres_url,
-        "STORE_MONITOR_REDIS_URL": REDIS_URL,
-        "STORE_MONITOR_QUEUE_NAME": f"store-monitor-test:{uuid4().hex}",
-        "STORE_MONITOR_LOG_LEVEL": "WARNING",
-    }
-    base_url = f"http://127.0.0.1:{port}"
-    async with (
-        _process("serve", "--port", str(port), env=env, log=tmp_path / "serve.log") as server,
-        _process("worker", env=env, log=tmp_path / "worker.log"),
-    ):
-        await _wait_until_ready(base_url, server, tmp_path / "serve.log")
-        yield base_url
-
-
-async def _cli_report(data: GeneratedFiles, as_of: str) -> bytes:
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "store_monitor.cli", "report"),
-        *("--data", str(data.store_status.parent), "--as-of", as_of),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    return stdout
-
-
 async def test_generated_client_runs_the_whole_flow(
     client_package: Path, service: str, data: GeneratedFiles
 ) -> None:
@@ -175,6 +83,7 @@ async def test_generated_client_runs_the_whole_flow(
     )
     from store_monitor_client.api.reports import (
         download_report_csv,
+        get_report,
         get_report_metadata,
         trigger_report,
     )
@@ -232,6 +141,9 @@ async def test_generated_client_runs_the_whole_flow(
         )
         assert downloaded.status_code == 200
         assert downloaded.headers["content-type"].startswith("text/csv")
+        # The route that answers JSON or CSV: the client hands back either as text.
+        polled = await get_report.asyncio(client=client, report_id=triggered.report_id)
+        assert polled == downloaded.content.decode()
 
     # The raw body, not the client's decoded text: the bytes must be the CLI's exactly.
-    assert downloaded.content == await _cli_report(data, as_of.isoformat())
+    assert downloaded.content == await cli_report(data, as_of.isoformat())

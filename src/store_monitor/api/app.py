@@ -44,6 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Uptime and downtime of restaurants within their business hours.",
         version="0.1.0",
         lifespan=_lifespan(settings, metrics),
+        # The relative one first: the docs pages call the server that serves them, wherever it
+        # runs; generated clients list the local default too, to pick or to replace.
+        servers=[
+            {"url": "/", "description": "The server this document is served from."},
+            {
+                "url": "http://127.0.0.1:8000",
+                "description": "`make run` or `store-monitor serve`, with their defaults.",
+            },
+        ],
         openapi_tags=[
             {"name": "reports", "description": "Trigger a report, poll it, download it."},
             {"name": "ingest", "description": "Upload the input CSV files."},

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
 from starlette.types import Message, Receive
@@ -195,11 +195,17 @@ async def trigger_report(
 @router.get(
     "/get_report/{report_id}",
     operation_id="get_report",
-    response_model=ReportState,
+    # Both bodies are described below, the CSV first: client generators type a response by its
+    # first content type. As text, both bodies reach the caller intact; typed as ReportState,
+    # the CSV made generated clients fail to parse.
+    response_class=StreamingResponse,
+    response_model=None,
     responses={
         200: {
-            "description": "The report's state as JSON until it is complete, then its CSV.",
-            "content": _CSV_CONTENT,
+            "model": ReportState,
+            "description": "The report's CSV once it is complete; until then its state as JSON. "
+            "`X-Report-Status` says which: generated clients hand back either body as text.",
+            "content": {**_CSV_CONTENT, "application/json": {}},
             "headers": {
                 **_CSV_HEADERS,
                 _STATUS_HEADER: {
@@ -213,13 +219,13 @@ async def trigger_report(
     summary="Poll a report; its CSV once complete",
 )
 async def get_report(
-    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep, response: Response
-) -> ReportState | StreamingResponse:
+    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
+) -> Response:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
     `{"status": "Failed", "error": ...}` if it failed.
 
-    One response, two content types: generated clients read it as JSON only. They poll
-    `GET /reports/{report_id}` and download `GET /reports/{report_id}/csv` instead.
+    Typed clients may rather poll `GET /reports/{report_id}` and download
+    `GET /reports/{report_id}/csv`, whose bodies are one type each.
     """
     report = await _existing(session, report_id)
     if report.status is ReportStatus.complete:
@@ -229,8 +235,7 @@ async def get_report(
     else:
         # Pending or running: to a client polling for the CSV, both mean "not yet".
         state = ReportState(report_id=report.id, status=WireReportStatus.Running)
-    response.headers[_STATUS_HEADER] = state.status.value
-    return state
+    return JSONResponse(state.model_dump(mode="json"), headers={_STATUS_HEADER: state.status.value})
 
 
 @router.get(

@@ -1,0 +1,120 @@
+"""A client generated from openapi.json by openapi-generator (`-g python`, a Java tool) drives a
+live service: ingest, trigger, poll `GET /get_report` until the CSV comes, the same bytes as the
+CLI's. The client is generated once per test session."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from uuid import uuid4
+
+import pytest
+
+from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
+
+from .live import cli_report
+from .test_openapi import OPENAPI
+
+PACKAGE = "store_monitor_openapi_client"
+GENERATOR = Path(sys.executable).with_name("openapi-generator-cli")
+
+
+def generate_client(output: Path) -> None:
+    """Run the README's command (`openapi-generator-cli generate ... -g python`)."""
+    completed = subprocess.run(
+        [
+            str(GENERATOR),
+            "generate",
+            *("-i", str(OPENAPI), "-g", "python", "-o", str(output)),
+            *("--package-name", PACKAGE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def openapi_generator_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The generated package, imported; generated once per session (the JVM takes seconds)."""
+    if shutil.which("java") is None:
+        if os.environ.get("CI"):
+            pytest.fail("openapi-generator needs java: CI must install default-jre-headless")
+        pytest.skip("openapi-generator needs java (apt-get install default-jre-headless)")
+    output = tmp_path_factory.mktemp("openapi-generator") / "store-monitor-client"
+    generate_client(output)
+    # Its dependencies (pydantic, urllib3, python-dateutil) are the project's dev dependencies:
+    # importing it from where it was generated is installing it.
+    sys.path.insert(0, str(output))
+    try:
+        yield __import__(PACKAGE)
+    finally:
+        sys.path.remove(str(output))
+        for name in [name for name in sys.modules if name.partition(".")[0] == PACKAGE]:
+            del sys.modules[name]
+
+
+def _drive(client: ModuleType, base_url: str, data: GeneratedFiles, as_of: object) -> bytes:
+    """Upload, trigger, poll `get_report` until it is no longer Running; its raw CSV body."""
+    with client.ApiClient(client.Configuration(host=base_url)) as api_client:
+        assert client.HealthApi(api_client).readyz().status == "ready"
+
+        ingest = client.IngestApi(api_client)
+        for upload, path in (
+            (ingest.ingest_polls, data.store_status),
+            (ingest.ingest_business_hours, data.menu_hours),
+            (ingest.ingest_timezones, data.timezones),
+        ):
+            # The generator sends the first content type of the request body: text/csv.
+            ingested = upload(path.read_text(encoding="utf-8"))
+            assert ingested.rows_added == ingested.rows_received > 0
+
+        reports = client.ReportsApi(api_client)
+        triggered = reports.trigger_report(
+            trigger_report_request=client.TriggerReportRequest(as_of=as_of)
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            polled = reports.get_report_with_http_info(triggered.report_id)
+            assert polled.status_code == 200
+            # A plain dict of the headers as the server spelled them: lower case, from uvicorn.
+            status = {name.lower(): value for name, value in polled.headers.items()}
+            if status["x-report-status"] != "Running":
+                break
+            assert time.monotonic() < deadline, "the report is still running after 20 s"
+            time.sleep(0.1)
+        assert status["x-report-status"] == "Complete", polled.raw_data
+        # Handed back as text, the CSV it is; its bytes are the raw body.
+        assert isinstance(polled.data, str)
+        assert polled.data.encode() == polled.raw_data
+
+        metadata = reports.get_report_metadata(triggered.report_id)
+        assert metadata.status == client.WireReportStatus.COMPLETE
+        assert metadata.row_count == data.stores
+        download = reports.download_report_csv_with_http_info(triggered.report_id)
+        assert download.raw_data == polled.raw_data
+
+        # Errors are the client's ApiException with the JSON error body, not a parse failure.
+        with pytest.raises(client.ApiException) as missing:
+            reports.get_report(uuid4())
+        assert missing.value.status == 404
+        assert missing.value.data.error.code == "report_not_found"
+        raw: bytes = polled.raw_data
+        return raw
+
+
+async def test_openapi_generator_client_runs_the_whole_flow(
+    openapi_generator_client: ModuleType, service: str, data: GeneratedFiles
+) -> None:
+    as_of = DEFAULT_END - timedelta(hours=2)
+    # The generated client is synchronous (urllib3): off the event loop.
+    csv = await asyncio.to_thread(_drive, openapi_generator_client, service, data, as_of)
+    assert csv == await cli_report(data, as_of.isoformat())
