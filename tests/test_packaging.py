@@ -1,7 +1,10 @@
-"""The container files: compose parses, wires its services, and runs commands that exist."""
+"""What ships: the wheel holds the package's data files; the container files parse, wire their
+services, and run commands that exist."""
 
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,31 @@ from store_monitor.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
+PACKAGE = ROOT / "src" / "store_monitor"
+
+
+def test_the_wheel_holds_the_docs_assets(tmp_path: Path) -> None:
+    # hatchling, as `uv build` runs it; in this environment, so without a network.
+    built = subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = tmp_path.glob("store_monitor-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    static = {
+        path.relative_to(PACKAGE.parent).as_posix()
+        for path in (PACKAGE / "api" / "static").rglob("*")
+        if path.is_file()
+    }
+    assert "store_monitor/api/static/vendor/swagger-ui/swagger-ui-bundle.js" in static
+    assert "store_monitor/api/static/vendor/redoc/redoc.standalone.js" in static
+    assert static <= names, sorted(static - names)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from store_monitor import ingest, jobs, reports, synthetic
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.errors import install_error_handlers
 from store_monitor.api.observability import InstrumentedApp, Metrics
-from store_monitor.api.routes import health
+from store_monitor.api.routes import docs, health
 from store_monitor.api.routes import ingest as ingest_routes
 from store_monitor.api.routes import metrics as metrics_routes
 from store_monitor.api.routes import reports as report_routes
@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Uptime and downtime of restaurants within their business hours.",
         version="0.1.0",
         lifespan=_lifespan(settings, metrics),
+        # Served by the `docs` routes instead, from vendored assets rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
         # The relative one first: the docs pages call the server that serves them, wherever it
         # runs; generated clients list the local default too, to pick or to replace.
         servers=[
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_routes.router)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
+    app.include_router(docs.router)
+    app.mount(docs.STATIC_PATH, docs.static_files(), name="static")
     return app
 
 
