@@ -74,16 +74,6 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def payload_too_large(limit: int, *, what: str, limit_name: str) -> ApiError:
-    """413 for a request body over `limit` bytes; `limit_name` keys the limit in the details."""
-    return ApiError(
-        status.HTTP_413_CONTENT_TOO_LARGE,
-        "payload_too_large",
-        f"the {what} is larger than the limit of {limit} bytes",
-        {limit_name: limit},
-    )
-
-
 def error_response(
     status_code: int,
     code: str,

@@ -1,26 +1,25 @@
 """Upload routes: a polls, business hours or time zones CSV into the database, validated first.
 
 The file comes as the request body (`text/csv`) or as the `file` part of a multipart form. A
-bad file changes nothing and is answered with 422 naming its line, column and value.
+bad file changes nothing and is answered with 422 naming its line, column and value. The three
+routes differ only in their source, so each is made from one `_Source`.
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import polars as pl
 from fastapi import APIRouter, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
+from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
-from store_monitor.api.errors import (
-    DATABASE_UNAVAILABLE,
-    ApiError,
-    documented,
-    payload_too_large,
-)
+from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
 
@@ -30,8 +29,58 @@ _CSV_TYPES: Final = frozenset({"text/csv", "application/csv"})
 _MULTIPART: Final = "multipart/form-data"
 _FILE_PART: Final = "file"
 
-Source = Literal["polls", "business_hours", "timezones"]
+SourceName = Literal["polls", "business_hours", "timezones"]
 Reader = Callable[..., pl.DataFrame]
+Store = Callable[[AsyncSession, pl.DataFrame], Awaitable[ingest.IngestResult]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Source:
+    name: SourceName
+    header: str
+    """The CSV's header line, for the documented example."""
+    read: Reader
+    store: Store
+    label: str
+    """What the file is called in errors when the upload does not name it."""
+    summary: str
+    description: str
+
+    @property
+    def operation_id(self) -> str:
+        return f"ingest_{self.name}"
+
+
+_SOURCES: Final = (
+    _Source(
+        name="polls",
+        header="store_id,status,timestamp_utc",
+        read=read_polls,
+        store=ingest.ingest_polls,
+        label="polls",
+        summary="Add polls (store_status.csv)",
+        description="Polls already stored are skipped: sending a file twice adds nothing.",
+    ),
+    _Source(
+        name="business_hours",
+        header="store_id,dayOfWeek,start_time_local,end_time_local",
+        read=read_business_hours,
+        store=ingest.ingest_business_hours,
+        label="business hours",
+        summary="Replace business hours (menu_hours.csv)",
+        description="Each store in the file gets exactly the file's rows as its week; "
+        "other stores keep theirs.",
+    ),
+    _Source(
+        name="timezones",
+        header="store_id,timezone_str",
+        read=read_timezones,
+        store=ingest.ingest_timezones,
+        label="timezones",
+        summary="Replace time zones (timezones.csv)",
+        description="Each store in the file gets the file's time zone; other stores keep theirs.",
+    ),
+)
 
 
 def _upload_body(example_header: str) -> dict[str, Any]:
@@ -65,60 +114,36 @@ _ERRORS: Final = documented(
 )
 
 
-@router.post(
-    "/polls",
-    operation_id="ingest_polls",
-    response_model=IngestResponse,
-    responses=_ERRORS,
-    openapi_extra=_upload_body("store_id,status,timestamp_utc"),
-    summary="Add polls (store_status.csv)",
-)
-async def ingest_polls(
-    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
-) -> IngestResponse:
-    """Polls already stored are skipped: sending a file twice adds nothing."""
-    frame = await _read_upload(request, settings.max_upload_bytes, read_polls, "polls")
-    result = await ingest.ingest_polls(session, frame)
-    return _response("polls", result, metrics)
+def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
+    async def upload(
+        request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
+    ) -> IngestResponse:
+        limit = BodyLimit(settings.max_upload_bytes, what="upload", limit_name="max_upload_bytes")
+        frame = await _read_upload(request, limit, source.read, source.label)
+        result = await source.store(session, frame)
+        return _response(source.name, result, metrics)
+
+    upload.__name__ = source.operation_id
+    return upload
 
 
-@router.post(
-    "/business-hours",
-    operation_id="ingest_business_hours",
-    response_model=IngestResponse,
-    responses=_ERRORS,
-    openapi_extra=_upload_body("store_id,dayOfWeek,start_time_local,end_time_local"),
-    summary="Replace business hours (menu_hours.csv)",
-)
-async def ingest_business_hours(
-    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
-) -> IngestResponse:
-    """Each store in the file gets exactly the file's rows as its week; other stores keep theirs."""
-    frame = await _read_upload(
-        request, settings.max_upload_bytes, read_business_hours, "business hours"
+for _source in _SOURCES:
+    router.add_api_route(
+        "/" + _source.name.replace("_", "-"),
+        _route(_source),
+        methods=["POST"],
+        operation_id=_source.operation_id,
+        response_model=IngestResponse,
+        responses=_ERRORS,
+        openapi_extra=_upload_body(_source.header),
+        summary=_source.summary,
+        description=_source.description,
     )
-    result = await ingest.ingest_business_hours(session, frame)
-    return _response("business_hours", result, metrics)
 
 
-@router.post(
-    "/timezones",
-    operation_id="ingest_timezones",
-    response_model=IngestResponse,
-    responses=_ERRORS,
-    openapi_extra=_upload_body("store_id,timezone_str"),
-    summary="Replace time zones (timezones.csv)",
-)
-async def ingest_timezones(
-    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
+def _response(
+    source: SourceName, result: ingest.IngestResult, metrics: MetricsDep
 ) -> IngestResponse:
-    """Each store in the file gets the file's time zone; other stores keep theirs."""
-    frame = await _read_upload(request, settings.max_upload_bytes, read_timezones, "timezones")
-    result = await ingest.ingest_timezones(session, frame)
-    return _response("timezones", result, metrics)
-
-
-def _response(source: Source, result: ingest.IngestResult, metrics: MetricsDep) -> IngestResponse:
     metrics.ingested(source, received=result.received, added=result.added)
     return IngestResponse(
         source=source, rows_received=result.received, rows_added=result.added, stores=result.stores
@@ -126,7 +151,7 @@ def _response(source: Source, result: ingest.IngestResult, metrics: MetricsDep) 
 
 
 async def _read_upload(
-    request: Request, limit: int, read: Reader, default_name: str
+    request: Request, limit: BodyLimit, read: Reader, default_name: str
 ) -> pl.DataFrame:
     data, name = await _upload(request, limit)
     if not data.strip():
@@ -142,8 +167,8 @@ async def _read_upload(
         ) from error
 
 
-async def _upload(request: Request, limit: int) -> tuple[bytes, str | None]:
-    """The uploaded file's bytes and, from a multipart form, its name; at most `limit` bytes."""
+async def _upload(request: Request, limit: BodyLimit) -> tuple[bytes, str | None]:
+    """The uploaded file's bytes and, from a multipart form, its name; within `limit`."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in _CSV_TYPES and media_type != _MULTIPART:
         raise ApiError(
@@ -153,10 +178,7 @@ async def _upload(request: Request, limit: int) -> tuple[bytes, str | None]:
             f"not {media_type or 'no content type'}",
             {"content_type": media_type or None, "accepted": [*sorted(_CSV_TYPES), _MULTIPART]},
         )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = _capped(request, limit)
+    body = limit.stream(request)
     if media_type in _CSV_TYPES:
         return b"".join([chunk async for chunk in body]), None
 
@@ -178,17 +200,3 @@ async def _upload(request: Request, limit: int) -> tuple[bytes, str | None]:
         return await part.read(), part.filename
     finally:
         await form.close()
-
-
-async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    # Counted as it arrives: a missing or false Content-Length cannot get more than `limit` in.
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _too_large(limit)
-        yield chunk
-
-
-def _too_large(limit: int) -> ApiError:
-    return payload_too_large(limit, what="upload", limit_name="max_upload_bytes")

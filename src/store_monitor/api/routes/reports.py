@@ -11,13 +11,9 @@ from pydantic import WithJsonSchema
 from starlette.types import Message, Receive
 
 from store_monitor import reports
+from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
-from store_monitor.api.errors import (
-    DATABASE_UNAVAILABLE,
-    ApiError,
-    documented,
-    payload_too_large,
-)
+from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
     ReportMetadata,
@@ -31,6 +27,7 @@ from store_monitor.db.models import Report, ReportStatus
 
 MAX_BODY_BYTES: Final = 64 * 1024
 """Of any request to these routes: the trigger's JSON options are a few dozen bytes."""
+_BODY_LIMIT: Final = BodyLimit(MAX_BODY_BYTES, what="request body", limit_name="max_body_bytes")
 
 
 class _SmallBodyRoute(APIRoute):
@@ -45,23 +42,10 @@ class _SmallBodyRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def read_then_handle(request: Request) -> Response:
-            body = await _capped_body(request, MAX_BODY_BYTES)
+            body = await _BODY_LIMIT.read(request)
             return await handle(Request(request.scope, _replay(body, request.receive)))
 
         return read_then_handle
-
-
-async def _capped_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _body_too_large(limit)
-    chunks, received = [], 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _body_too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -77,10 +61,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return message
 
     return replaying
-
-
-def _body_too_large(limit: int) -> ApiError:
-    return payload_too_large(limit, what="request body", limit_name="max_body_bytes")
 
 
 router = APIRouter(tags=["reports"], route_class=_SmallBodyRoute)
