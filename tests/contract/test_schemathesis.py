@@ -4,6 +4,7 @@ generated valid and invalid requests, no 5xx, and every response is one the docu
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import pytest
@@ -21,6 +22,9 @@ from store_monitor.db.models import Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 # The app's own document; the requests go to the app the fixture below builds.
 # (schemathesis' lazy `from_fixture` loader does not work with this pytest.)
@@ -81,6 +85,6 @@ async def app(
     # Each example is a real request through the app and its database.
     suppress_health_check=[HealthCheck.too_slow],
 )
-def test_api_conforms_to_its_schema(case: schemathesis.Case, app: FastAPI) -> None:
+def test_api_conforms_to_its_schema(case: "OpenApiCase", app: FastAPI) -> None:
     refused = case.operation.path in _SCHEMA_CANNOT_SAY
     case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance] if refused else [])

@@ -100,6 +100,7 @@ async def test_running_a_job_twice_gives_the_same_report(
     assert await tasks.run_report(ctx, str(report_id)) == "complete"
     first = await _load(sessionmaker, report_id)
     first_csv = await _csv(sessionmaker, report_id)
+    assert first.now is not None
 
     # A poll newer than the first run's `now` arrives before the rerun.
     later = (
