@@ -123,7 +123,8 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
         result = await source.store(session, frame)
         return _response(source.name, result, metrics)
 
-    upload.__name__ = source.operation_id
+    # The route's name (for url_for) and tracebacks say which source it is.
+    upload.__name__ = upload.__qualname__ = source.operation_id
     return upload
 
 
