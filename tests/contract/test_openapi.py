@@ -1,6 +1,7 @@
 """The committed openapi.json is the app's OpenAPI document, byte for byte."""
 
 import difflib
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -28,3 +29,15 @@ def test_committed_openapi_json_is_the_apps() -> None:
             f"openapi.json differs from the app's OpenAPI document: run `make openapi` and "
             f"commit openapi.json.\n{shown}"
         )
+
+
+def test_get_report_describes_its_csv_first() -> None:
+    # Client generators type a response by its first content type: as text, both of this
+    # route's bodies reach the caller; typed as the JSON state, the CSV fails to parse.
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    ok = document["paths"]["/get_report/{report_id}"]["get"]["responses"]["200"]
+    assert list(ok["content"]) == ["text/csv", "application/json"]
+    assert ok["content"]["text/csv"]["schema"] == {"type": "string"}
+    assert ok["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReportState"
+    }
