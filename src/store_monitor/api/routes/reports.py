@@ -175,9 +175,10 @@ async def trigger_report(
 @router.get(
     "/get_report/{report_id}",
     operation_id="get_report",
-    # Both bodies are described below, the CSV first: client generators type a response by its
-    # first content type. As text, both bodies reach the caller intact; typed as ReportState,
-    # the CSV made generated clients fail to parse.
+    # Both bodies are described in `responses`, the CSV first: client generators type a response
+    # by its first content type, and as text both bodies reach the caller (typed as ReportState,
+    # the CSV failed to parse). A response class without a media type of its own keeps FastAPI
+    # from putting its JSON ahead of them.
     response_class=StreamingResponse,
     response_model=None,
     responses={
