@@ -49,8 +49,9 @@ async def running(
 
 
 async def wait_until_ready(
-    base_url: str, server: asyncio.subprocess.Process, log: Path, *, within: float = 20.0
+    base_url: str, server: asyncio.subprocess.Process, log: Path, *, within: float = 60.0
 ) -> None:
+    # Generous: a cold start on a busy machine (imports without bytecode) took over 20 s.
     async with httpx.AsyncClient(base_url=base_url, timeout=2) as probe:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):

@@ -123,7 +123,7 @@ async def test_generated_client_runs_the_whole_flow(
         )
         assert isinstance(triggered, TriggerReportResponse), triggered
 
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(60):
             while True:
                 metadata = await get_report_metadata.asyncio(
                     client=client, report_id=triggered.report_id
