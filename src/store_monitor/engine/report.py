@@ -76,23 +76,15 @@ def compute_report(
     `now` is `as_of` or else the latest poll. Windows are half-open, `[now - length, now)`. Sums
     are exact in microseconds, then rounded half up to 2 decimals of their unit.
     """
-    empty = {
-        "incidents": INCIDENTS.to_frame() if incidents_and_daily else None,
-        "daily": DAILY.to_frame() if incidents_and_daily else None,
-    }
     now = as_of if as_of is not None else polls["timestamp_utc"].max()
     if now is None:
-        return Report(
-            rows=REPORT.to_frame(), now=None, unknown_timezones=[], ignored_polls=0, **empty
-        )
+        return _empty_report(None, 0, incidents_and_daily=incidents_and_daily)
     assert isinstance(now, datetime)
     # Without `as_of`, now is the latest poll: none is after it, and no copy is needed.
     ignored = 0 if as_of is None else polls.select((pl.col("timestamp_utc") > now).sum()).item()
     current = polls.filter(pl.col("timestamp_utc") <= now) if ignored else polls
     if current.is_empty():
-        return Report(
-            rows=REPORT.to_frame(), now=now, unknown_timezones=[], ignored_polls=ignored, **empty
-        )
+        return _empty_report(now, ignored, incidents_and_daily=incidents_and_daily)
     end_us = epoch_us(now)
     start_us = epoch_us(now - _WEEK)
 
@@ -151,33 +143,32 @@ def compute_report(
                 steps, other_events.result(), batches, strict=True
             )
         ]
-    firsts = [first for first, _ in batches]
     store_id = pl.lit(store_ids).gather("code").alias("store_id")
-    totals = pl.concat(
-        batch.totals.with_columns(pl.col("code") + first)
-        for batch, first in zip(sums, firsts, strict=True)
-    )
-    rows = totals.select(store_id, *REPORT.names()[1:])
+    firsts = [first for first, _ in batches]
+
+    def all_stores(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        """The batches' frames as one, with codes of all stores."""
+        return pl.concat(
+            frame.with_columns(pl.col("code") + first)
+            for frame, first in zip(frames, firsts, strict=True)
+        )
+
+    rows = all_stores([batch.totals for batch in sums]).select(store_id, *REPORT.names()[1:])
     incidents = daily = None
     if incidents_and_daily:
-        found = pl.concat(
-            batch.incidents.with_columns(pl.col("code") + first)
-            for batch, first in zip(sums, firsts, strict=True)
-            if batch.incidents is not None
-        )
+        found = all_stores([batch.incidents for batch in sums if batch.incidents is not None])
         incidents = found.select(
             store_id,
             started_at=pl.col("from_us").cast(UTC_INSTANT),
             ended_at=pl.col("until_us").cast(UTC_INSTANT),
             minutes=_round_half_up(pl.col("until_us") - pl.col("from_us"), _US_PER_MINUTE),
         )
-        # The sweep read each store's dates in the order `_store_dates` sorted them.
         calendar = dates.result()
         assert calendar is not None
-        daily = pl.concat(
-            [calendar, pl.concat(batch.dates for batch in sums if batch.dates is not None)],
-            how="horizontal",
-        ).select(
+        # The sweep read each store's dates in the order `_store_dates` sorted them.
+        measured = pl.concat(batch.dates for batch in sums if batch.dates is not None)
+        assert measured.height == calendar.height
+        daily = pl.concat([calendar, measured], how="horizontal").select(
             store_id,
             "date",
             uptime_hours=_round_half_up(pl.col("uptime_us"), _US_PER_HOUR),
@@ -190,6 +181,17 @@ def compute_report(
         ignored_polls=ignored,
         incidents=incidents,
         daily=daily,
+    )
+
+
+def _empty_report(now: datetime | None, ignored: int, *, incidents_and_daily: bool) -> Report:
+    return Report(
+        rows=REPORT.to_frame(),
+        now=now,
+        unknown_timezones=[],
+        ignored_polls=ignored,
+        incidents=INCIDENTS.to_frame() if incidents_and_daily else None,
+        daily=DAILY.to_frame() if incidents_and_daily else None,
     )
 
 
