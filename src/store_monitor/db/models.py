@@ -1,12 +1,13 @@
-"""SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones) and reports.
+"""SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones) and reports
+(their rows, incidents and days).
 
 The schema itself is built by Alembic (`alembic/versions/`); these models must match it.
 """
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -163,3 +164,37 @@ class ReportRow(Base):
     downtime_last_hour: Mapped[float] = mapped_column(sa.Double)
     downtime_last_day: Mapped[float] = mapped_column(sa.Double)
     downtime_last_week: Mapped[float] = mapped_column(sa.Double)
+
+
+class ReportIncident(Base):
+    """One incident of a report: a stretch of business time a store was inactive in the week."""
+
+    __tablename__ = "report_incidents"
+
+    # The key's order is the CSV's (store_id, then started_at), and its prefix finds a store's.
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    minutes: Mapped[float] = mapped_column(sa.Double)
+
+
+# The column is named `date`, which would shadow the type in its own annotation.
+_LocalDate: TypeAlias = date
+
+
+class ReportDay(Base):
+    """One store's figures for one local calendar date of a report's week, in hours."""
+
+    __tablename__ = "report_days"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    date: Mapped[_LocalDate] = mapped_column(sa.Date, primary_key=True)
+    """The store's local date."""
+    uptime_hours: Mapped[float] = mapped_column(sa.Double)
+    downtime_hours: Mapped[float] = mapped_column(sa.Double)
