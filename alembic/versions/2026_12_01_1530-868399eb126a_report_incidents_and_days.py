@@ -42,16 +42,17 @@ def upgrade() -> None:
         "report_days",
         sa.Column("report_id", sa.Uuid(), nullable=False),
         sa.Column("store_id", STORE_ID, nullable=False),
-        sa.Column("date", sa.Date(), nullable=False),
-        sa.Column("uptime_hours", sa.Double(), nullable=False),
-        sa.Column("downtime_hours", sa.Double(), nullable=False),
+        # One row per store (see db/models.py): its week's hours as JSON arrays of numbers.
+        sa.Column("first_date", sa.Date(), nullable=False),
+        sa.Column("uptime_hours", sa.JSON(), nullable=False),
+        sa.Column("downtime_hours", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["report_id"],
             ["reports.id"],
             name=op.f("fk_report_days_report_id_reports"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("report_id", "store_id", "date", name=op.f("pk_report_days")),
+        sa.PrimaryKeyConstraint("report_id", "store_id", name=op.f("pk_report_days")),
     )
 
 
