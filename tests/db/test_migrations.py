@@ -22,7 +22,16 @@ from store_monitor.settings import get_settings
 from .frames import at
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"stores", "polls", "business_hours", "timezones", "reports", "report_rows"}
+TABLES = {
+    "stores",
+    "polls",
+    "business_hours",
+    "timezones",
+    "reports",
+    "report_rows",
+    "report_incidents",
+    "report_days",
+}
 
 
 async def tables_and_types(engine: AsyncEngine) -> tuple[set[str], set[str]]:
