@@ -42,6 +42,14 @@ INCIDENTS: Final = pl.Schema(
         "minutes": pl.Float64(),
     }
 )
+# Per store: its incidents that overlap the last day, and the last week (for the dashboard).
+INCIDENT_COUNTS: Final = pl.Schema(
+    {
+        "store_id": pl.String(),
+        "incidents_last_day": pl.Int32(),
+        "incidents_last_week": pl.Int32(),
+    }
+)
 # The week by the store's local calendar dates.
 DAILY: Final = pl.Schema(
     {

@@ -21,9 +21,14 @@ from store_monitor.db.report_data import (
     load_report_inputs,
     replace_report_details,
     replace_report_rows,
+    report_daily_csv,
+    report_incidents_csv,
     report_rows_csv,
 )
-from store_monitor.engine import compute_report
+from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
+from store_monitor.engine import compute_report, incident_counts
+from store_monitor.engine.localtime import known_timezones
+from store_monitor.frames import DEFAULT_TIMEZONE
 from store_monitor.logs import request_context, request_id
 
 log = logging.getLogger(__name__)
@@ -131,6 +136,71 @@ async def report_csv(
     async with sessionmaker() as session:
         async for chunk in report_rows_csv(session, report_id):
             yield chunk
+
+
+async def incidents_csv(
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, store_id: str | None = None
+) -> AsyncIterator[bytes]:
+    """The report's incidents (only `store_id`'s, if given) as the CLI's CSV, in chunks read in a
+    session of its own that lives as long as the stream."""
+    async with sessionmaker() as session:
+        async for chunk in report_incidents_csv(session, report_id, store_id=store_id):
+            yield chunk
+
+
+async def daily_csv(
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, store_id: str | None = None
+) -> AsyncIterator[bytes]:
+    """The report's daily figures (only `store_id`'s, if given) as the CLI's CSV, streamed as
+    `incidents_csv` is."""
+    async with sessionmaker() as session:
+        async for chunk in report_daily_csv(session, report_id, store_id=store_id):
+            yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDetails:
+    view: StoreView
+    timezone: str
+    """The zone of the store's local dates: its own, or the default zone where it has none or
+    an unknown one (as the engine decides)."""
+
+
+async def store_details(
+    session: AsyncSession, report_id: UUID, store_id: str
+) -> StoreDetails | None:
+    """One store of a report: its figures, daily figures, incidents and time zone; None if the
+    report has no row for it."""
+    view = await store_view(session, report_id, store_id)
+    if view is None:
+        return None
+    named = view.timezone_str
+    return StoreDetails(
+        view=view, timezone=named if named in known_timezones() else DEFAULT_TIMEZONE
+    )
+
+
+async def report_stores(
+    session: AsyncSession,
+    report_id: UUID,
+    *,
+    sort: StoreSort = StoreSort.downtime_last_week,
+    descending: bool = True,
+    contains: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> StorePage:
+    """A page of a report's stores with their daily figures: by default the worst downtime of
+    the week first."""
+    return await store_page(
+        session,
+        report_id,
+        sort=sort,
+        descending=descending,
+        contains=contains,
+        offset=offset,
+        limit=limit,
+    )
 
 
 async def run_report(
@@ -364,9 +434,10 @@ async def _compute_and_store(
         as_of=inputs.now,
     )
     async with sessionmaker.begin() as session:
-        await replace_report_rows(session, report_id, result.rows)
         assert result.incidents is not None
         assert result.daily is not None
+        counts = None if result.now is None else incident_counts(result.incidents, now=result.now)
+        await replace_report_rows(session, report_id, result.rows, incident_counts=counts)
         await replace_report_details(
             session, report_id, incidents=result.incidents, daily=result.daily
         )
@@ -381,6 +452,7 @@ async def _compute_and_store(
                 unknown_timezones=len(result.unknown_timezones),
                 # Polls after `now` are never loaded, so the engine cannot count them.
                 ignored_polls=inputs.ignored_polls,
+                incident_count=result.incidents.height,
                 error=None,
             )
         )

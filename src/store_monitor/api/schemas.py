@@ -1,5 +1,6 @@
 """Wire schemas of the API: what clients send and get, kept apart from the database models."""
 
+import datetime as dt
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final, Literal
@@ -8,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from store_monitor.db.models import Report, ReportStatus
+from store_monitor.reports import StoreDetails
 
 
 class WireReportStatus(StrEnum):
@@ -124,6 +126,7 @@ class ReportMetadata(BaseModel):
                     "row_count": 14092,
                     "unknown_timezones": 0,
                     "ignored_polls": 0,
+                    "incident_count": 31877,
                     "attempts": 1,
                 }
             ]
@@ -143,6 +146,9 @@ class ReportMetadata(BaseModel):
         description="Stores whose time zone name is unknown (they use America/Chicago)."
     )
     ignored_polls: int | None = Field(description="Polls after `now`, left out.")
+    incident_count: int | None = Field(
+        description="The report's incidents, all stores together (see `/incidents`)."
+    )
     attempts: int
     request_id: str | None = Field(
         description="`X-Request-ID` of the request that created the report; its logs carry it."
@@ -162,6 +168,7 @@ class ReportMetadata(BaseModel):
             row_count=report.row_count,
             unknown_timezones=report.unknown_timezones,
             ignored_polls=report.ignored_polls,
+            incident_count=report.incident_count,
             attempts=report.attempts,
             request_id=report.request_id,
         )
@@ -203,3 +210,113 @@ class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     database: Literal["ok"] = "ok"
     queue: Literal["ok"] = "ok"
+
+
+class StoreFigures(BaseModel):
+    """A store's line of a report (`*_last_hour` in minutes, the others in hours) and its
+    incident counts."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    uptime_last_hour: float = Field(description="Minutes.")
+    uptime_last_day: float = Field(description="Hours.")
+    uptime_last_week: float = Field(description="Hours.")
+    downtime_last_hour: float = Field(description="Minutes.")
+    downtime_last_day: float = Field(description="Hours.")
+    downtime_last_week: float = Field(description="Hours.")
+    incidents_last_day: int = Field(description="Incidents that overlap the last day.")
+    incidents_last_week: int = Field(description="Incidents in the week.")
+
+
+class StoreDay(BaseModel):
+    date: dt.date = Field(description="A local calendar date of the store.")
+    uptime_hours: float
+    downtime_hours: float
+
+
+class StoreIncident(BaseModel):
+    started_at: datetime
+    ended_at: datetime
+    minutes: float = Field(description="`ended_at - started_at`, rounded to 2 decimals.")
+
+
+class StoreReport(BaseModel):
+    """`GET /reports/{report_id}/stores/{store_id}`: one store of a complete report."""
+
+    model_config = ConfigDict(
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": EXAMPLE_REPORT_ID,
+                    "store_id": "8419537941919820732",
+                    "now": "2023-01-25T18:13:22.479220Z",
+                    "timezone": "America/Denver",
+                    "figures": {
+                        "uptime_last_hour": 60.0,
+                        "uptime_last_day": 20.5,
+                        "uptime_last_week": 130.25,
+                        "downtime_last_hour": 0.0,
+                        "downtime_last_day": 1.5,
+                        "downtime_last_week": 9.75,
+                        "incidents_last_day": 1,
+                        "incidents_last_week": 4,
+                    },
+                    "daily": [
+                        {"date": "2023-01-18", "uptime_hours": 3.5, "downtime_hours": 0.0},
+                    ],
+                    "incidents": [
+                        {
+                            "started_at": "2023-01-25T09:44:30Z",
+                            "ended_at": "2023-01-25T11:14:30Z",
+                            "minutes": 90.0,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    report_id: UUID
+    store_id: str
+    now: datetime | None = Field(description="The instant the report's windows end at.")
+    timezone: str = Field(
+        description="The zone of the store's local dates: its own, or America/Chicago when it "
+        "has none or an unknown one."
+    )
+    figures: StoreFigures
+    daily: list[StoreDay] = Field(description="Every local date the week touches, in order.")
+    incidents: list[StoreIncident] = Field(description="In time order.")
+
+
+def store_report(report: Report, details: StoreDetails) -> StoreReport:
+    view = details.view
+    figures = view.figures
+    return StoreReport(
+        report_id=report.id,
+        store_id=figures.store_id,
+        now=report.now,
+        timezone=details.timezone,
+        figures=StoreFigures(
+            uptime_last_hour=figures.uptime_last_hour,
+            uptime_last_day=figures.uptime_last_day,
+            uptime_last_week=figures.uptime_last_week,
+            downtime_last_hour=figures.downtime_last_hour,
+            downtime_last_day=figures.downtime_last_day,
+            downtime_last_week=figures.downtime_last_week,
+            incidents_last_day=figures.incidents_last_day,
+            incidents_last_week=figures.incidents_last_week,
+        ),
+        daily=[
+            StoreDay(
+                date=day.date, uptime_hours=day.uptime_hours, downtime_hours=day.downtime_hours
+            )
+            for day in figures.days
+        ],
+        incidents=[
+            StoreIncident(
+                started_at=incident.started_at, ended_at=incident.ended_at, minutes=incident.minutes
+            )
+            for incident in view.incidents
+        ],
+    )

@@ -143,6 +143,8 @@ class Report(Base):
     row_count: Mapped[int | None] = mapped_column(sa.Integer)
     unknown_timezones: Mapped[int | None] = mapped_column(sa.Integer)
     ignored_polls: Mapped[int | None] = mapped_column(sa.Integer)
+    incident_count: Mapped[int | None] = mapped_column(sa.Integer)
+    """The report's incidents, all stores together; None until it is complete."""
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
     request_id: Mapped[str | None] = mapped_column(sa.Text)
@@ -164,6 +166,10 @@ class ReportRow(Base):
     downtime_last_hour: Mapped[float] = mapped_column(sa.Double)
     downtime_last_day: Mapped[float] = mapped_column(sa.Double)
     downtime_last_week: Mapped[float] = mapped_column(sa.Double)
+    # Not in the CSV: for the dashboard, which sorts a report's stores by them.
+    incidents_last_day: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    """The store's incidents that overlap the last day for a positive time."""
+    incidents_last_week: Mapped[int] = mapped_column(sa.Integer, server_default="0")
 
 
 class ReportIncident(Base):

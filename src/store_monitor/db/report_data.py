@@ -29,6 +29,7 @@ from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_c
 from store_monitor.frames import (
     BUSINESS_HOURS,
     DAILY,
+    INCIDENT_COUNTS,
     INCIDENTS,
     POLLS,
     REPORT,
@@ -415,11 +416,22 @@ async def _load_sqlite(session: AsyncSession, as_of: datetime | None) -> ReportI
 
 
 async def replace_report_rows(
-    session: AsyncSession, report_id: uuid.UUID, rows: pl.DataFrame
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    rows: pl.DataFrame,
+    *,
+    incident_counts: pl.DataFrame | None = None,
 ) -> None:
     """Make `rows` (schema REPORT) the report's rows, replacing any it had: a retried job
-    leaves exactly one set. Flushes, never commits."""
-    await _replace(session, ReportRow, report_id, rows.select(REPORT.names()))
+    leaves exactly one set. `incident_counts` (schema INCIDENT_COUNTS) go with them; a store
+    without counts has none. Flushes, never commits."""
+    frame = rows.select(REPORT.names())
+    if incident_counts is not None:
+        counts = incident_counts.select(INCIDENT_COUNTS.names())
+        frame = frame.join(counts, on="store_id", how="left", maintain_order="left").with_columns(
+            pl.col(name).fill_null(0) for name in INCIDENT_COUNTS.names()[1:]
+        )
+    await _replace(session, ReportRow, report_id, frame)
 
 
 async def replace_report_details(

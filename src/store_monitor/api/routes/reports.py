@@ -1,10 +1,10 @@
-"""Report routes: trigger a report, poll it, download its CSV, read its metadata."""
+"""Report routes: trigger a report, poll it, read its metadata and its stores, download its CSVs."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
@@ -18,9 +18,11 @@ from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
     ReportMetadata,
     ReportState,
+    StoreReport,
     TriggerReportRequest,
     TriggerReportResponse,
     WireReportStatus,
+    store_report,
     wire_status,
 )
 from store_monitor.db.models import Report, ReportStatus
@@ -95,6 +97,7 @@ ReportId = Annotated[
 # client generators turn into an optional argument they leave out of the request when unset.
 _NO_OPTIONS: Final = TriggerReportRequest()
 _NOT_FOUND: Final = {404: "No report has this id (`report_not_found`)."}
+_NOT_COMPLETE: Final = {409: "The report is not complete (`report_not_complete`); see its status."}
 _INVALID: Final = {
     422: "The request is malformed (`invalid_request`), e.g. an id that is not a UUID."
 }
@@ -241,29 +244,157 @@ async def get_report_metadata(report_id: ReportId, session: SessionDep) -> Repor
             "content": _CSV_CONTENT,
             "headers": _CSV_HEADERS,
         },
-        **documented(
-            {
-                **_NOT_FOUND,
-                409: "The report is not complete (`report_not_complete`); see its status.",
-                **_INVALID,
-                **_UNAVAILABLE,
-            }
-        ),
+        **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
     },
     summary="Download a complete report's CSV",
 )
 async def download_report_csv(
     report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
 ) -> StreamingResponse:
-    report = await _existing(session, report_id)
+    report = _complete(await _existing(session, report_id))
+    return _csv_response(sessionmaker, report)
+
+
+_INCIDENTS_CONTENT: Final = {
+    "text/csv": {
+        "schema": {"type": "string"},
+        "example": "store_id,started_at,ended_at,minutes\n"
+        "8419537941919820732,2023-01-24T10:44:30.000000Z,2023-01-24T12:00:00.000000Z,75.50\n",
+    }
+}
+_DAILY_CONTENT: Final = {
+    "text/csv": {
+        "schema": {"type": "string"},
+        "example": "store_id,date,uptime_hours,downtime_hours\n"
+        "8419537941919820732,2023-01-24,10.74,1.26\n",
+    }
+}
+StoreIdFilter = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255}),
+    Query(
+        min_length=1,
+        max_length=255,
+        description="Only this store's rows (none if the report has no such store).",
+    ),
+]
+StoreId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        description="A store of the report, as in its CSV.",
+        examples=["8419537941919820732"],
+    ),
+]
+
+
+@router.get(
+    "/reports/{report_id}/incidents",
+    operation_id="download_report_incidents_csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The report's incidents as CSV, as `store-monitor report --incidents` "
+            "writes them: by store, then start.",
+            "content": _INCIDENTS_CONTENT,
+            "headers": _CSV_HEADERS,
+        },
+        **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
+    },
+    summary="Download a complete report's incidents",
+)
+async def download_report_incidents_csv(
+    report_id: ReportId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    store_id: StoreIdFilter = None,
+) -> StreamingResponse:
+    report = _complete(await _existing(session, report_id))
+    return _stream(
+        reports.incidents_csv(sessionmaker, report.id, store_id=store_id),
+        f"incidents-{report.id}.csv",
+    )
+
+
+@router.get(
+    "/reports/{report_id}/daily",
+    operation_id="download_report_daily_csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The report's daily figures as CSV, as `store-monitor report --daily` "
+            "writes them: by store, then local date.",
+            "content": _DAILY_CONTENT,
+            "headers": _CSV_HEADERS,
+        },
+        **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
+    },
+    summary="Download a complete report's daily figures",
+)
+async def download_report_daily_csv(
+    report_id: ReportId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    store_id: StoreIdFilter = None,
+) -> StreamingResponse:
+    report = _complete(await _existing(session, report_id))
+    return _stream(
+        reports.daily_csv(sessionmaker, report.id, store_id=store_id), f"daily-{report.id}.csv"
+    )
+
+
+@router.get(
+    "/reports/{report_id}/stores/{store_id}",
+    operation_id="get_report_store",
+    response_model=StoreReport,
+    response_description="The store's figures, its week day by day and its incidents.",
+    responses=documented(
+        {
+            404: "No report has this id (`report_not_found`), or the report has no such store "
+            "(`store_not_found`).",
+            **_NOT_COMPLETE,
+            **_INVALID,
+            **_UNAVAILABLE,
+        }
+    ),
+    summary="One store of a complete report",
+)
+async def get_report_store(
+    report_id: ReportId, store_id: StoreId, session: SessionDep
+) -> StoreReport:
+    report = _complete(await _existing(session, report_id))
+    details = await reports.store_details(session, report.id, store_id)
+    if details is None:
+        raise ApiError(
+            status.HTTP_404_NOT_FOUND,
+            "store_not_found",
+            f"report {report_id} has no store {store_id!r}",
+            {"report_id": str(report_id), "store_id": store_id},
+        )
+    return store_report(report, details)
+
+
+def _complete(report: Report) -> Report:
     if report.status is not ReportStatus.complete:
         raise ApiError(
             status.HTTP_409_CONFLICT,
             "report_not_complete",
-            f"report {report_id} is {wire_status(report.status).value}, not Complete",
+            f"report {report.id} is {wire_status(report.status).value}, not Complete",
             {"status": wire_status(report.status).value, "error": report.error},
         )
-    return _csv_response(sessionmaker, report)
+    return report
+
+
+def _stream(chunks: AsyncIterator[bytes], filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            _STATUS_HEADER: WireReportStatus.Complete.value,
+        },
+    )
 
 
 async def _existing(session: SessionDep, report_id: UUID) -> Report:
