@@ -77,12 +77,6 @@ async def test_swagger_ui_gets_its_style_sheet_and_the_document(
     assert document.json()["servers"][0]["url"] == "/"
 
 
-async def test_home_redirects_to_docs(docs_client: httpx.AsyncClient) -> None:
-    response = await docs_client.get("/")
-    assert response.status_code == 307
-    assert response.headers["location"] == "/docs"
-
-
 async def test_unknown_static_file_is_a_404(docs_client: httpx.AsyncClient) -> None:
     response = await docs_client.get("/static/vendor/swagger-ui/nothing.js")
     assert response.status_code == 404

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports, synthetic
+from store_monitor import ingest, jobs, reports, synthetic, ui
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.errors import install_error_handlers
 from store_monitor.api.observability import InstrumentedApp, Metrics
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_routes.router)
     app.include_router(docs.router)
     app.mount(docs.STATIC_PATH, docs.static_files(), name="static")
+    ui.install(app)
     return app
 
 
@@ -101,6 +103,7 @@ def _lifespan(
                         sessionmaker=sessionmaker,
                         queue=queue,
                         metrics=metrics,
+                        session_secret=_session_secret(settings),
                     )
                 }
             finally:
@@ -109,6 +112,12 @@ def _lifespan(
             await engine.dispose()
 
     return lifespan
+
+
+def _session_secret(settings: Settings) -> bytes:
+    # Without a server secret (authentication off) sessions only carry the CSRF token: a key of
+    # this process's own does, and a restart merely asks for a form to be sent again.
+    return secrets.token_bytes(32)
 
 
 async def _open_queue(

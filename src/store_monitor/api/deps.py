@@ -23,6 +23,8 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: ReportQueue
     metrics: Metrics
+    session_secret: bytes
+    """Signs the dashboard's session cookies: the server's secret key, or one of this process."""
 
 
 def get_state(request: Request) -> AppState:

@@ -1,13 +1,13 @@
 """The documentation pages, `/docs` (Swagger UI) and `/redoc` (ReDoc), on assets vendored into
 this package (see `static/vendor/README.md`): the pages load nothing from another host, so they
-work with the network cut. And `/`, which leads to them until a dashboard takes its place."""
+work with the network cut."""
 
 from pathlib import Path
 from typing import Final
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_PATH: Final = "/static"
@@ -22,11 +22,6 @@ router = APIRouter(include_in_schema=False)
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=_STATIC_DIRECTORY)
-
-
-@router.get("/", response_class=RedirectResponse)
-async def home(request: Request) -> RedirectResponse:
-    return RedirectResponse(_root(request) + "/docs")
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -1,0 +1,408 @@
+"""What the dashboard's templates show, made from the use cases' results: text in the pages'
+units, links, the little bars of a store's week and the store page's chart data."""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+from urllib.parse import urlencode
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from fastapi import Path, Request
+
+from store_monitor.api.schemas import wire_status
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.report_views import StoreFigures, StoreSort
+from store_monitor.reports import ReportCursor, StoreDetails
+
+STORE_ID_PATH: Final = Path(min_length=1, max_length=255)
+
+
+class FileKind(StrEnum):
+    """The CSV downloads of a report."""
+
+    report = "report"
+    incidents = "incidents"
+    daily = "daily"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    sort: StoreSort
+    label: str
+    unit: str
+
+
+COLUMNS: Final = (
+    Column(StoreSort.store_id, "Store", ""),
+    Column(StoreSort.downtime_last_hour, "Down, last hour", "min"),
+    Column(StoreSort.downtime_last_day, "Down, last day", "h"),
+    Column(StoreSort.downtime_last_week, "Down, last week", "h"),
+    Column(StoreSort.uptime_last_hour, "Up, last hour", "min"),
+    Column(StoreSort.uptime_last_day, "Up, last day", "h"),
+    Column(StoreSort.uptime_last_week, "Up, last week", "h"),
+    Column(StoreSort.incidents_last_day, "Incidents, last day", ""),
+    Column(StoreSort.incidents_last_week, "Incidents, last week", ""),
+)
+"""The report table's columns, downtime first: that is what owners look for."""
+
+_STATUS_CLASS: Final = {
+    ReportStatus.pending: "pending",
+    ReportStatus.running: "running",
+    ReportStatus.complete: "complete",
+    ReportStatus.failed: "failed",
+}
+_BAR_HEIGHT: Final = 24
+_BAR_STEP: Final = 8
+_BAR_WIDTH: Final = 6
+
+
+def figure(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def instant(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def default_order(sort: StoreSort) -> str:
+    """Ids A to Z; figures largest first."""
+    return "asc" if sort is StoreSort.store_id else "desc"
+
+
+_CURSOR: Final = re.compile(r"(?P<at>[0-9T:.+-]{19,40})_(?P<id>[0-9a-f-]{36})")
+
+
+def parse_cursor(text: str | None) -> ReportCursor | None:
+    """The list's `before` parameter, `<created_at ISO>_<report id>`; ValueError if malformed."""
+    if text is None:
+        return None
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        raise ValueError(f"malformed page position {text!r}")
+    created_at = datetime.fromisoformat(match["at"])
+    if created_at.tzinfo is None:
+        raise ValueError(f"malformed page position {text!r}")
+    return ReportCursor(created_at=created_at, report_id=UUID(match["id"]))
+
+
+def cursor_text(cursor: ReportCursor) -> str:
+    return f"{cursor.created_at.isoformat()}_{cursor.report_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    """A report as the list and the report page show it."""
+
+    id: str
+    status: str
+    status_class: str
+    finished: bool
+    created_text: str
+    now_text: str
+    duration_text: str
+    stores: int | None
+    incidents: int | None
+    error: str | None
+    url: str
+    status_url: str
+
+
+def report_line(report: Report, request: Request) -> ReportLine:
+    duration = None
+    if report.started_at is not None and report.finished_at is not None:
+        duration = (report.finished_at - report.started_at).total_seconds()
+    return ReportLine(
+        id=str(report.id),
+        status=wire_status(report.status).value,
+        status_class=_STATUS_CLASS[report.status],
+        finished=report.status in (ReportStatus.complete, ReportStatus.failed),
+        created_text=instant(report.created_at),
+        now_text=instant(report.now) if report.now else "the latest poll",
+        duration_text=seconds_text(duration),
+        stores=report.row_count,
+        incidents=report.incident_count,
+        error=report.error,
+        url=request.url_for("report_page", report_id=report.id).path,
+        status_url=request.url_for("report_status", report_id=report.id).path,
+    )
+
+
+def status_json(line: ReportLine) -> dict[str, object]:
+    return {
+        "report_id": line.id,
+        "status": line.status,
+        "status_class": line.status_class,
+        "finished": line.finished,
+        "created": line.created_text,
+        "now": line.now_text,
+        "duration": line.duration_text,
+        "stores": line.stores,
+        "incidents": line.incidents,
+        "error": line.error,
+        "url": line.url,
+        "status_url": line.status_url,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderCell:
+    column: Column
+    url: str
+    aria_sort: str
+    """`ascending`, `descending` or `none`, for screen readers."""
+    arrow: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTable:
+    """A page of a report's stores: its sort, filter and place, and the links that change them."""
+
+    base: str
+    sort: StoreSort
+    descending: bool
+    filter: str
+    page: int
+    pages: int
+    total: int
+
+    def _url(self, **changes: object) -> str:
+        query = {
+            "sort": self.sort.value,
+            "order": "desc" if self.descending else "asc",
+            "q": self.filter,
+            "page": self.page,
+        } | changes
+        kept = {name: value for name, value in query.items() if value not in ("", None)}
+        return f"{self.base}?{urlencode(kept)}"
+
+    def headers(self) -> list[HeaderCell]:
+        cells = []
+        for column in COLUMNS:
+            if column.sort is self.sort:
+                # The current column again: the other way round.
+                order = "asc" if self.descending else "desc"
+                aria = "descending" if self.descending else "ascending"
+                arrow = "▼" if self.descending else "▲"
+            else:
+                order, aria, arrow = default_order(column.sort), "none", ""
+            cells.append(
+                HeaderCell(
+                    column=column,
+                    url=self._url(sort=column.sort.value, order=order, page=1),
+                    aria_sort=aria,
+                    arrow=arrow,
+                )
+            )
+        return cells
+
+    def page_url(self, page: int) -> str:
+        return self._url(page=page)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: int
+    up_y: float
+    up_height: float
+    down_y: float
+    down_height: float
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLine:
+    store_id: str
+    url: str
+    cells: list[str]
+    """The figures, in `COLUMNS` order after the id."""
+    bars: list[Bar]
+    bars_width: int
+    bars_label: str
+
+
+def store_line(store: StoreFigures, request: Request, report_id: UUID) -> StoreLine:
+    values: dict[StoreSort, str] = {
+        StoreSort.uptime_last_hour: figure(store.uptime_last_hour),
+        StoreSort.uptime_last_day: figure(store.uptime_last_day),
+        StoreSort.uptime_last_week: figure(store.uptime_last_week),
+        StoreSort.downtime_last_hour: figure(store.downtime_last_hour),
+        StoreSort.downtime_last_day: figure(store.downtime_last_day),
+        StoreSort.downtime_last_week: figure(store.downtime_last_week),
+        StoreSort.incidents_last_day: str(store.incidents_last_day),
+        StoreSort.incidents_last_week: str(store.incidents_last_week),
+    }
+    return StoreLine(
+        store_id=store.store_id,
+        url=request.url_for("store_page", report_id=report_id, store_id=store.store_id).path,
+        cells=[values[column.sort] for column in COLUMNS[1:]],
+        bars=_bars(store),
+        bars_width=max(1, len(store.days)) * _BAR_STEP,
+        bars_label="Downtime by day: "
+        + ", ".join(f"{day.date:%a} {figure(day.downtime_hours)} h" for day in store.days),
+    )
+
+
+def _bars(store: StoreFigures) -> list[Bar]:
+    """Each local date as a bar as tall as its business time (against the store's longest
+    day), its downtime at the bottom."""
+    longest = max((day.uptime_hours + day.downtime_hours for day in store.days), default=0.0)
+    if longest <= 0:
+        return []
+    scale = _BAR_HEIGHT / longest
+    bars = []
+    for index, day in enumerate(store.days):
+        down = day.downtime_hours * scale
+        up = day.uptime_hours * scale
+        bars.append(
+            Bar(
+                x=index * _BAR_STEP + 1,
+                down_y=round(_BAR_HEIGHT - down, 2),
+                down_height=round(down, 2),
+                up_y=round(_BAR_HEIGHT - down - up, 2),
+                up_height=round(up, 2),
+                title=f"{day.date:%a %Y-%m-%d}: {figure(day.downtime_hours)} h down, "
+                f"{figure(day.uptime_hours)} h up",
+            )
+        )
+    return bars
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    label: str
+    url: str
+
+
+def downloads(request: Request, report_id: UUID, *, store_id: str | None = None) -> list[Download]:
+    kinds = [FileKind.report] if store_id is None else []
+    kinds += [FileKind.incidents, FileKind.daily]
+    labels = {
+        FileKind.report: "Report CSV",
+        FileKind.incidents: "Incidents CSV",
+        FileKind.daily: "Daily figures CSV",
+    }
+    found = []
+    for kind in kinds:
+        url = request.url_for("download", report_id=report_id, kind=kind.value).path
+        if store_id is not None:
+            url += "?" + urlencode({"store_id": store_id})
+        found.append(Download(label=labels[kind], url=url))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class FigureRow:
+    window: str
+    unit: str
+    uptime: str
+    downtime: str
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow:
+    date: str
+    weekday: str
+    uptime: str
+    downtime: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    local_start: str
+    local_end: str
+    utc_start: str
+    utc_end: str
+    minutes: str
+
+
+@dataclass(frozen=True, slots=True)
+class StorePageView:
+    store_id: str
+    timezone: str
+    figures: list[FigureRow]
+    incidents_last_day: int
+    incidents_last_week: int
+    days: list[DayRow]
+    chart_data: str
+    """JSON for the chart's script: dates, uptime and downtime hours."""
+    chart_label: str
+    incidents: list[IncidentRow]
+
+
+def store_view(details: StoreDetails, report: Report) -> StorePageView:
+    store = details.view.figures
+    zone = ZoneInfo(details.timezone)
+    days = store.days
+    return StorePageView(
+        store_id=store.store_id,
+        timezone=details.timezone,
+        figures=[
+            FigureRow(
+                "Last hour",
+                "minutes",
+                figure(store.uptime_last_hour),
+                figure(store.downtime_last_hour),
+            ),
+            FigureRow(
+                "Last day", "hours", figure(store.uptime_last_day), figure(store.downtime_last_day)
+            ),
+            FigureRow(
+                "Last week",
+                "hours",
+                figure(store.uptime_last_week),
+                figure(store.downtime_last_week),
+            ),
+        ],
+        incidents_last_day=store.incidents_last_day,
+        incidents_last_week=store.incidents_last_week,
+        days=[
+            DayRow(
+                date=day.date.isoformat(),
+                weekday=f"{day.date:%A}",
+                uptime=figure(day.uptime_hours),
+                downtime=figure(day.downtime_hours),
+            )
+            for day in days
+        ],
+        chart_data=json.dumps(
+            {
+                "dates": [day.date.isoformat() for day in days],
+                "uptime": [day.uptime_hours for day in days],
+                "downtime": [day.downtime_hours for day in days],
+            }
+        ),
+        chart_label=f"Uptime and downtime in hours per local date ({details.timezone}), "
+        f"the week to {instant(report.now)}",
+        incidents=[
+            IncidentRow(
+                local_start=_local(incident.started_at, zone),
+                local_end=_local(incident.ended_at, zone),
+                utc_start=instant(incident.started_at),
+                utc_end=instant(incident.ended_at),
+                minutes=figure(incident.minutes),
+            )
+            for incident in details.view.incidents
+        ],
+    )
+
+
+def _local(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
+_UNSAFE_IN_FILE_NAMES: Final = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_safe(text: str) -> str:
+    """`text` fit for a download's file name (a header value): other characters become `_`."""
+    return _UNSAFE_IN_FILE_NAMES.sub("_", text)[:100]
