@@ -305,6 +305,7 @@ async def report_page(
         )
         context |= {
             "table": table,
+            "bars_after": views.BARS_AFTER,
             "stores": [views.store_line(store, request, report.id) for store in found.stores],
             "downloads": views.downloads(request, report.id),
         }

@@ -41,13 +41,15 @@ COLUMNS: Final = (
     Column(StoreSort.downtime_last_hour, "Down, last hour", "min"),
     Column(StoreSort.downtime_last_day, "Down, last day", "h"),
     Column(StoreSort.downtime_last_week, "Down, last week", "h"),
+    Column(StoreSort.incidents_last_day, "Incidents, last day", ""),
+    Column(StoreSort.incidents_last_week, "Incidents, last week", ""),
     Column(StoreSort.uptime_last_hour, "Up, last hour", "min"),
     Column(StoreSort.uptime_last_day, "Up, last day", "h"),
     Column(StoreSort.uptime_last_week, "Up, last week", "h"),
-    Column(StoreSort.incidents_last_day, "Incidents, last day", ""),
-    Column(StoreSort.incidents_last_week, "Incidents, last week", ""),
 )
-"""The report table's columns, downtime first: that is what owners look for."""
+"""The report table's sortable columns, downtime and incidents first: what owners look for."""
+BARS_AFTER: Final = 6
+"""The week's bars come after this many columns, beside the downtime they draw."""
 
 _STATUS_CLASS: Final = {
     ReportStatus.pending: "pending",

@@ -1,0 +1,88 @@
+"""The dashboard in a real browser: from the list, trigger a report and watch it complete without
+a reload; open it, open a store, and see the week's chart drawn. Screenshots go to the test's
+temporary folder (desktop and phone width)."""
+
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+from .conftest import PHONE
+
+WAIT_SECONDS = 60
+"""A bound, not a pause: each wait returns as soon as its condition holds."""
+
+# Pixels of the chart's canvas that something was drawn on (not transparent).
+_PAINTED_PIXELS = """
+const canvas = document.querySelector('#daily-chart canvas');
+if (!canvas) { return 0; }
+const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+let painted = 0;
+for (let i = 3; i < pixels.length; i += 4) { if (pixels[i] !== 0) { painted += 1; } }
+return painted;
+"""
+# The fill colour of the chart's downtime bars, as the canvas holds it.
+_DOWNTIME_PIXELS = """
+const canvas = document.querySelector('#daily-chart canvas');
+const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+let found = 0;
+for (let i = 0; i < pixels.length; i += 4) {
+  if (pixels[i] === 0xc8 && pixels[i + 1] === 0x35 && pixels[i + 2] === 0x2e) { found += 1; }
+}
+return found;
+"""
+
+
+def wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
+    return WebDriverWait(browser, WAIT_SECONDS)
+
+
+async def test_trigger_watch_open_report_and_store(
+    service: str, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    browser.get(service + "/")
+    assert browser.title.startswith("Reports")
+    assert browser.find_elements(By.CSS_SELECTOR, "#reports tbody tr.empty")
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, "trigger").click()
+    row = wait(browser).until(
+        expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, "#reports tbody tr[data-report-id]")
+        )
+    )
+    wait(browser).until(lambda _: row.get_attribute("data-finished") == "true")
+    # Updated in place: the page was never reloaded.
+    assert page == browser.find_element(By.TAG_NAME, "html")
+    assert row.find_element(By.CSS_SELECTOR, ".status").text == "Complete"
+    assert row.find_element(By.CSS_SELECTOR, '[data-field="stores"]').text == "120"
+    browser.save_screenshot(str(tmp_path / "reports.png"))
+
+    row.find_element(By.CSS_SELECTOR, '[data-field="created"] a').click()
+    wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.stores"))
+    )
+    stores = browser.find_elements(By.CSS_SELECTOR, "table.stores tbody tr")
+    assert len(stores) == 50  # the first page
+    week = [float(store.find_elements(By.TAG_NAME, "td")[2].text) for store in stores]
+    assert week == sorted(week, reverse=True)  # worst downtime first
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.week-bars rect.down")
+    browser.save_screenshot(str(tmp_path / "report.png"))
+
+    stores[0].find_element(By.CSS_SELECTOR, "th a").click()
+    wait(browser).until(lambda driver: driver.execute_script(_PAINTED_PIXELS) > 1000)
+    assert browser.find_element(By.ID, "daily-chart").get_attribute("data-drawn") == "true"
+    assert browser.execute_script(_DOWNTIME_PIXELS) > 0
+    assert browser.find_elements(By.CSS_SELECTOR, "table.incidents tbody tr")
+    browser.save_screenshot(str(tmp_path / "store.png"))
+
+    browser.set_window_size(*PHONE)
+    browser.refresh()
+    wait(browser).until(lambda driver: driver.execute_script(_PAINTED_PIXELS) > 1000)
+    # Nothing wider than the screen but the tables' own scrolling boxes.
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
+    browser.save_screenshot(str(tmp_path / "store-phone.png"))
+    browser.back()
+    browser.save_screenshot(str(tmp_path / "report-phone.png"))
