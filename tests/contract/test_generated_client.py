@@ -28,7 +28,12 @@ PACKAGE = "store_monitor_client"
 # openapi-python-client has no request bodies of type text/csv: for the uploads it generates
 # the multipart form only, and says so. Anything else it cannot read is a contract problem.
 KNOWN_WARNING = "Unsupported content type text/csv"
-UPLOADS = {"POST /ingest/polls", "POST /ingest/business-hours", "POST /ingest/timezones"}
+UPLOADS = {
+    "POST /ingest/polls",
+    "POST /ingest/business-hours",
+    "POST /ingest/timezones",
+    "POST /ingest/owners",
+}
 
 
 def generate_client(output: Path) -> str:

@@ -1,4 +1,5 @@
-"""Upload routes: a polls, business hours or time zones CSV into the database, validated first.
+"""Upload routes: a polls, business hours, time zones or store owners CSV into the database,
+validated first.
 
 The file comes as the request body (`text/csv`) or as the `file` part of a multipart form. A
 bad file changes nothing and is answered with 422 naming its line, column and value.
@@ -9,11 +10,12 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Final, Literal
 
 import polars as pl
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Security, status
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
+from store_monitor.api.auth import ADMIN, INGEST
 from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
 from store_monitor.api.errors import (
     DATABASE_UNAVAILABLE,
@@ -22,15 +24,21 @@ from store_monitor.api.errors import (
     payload_too_large,
 )
 from store_monitor.api.schemas import IngestResponse
-from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
+from store_monitor.sources import (
+    SourceError,
+    read_business_hours,
+    read_owners,
+    read_polls,
+    read_timezones,
+)
 
-router = APIRouter(prefix="/ingest", tags=["ingest"])
+router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Security(INGEST)])
 
 _CSV_TYPES: Final = frozenset({"text/csv", "application/csv"})
 _MULTIPART: Final = "multipart/form-data"
 _FILE_PART: Final = "file"
 
-Source = Literal["polls", "business_hours", "timezones"]
+Source = Literal["polls", "business_hours", "timezones", "owners"]
 Reader = Callable[..., pl.DataFrame]
 
 
@@ -116,6 +124,25 @@ async def ingest_timezones(
     frame = await _read_upload(request, settings.max_upload_bytes, read_timezones, "timezones")
     result = await ingest.ingest_timezones(session, frame)
     return _response("timezones", result, metrics)
+
+
+@router.post(
+    "/owners",
+    operation_id="ingest_owners",
+    response_model=IngestResponse,
+    responses=_ERRORS,
+    openapi_extra=_upload_body("owner_id,store_id"),
+    summary="Replace store owners (store_owners.csv); admin keys only",
+    dependencies=[Security(ADMIN)],
+)
+async def ingest_owners(
+    request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
+) -> IngestResponse:
+    """Each owner in the file gets exactly the file's stores; other owners keep theirs. An owner
+    key reads only its owner's stores."""
+    frame = await _read_upload(request, settings.max_upload_bytes, read_owners, "store owners")
+    result = await ingest.ingest_owners(session, frame)
+    return _response("owners", result, metrics)
 
 
 def _response(source: Source, result: ingest.IngestResult, metrics: MetricsDep) -> IngestResponse:
