@@ -1,5 +1,6 @@
 """A client generated from openapi.json by openapi-python-client drives a live service: a server
-process and a worker process on Postgres and Redis, ingest to CSV, same bytes as the CLI."""
+process and a worker process on Postgres and Redis, ingest to CSV, same bytes as the CLI; with
+authentication required, keys made by `store-monitor keys create`."""
 
 import asyncio
 import contextlib
@@ -19,7 +20,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from api.service import REDIS_URL, empty_postgres
+from api.service import REDIS_URL, SECRET_KEY, empty_postgres
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles, generate
 
 from .test_openapi import OPENAPI
@@ -135,25 +136,47 @@ async def _wait_until_ready(
 
 
 @pytest.fixture
-async def service(postgres_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A live service: `store-monitor serve` and `store-monitor worker` processes on a fresh
-    Postgres database and a queue of their own; its base URL."""
+async def service_env(postgres_url: str) -> dict[str, str]:
+    """The environment of a live service on a fresh Postgres database and a queue of its own;
+    authentication is required, as by default with an external database."""
     await empty_postgres(postgres_url)
-    port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("STORE_MONITOR_")}
-    env |= {
+    return env | {
         "STORE_MONITOR_DATABASE_URL": postgres_url,
         "STORE_MONITOR_REDIS_URL": REDIS_URL,
         "STORE_MONITOR_QUEUE_NAME": f"store-monitor-test:{uuid4().hex}",
         "STORE_MONITOR_LOG_LEVEL": "WARNING",
+        "STORE_MONITOR_SECRET_KEY": SECRET_KEY,
     }
+
+
+@pytest.fixture
+async def service(service_env: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    """A live service: `store-monitor serve` and `store-monitor worker` processes; its base URL."""
+    port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
+    env = service_env
     async with (
         _process("serve", "--port", str(port), env=env, log=tmp_path / "serve.log") as server,
         _process("worker", env=env, log=tmp_path / "worker.log"),
     ):
         await _wait_until_ready(base_url, server, tmp_path / "serve.log")
         yield base_url
+
+
+async def _new_key(env: dict[str, str], *options: str) -> str:
+    """`store-monitor keys create <options>`: the secret, the last line of its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "store_monitor.cli", "keys", "create", *options),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    secret = stdout.decode().splitlines()[-1]
+    assert secret.startswith("sm_"), stdout
+    return secret
 
 
 async def _cli_report(data: GeneratedFiles, as_of: str) -> bytes:
@@ -169,9 +192,9 @@ async def _cli_report(data: GeneratedFiles, as_of: str) -> bytes:
 
 
 async def test_generated_client_runs_the_whole_flow(
-    client_package: Path, service: str, data: GeneratedFiles
+    client_package: Path, service: str, service_env: dict[str, str], data: GeneratedFiles
 ) -> None:
-    from store_monitor_client import Client
+    from store_monitor_client import AuthenticatedClient, Client
     from store_monitor_client.api.health import readyz
     from store_monitor_client.api.ingest import (
         ingest_business_hours,
@@ -196,11 +219,21 @@ async def test_generated_client_runs_the_whole_flow(
     from store_monitor_client.types import File
 
     as_of = DEFAULT_END - timedelta(hours=2)
-    async with Client(
-        base_url=service, raise_on_unexpected_status=True, timeout=httpx.Timeout(30)
-    ) as client:
-        assert (await readyz.asyncio(client=client)) is not None
+    loader = await _new_key(service_env, "--name", "loader", "--scope", "ingest")
+    reader = await _new_key(service_env, "--name", "reader", "--scope", "reports")
+    options: dict[str, Any] = {
+        "base_url": service,
+        "raise_on_unexpected_status": True,
+        "timeout": httpx.Timeout(30),
+    }
+    async with Client(**options) as anonymous:
+        # The probes are open; anything else needs a key.
+        assert (await readyz.asyncio(client=anonymous)) is not None
+        refused = await trigger_report.asyncio_detailed(client=anonymous)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
 
+    async with AuthenticatedClient(token=loader, **options) as client:
         uploads: list[tuple[Any, Any, Path]] = [
             (ingest_polls, IngestPollsFilesBody, data.store_status),
             (ingest_business_hours, IngestBusinessHoursFilesBody, data.menu_hours),
@@ -214,6 +247,10 @@ async def test_generated_client_runs_the_whole_flow(
             assert ingested.rows_added == ingested.rows_received > 0
             assert ingested.stores > 0
 
+        # An ingest key reads no reports.
+        assert (await trigger_report.asyncio_detailed(client=client)).status_code == 403
+
+    async with AuthenticatedClient(token=reader, **options) as client:
         triggered = await trigger_report.asyncio(
             client=client, body=TriggerReportRequest(as_of=as_of)
         )
