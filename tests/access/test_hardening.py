@@ -145,7 +145,8 @@ def test_required_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
         "error: STORE_MONITOR_AUTH is required but STORE_MONITOR_SECRET_KEY is not set"
     )
     short = Settings(auth=AuthMode.required, secret_key="short").auth_problem()
-    assert short is not None and "too short" in short
+    assert short is not None
+    assert "too short" in short
 
 
 async def test_the_app_refuses_to_start_without_a_secret(tmp_path: Path) -> None:

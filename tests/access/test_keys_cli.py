@@ -54,11 +54,13 @@ def _keys(url: str) -> list[ApiKey]:
 def test_create_prints_the_secret_once_and_stores_its_hash(database: str) -> None:
     secret = _create("--name", "poller", "--scope", "ingest", "--expires", "30d")
     owner = _create("--name", "brand-x", "--owner", "brand-x")
-    assert secret.startswith("sm_") and len(secret) == 46
+    assert secret.startswith("sm_")
+    assert len(secret) == 46
     poller, brand = sorted(_keys(database), key=lambda key: key.name != "poller")
     assert (poller.name, poller.scope, poller.owner_id) == ("poller", KeyScope.ingest, None)
     assert poller.prefix == secret[:11]
-    assert poller.secret_hash != secret.encode() and len(poller.secret_hash) == 32
+    assert poller.secret_hash != secret.encode()
+    assert len(poller.secret_hash) == 32
     assert poller.expires_at is not None
     assert timedelta(days=29) < poller.expires_at - datetime.now(UTC) <= timedelta(days=30)
     assert (brand.scope, brand.owner_id, brand.prefix) == (None, "brand-x", owner[:11])
@@ -69,7 +71,8 @@ def test_list_shows_keys_and_states_never_secrets(database: str) -> None:
     second = _create("--name", "beta", "--owner", "brand")
     revoked = runner.invoke(app, ["keys", "revoke", "beta"])
     assert revoked.exit_code == 0, revoked.output
-    assert "key 'beta'" in revoked.stderr and "revoked" in revoked.stderr
+    assert "key 'beta'" in revoked.stderr
+    assert "revoked" in revoked.stderr
     again = runner.invoke(app, ["keys", "revoke", "beta"])  # idempotent
     assert again.exit_code == 0, again.output
 
@@ -130,8 +133,17 @@ def test_a_database_dump_holds_no_secret(database: str) -> None:
     ]
     url = sa.make_url(database)
     dump = subprocess.run(
-        ["pg_dump", "--data-only", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432)]
-        + ["-U", url.username or "postgres", url.database or ""],
+        [
+            "pg_dump",
+            "--data-only",
+            "-h",
+            url.host or "127.0.0.1",
+            "-p",
+            str(url.port or 5432),
+            "-U",
+            url.username or "postgres",
+            url.database or "",
+        ],
         capture_output=True,
         check=True,
         timeout=60,
