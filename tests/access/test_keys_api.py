@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from api.service import SECRET_KEY, bearer, create_key, serve, upload_all
 from store_monitor import access
+from store_monitor.api import create_app
 from store_monitor.db.models import ApiKey, KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.logs import RequestIdFilter
@@ -229,3 +230,24 @@ async def test_the_uploads_and_reports_work_with_keys(
     client.headers.update(bearer(keys.admin))
     bodies = await upload_all(client, data_files)
     assert bodies["polls"]["rows_added"] > 0
+
+
+def test_openapi_declares_the_bearer_scheme_on_every_protected_operation(
+    settings: Settings,
+) -> None:
+    document = create_app(settings).openapi()
+    assert document["components"]["securitySchemes"] == {
+        "ApiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key, `sm_...`, made by `store-monitor keys create`.",
+        }
+    }
+    open_operations = {"healthz", "readyz"}
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            if operation["operationId"] in open_operations:
+                assert "security" not in operation
+                continue
+            assert operation["security"] == [{"ApiKey": []}], operation["operationId"]
+            assert {"401", "403", "429"} <= set(operation["responses"])
