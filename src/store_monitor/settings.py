@@ -8,7 +8,7 @@ from typing import Final
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_ALLOWED_HOSTS: Final = ("127.0.0.1", "localhost")
+DEFAULT_ALLOWED_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
 _MIN_SECRET_KEY_CHARS: Final = 32
 
 
@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=10, ge=1)
     """Failed authentications a client address may have in a row, and earns back a minute."""
     allowed_hosts: str = ",".join(DEFAULT_ALLOWED_HOSTS)
-    """Comma-separated `Host` names the API answers (`host` is added); `*` answers any."""
+    """Comma-separated `Host` names the API answers (`host` is added; IPv6 without brackets);
+    `*` answers any."""
 
     @property
     def auth_mode(self) -> AuthMode:

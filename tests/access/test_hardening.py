@@ -28,7 +28,7 @@ def _code(response: httpx.Response) -> str:
 async def test_unknown_host_names_are_400(tmp_path: Path) -> None:
     async with serve(embedded(tmp_path)) as client:
         assert (await client.get("/healthz")).status_code == 200
-        for host in ("127.0.0.1:8000", "localhost", f"{TEST_HOST}:80"):
+        for host in ("127.0.0.1:8000", "localhost", f"{TEST_HOST}:80", "[::1]:8000", "LOCALHOST"):
             assert (await client.get("/healthz", headers={"Host": host})).status_code == 200
         rebound = await client.get("/healthz", headers={"Host": "evil.example:8000"})
         assert rebound.status_code == 400

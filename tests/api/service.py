@@ -22,7 +22,7 @@ from store_monitor.db.models import KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.settings import AuthMode, Settings
+from store_monitor.settings import DEFAULT_ALLOWED_HOSTS, AuthMode, Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.worker import worker_settings
@@ -30,7 +30,7 @@ from store_monitor.worker import worker_settings
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TEST_HOST = "store-monitor"
 """The host name of the test clients' base URL, which the apps are configured to answer."""
-_OPEN = {"auth": AuthMode.off, "allowed_hosts": f"127.0.0.1,localhost,{TEST_HOST}"}
+_OPEN = {"auth": AuthMode.off, "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS, TEST_HOST])}
 SECRET_KEY = "the-tests-server-secret-key-0123456789"
 """The server secret of the tests' apps with authentication required."""
 _DATA_TABLES = (

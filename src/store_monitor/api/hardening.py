@@ -81,10 +81,10 @@ class Hardening:
 
 
 def _host_name(host: str) -> str:
-    """The name of a `Host` header, without its port; IPv6 literals keep their brackets."""
+    """The name of a `Host` header, without its port (and an IPv6 literal without brackets)."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host.partition("]")[0] + "]"
+        return host[1:].partition("]")[0]
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
