@@ -164,7 +164,8 @@ async def verify(
     if not secret.startswith(SECRET_PREFIX) or len(secret) > _MAX_SECRET_CHARS:
         raise KeyRejected(Rejection.malformed, key_prefix=None, key_name=None)
     digest = secret_hash(server_key, secret)
-    key = await session.scalar(sa.select(ApiKey).where(ApiKey.secret_hash == digest))
+    # The columns only, not an ORM object: this runs on every request.
+    key = (await session.execute(_KEY_BY_HASH, {"digest": digest})).one_or_none()
     prefix = shown_prefix(secret)
     if key is None or not hmac.compare_digest(key.secret_hash, digest):
         raise KeyRejected(Rejection.unknown, key_prefix=prefix, key_name=None)
@@ -177,3 +178,16 @@ async def verify(
     return Principal(
         key_name=key.name, key_prefix=key.prefix, scope=key.scope, owner_id=key.owner_id
     )
+
+
+_KEY_BY_HASH: Final = sa.select(
+    ApiKey.id,
+    ApiKey.name,
+    ApiKey.prefix,
+    ApiKey.secret_hash,
+    ApiKey.scope,
+    ApiKey.owner_id,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+    ApiKey.last_used_at,
+).where(ApiKey.secret_hash == sa.bindparam("digest"))

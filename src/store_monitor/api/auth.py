@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from store_monitor import access
-from store_monitor.api.deps import StateDep
+from store_monitor.api.deps import SessionDep, StateDep
 from store_monitor.api.errors import ApiError
 from store_monitor.db.models import KeyScope
 from store_monitor.settings import AuthMode
@@ -55,6 +55,7 @@ class Authenticator:
         self,
         request: Request,
         state: StateDep,
+        session: SessionDep,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> access.Principal:
         if state.settings.auth_mode is AuthMode.off:
@@ -80,7 +81,7 @@ class Authenticator:
                 "this needs an API key: send 'Authorization: Bearer sm_...'",
                 headers={"WWW-Authenticate": _CHALLENGE},
             )
-        principal = await self._verified(state, secret, address)
+        principal = await self._verified(state, session, secret, address)
         if not principal.allows(self.scopes, owners=self.owners):
             log.warning(
                 "authorization failed: key %s lacks the scope",
@@ -96,15 +97,17 @@ class Authenticator:
             )
         return principal
 
-    async def _verified(self, state: StateDep, secret: str, address: str) -> access.Principal:
+    async def _verified(
+        self, state: StateDep, session: SessionDep, secret: str, address: str
+    ) -> access.Principal:
         assert state.settings.secret_key is not None  # checked at start-up
         server_key = state.settings.secret_key.get_secret_value().encode()
         try:
-            # A short transaction of its own: noting the key's use does not wait for the route.
-            async with state.sessionmaker.begin() as session:
-                return await access.verify(
-                    session, server_key=server_key, secret=secret, now=datetime.now(UTC)
-                )
+            # In the request's transaction (the route's own session): one connection, and the
+            # key's last use is committed with the request.
+            return await access.verify(
+                session, server_key=server_key, secret=secret, now=datetime.now(UTC)
+            )
         except access.KeyRejected as rejected:
             state.limiter.failed(address)
             log.warning(
