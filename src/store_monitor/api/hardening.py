@@ -21,6 +21,8 @@ HTML_CSP: Final = (
 )
 """Of HTML pages that set no policy of their own: no inline script, never in a frame."""
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# Probes come by address (a kubelet's Host is the pod's IP), and are open and read-only anyway.
+_ANY_HOST_PATHS: Final = frozenset({"/healthz", "/readyz"})
 # `same-origin` is the page itself and `none` the user (typed URL, bookmark); `same-site` is
 # another origin, e.g. another port of localhost.
 _CROSS_SITE: Final = frozenset({"cross-site", "same-site"})
@@ -28,7 +30,8 @@ _CROSS_SITE: Final = frozenset({"cross-site", "same-site"})
 
 class Hardening:
     """Refuses, with the API's JSON error body: 431 for headers over `MAX_HEADERS` or
-    `MAX_HEADER_BYTES`, 400 for a `Host` not in `host_names` (empty: any), and, with
+    `MAX_HEADER_BYTES`, 400 for a `Host` not in `host_names` (empty: any; the probes answer
+    any), and, with
     `refuse_cross_site`, 403 for a state-changing request that `Origin` or `Sec-Fetch-Site`
     says comes from another site (a browser would send it with no key when auth is off)."""
 
@@ -62,7 +65,11 @@ class Hardening:
             )
         found = {name: value.decode("latin-1") for name, value in headers}
         host = found.get(b"host", "")
-        if self.host_names and _host_name(host) not in self.host_names:
+        if (
+            self.host_names
+            and _host_name(host) not in self.host_names
+            and scope["path"] not in _ANY_HOST_PATHS
+        ):
             return (
                 status.HTTP_400_BAD_REQUEST,
                 "unknown_host",
