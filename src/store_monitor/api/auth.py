@@ -27,6 +27,7 @@ _bearer = HTTPBearer(
     auto_error=False,
 )
 _CHALLENGE: Final = 'Bearer realm="store-monitor"'
+_VERIFIED: Final = "store_monitor_principal"
 _REASONS: Final = {
     access.Rejection.malformed: "the API key is malformed (keys start with 'sm_')",
     access.Rejection.unknown: "the API key is unknown",
@@ -81,7 +82,11 @@ class Authenticator:
                 "this needs an API key: send 'Authorization: Bearer sm_...'",
                 headers={"WWW-Authenticate": _CHALLENGE},
             )
-        principal = await self._verified(state, session, secret, address)
+        # A route may need two checks (its router's and its own): the key is verified once.
+        principal = getattr(request.state, _VERIFIED, None)
+        if not isinstance(principal, access.Principal):
+            principal = await self._verified(state, session, secret, address)
+            setattr(request.state, _VERIFIED, principal)
         if not principal.allows(self.scopes, owners=self.owners):
             log.warning(
                 "authorization failed: key %s lacks the scope",
