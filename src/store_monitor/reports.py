@@ -120,11 +120,12 @@ async def get_report(session: AsyncSession, report_id: UUID) -> Report | None:
 
 
 async def report_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, owner_id: str | None = None
 ) -> AsyncIterator[bytes]:
-    """The report's CSV in chunks, read in a session of its own that lives as long as the stream."""
+    """The report's CSV in chunks, read in a session of its own that lives as long as the stream;
+    with `owner_id`, only that owner's stores."""
     async with sessionmaker() as session:
-        async for chunk in report_rows_csv(session, report_id):
+        async for chunk in report_rows_csv(session, report_id, owner_id=owner_id):
             yield chunk
 
 

@@ -22,7 +22,16 @@ from store_monitor.settings import get_settings
 from .frames import at
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"stores", "polls", "business_hours", "timezones", "reports", "report_rows"}
+TABLES = {
+    "stores",
+    "polls",
+    "business_hours",
+    "timezones",
+    "reports",
+    "report_rows",
+    "api_keys",
+    "store_owners",
+}
 
 
 async def tables_and_types(engine: AsyncEngine) -> tuple[set[str], set[str]]:
@@ -60,7 +69,7 @@ async def test_upgrade_and_downgrade_round_trip(empty_database_url: str) -> None
         tables, enums = await tables_and_types(engine)
         assert tables == TABLES
         if engine.dialect.name == "postgresql":
-            assert enums == {"poll_status", "report_status"}
+            assert enums == {"poll_status", "report_status", "key_scope"}
 
         async with engine.begin() as connection:
             await connection.run_sync(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, ReportRow, Timezone
+from store_monitor.db.owners import visible_to
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, STATUS, TIMEZONES
@@ -419,9 +420,14 @@ async def replace_report_rows(
 
 
 async def report_rows_csv(
-    session: AsyncSession, report_id: uuid.UUID, *, chunk_rows: int = 5000
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    *,
+    chunk_rows: int = 5000,
+    owner_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The report as CSV, in chunks of up to `chunk_rows` rows, the first with the header.
+    """The report as CSV, in chunks of up to `chunk_rows` rows, the first with the header;
+    with `owner_id`, only the rows of that owner's stores.
 
     Rows come in store_id byte order (the column's collation), a chunk at a time by keyset
     pagination on the primary key, each formatted by the CLI's writer: the chunks join into
@@ -430,7 +436,7 @@ async def report_rows_csv(
     """
     query = (
         sa.select(*(getattr(ReportRow, name) for name in REPORT.names()))
-        .where(ReportRow.report_id == report_id)
+        .where(ReportRow.report_id == report_id, visible_to(owner_id, ReportRow.store_id))
         .order_by(ReportRow.store_id)
         .limit(chunk_rows)
     )

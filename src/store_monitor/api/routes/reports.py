@@ -4,13 +4,15 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Request, Response, Security, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
 from starlette.types import Message, Receive
 
 from store_monitor import reports
+from store_monitor.access import Principal
+from store_monitor.api.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
 from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
@@ -63,7 +65,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replaying
 
 
-router = APIRouter(tags=["reports"], route_class=_SmallBodyRoute)
+# Every report route needs the reports scope (or an owner key, whose downloads are narrowed).
+router = APIRouter(
+    tags=["reports"], route_class=_SmallBodyRoute, dependencies=[Security(READ_REPORTS)]
+)
 
 _CSV_CONTENT: Final = {
     "text/csv": {
@@ -200,7 +205,10 @@ async def trigger_report(
     summary="Poll a report; its CSV once complete",
 )
 async def get_report(
-    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
+    report_id: ReportId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    principal: ReportReaderDep,
 ) -> Response:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
     `{"status": "Failed", "error": ...}` if it failed.
@@ -210,7 +218,7 @@ async def get_report(
     """
     report = await _existing(session, report_id)
     if report.status is ReportStatus.complete:
-        return _csv_response(sessionmaker, report)
+        return _csv_response(sessionmaker, report, principal)
     if report.status is ReportStatus.failed:
         state = ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
     else:
@@ -253,7 +261,10 @@ async def get_report_metadata(report_id: ReportId, session: SessionDep) -> Repor
     summary="Download a complete report's CSV",
 )
 async def download_report_csv(
-    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
+    report_id: ReportId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    principal: ReportReaderDep,
 ) -> StreamingResponse:
     report = await _existing(session, report_id)
     if report.status is not ReportStatus.complete:
@@ -263,7 +274,7 @@ async def download_report_csv(
             f"report {report_id} is {wire_status(report.status).value}, not Complete",
             {"status": wire_status(report.status).value, "error": report.error},
         )
-    return _csv_response(sessionmaker, report)
+    return _csv_response(sessionmaker, report, principal)
 
 
 async def _existing(session: SessionDep, report_id: UUID) -> Report:
@@ -278,10 +289,13 @@ async def _existing(session: SessionDep, report_id: UUID) -> Report:
     return report
 
 
-def _csv_response(sessionmaker: SessionmakerDep, report: Report) -> StreamingResponse:
+def _csv_response(
+    sessionmaker: SessionmakerDep, report: Report, principal: Principal
+) -> StreamingResponse:
     # Streamed from the database a chunk at a time: the API never holds a whole report.
+    # An owner key gets the rows of the owner's stores only.
     return StreamingResponse(
-        reports.report_csv(sessionmaker, report.id),
+        reports.report_csv(sessionmaker, report.id, owner_id=principal.owner_id),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="report-{report.id}.csv"',
