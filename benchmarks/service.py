@@ -7,13 +7,14 @@ same files, in the same run.
 
 import asyncio
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -24,8 +25,9 @@ from sqlalchemy.pool import NullPool
 
 from benchmarks.report import best_of, data_set, full_report
 from benchmarks.table import print_table
-from store_monitor import frames, ingest, synthetic
+from store_monitor import access, frames, ingest, synthetic
 from store_monitor.db.migrations import upgrade_to_head
+from store_monitor.db.models import KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
@@ -84,17 +86,38 @@ def _free_port() -> int:
         return port
 
 
+async def _new_key(url: str, server_key: str) -> str:
+    engine = create_engine(url, process_name="store-monitor-bench")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            created = await access.create_key(
+                session,
+                server_key=server_key.encode(),
+                name=f"bench-{uuid4().hex[:8]}",
+                scope=KeyScope.admin,
+                now=datetime.now(UTC),
+            )
+    finally:
+        await engine.dispose()
+    return created.secret
+
+
 @contextmanager
-def service(url: str) -> Iterator[str]:
-    """`store-monitor serve` and one `store-monitor worker` on a queue of their own."""
+def service(url: str) -> Iterator[httpx.Client]:
+    """`store-monitor serve` and one `store-monitor worker` on a queue of their own, keys
+    required as in production; a client of it that sends an admin key."""
     port = _free_port()
+    server_key = secrets.token_urlsafe(32)
     environment = {
         **os.environ,
         "STORE_MONITOR_DATABASE_URL": url,
         "STORE_MONITOR_REDIS_URL": REDIS_URL,
         "STORE_MONITOR_QUEUE_NAME": f"store-monitor-bench:{uuid4().hex[:8]}",
         "STORE_MONITOR_LOG_LEVEL": "WARNING",
+        "STORE_MONITOR_AUTH": "required",
+        "STORE_MONITOR_SECRET_KEY": server_key,
     }
+    key = asyncio.run(_new_key(url, server_key))
     command = [sys.executable, "-m", "store_monitor.cli"]
     processes = [
         subprocess.Popen([*command, "serve", "--port", str(port)], env=environment),
@@ -112,7 +135,10 @@ def service(url: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the service did not become ready within 60 s")
             time.sleep(0.2)
-        yield base
+        with httpx.Client(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+            yield client
     finally:
         for process in processes:
             process.terminate()
@@ -120,33 +146,31 @@ def service(url: str) -> Iterator[str]:
             process.wait(timeout=60)
 
 
-def trigger_to_complete(base: str) -> tuple[float, str]:
+def trigger_to_complete(client: httpx.Client) -> tuple[float, str]:
     """Seconds from POST /trigger_report to a Complete report; the report's id."""
-    with httpx.Client(base_url=base, timeout=60) as client:
-        started = time.perf_counter()
-        report_id = client.post("/trigger_report").raise_for_status().json()["report_id"]
-        while True:
-            status = client.get(f"/reports/{report_id}").raise_for_status().json()["status"]
-            if status == "Complete":
-                return time.perf_counter() - started, report_id
-            if status == "Failed":
-                raise RuntimeError(f"report {report_id} failed")
-            time.sleep(0.02)
+    started = time.perf_counter()
+    report_id = client.post("/trigger_report").raise_for_status().json()["report_id"]
+    while True:
+        status = client.get(f"/reports/{report_id}").raise_for_status().json()["status"]
+        if status == "Complete":
+            return time.perf_counter() - started, report_id
+        if status == "Failed":
+            raise RuntimeError(f"report {report_id} failed")
+        time.sleep(0.02)
 
 
-def download(base: str, report_id: str) -> tuple[float, float, int]:
+def download(client: httpx.Client, report_id: str) -> tuple[float, float, int]:
     """Seconds to the first and the last byte of the CSV, and its size."""
-    with httpx.Client(base_url=base, timeout=60) as client:
-        started = time.perf_counter()
-        first = None
-        size = 0
-        with client.stream("GET", f"/reports/{report_id}/csv") as response:
-            response.raise_for_status()
-            for chunk in response.iter_bytes():
-                if first is None:
-                    first = time.perf_counter() - started
-                size += len(chunk)
-        return first or 0.0, time.perf_counter() - started, size
+    started = time.perf_counter()
+    first = None
+    size = 0
+    with client.stream("GET", f"/reports/{report_id}/csv") as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            if first is None:
+                first = time.perf_counter() - started
+            size += len(chunk)
+    return first or 0.0, time.perf_counter() - started, size
 
 
 def run(root: Path, *, runs: int) -> None:
@@ -155,9 +179,9 @@ def run(root: Path, *, runs: int) -> None:
 
     with database() as url:
         polls, seconds = asyncio.run(_ingest(url, eight_days))
-        with service(url) as base:
-            complete, report_id = min(trigger_to_complete(base) for _ in range(runs))
-            first_byte, last_byte, size = min(download(base, report_id) for _ in range(runs))
+        with service(url) as client:
+            complete, report_id = min(trigger_to_complete(client) for _ in range(runs))
+            first_byte, last_byte, size = min(download(client, report_id) for _ in range(runs))
 
     # Eight weeks of history: seven more 8-day sets of the same stores, each ending 8 days
     # before the previous one. The report still covers one week.
@@ -173,8 +197,8 @@ def run(root: Path, *, runs: int) -> None:
                     end=synthetic.DEFAULT_END - timedelta(days=8 * weeks_back),
                 )
             asyncio.run(_ingest(url, folder))
-        with service(url) as base:
-            long_history, _ = min(trigger_to_complete(base) for _ in range(runs))
+        with service(url) as client:
+            long_history, _ = min(trigger_to_complete(client) for _ in range(runs))
 
     print_table(
         f"Service (Postgres + Arq), 14,000 stores, best of {runs}",

@@ -2,13 +2,15 @@
 
 import asyncio
 import json
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import polars as pl
 import typer
@@ -19,7 +21,16 @@ from store_monitor import frames, synthetic
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.settings import Settings, get_settings
-from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
+from store_monitor.sources import (
+    SourceError,
+    read_business_hours,
+    read_owners,
+    read_polls,
+    read_timezones,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(
     help="Uptime and downtime of restaurants within their business hours.",
@@ -29,10 +40,25 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 _stderr = Console(stderr=True, soft_wrap=True)
 # Bad input exits with the usage-error code, like a bad option.
 _BAD_INPUT = 2
 T = TypeVar("T")
+_DURATION = re.compile(r"(\d+)\s*([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# uvicorn's h11 parser buffers at most this much of a request's head (the app checks the rest).
+_MAX_HEAD_BYTES = 64 * 1024
+
+
+class KeyScopeOption(StrEnum):
+    """`--scope`: the names of `store_monitor.db.models.KeyScope`, kept in step by a test."""
+
+    admin = "admin"
+    ingest = "ingest"
+    reports = "reports"
+    metrics = "metrics"
 
 
 def _fail(message: str) -> NoReturn:
@@ -75,7 +101,8 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="Folder holding store_status.csv, menu_hours.csv and timezones.csv.",
+        help="Folder holding store_status.csv, menu_hours.csv and timezones.csv "
+        "(and, for ingest, store_owners.csv if present).",
         file_okay=False,
     ),
 ]
@@ -85,6 +112,9 @@ HoursFile = Annotated[
 ]
 ZonesFile = Annotated[
     Path | None, typer.Option("--timezones", help="Time zones CSV (overrides --data).")
+]
+OwnersFile = Annotated[
+    Path | None, typer.Option("--owners", help="Store owners CSV (overrides --data).")
 ]
 
 
@@ -213,17 +243,20 @@ def ingest(
     polls: PollsFile = None,
     hours: HoursFile = None,
     timezones: ZonesFile = None,
+    owners: OwnersFile = None,
 ) -> None:
     """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else SQLite).
 
-    --data loads whichever of the three standard files the folder has. Every file is validated
+    --data loads whichever of the four standard files the folder has. Every file is validated
     before anything is written, then all are loaded in one transaction: polls already stored are
-    not added twice; the hours and time zone of each store in a new file replace its old ones.
+    not added twice; the hours and time zone of each store in a new file replace its old ones,
+    and the stores of each owner in store_owners.csv replace that owner's old ones.
     """
     chosen = {
         "polls": (polls, frames.POLLS_FILE),
         "hours": (hours, frames.HOURS_FILE),
         "timezones": (timezones, frames.TIMEZONES_FILE),
+        "owners": (owners, frames.OWNERS_FILE),
     }
     paths: dict[str, Path] = {}
     for kind, (explicit, default_name) in chosen.items():
@@ -232,11 +265,12 @@ def ingest(
         elif data is not None and (data / default_name).is_file():
             paths[kind] = data / default_name
     if not paths:
-        _fail("nothing to load: give --data DIR, --polls, --hours or --timezones")
+        _fail("nothing to load: give --data DIR, --polls, --hours, --timezones or --owners")
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
         "polls": read_polls,
         "hours": read_business_hours,
         "timezones": read_timezones,
+        "owners": read_owners,
     }
     loaded: dict[str, pl.DataFrame] = {}
     try:
@@ -268,6 +302,7 @@ async def _load(frames: dict[str, pl.DataFrame]) -> dict[str, tuple[int, int, in
         "polls": ingestion.ingest_polls,
         "hours": ingestion.ingest_business_hours,
         "timezones": ingestion.ingest_timezones,
+        "owners": ingestion.ingest_owners,
     }
     engine = create_engine(url, process_name="store-monitor-cli")
     try:
@@ -292,6 +327,9 @@ def serve(
     settings = get_settings()
     overrides = {"host": host, "port": port}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    problem = settings.auth_problem()
+    if problem is not None:
+        _fail(problem)
     configure_logging(settings.log_level, json=settings.log_json)
     # On SIGTERM or SIGINT uvicorn stops accepting connections, lets the requests in flight
     # finish (for up to timeout_graceful_shutdown seconds), then runs the lifespan's shutdown.
@@ -302,6 +340,7 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers propagate to ours: one format, with request ids
         timeout_graceful_shutdown=30,
+        h11_max_incomplete_event_size=_MAX_HEAD_BYTES,
     )
 
 
@@ -333,6 +372,157 @@ def db_upgrade() -> None:
     url = get_settings().resolved_database_url
     asyncio.run(upgrade_to_head(url))
     _stderr.print("database schema is up to date", highlight=False, markup=False)
+
+
+def _run_in_session(work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
+    """`work` in one transaction on the service's database, committed if it returns."""
+
+    async def run() -> T:
+        # Imported here so that the offline commands start without the service's libraries.
+        from store_monitor.db.migrations import upgrade_to_head
+        from store_monitor.db.session import create_engine, create_sessionmaker
+
+        settings = get_settings()
+        url = settings.resolved_database_url
+        if settings.embedded_database:
+            await upgrade_to_head(url)
+        engine = create_engine(url, process_name="store-monitor-cli")
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def parse_expiry(text: str, *, now: datetime) -> datetime:
+    """`--expires`: a duration from now (`90d`, `12h`, `30m`, `2w`) or an instant."""
+    duration = _DURATION.fullmatch(text.strip().lower())
+    if duration is not None:
+        amount, unit = duration.groups()
+        return now + timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    try:
+        return parse_instant(text)
+    except typer.BadParameter:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration such as 90d, 12h, 30m or 2w nor an instant "
+            "such as 2027-01-01T00:00:00Z"
+        ) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A unique name for the key, e.g. who holds it.")],
+    scope: Annotated[
+        KeyScopeOption | None,
+        typer.Option(help="What the key may do (see docs/access.md)."),
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(help="An owner key instead: reports narrowed to this owner's stores."),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Expiry: a duration (90d, 12h) or an instant. Default: never."),
+    ] = None,
+) -> None:
+    """Make an API key; its secret is printed once, as the last line of stdout."""
+    from store_monitor import access
+    from store_monitor.db.models import KeyScope
+
+    if (scope is None) == (owner is None):
+        _fail("give either --scope or --owner")
+    now = datetime.now(UTC)
+    expires_at = parse_expiry(expires, now=now) if expires is not None else None
+    server_key = _server_key()
+    chosen = KeyScope(scope.value) if scope is not None else None
+    try:
+        created = _run_in_session(
+            lambda session: access.create_key(
+                session,
+                server_key=server_key,
+                name=name,
+                scope=chosen,
+                owner_id=owner,
+                expires_at=expires_at,
+                now=now,
+            )
+        )
+    except access.InvalidKeyRequest as error:
+        _fail(str(error))
+    what = f"scope {chosen.value}" if chosen is not None else f"owner {created.key.owner_id}"
+    until = f", expires {expires_at.isoformat()}" if expires_at is not None else ""
+    _stderr.print(
+        f"created key {name!r} ({what}{until}), prefix {created.key.prefix}; "
+        "its secret follows and is not shown again:",
+        highlight=False,
+        markup=False,
+    )
+    sys.stdout.write(created.secret + "\n")
+    sys.stdout.flush()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the API keys: name, prefix, scope or owner, dates, state (never the secrets)."""
+    from store_monitor import access
+
+    now = datetime.now(UTC)
+    keys = _run_in_session(access.list_keys)
+    rows = [("name", "prefix", "scope/owner", "state", "created", "expires", "last used")]
+    for key in keys:
+        state = (
+            "revoked"
+            if key.revoked_at is not None
+            else "expired"
+            if key.expires_at is not None and key.expires_at <= now
+            else "active"
+        )
+        rows.append(
+            (
+                key.name,
+                key.prefix,
+                key.scope.value if key.scope is not None else f"owner:{key.owner_id}",
+                state,
+                _when(key.created_at),
+                _when(key.expires_at),
+                _when(key.last_used_at),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        line = "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True))
+        sys.stdout.write(line.rstrip() + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke an API key at once; requests with it are refused from now on."""
+    from store_monitor import access
+
+    try:
+        key = _run_in_session(
+            lambda session: access.revoke_key(session, name, now=datetime.now(UTC))
+        )
+    except access.KeyNotFound as error:
+        _fail(str(error))
+    _stderr.print(
+        f"key {name!r} ({key.prefix}) revoked at {_when(key.revoked_at)}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _server_key() -> bytes:
+    secret_key = get_settings().secret_key
+    if secret_key is None or not secret_key.get_secret_value().strip():
+        _fail("STORE_MONITOR_SECRET_KEY is not set: keys are hashed with it, set the server's")
+    return secret_key.get_secret_value().encode()
+
+
+def _when(instant: datetime | None) -> str:
+    return instant.isoformat(timespec="seconds") if instant is not None else "-"
 
 
 @app.command()

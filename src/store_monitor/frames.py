@@ -20,6 +20,8 @@ BUSINESS_HOURS: Final = pl.Schema(
     }
 )
 TIMEZONES: Final = pl.Schema({"store_id": pl.String, "timezone_str": pl.String})
+# Which stores each owner may see; a store may have several owners.
+OWNERS: Final = pl.Schema({"owner_id": pl.String, "store_id": pl.String})
 
 REPORT: Final = pl.Schema(
     {
@@ -66,3 +68,4 @@ DEFAULT_TIMEZONE: Final = "America/Chicago"
 POLLS_FILE: Final = "store_status.csv"
 HOURS_FILE: Final = "menu_hours.csv"
 TIMEZONES_FILE: Final = "timezones.csv"
+OWNERS_FILE: Final = "store_owners.csv"

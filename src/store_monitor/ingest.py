@@ -1,9 +1,9 @@
 """Validated input frames (from `store_monitor.sources`) into the database.
 
 Polls are added (a re-ingested poll adds nothing); business hours and time zones replace the
-rows of the stores present in the new frame. Each function is a step of the caller's
-transaction: it flushes and never commits, so a load that fails part-way leaves nothing behind
-once the caller rolls back.
+rows of the stores present in the new frame, store owners the memberships of its owners. Each
+function is a step of the caller's transaction: it flushes and never commits, so a load that
+fails part-way leaves nothing behind once the caller rolls back.
 """
 
 import asyncio
@@ -14,9 +14,9 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor.db.models import BusinessHours, Poll, Store, Timezone
+from store_monitor.db.models import BusinessHours, Poll, Store, StoreOwner, Timezone
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
-from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES
+from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES
 
 # SQLite keeps instants and times as text in SQLAlchemy's format; rows written past the ORM
 # must match it, or comparisons with values the ORM binds would go wrong.
@@ -155,18 +155,33 @@ async def ingest_timezones(session: AsyncSession, zones: pl.DataFrame) -> Ingest
     return IngestResult(received=zones.height, added=frame.height, stores=stores)
 
 
+async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestResult:
+    """Replace the stores of every owner in `owners` (schema OWNERS) with the frame's; other
+    owners keep theirs. `stores` counts the distinct stores of the frame."""
+    frame = _conformed(owners, OWNERS).unique().sort(OWNERS.names())
+    await _replace(session, StoreOwner.__tablename__, frame, frame, key="owner_id")
+    return IngestResult(
+        received=owners.height, added=frame.height, stores=frame["store_id"].n_unique()
+    )
+
+
 async def _replace(
-    session: AsyncSession, table: str, frame: pl.DataFrame, sqlite_rows: pl.DataFrame
+    session: AsyncSession,
+    table: str,
+    frame: pl.DataFrame,
+    sqlite_rows: pl.DataFrame,
+    *,
+    key: str = "store_id",
 ) -> int:
-    """Delete the rows of `table` whose store is in `frame`, then insert `frame`; the number of
-    stores replaced. `sqlite_rows` is `frame` as SQLite stores it."""
-    stores = frame["store_id"].unique().sort()
+    """Delete the rows of `table` whose `key` (a store, or an owner) is in `frame`, then insert
+    `frame`; the number of keys replaced. `sqlite_rows` is `frame` as SQLite stores it."""
+    stores = frame[key].unique().sort()
     if session.get_bind().dialect.name == "postgresql":
         # Two loads replacing the same stores at once would each miss the other's new rows and
         # then collide on them: loads of one table take turns (readers are not blocked).
         await session.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
         await session.execute(
-            sa.text(f"DELETE FROM {table} WHERE store_id = ANY(CAST(:ids AS text[]))"),
+            sa.text(f"DELETE FROM {table} WHERE {key} = ANY(CAST(:ids AS text[]))"),
             {"ids": stores.to_list()},
         )
         await copy_in(session, table, frame)
@@ -175,7 +190,7 @@ async def _replace(
     connection = await session.connection()
     if stores.len():
         await connection.exec_driver_sql(
-            f"DELETE FROM {table} WHERE store_id = ?", [(store,) for store in stores]
+            f"DELETE FROM {table} WHERE {key} = ?", [(store,) for store in stores]
         )
     if sqlite_rows.height:
         columns = ", ".join(sqlite_rows.columns)

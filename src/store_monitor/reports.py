@@ -176,31 +176,42 @@ async def list_reports(
 
 
 async def report_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, owner_id: str | None = None
 ) -> AsyncIterator[bytes]:
-    """The report's CSV in chunks, read in a session of its own that lives as long as the stream."""
+    """The report's CSV in chunks, read in a session of its own that lives as long as the stream;
+    with `owner_id`, only that owner's stores."""
     async with sessionmaker() as session:
-        async for chunk in report_rows_csv(session, report_id):
+        async for chunk in report_rows_csv(session, report_id, owner_id=owner_id):
             yield chunk
 
 
 async def incidents_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, store_id: str | None = None
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    *,
+    store_id: str | None = None,
+    owner_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The report's incidents (only `store_id`'s, if given) as the CLI's CSV, in chunks read in a
-    session of its own that lives as long as the stream."""
+    """The report's incidents (only `store_id`'s, if given; with `owner_id`, only that owner's
+    stores) as the CLI's CSV, in chunks read in a session of its own that lives as long as the
+    stream."""
     async with sessionmaker() as session:
-        async for chunk in report_incidents_csv(session, report_id, store_id=store_id):
+        chunks = report_incidents_csv(session, report_id, store_id=store_id, owner_id=owner_id)
+        async for chunk in chunks:
             yield chunk
 
 
 async def daily_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, store_id: str | None = None
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    *,
+    store_id: str | None = None,
+    owner_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The report's daily figures (only `store_id`'s, if given) as the CLI's CSV, streamed as
-    `incidents_csv` is."""
+    """The report's daily figures, narrowed and streamed as `incidents_csv` does its incidents."""
     async with sessionmaker() as session:
-        async for chunk in report_daily_csv(session, report_id, store_id=store_id):
+        chunks = report_daily_csv(session, report_id, store_id=store_id, owner_id=owner_id)
+        async for chunk in chunks:
             yield chunk
 
 
@@ -213,11 +224,11 @@ class StoreDetails:
 
 
 async def store_details(
-    session: AsyncSession, report_id: UUID, store_id: str
+    session: AsyncSession, report_id: UUID, store_id: str, *, owner_id: str | None = None
 ) -> StoreDetails | None:
     """One store of a report: its figures, daily figures, incidents and time zone; None if the
-    report has no row for it."""
-    view = await store_view(session, report_id, store_id)
+    report has no row for it (or, with `owner_id`, the store is not the owner's)."""
+    view = await store_view(session, report_id, store_id, owner_id=owner_id)
     if view is None:
         return None
     named = view.timezone_str
@@ -235,9 +246,10 @@ async def report_stores(
     contains: str | None = None,
     offset: int = 0,
     limit: int = 50,
+    owner_id: str | None = None,
 ) -> StorePage:
-    """A page of a report's stores with their daily figures: by default the worst downtime of
-    the week first."""
+    """A page of a report's stores with their daily figures (with `owner_id`, of the owner's
+    stores only): by default the worst downtime of the week first."""
     return await store_page(
         session,
         report_id,
@@ -246,6 +258,7 @@ async def report_stores(
         contains=contains,
         offset=offset,
         limit=limit,
+        owner_id=owner_id,
     )
 
 

@@ -1,10 +1,22 @@
 """The service's configuration from `STORE_MONITOR_*` environment variables, read at the edges."""
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ALLOWED_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
+_MIN_SECRET_KEY_CHARS: Final = 32
+
+
+class AuthMode(StrEnum):
+    required = "required"
+    """Every route but the probes needs an API key (`Authorization: Bearer sm_...`)."""
+    off = "off"
+    """No keys: anyone who reaches the port may do anything (the embedded mode on 127.0.0.1)."""
 
 
 class Settings(BaseSettings):
@@ -31,6 +43,46 @@ class Settings(BaseSettings):
     """Log JSON lines (True) or plain text (False); None: JSON unless stderr is a terminal."""
     sample_data: bool = True
     """Embedded mode only: load a small generated data set on a first start with no polls."""
+
+    auth: AuthMode | None = None
+    """None: `required` when an external database is configured, else `off`."""
+    secret_key: SecretStr | None = None
+    """The server secret API keys are hashed with (HMAC-SHA256); needed by `required`."""
+    auth_failures_per_minute: int = Field(default=10, ge=1)
+    """Failed authentications a client address may have in a row, and earns back a minute."""
+    allowed_hosts: str = ",".join(DEFAULT_ALLOWED_HOSTS)
+    """Comma-separated `Host` names the API answers (`host` is added; IPv6 without brackets);
+    `*` answers any."""
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        if self.auth is not None:
+            return self.auth
+        return AuthMode.off if self.embedded_database else AuthMode.required
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """The allowed `Host` names, lower case; empty means any."""
+        names = {name.strip().lower() for name in self.allowed_hosts.split(",") if name.strip()}
+        if "*" in names:
+            return frozenset()
+        return frozenset({*names, self.host.lower()})
+
+    def auth_problem(self) -> str | None:
+        """Why the service must not start with these access settings, or None."""
+        if self.auth_mode is AuthMode.off:
+            return None
+        if self.secret_key is None or not self.secret_key.get_secret_value().strip():
+            return (
+                "STORE_MONITOR_AUTH is required but STORE_MONITOR_SECRET_KEY is not set "
+                "(generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if len(self.secret_key.get_secret_value()) < _MIN_SECRET_KEY_CHARS:
+            return (
+                "STORE_MONITOR_SECRET_KEY is too short: "
+                f"use at least {_MIN_SECRET_KEY_CHARS} characters"
+            )
+        return None
 
     @property
     def embedded_database(self) -> bool:

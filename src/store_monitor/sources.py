@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES, UTC_INSTANT
+from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES, UTC_INSTANT
 
 Source = str | Path | bytes
 """A path to a CSV file, or the file's raw bytes (e.g. an HTTP upload)."""
@@ -195,6 +195,14 @@ def read_timezones(source: Source, *, name: str | None = None) -> pl.DataFrame:
     return pl.DataFrame(schema=TIMEZONES) if zones is None else zones.cast(TIMEZONES)
 
 
+def read_owners(source: Source, *, name: str | None = None) -> pl.DataFrame:
+    """Store owners with schema OWNERS, in file order: one row per (owner, store) membership.
+    Both ids are opaque strings, never parsed. An empty file is zero rows."""
+    name = _name(source, name, "store owners")
+    owners = _read(source, name, [_OWNER_ID, _STORE_ID])
+    return pl.DataFrame(schema=OWNERS) if owners is None else owners.cast(OWNERS)
+
+
 @dataclass(frozen=True, slots=True)
 class _Column:
     """How one engine column is read from the file's text."""
@@ -224,6 +232,7 @@ def _never_invalid(value: str) -> str:
 
 # Store ids are opaque strings: only surrounding whitespace is dropped, never parsed.
 _STORE_ID: Final = _Column("store_id", ("store_id",), _stripped, _never_invalid, accept=_non_blank)
+_OWNER_ID: Final = _Column("owner_id", ("owner_id",), _stripped, _never_invalid, accept=_non_blank)
 
 
 def _name(source: Source, name: str | None, default: str) -> str:

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import warnings
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -16,18 +16,26 @@ import polars as pl
 import sqlalchemy as sa
 from arq.worker import Worker
 
+from store_monitor import access
 from store_monitor.api import create_app
-from store_monitor.db.session import create_engine
+from store_monitor.db.models import KeyScope
+from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.settings import Settings
+from store_monitor.settings import DEFAULT_ALLOWED_HOSTS, AuthMode, Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.worker import worker_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+TEST_HOST = "store-monitor"
+"""The host name of the test clients' base URL, which the apps are configured to answer."""
+_OPEN = {"auth": AuthMode.off, "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS, TEST_HOST])}
+SECRET_KEY = "the-tests-server-secret-key-0123456789"
+"""The server secret of the tests' apps with authentication required."""
 _DATA_TABLES = (
-    "report_rows, report_incidents, report_days, reports, polls, stores, business_hours, timezones"
+    "report_rows, report_incidents, report_days, reports, polls, stores, business_hours, "
+    "timezones, store_owners, api_keys"
 )
 
 
@@ -49,9 +57,7 @@ async def serve(
             await app(scope, receive, send)
 
         transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=raise_app_exceptions)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://store-monitor"
-        ) as client:
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{TEST_HOST}") as client:
             yield client
 
 
@@ -140,11 +146,12 @@ async def wait_until_final(
 
 
 def embedded(tmp_path: Path, **overrides: Any) -> Settings:
+    """The embedded mode, authentication off (as by default)."""
     return Settings(
         database_url=None,
         redis_url=None,
         sqlite_path=tmp_path / "store-monitor.db",
-        **{"sample_data": False, **overrides},
+        **{"sample_data": False, **_OPEN, **overrides},
     )
 
 
@@ -159,10 +166,47 @@ async def empty_postgres(url: str) -> None:
 
 
 def postgres_mode(url: str, **overrides: Any) -> Settings:
+    """The Postgres and Arq mode, authentication off unless `overrides` say otherwise (the
+    access tests give it keys)."""
     # A queue of its own: jobs of other tests, or of a dev worker on the same Redis, stay apart.
     return Settings(
         database_url=url,
         redis_url=REDIS_URL,
         queue_name=f"store-monitor-test:{uuid4().hex}",
-        **{"max_concurrent_jobs": 10, **overrides},
+        **{"max_concurrent_jobs": 10, **_OPEN, **overrides},
     )
+
+
+def postgres_with_keys(url: str, **overrides: Any) -> Settings:
+    """The Postgres and Arq mode with authentication required, keys hashed with SECRET_KEY."""
+    return postgres_mode(url, **{"auth": AuthMode.required, "secret_key": SECRET_KEY, **overrides})
+
+
+async def create_key(
+    url: str,
+    name: str,
+    *,
+    scope: KeyScope | None = None,
+    owner_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> str:
+    """A new key in the database at `url`, hashed with SECRET_KEY; its secret."""
+    engine = create_engine(url, process_name="store-monitor-tests")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            created = await access.create_key(
+                session,
+                server_key=SECRET_KEY.encode(),
+                name=name,
+                scope=scope,
+                owner_id=owner_id,
+                expires_at=expires_at,
+                now=datetime.now(UTC),
+            )
+    finally:
+        await engine.dispose()
+    return created.secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}

@@ -110,6 +110,7 @@ _DATABASE_ROUTES = [
     "ingest_polls",
     "ingest_business_hours",
     "ingest_timezones",
+    "ingest_owners",
 ]
 
 
@@ -139,6 +140,8 @@ async def test_routes_answer_503_when_the_database_cannot_be_reached(
     ):
         csv = {"content": path.read_bytes(), "headers": {"Content-Type": "text/csv"}}
         requests[operation] = ("POST", route, csv)
+    owners = {"content": b"owner_id,store_id\nbrand,1\n", "headers": {"Content-Type": "text/csv"}}
+    requests["ingest_owners"] = ("POST", "/ingest/owners", owners)
     assert sorted(requests) == sorted(_DATABASE_ROUTES)
 
     async with serve(postgres_mode(unreachable_database)) as client:
@@ -224,9 +227,13 @@ def test_openapi_operations_are_stable() -> None:
         "get_report": ("/get_report/{report_id}", "get"),
         "get_report_metadata": ("/reports/{report_id}", "get"),
         "download_report_csv": ("/reports/{report_id}/csv", "get"),
+        "download_report_incidents_csv": ("/reports/{report_id}/incidents", "get"),
+        "download_report_daily_csv": ("/reports/{report_id}/daily", "get"),
+        "get_report_store": ("/reports/{report_id}/stores/{store_id}", "get"),
         "ingest_polls": ("/ingest/polls", "post"),
         "ingest_business_hours": ("/ingest/business-hours", "post"),
         "ingest_timezones": ("/ingest/timezones", "post"),
+        "ingest_owners": ("/ingest/owners", "post"),
         "healthz": ("/healthz", "get"),
         "readyz": ("/readyz", "get"),
     }

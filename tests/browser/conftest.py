@@ -39,6 +39,7 @@ async def service(postgres_url: str, tmp_path: Path, data: GeneratedFiles) -> As
     env = {key: value for key, value in os.environ.items() if not key.startswith("STORE_MONITOR_")}
     env |= {
         "STORE_MONITOR_DATABASE_URL": postgres_url,
+        "STORE_MONITOR_AUTH": "off",
         "STORE_MONITOR_LOG_LEVEL": "WARNING",
     }
     base_url = f"http://127.0.0.1:{port}"

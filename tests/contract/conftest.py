@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from api.service import REDIS_URL, empty_postgres
+from api.service import REDIS_URL, SECRET_KEY, empty_postgres
 from store_monitor.synthetic import GeneratedFiles, generate
 
 from .live import free_port, running, wait_until_ready
@@ -19,18 +19,25 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedFiles:
 
 
 @pytest.fixture
-async def service(postgres_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A live service: `store-monitor serve` and `store-monitor worker` processes on a fresh
-    Postgres database and a queue of their own; its base URL."""
+async def service_env(postgres_url: str) -> dict[str, str]:
+    """The environment of a live service on a fresh Postgres database and a queue of its own;
+    authentication is required, as by default with an external database."""
     await empty_postgres(postgres_url)
-    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("STORE_MONITOR_")}
-    env |= {
+    return env | {
         "STORE_MONITOR_DATABASE_URL": postgres_url,
         "STORE_MONITOR_REDIS_URL": REDIS_URL,
         "STORE_MONITOR_QUEUE_NAME": f"store-monitor-test:{uuid4().hex}",
         "STORE_MONITOR_LOG_LEVEL": "WARNING",
+        "STORE_MONITOR_SECRET_KEY": SECRET_KEY,
     }
+
+
+@pytest.fixture
+async def service(service_env: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    """A live service: `store-monitor serve` and `store-monitor worker` processes; its base URL."""
+    port = free_port()
+    env = service_env
     base_url = f"http://127.0.0.1:{port}"
     async with (
         running("serve", "--port", str(port), env=env, log=tmp_path / "serve.log") as server,

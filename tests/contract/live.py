@@ -75,3 +75,18 @@ async def cli_report(data: GeneratedFiles, as_of: str) -> bytes:
     stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     return stdout
+
+
+async def new_key(env: dict[str, str], *options: str) -> str:
+    """`store-monitor keys create <options>`: the secret, the last line of its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "store_monitor.cli", "keys", "create", *options),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    secret = stdout.decode().splitlines()[-1]
+    assert secret.startswith("sm_"), stdout
+    return secret

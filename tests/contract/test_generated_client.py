@@ -1,5 +1,6 @@
 """A client generated from openapi.json by openapi-python-client drives a live service: a server
-process and a worker process on Postgres and Redis, ingest to CSV, same bytes as the CLI."""
+process and a worker process on Postgres and Redis, ingest to CSV, same bytes as the CLI; with
+authentication required, keys made by `store-monitor keys create`."""
 
 import asyncio
 import json
@@ -16,14 +17,19 @@ import pytest
 
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 
-from .live import cli_report
+from .live import cli_report, new_key
 from .test_openapi import OPENAPI
 
 PACKAGE = "store_monitor_client"
 # openapi-python-client has no request bodies of type text/csv: for the uploads it generates
 # the multipart form only, and says so. Anything else it cannot read is a contract problem.
 KNOWN_WARNING = "Unsupported content type text/csv"
-UPLOADS = {"POST /ingest/polls", "POST /ingest/business-hours", "POST /ingest/timezones"}
+UPLOADS = {
+    "POST /ingest/polls",
+    "POST /ingest/business-hours",
+    "POST /ingest/timezones",
+    "POST /ingest/owners",
+}
 
 
 def generate_client(output: Path) -> str:
@@ -72,9 +78,9 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 async def test_generated_client_runs_the_whole_flow(
-    client_package: Path, service: str, data: GeneratedFiles
+    client_package: Path, service: str, service_env: dict[str, str], data: GeneratedFiles
 ) -> None:
-    from store_monitor_client import Client
+    from store_monitor_client import AuthenticatedClient, Client
     from store_monitor_client.api.health import readyz
     from store_monitor_client.api.ingest import (
         ingest_business_hours,
@@ -100,11 +106,21 @@ async def test_generated_client_runs_the_whole_flow(
     from store_monitor_client.types import File
 
     as_of = DEFAULT_END - timedelta(hours=2)
-    async with Client(
-        base_url=service, raise_on_unexpected_status=True, timeout=httpx.Timeout(30)
-    ) as client:
-        assert (await readyz.asyncio(client=client)) is not None
+    loader = await new_key(service_env, "--name", "loader", "--scope", "ingest")
+    reader = await new_key(service_env, "--name", "reader", "--scope", "reports")
+    options: dict[str, Any] = {
+        "base_url": service,
+        "raise_on_unexpected_status": True,
+        "timeout": httpx.Timeout(30),
+    }
+    async with Client(**options) as anonymous:
+        # The probes are open; anything else needs a key.
+        assert (await readyz.asyncio(client=anonymous)) is not None
+        refused = await trigger_report.asyncio_detailed(client=anonymous)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
 
+    async with AuthenticatedClient(token=loader, **options) as client:
         uploads: list[tuple[Any, Any, Path]] = [
             (ingest_polls, IngestPollsFilesBody, data.store_status),
             (ingest_business_hours, IngestBusinessHoursFilesBody, data.menu_hours),
@@ -118,6 +134,10 @@ async def test_generated_client_runs_the_whole_flow(
             assert ingested.rows_added == ingested.rows_received > 0
             assert ingested.stores > 0
 
+        # An ingest key reads no reports.
+        assert (await trigger_report.asyncio_detailed(client=client)).status_code == 403
+
+    async with AuthenticatedClient(token=reader, **options) as client:
         triggered = await trigger_report.asyncio(
             client=client, body=TriggerReportRequest(as_of=as_of)
         )

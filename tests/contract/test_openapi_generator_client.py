@@ -18,7 +18,7 @@ import pytest
 
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 
-from .live import cli_report
+from .live import cli_report, new_key
 from .test_openapi import OPENAPI
 
 PACKAGE = "store_monitor_openapi_client"
@@ -62,9 +62,12 @@ def openapi_generator_client(tmp_path_factory: pytest.TempPathFactory) -> Iterat
             del sys.modules[name]
 
 
-def _drive(client: ModuleType, base_url: str, data: GeneratedFiles, as_of: object) -> bytes:
+def _drive(
+    client: ModuleType, base_url: str, key: str, data: GeneratedFiles, as_of: object
+) -> bytes:
     """Upload, trigger, poll `get_report` until it is no longer Running; its raw CSV body."""
-    with client.ApiClient(client.Configuration(host=base_url)) as api_client:
+    configuration = client.Configuration(host=base_url, access_token=key)
+    with client.ApiClient(configuration) as api_client:
         assert client.HealthApi(api_client).readyz().status == "ready"
 
         ingest = client.IngestApi(api_client)
@@ -112,9 +115,13 @@ def _drive(client: ModuleType, base_url: str, data: GeneratedFiles, as_of: objec
 
 
 async def test_openapi_generator_client_runs_the_whole_flow(
-    openapi_generator_client: ModuleType, service: str, data: GeneratedFiles
+    openapi_generator_client: ModuleType,
+    service: str,
+    service_env: dict[str, str],
+    data: GeneratedFiles,
 ) -> None:
     as_of = DEFAULT_END - timedelta(hours=2)
+    key = await new_key(service_env, "--name", "operator", "--scope", "admin")
     # The generated client is synchronous (urllib3): off the event loop.
-    csv = await asyncio.to_thread(_drive, openapi_generator_client, service, data, as_of)
+    csv = await asyncio.to_thread(_drive, openapi_generator_client, service, key, data, as_of)
     assert csv == await cli_report(data, as_of.isoformat())

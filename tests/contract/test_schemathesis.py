@@ -1,6 +1,7 @@
 """Property-based test of the whole API against its own OpenAPI document (schemathesis): for
 generated valid and invalid requests, no 5xx, and every response is one the document describes
-(status code, content type, headers, body schema)."""
+(status code, content type, headers, body schema). Authentication is required and the requests
+carry an admin key; schemathesis checks that leaving it out is refused."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +15,18 @@ from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from api.service import REDIS_URL, embedded, empty_postgres, postgres_mode
+from api.service import (
+    REDIS_URL,
+    bearer,
+    create_key,
+    embedded,
+    empty_postgres,
+    postgres_with_keys,
+)
 from store_monitor import ingest, reports
 from store_monitor.api import create_app
 from store_monitor.api.schemas import EXAMPLE_REPORT_ID
-from store_monitor.db.models import Report
+from store_monitor.db.models import KeyScope, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
@@ -37,14 +45,15 @@ _SCHEMA_CANNOT_SAY = {
     "/ingest/polls",
     "/ingest/business-hours",
     "/ingest/timezones",
+    "/ingest/owners",
     "/trigger_report",
 }
 
 
 @pytest.fixture(scope="module")
-async def app(
+async def app_and_key(
     postgres_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[FastAPI]:
+) -> AsyncIterator[tuple[FastAPI, str]]:
     """The app on the test run's Postgres database, holding a complete report whose id is the one
     the document's examples use, so that the CSV responses get checked too.
 
@@ -53,7 +62,14 @@ async def app(
     not what this test is about.
     """
     await empty_postgres(postgres_url)
-    settings = postgres_mode(postgres_url, max_upload_bytes=64 * 1024)
+    # "testserver": the Host of schemathesis' requests to an ASGI app. Its probes with no key
+    # or a made-up one would soon meet the limiter's 429 otherwise.
+    settings = postgres_with_keys(
+        postgres_url,
+        max_upload_bytes=64 * 1024,
+        allowed_hosts="testserver",
+        auth_failures_per_minute=100_000,
+    )
     files = generate(tmp_path_factory.mktemp("data"), stores=5, days=8, seed=1)
     engine = create_engine(postgres_url, process_name="store-monitor-tests")
     try:
@@ -68,7 +84,8 @@ async def app(
         )
     finally:
         await engine.dispose()
-    yield create_app(settings)
+    secret = await create_key(postgres_url, "schemathesis", scope=KeyScope.admin)
+    yield create_app(settings), secret
     # No worker took the queued jobs: drop the queue, which has the test's own name.
     redis = Redis.from_url(REDIS_URL)
     try:
@@ -85,6 +102,14 @@ async def app(
     # Each example is a real request through the app and its database.
     suppress_health_check=[HealthCheck.too_slow],
 )
-def test_api_conforms_to_its_schema(case: "OpenApiCase", app: FastAPI) -> None:
+def test_api_conforms_to_its_schema(case: "OpenApiCase", app_and_key: tuple[FastAPI, str]) -> None:
+    app, secret = app_and_key
+    # The checks' own probes (the request without the key, or with a made-up one) go to the
+    # app of the case's schema.
+    case.operation.schema.app = app
     refused = case.operation.path in _SCHEMA_CANNOT_SAY
-    case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance] if refused else [])
+    case.call_and_validate(
+        app=app,
+        headers=bearer(secret),
+        excluded_checks=[positive_data_acceptance] if refused else [],
+    )

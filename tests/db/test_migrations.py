@@ -31,6 +31,8 @@ TABLES = {
     "report_rows",
     "report_incidents",
     "report_days",
+    "api_keys",
+    "store_owners",
 }
 
 
@@ -69,7 +71,7 @@ async def test_upgrade_and_downgrade_round_trip(empty_database_url: str) -> None
         tables, enums = await tables_and_types(engine)
         assert tables == TABLES
         if engine.dialect.name == "postgresql":
-            assert enums == {"poll_status", "report_status"}
+            assert enums == {"poll_status", "report_status", "key_scope"}
 
         async with engine.begin() as connection:
             await connection.run_sync(

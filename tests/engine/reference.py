@@ -292,12 +292,12 @@ def reference_report(
         )
         for start, end in inactive_stretches(business, segments, windows[2]):
             incidents.append(ExactIncident(store_id=store, started=start, ended=end))
-        for day, span in local_dates(zone, first_day, last_day, windows[2]):
+        for local_date, span in local_dates(zone, first_day, last_day, windows[2]):
             totals = measure(business, segments, span)
             daily.append(
                 ExactDay(
                     store_id=store,
-                    date=day,
+                    date=local_date,
                     span=span,
                     uptime_hours=Fraction(totals["active"], TICKS_PER_HOUR),
                     downtime_hours=Fraction(totals["inactive"], TICKS_PER_HOUR),

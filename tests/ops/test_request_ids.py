@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from api.service import (
+    TEST_HOST,
     embedded,
     empty_postgres,
     postgres_mode,
@@ -74,7 +75,7 @@ async def failing_app_client(settings: Settings) -> AsyncIterator[httpx.AsyncCli
             await app(scope, receive, send)
 
         transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{TEST_HOST}") as client:
             yield client
 
 

@@ -14,8 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import ingest, jobs, reports, synthetic, ui
+from store_monitor.api.auth import AUTH_ERRORS
 from store_monitor.api.deps import STATE_KEY, AppState
-from store_monitor.api.errors import install_error_handlers
+from store_monitor.api.errors import documented, install_error_handlers
+from store_monitor.api.hardening import Hardening
+from store_monitor.api.limits import FailureLimiter
 from store_monitor.api.observability import InstrumentedApp, Metrics
 from store_monitor.api.routes import docs, health
 from store_monitor.api.routes import ingest as ingest_routes
@@ -24,7 +27,7 @@ from store_monitor.api.routes import reports as report_routes
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import Poll
 from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.settings import Settings, get_settings
+from store_monitor.settings import AuthMode, Settings, get_settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
 log = logging.getLogger(__name__)
@@ -64,8 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     install_error_handlers(app)
-    app.include_router(report_routes.router)
-    app.include_router(ingest_routes.router)
+    app.add_middleware(
+        Hardening,
+        host_names=settings.host_names,
+        # With keys, a browser's request carries no credential: cross-site ones fail anyway.
+        refuse_cross_site=settings.auth_mode is AuthMode.off,
+    )
+    protected = documented(AUTH_ERRORS)
+    app.include_router(report_routes.router, responses=protected)
+    app.include_router(ingest_routes.router, responses=protected)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(docs.router)
@@ -79,6 +89,10 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, AppState]]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        problem = settings.auth_problem()
+        if problem is not None:
+            raise RuntimeError(problem)
+        _log_access_mode(settings)
         url = settings.resolved_database_url
         if settings.embedded_database:
             # The embedded mode has no deployment step: it brings its own schema up to date.
@@ -104,6 +118,10 @@ def _lifespan(
                         queue=queue,
                         metrics=metrics,
                         session_secret=_session_secret(settings),
+                        limiter=FailureLimiter(
+                            burst=settings.auth_failures_per_minute,
+                            per_minute=settings.auth_failures_per_minute,
+                        ),
                     )
                 }
             finally:
@@ -115,9 +133,25 @@ def _lifespan(
 
 
 def _session_secret(settings: Settings) -> bytes:
+    if settings.secret_key is not None and settings.secret_key.get_secret_value().strip():
+        return settings.secret_key.get_secret_value().encode()
     # Without a server secret (authentication off) sessions only carry the CSRF token: a key of
     # this process's own does, and a restart merely asks for a form to be sent again.
     return secrets.token_bytes(32)
+
+
+def _log_access_mode(settings: Settings) -> None:
+    if settings.auth_mode is AuthMode.required:
+        log.info("authentication required: every route but /healthz and /readyz needs an API key")
+        return
+    level = logging.INFO if settings.host in ("127.0.0.1", "localhost", "::1") else logging.WARNING
+    log.log(
+        level,
+        "authentication is off (STORE_MONITOR_AUTH=off): anyone who reaches %s:%d may load data "
+        "and read every report",
+        settings.host,
+        settings.port,
+    )
 
 
 async def _open_queue(

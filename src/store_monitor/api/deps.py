@@ -7,6 +7,7 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from store_monitor.api.limits import FailureLimiter
 from store_monitor.api.observability import Metrics
 from store_monitor.jobs import ReportQueue
 from store_monitor.settings import Settings
@@ -25,6 +26,8 @@ class AppState:
     metrics: Metrics
     session_secret: bytes
     """Signs the dashboard's session cookies: the server's secret key, or one of this process."""
+    limiter: FailureLimiter
+    """Failed authentications per client address, in this process."""
 
 
 def get_state(request: Request) -> AppState:

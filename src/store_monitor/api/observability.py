@@ -43,7 +43,7 @@ _UNMATCHED: Final = "unmatched"
 
 _REQUEST_SECONDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 REPORT_SECONDS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
-INGEST_KINDS: Final = ("polls", "business_hours", "timezones")
+INGEST_KINDS: Final = ("polls", "business_hours", "timezones", "owners")
 
 
 class Metrics:

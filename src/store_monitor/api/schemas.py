@@ -188,11 +188,11 @@ class IngestResponse(BaseModel):
         }
     )
 
-    source: Literal["polls", "business_hours", "timezones"]
+    source: Literal["polls", "business_hours", "timezones", "owners"]
     rows_received: int = Field(description="Data rows in the uploaded file.")
     rows_added: int = Field(
         description="Rows stored: polls not stored before; the hours or zones that now stand "
-        "for the file's stores."
+        "for the file's stores; the memberships that now stand for the file's owners."
     )
     stores: int = Field(description="Distinct stores in the file.")
 

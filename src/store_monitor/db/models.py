@@ -204,3 +204,45 @@ class ReportDay(Base):
     """The store's first local date in the week; the i-th figure is of `first_date + i days`."""
     uptime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
     downtime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
+
+
+class KeyScope(StrEnum):
+    """What a key may do; an owner key has no scope but an owner (see `store_monitor.access`)."""
+
+    admin = "admin"
+    ingest = "ingest"
+    reports = "reports"
+    metrics = "metrics"
+
+
+class ApiKey(Base):
+    """An API key: only its keyed hash is stored, never the secret itself."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        # A key acts either with a scope or for an owner, never both and never neither.
+        sa.CheckConstraint("(scope IS NULL) <> (owner_id IS NULL)", name="scope_or_owner"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.Text, unique=True)
+    prefix: Mapped[str] = mapped_column(sa.Text)
+    """The secret's first characters (`sm_` and 8 more): to tell keys apart in lists and logs."""
+    secret_hash: Mapped[bytes] = mapped_column(sa.LargeBinary, unique=True)
+    """HMAC-SHA256 of the secret under the server's secret key: the look-up key."""
+    scope: Mapped[KeyScope | None] = mapped_column(_enum(KeyScope, "key_scope"))
+    owner_id: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Recorded at most about once a minute per key, not on every request."""
+
+
+class StoreOwner(Base):
+    """A store belongs to an owner; a store may have several owners (franchisee and brand)."""
+
+    __tablename__ = "store_owners"
+
+    owner_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)

@@ -24,6 +24,7 @@ from store_monitor.db.models import (
     ReportRow,
     Timezone,
 )
+from store_monitor.db.owners import visible_to
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.frames import (
@@ -478,9 +479,14 @@ async def _replace(
 
 
 async def report_rows_csv(
-    session: AsyncSession, report_id: uuid.UUID, *, chunk_rows: int = 5000
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    *,
+    chunk_rows: int = 5000,
+    owner_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The report as CSV, in chunks of up to `chunk_rows` rows, the first with the header.
+    """The report as CSV, in chunks of up to `chunk_rows` rows, the first with the header;
+    with `owner_id`, only the rows of that owner's stores.
 
     Rows come in store_id byte order (the column's collation), a chunk at a time by keyset
     pagination on the primary key, each formatted by the CLI's writer: the chunks join into
@@ -489,7 +495,7 @@ async def report_rows_csv(
     """
     query = (
         sa.select(*(getattr(ReportRow, name) for name in REPORT.names()))
-        .where(ReportRow.report_id == report_id)
+        .where(ReportRow.report_id == report_id, visible_to(owner_id, ReportRow.store_id))
         .order_by(ReportRow.store_id)
         .limit(chunk_rows)
     )
@@ -512,11 +518,13 @@ async def report_incidents_csv(
     report_id: uuid.UUID,
     *,
     store_id: str | None = None,
+    owner_id: str | None = None,
     chunk_rows: int = 5000,
 ) -> AsyncIterator[bytes]:
-    """The report's incidents (only `store_id`'s, if given) as CSV in chunks, the first with the
-    header: together exactly the bytes `incidents_csv_bytes` gives for them (see
-    `report_rows_csv`). Sorted by store_id, then started_at."""
+    """The report's incidents (only `store_id`'s, if given; only the stores of `owner_id`, if
+    given) as CSV in chunks, the first with the header: together exactly the bytes
+    `incidents_csv_bytes` gives for them (see `report_rows_csv`). Sorted by store_id, then
+    started_at."""
     pages = _pages(
         session,
         ReportIncident,
@@ -524,6 +532,7 @@ async def report_incidents_csv(
         ("store_id", "started_at"),
         report_id=report_id,
         store_id=store_id,
+        owner_id=owner_id,
         chunk_rows=chunk_rows,
     )
     async for frame, header in pages:
@@ -535,9 +544,11 @@ async def report_daily_csv(
     report_id: uuid.UUID,
     *,
     store_id: str | None = None,
+    owner_id: str | None = None,
     chunk_stores: int = 1000,
 ) -> AsyncIterator[bytes]:
-    """The report's daily figures (only `store_id`'s, if given) as CSV in chunks of up to
+    """The report's daily figures (only `store_id`'s, and `owner_id`'s stores, if given) as CSV
+    in chunks of up to
     `chunk_stores` stores' dates, as `report_incidents_csv` does its incidents. Sorted by
     store_id, then date."""
     pages = _pages(
@@ -547,6 +558,7 @@ async def report_daily_csv(
         ("store_id",),
         report_id=report_id,
         store_id=store_id,
+        owner_id=owner_id,
         chunk_rows=chunk_stores,
     )
     async for weeks, header in pages:
@@ -578,6 +590,7 @@ async def _pages(
     *,
     report_id: uuid.UUID,
     store_id: str | None,
+    owner_id: str | None,
     chunk_rows: int,
 ) -> AsyncIterator[tuple[pl.DataFrame, bool]]:
     """A report's rows of `model` as frames of `schema` (and whether each is the first), up to
@@ -585,7 +598,7 @@ async def _pages(
     *key). At least one frame, empty if there are no rows."""
     table = model.__table__
     query = sa.select(*(table.c[name] for name in schema.names())).where(
-        table.c.report_id == report_id
+        table.c.report_id == report_id, visible_to(owner_id, table.c.store_id)
     )
     if store_id is not None:
         query = query.where(table.c.store_id == store_id)

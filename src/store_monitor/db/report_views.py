@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import ReportDay, ReportIncident, ReportRow, Timezone
+from store_monitor.db.owners import visible_to
 
 
 class StoreSort(StrEnum):
@@ -108,15 +109,14 @@ async def store_page(
     contains: str | None,
     offset: int,
     limit: int,
-    visible: sa.ColumnElement[bool] | None = None,
+    owner_id: str | None = None,
 ) -> StorePage:
     """`limit` stores of the report from `offset`, in `sort` order (ties by store_id, ascending),
-    only those whose id contains `contains` (as text, case-sensitive) and meet `visible`."""
-    conditions: list[sa.ColumnElement[bool]] = [ReportRow.report_id == report_id]
+    only those whose id contains `contains` (as text, case-sensitive) and, with `owner_id`, the
+    owner's."""
+    conditions = [ReportRow.report_id == report_id, visible_to(owner_id, ReportRow.store_id)]
     if contains:
         conditions.append(ReportRow.store_id.contains(contains, autoescape=True))
-    if visible is not None:
-        conditions.append(visible)
     column = ReportRow.__table__.c[sort.value]
     order = [column.desc() if descending else column.asc()]
     if sort is not StoreSort.store_id:
@@ -140,13 +140,15 @@ async def store_view(
     report_id: uuid.UUID,
     store_id: str,
     *,
-    visible: sa.ColumnElement[bool] | None = None,
+    owner_id: str | None = None,
 ) -> StoreView | None:
     """The store's figures, days, incidents (in time order) and time zone in the report; None if
-    the store is not in it (or not `visible`)."""
-    conditions = [ReportRow.report_id == report_id, ReportRow.store_id == store_id]
-    if visible is not None:
-        conditions.append(visible)
+    the store is not in it (or, with `owner_id`, not the owner's)."""
+    conditions = [
+        ReportRow.report_id == report_id,
+        ReportRow.store_id == store_id,
+        visible_to(owner_id, ReportRow.store_id),
+    ]
     found = (
         await session.execute(
             sa.select(*_FIGURES, Timezone.timezone_str)

@@ -5,9 +5,11 @@ this package's own files (no inline script: the CSP forbids it), which read thei
 `data-*` attributes and poll `status.json` for a report being computed.
 """
 
+import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -21,10 +23,12 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.responses import StreamingResponse
 
-from store_monitor import reports
+from store_monitor import access, reports
+from store_monitor.access import Principal
 from store_monitor.api.deps import SessionDep, StateDep
-from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.models import KeyScope, Report, ReportStatus
 from store_monitor.db.report_views import StoreSort
+from store_monitor.settings import AuthMode
 from store_monitor.ui import views
 from store_monitor.ui.sessions import (
     CSRF_FIELD,
@@ -34,6 +38,8 @@ from store_monitor.ui.sessions import (
     new_session,
     token_matches,
 )
+
+log = logging.getLogger(__name__)
 
 STATIC_PATH: Final = "/ui/static"
 UPLOT_VERSION: Final = "1.6.32"
@@ -76,14 +82,35 @@ def install(app: FastAPI) -> None:
     """Add the dashboard to the app: its routes and its static files."""
     app.include_router(router)
     app.mount(STATIC_PATH, static_files(), name="ui-static")
+    app.add_exception_handler(SignInRequired, _to_sign_in)
+
+
+async def _to_sign_in(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequired)
+    target = request.url_for("sign_in_page").path + "?" + urlencode({"next": error.back_to})
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 
 @dataclass(frozen=True, slots=True)
 class Visitor:
-    """Who is looking: their session (new ones are sent with the response)."""
+    """Who is looking: their session (sent with the response when `new`), and the key they
+    act with; None until they sign in (always ANYBODY with authentication off)."""
 
     session: Session
     new: bool
+    principal: Principal | None
+
+    @property
+    def owner_id(self) -> str | None:
+        return None if self.principal is None else self.principal.owner_id
+
+
+class SignInRequired(Exception):
+    """A page needs a signed-in key: answered with a redirect to the sign-in page."""
+
+    def __init__(self, back_to: str) -> None:
+        super().__init__("sign in first")
+        self.back_to = back_to
 
 
 def _sessions(state: StateDep) -> Sessions:
@@ -93,14 +120,36 @@ def _sessions(state: StateDep) -> Sessions:
 SessionsDep = Annotated[Sessions, Depends(_sessions)]
 
 
-def _visitor(request: Request, sessions: SessionsDep) -> Visitor:
+async def _visitor(
+    request: Request, state: StateDep, db: SessionDep, sessions: SessionsDep
+) -> Visitor:
     found = sessions.read(request)
-    if found is None:
-        return Visitor(session=new_session(), new=True)
-    return Visitor(session=found, new=False)
+    session, new = (new_session(), True) if found is None else (found, False)
+    if state.settings.auth_mode is AuthMode.off:
+        return Visitor(session=session, new=new, principal=access.ANYBODY)
+    if session.key_name is None:
+        return Visitor(session=session, new=new, principal=None)
+    try:
+        principal = await access.verify_named(db, session.key_name, now=datetime.now(UTC))
+    except access.KeyRejected as rejected:
+        log.info("dashboard session of key %s ended: %s", session.key_name, rejected.reason.value)
+        return Visitor(session=session.signed_out(), new=True, principal=None)
+    return Visitor(session=session, new=new, principal=principal)
 
 
 VisitorDep = Annotated[Visitor, Depends(_visitor)]
+
+
+def _reader(request: Request, visitor: VisitorDep) -> Visitor:
+    """A visitor who may read reports; others are sent to sign in first."""
+    if visitor.principal is None:
+        raise SignInRequired(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
+    return visitor
+
+
+ReaderDep = Annotated[Visitor, Depends(_reader)]
 
 
 def _page(
@@ -121,6 +170,7 @@ def _page(
             "asset_version": ASSET_VERSION,
             "uplot_version": UPLOT_VERSION,
             "signed_in": visitor.session.key_name is not None,
+            "owner_id": visitor.owner_id,
             "key_name": visitor.session.key_name,
             **context,
         },
@@ -159,7 +209,7 @@ async def reports_page(
     request: Request,
     session: SessionDep,
     sessions: SessionsDep,
-    visitor: VisitorDep,
+    visitor: ReaderDep,
     before: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     try:
@@ -174,7 +224,10 @@ async def reports_page(
             status_code=status.HTTP_400_BAD_REQUEST,
         )
     page = await reports.list_reports(session, limit=REPORTS_SHOWN, after=cursor)
-    rows = [views.report_line(report, request) for report in page.reports]
+    rows = [
+        views.report_line(report, request, narrowed=visitor.owner_id is not None)
+        for report in page.reports
+    ]
     older = None
     if page.next is not None:
         older = (
@@ -196,25 +249,14 @@ async def trigger_from_dashboard(
     request: Request,
     state: StateDep,
     sessions: SessionsDep,
-    visitor: VisitorDep,
+    visitor: ReaderDep,
     csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
     csrf_header: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
     accept: Annotated[str, Header()] = "",
 ) -> Response:
     """Start a report; answers JSON to the page's script, a redirect to a plain form post."""
     if not token_matches(None if visitor.new else visitor.session, csrf_header or csrf_form):
-        return _page(
-            request,
-            sessions,
-            visitor,
-            "error.html",
-            {
-                "title": "Form expired",
-                "message": "This form was not sent from the dashboard's own page, or the page "
-                "was open too long. Reload it and try again.",
-            },
-            status_code=status.HTTP_403_FORBIDDEN,
-        )
+        return _expired(request, sessions, visitor)
     try:
         created = await reports.create_report(
             state.sessionmaker, state.queue.enqueue_report, as_of=None
@@ -228,7 +270,7 @@ async def trigger_from_dashboard(
             {"title": "Report not started", "message": error.reason},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
-    line = views.report_line(created.report, request)
+    line = views.report_line(created.report, request, narrowed=visitor.owner_id is not None)
     if "application/json" in accept:
         return _secured(
             request,
@@ -250,7 +292,7 @@ async def report_status(
     report_id: UUID,
     session: SessionDep,
     sessions: SessionsDep,
-    visitor: VisitorDep,
+    visitor: ReaderDep,
 ) -> Response:
     """What the list shows of one report, for the script that keeps the list live."""
     report = await reports.get_report(session, report_id)
@@ -261,7 +303,7 @@ async def report_status(
             visitor,
             JSONResponse({"error": "no such report"}, status_code=status.HTTP_404_NOT_FOUND),
         )
-    line = views.report_line(report, request)
+    line = views.report_line(report, request, narrowed=visitor.owner_id is not None)
     return _secured(request, sessions, visitor, JSONResponse(views.status_json(line)))
 
 
@@ -271,7 +313,7 @@ async def report_page(
     report_id: UUID,
     session: SessionDep,
     sessions: SessionsDep,
-    visitor: VisitorDep,
+    visitor: ReaderDep,
     sort: StoreSort = StoreSort.downtime_last_week,
     order: Annotated[str | None, Query(pattern="^(asc|desc)$")] = None,
     q: Annotated[str, Query(max_length=_MAX_FILTER_CHARS)] = "",
@@ -280,7 +322,7 @@ async def report_page(
     report = await reports.get_report(session, report_id)
     if report is None:
         return _not_found(request, sessions, visitor, f"There is no report {report_id}.")
-    line = views.report_line(report, request)
+    line = views.report_line(report, request, narrowed=visitor.owner_id is not None)
     context: dict[str, Any] = {"title": f"Report of {line.now_text}", "report": line}
     if report.status is ReportStatus.complete:
         descending = (order or views.default_order(sort)) == "desc"
@@ -293,6 +335,7 @@ async def report_page(
             contains=contains,
             offset=(page - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
+            owner_id=visitor.owner_id,
         )
         table = views.StoreTable(
             base=request.url_for("report_page", report_id=report.id).path,
@@ -319,12 +362,12 @@ async def store_page(
     store_id: Annotated[str, views.STORE_ID_PATH],
     session: SessionDep,
     sessions: SessionsDep,
-    visitor: VisitorDep,
+    visitor: ReaderDep,
 ) -> Response:
     report = await reports.get_report(session, report_id)
     if report is None or report.status is not ReportStatus.complete:
         return _not_found(request, sessions, visitor, f"There is no complete report {report_id}.")
-    details = await reports.store_details(session, report.id, store_id)
+    details = await reports.store_details(session, report.id, store_id, owner_id=visitor.owner_id)
     if details is None:
         return _not_found(
             request,
@@ -340,7 +383,7 @@ async def store_page(
         "store.html",
         {
             "title": f"Store {store_id}",
-            "report": views.report_line(report, request),
+            "report": views.report_line(report, request, narrowed=visitor.owner_id is not None),
             "store": store,
             "downloads": views.downloads(request, report.id, store_id=store_id),
         },
@@ -355,7 +398,7 @@ async def download(
     session: SessionDep,
     state: StateDep,
     sessions: SessionsDep,
-    visitor: VisitorDep,
+    visitor: ReaderDep,
     store_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
 ) -> Response:
     """The API's CSV downloads, for the dashboard's session."""
@@ -365,7 +408,7 @@ async def download(
     if store_id is not None and kind is views.FileKind.report:
         # The report's own CSV is every store's: a store's line is on its page.
         return _not_found(request, sessions, visitor, "The report's CSV is not kept per store.")
-    chunks = _file(state, report, kind, store_id)
+    chunks = _file(state, report, kind, store_id, visitor.owner_id)
     suffix = "" if store_id is None else "-" + views.file_safe(store_id)
     response = StreamingResponse(
         chunks,
@@ -378,10 +421,128 @@ async def download(
 
 
 def _file(
-    state: StateDep, report: Report, kind: views.FileKind, store_id: str | None
+    state: StateDep,
+    report: Report,
+    kind: views.FileKind,
+    store_id: str | None,
+    owner_id: str | None,
 ) -> AsyncIterator[bytes]:
+    """The download's chunks, of the owner's stores only for an owner (as the API's are)."""
+    maker = state.sessionmaker
     if kind is views.FileKind.incidents:
-        return reports.incidents_csv(state.sessionmaker, report.id, store_id=store_id)
+        return reports.incidents_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
     if kind is views.FileKind.daily:
-        return reports.daily_csv(state.sessionmaker, report.id, store_id=store_id)
-    return reports.report_csv(state.sessionmaker, report.id)
+        return reports.daily_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
+    return reports.report_csv(maker, report.id, owner_id=owner_id)
+
+
+def _local_path(target: str | None) -> str | None:
+    """`target` if it is a path of this site (never another host: `//x` or `/\\x` is one)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
+
+
+@router.get("/ui/sign-in", response_class=HTMLResponse)
+async def sign_in_page(
+    request: Request,
+    state: StateDep,
+    sessions: SessionsDep,
+    visitor: VisitorDep,
+    next: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    if state.settings.auth_mode is AuthMode.off or visitor.principal is not None:
+        target = _local_path(next) or request.url_for("reports_page").path
+        return _secured(
+            request, sessions, visitor, RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+        )
+    return _page(
+        request,
+        sessions,
+        visitor,
+        "sign_in.html",
+        {"title": "Sign in", "next": _local_path(next) or "", "problem": None},
+    )
+
+
+@router.post("/ui/sign-in", response_class=HTMLResponse)
+async def sign_in(
+    request: Request,
+    state: StateDep,
+    db: SessionDep,
+    sessions: SessionsDep,
+    visitor: VisitorDep,
+    key: Annotated[str, Form(max_length=300)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    """Check the key and open a session for it; the key itself is kept nowhere."""
+    if state.settings.auth_mode is AuthMode.off:
+        return RedirectResponse(request.url_for("reports_page").path, status.HTTP_303_SEE_OTHER)
+    if not token_matches(None if visitor.new else visitor.session, csrf_form):
+        return _expired(request, sessions, visitor)
+    address = request.client.host if request.client else "unknown"
+
+    def again(problem: str, status_code: int) -> Response:
+        context = {"title": "Sign in", "next": _local_path(next) or "", "problem": problem}
+        return _page(request, sessions, visitor, "sign_in.html", context, status_code=status_code)
+
+    wait = state.limiter.retry_after(address)
+    if wait is not None:
+        return again(f"Too many failed attempts: try again in {wait} s.", 429)
+    assert state.settings.secret_key is not None  # checked at start-up
+    server_key = state.settings.secret_key.get_secret_value().encode()
+    try:
+        principal = await access.verify(
+            db, server_key=server_key, secret=key.strip(), now=datetime.now(UTC)
+        )
+    except access.KeyRejected as rejected:
+        state.limiter.failed(address)
+        log.warning(
+            "dashboard sign-in failed: API key %s",
+            rejected.reason.value,
+            extra={"key_name": rejected.key_name, "key_prefix": rejected.key_prefix},
+        )
+        return again("That key is not valid: unknown, revoked or expired.", 401)
+    if not principal.allows(frozenset({KeyScope.reports}), owners=True) or not principal.key_name:
+        return again("That key may not read reports (it needs the reports scope or an owner).", 403)
+    signed_in = Visitor(
+        session=visitor.session.signed_in(principal.key_name), new=True, principal=principal
+    )
+    target = _local_path(next) or request.url_for("reports_page").path
+    return _secured(
+        request, sessions, signed_in, RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+    )
+
+
+@router.post("/ui/sign-out", response_class=RedirectResponse)
+async def sign_out(
+    request: Request,
+    sessions: SessionsDep,
+    visitor: VisitorDep,
+    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    if not token_matches(None if visitor.new else visitor.session, csrf_form):
+        return _expired(request, sessions, visitor)
+    signed_out = Visitor(session=visitor.session.signed_out(), new=True, principal=None)
+    return _secured(
+        request,
+        sessions,
+        signed_out,
+        RedirectResponse(request.url_for("sign_in_page").path, status.HTTP_303_SEE_OTHER),
+    )
+
+
+def _expired(request: Request, sessions: Sessions, visitor: Visitor) -> Response:
+    return _page(
+        request,
+        sessions,
+        visitor,
+        "error.html",
+        {
+            "title": "Form expired",
+            "message": "This form was not sent from the dashboard's own page, or the page "
+            "was open too long. Reload it and try again.",
+        },
+        status_code=status.HTTP_403_FORBIDDEN,
+    )

@@ -119,7 +119,8 @@ class ReportLine:
     status_url: str
 
 
-def report_line(report: Report, request: Request) -> ReportLine:
+def report_line(report: Report, request: Request, *, narrowed: bool) -> ReportLine:
+    """`narrowed`: for an owner, who is not told how many stores and incidents all owners have."""
     duration = None
     if report.started_at is not None and report.finished_at is not None:
         duration = (report.finished_at - report.started_at).total_seconds()
@@ -131,8 +132,8 @@ def report_line(report: Report, request: Request) -> ReportLine:
         created_text=instant(report.created_at),
         now_text=instant(report.now) if report.now else "the latest poll",
         duration_text=seconds_text(duration),
-        stores=report.row_count,
-        incidents=report.incident_count,
+        stores=None if narrowed else report.row_count,
+        incidents=None if narrowed else report.incident_count,
         error=report.error,
         url=request.url_for("report_page", report_id=report.id).path,
         status_url=request.url_for("report_status", report_id=report.id).path,

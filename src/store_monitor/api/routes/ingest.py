@@ -1,7 +1,8 @@
-"""Upload routes: a polls, business hours or time zones CSV into the database, validated first.
+"""Upload routes: a polls, business hours, time zones or store owners CSV into the database,
+validated first.
 
 The file comes as the request body (`text/csv`) or as the `file` part of a multipart form. A
-bad file changes nothing and is answered with 422 naming its line, column and value. The three
+bad file changes nothing and is answered with 422 naming its line, column and value. The
 routes differ only in their source, so each is made from one `_Source`.
 """
 
@@ -11,25 +12,32 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import polars as pl
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Security, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
+from store_monitor.api.auth import ADMIN, INGEST
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
 from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import IngestResponse
-from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
+from store_monitor.sources import (
+    SourceError,
+    read_business_hours,
+    read_owners,
+    read_polls,
+    read_timezones,
+)
 
-router = APIRouter(prefix="/ingest", tags=["ingest"])
+router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Security(INGEST)])
 
 _CSV_TYPES: Final = frozenset({"text/csv", "application/csv"})
 _MULTIPART: Final = "multipart/form-data"
 _FILE_PART: Final = "file"
 
-SourceName = Literal["polls", "business_hours", "timezones"]
+SourceName = Literal["polls", "business_hours", "timezones", "owners"]
 Reader = Callable[..., pl.DataFrame]
 Store = Callable[[AsyncSession, pl.DataFrame], Awaitable[ingest.IngestResult]]
 
@@ -45,6 +53,8 @@ class _Source:
     """What the file is called in errors when the upload does not name it."""
     summary: str
     description: str
+    admin_only: bool = False
+    """Beyond the router's ingest scope: only admin keys may send this source."""
 
     @property
     def operation_id(self) -> str:
@@ -79,6 +89,17 @@ _SOURCES: Final = (
         label="timezones",
         summary="Replace time zones (timezones.csv)",
         description="Each store in the file gets the file's time zone; other stores keep theirs.",
+    ),
+    _Source(
+        name="owners",
+        header="owner_id,store_id",
+        read=read_owners,
+        store=ingest.ingest_owners,
+        label="store owners",
+        summary="Replace store owners (store_owners.csv); admin keys only",
+        description="Each owner in the file gets exactly the file's stores; other owners keep "
+        "theirs. An owner key reads only its owner's stores.",
+        admin_only=True,
     ),
 )
 
@@ -139,6 +160,7 @@ for _source in _SOURCES:
         openapi_extra=_upload_body(_source.header),
         summary=_source.summary,
         description=_source.description,
+        dependencies=[Security(ADMIN)] if _source.admin_only else None,
     )
 
 

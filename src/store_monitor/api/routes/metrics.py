@@ -1,11 +1,13 @@
 """`GET /metrics`: the API process's Prometheus exposition, left out of the OpenAPI document."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, Security
 
+from store_monitor.api.auth import METRICS
 from store_monitor.api.deps import StateDep
 from store_monitor.api.observability import CONTENT_TYPE
 
-router = APIRouter(include_in_schema=False)
+# A scraper's key needs the metrics scope only (admin keys may scrape too).
+router = APIRouter(include_in_schema=False, dependencies=[Security(METRICS)])
 
 
 @router.get("/metrics")

@@ -4,13 +4,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
 from starlette.types import Message, Receive
 
 from store_monitor import reports
+from store_monitor.access import Principal
+from store_monitor.api.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
 from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
@@ -65,7 +67,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replaying
 
 
-router = APIRouter(tags=["reports"], route_class=_SmallBodyRoute)
+# Every report route needs the reports scope (or an owner key, whose downloads are narrowed).
+router = APIRouter(
+    tags=["reports"], route_class=_SmallBodyRoute, dependencies=[Security(READ_REPORTS)]
+)
 
 _CSV_CONTENT: Final = {
     "text/csv": {
@@ -203,7 +208,10 @@ async def trigger_report(
     summary="Poll a report; its CSV once complete",
 )
 async def get_report(
-    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
+    report_id: ReportId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    principal: ReportReaderDep,
 ) -> Response:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
     `{"status": "Failed", "error": ...}` if it failed.
@@ -213,7 +221,7 @@ async def get_report(
     """
     report = await _existing(session, report_id)
     if report.status is ReportStatus.complete:
-        return _csv_response(sessionmaker, report)
+        return _csv_response(sessionmaker, report, principal)
     if report.status is ReportStatus.failed:
         state = ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
     else:
@@ -249,10 +257,13 @@ async def get_report_metadata(report_id: ReportId, session: SessionDep) -> Repor
     summary="Download a complete report's CSV",
 )
 async def download_report_csv(
-    report_id: ReportId, session: SessionDep, sessionmaker: SessionmakerDep
+    report_id: ReportId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    principal: ReportReaderDep,
 ) -> StreamingResponse:
     report = _complete(await _existing(session, report_id))
-    return _csv_response(sessionmaker, report)
+    return _csv_response(sessionmaker, report, principal)
 
 
 _INCIDENTS_CONTENT: Final = {
@@ -308,11 +319,14 @@ async def download_report_incidents_csv(
     report_id: ReportId,
     session: SessionDep,
     sessionmaker: SessionmakerDep,
+    principal: ReportReaderDep,
     store_id: StoreIdFilter = None,
 ) -> StreamingResponse:
     report = _complete(await _existing(session, report_id))
     return _stream(
-        reports.incidents_csv(sessionmaker, report.id, store_id=store_id),
+        reports.incidents_csv(
+            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
+        ),
         f"incidents-{report.id}.csv",
     )
 
@@ -336,11 +350,13 @@ async def download_report_daily_csv(
     report_id: ReportId,
     session: SessionDep,
     sessionmaker: SessionmakerDep,
+    principal: ReportReaderDep,
     store_id: StoreIdFilter = None,
 ) -> StreamingResponse:
     report = _complete(await _existing(session, report_id))
     return _stream(
-        reports.daily_csv(sessionmaker, report.id, store_id=store_id), f"daily-{report.id}.csv"
+        reports.daily_csv(sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id),
+        f"daily-{report.id}.csv",
     )
 
 
@@ -361,10 +377,11 @@ async def download_report_daily_csv(
     summary="One store of a complete report",
 )
 async def get_report_store(
-    report_id: ReportId, store_id: StoreId, session: SessionDep
+    report_id: ReportId, store_id: StoreId, session: SessionDep, principal: ReportReaderDep
 ) -> StoreReport:
     report = _complete(await _existing(session, report_id))
-    details = await reports.store_details(session, report.id, store_id)
+    # Another owner's store is answered as one not in the report: its existence is not told.
+    details = await reports.store_details(session, report.id, store_id, owner_id=principal.owner_id)
     if details is None:
         raise ApiError(
             status.HTTP_404_NOT_FOUND,
@@ -409,10 +426,13 @@ async def _existing(session: SessionDep, report_id: UUID) -> Report:
     return report
 
 
-def _csv_response(sessionmaker: SessionmakerDep, report: Report) -> StreamingResponse:
+def _csv_response(
+    sessionmaker: SessionmakerDep, report: Report, principal: Principal
+) -> StreamingResponse:
     # Streamed from the database a chunk at a time: the API never holds a whole report.
+    # An owner key gets the rows of the owner's stores only.
     return StreamingResponse(
-        reports.report_csv(sessionmaker, report.id),
+        reports.report_csv(sessionmaker, report.id, owner_id=principal.owner_id),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="report-{report.id}.csv"',
