@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 
+from store_monitor.engine import compute_report
+from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
+from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 
 from .live import cli_report, new_key
@@ -89,8 +93,11 @@ async def test_generated_client_runs_the_whole_flow(
     )
     from store_monitor_client.api.reports import (
         download_report_csv,
+        download_report_daily_csv,
+        download_report_incidents_csv,
         get_report,
         get_report_metadata,
+        get_report_store,
         trigger_report,
     )
     from store_monitor_client.models import (
@@ -99,6 +106,7 @@ async def test_generated_client_runs_the_whole_flow(
         IngestResponse,
         IngestTimezonesFilesBody,
         ReportMetadata,
+        StoreReport,
         TriggerReportRequest,
         TriggerReportResponse,
         WireReportStatus,
@@ -164,6 +172,42 @@ async def test_generated_client_runs_the_whole_flow(
         # The route that answers JSON or CSV: the client hands back either as text.
         polled = await get_report.asyncio(client=client, report_id=triggered.report_id)
         assert polled == downloaded.content.decode()
+
+        details = compute_report(
+            read_polls(data.store_status),
+            read_business_hours(data.menu_hours),
+            read_timezones(data.timezones),
+            as_of=as_of,
+        )
+        assert details.incidents is not None
+        assert details.daily is not None
+        assert metadata.incident_count == details.incidents.height
+        incidents = await download_report_incidents_csv.asyncio_detailed(
+            client=client, report_id=triggered.report_id
+        )
+        assert incidents.content == incidents_csv_bytes(details.incidents)
+        store_id = details.incidents["store_id"][0]
+        daily = await download_report_daily_csv.asyncio_detailed(
+            client=client, report_id=triggered.report_id, store_id=store_id
+        )
+        assert daily.content == daily_csv_bytes(
+            details.daily.filter(pl.col("store_id") == store_id)
+        )
+        store = await get_report_store.asyncio(
+            client=client, report_id=triggered.report_id, store_id=store_id
+        )
+        assert isinstance(store, StoreReport), store
+        assert store.store_id == store_id
+        assert (
+            len(store.incidents) == details.incidents.filter(pl.col("store_id") == store_id).height
+        )
+        assert [day.date for day in store.daily] == details.daily.filter(
+            pl.col("store_id") == store_id
+        )["date"].to_list()
+        missing = await get_report_store.asyncio_detailed(
+            client=client, report_id=triggered.report_id, store_id="no-such-store"
+        )
+        assert missing.status_code == 404
 
     # The raw body, not the client's decoded text: the bytes must be the CLI's exactly.
     assert downloaded.content == await cli_report(data, as_of.isoformat())
