@@ -7,8 +7,10 @@ same files, in the same run.
 
 import asyncio
 import os
+import re
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -173,6 +175,41 @@ def download(client: httpx.Client, report_id: str) -> tuple[float, float, int]:
     return first or 0.0, time.perf_counter() - started, size
 
 
+def store_pages(client: httpx.Client, report_id: str, *, stores: int = 20) -> dict[str, float]:
+    """Median seconds to answer, over `stores` stores spread through the report: a store's JSON
+    (`GET /reports/{id}/stores/{store}`) and its dashboard page; and the dashboard's report
+    page, its first page (worst first) and a page deep in the id order."""
+    ids = [
+        line.partition(",")[0]
+        for line in client.get(f"/reports/{report_id}/csv").raise_for_status().text.splitlines()[1:]
+    ]
+    chosen = ids[:: max(1, len(ids) // stores)][:stores]
+
+    def median(paths: list[str]) -> float:
+        seconds = []
+        for path in paths:
+            started = time.perf_counter()
+            client.get(path).raise_for_status()
+            seconds.append(time.perf_counter() - started)
+        return statistics.median(seconds)
+
+    # The dashboard takes the key once, at sign-in; then its session cookie.
+    sign_in = client.get("/ui/sign-in").raise_for_status().text
+    token = re.search(r'name="csrf-token" content="([^"]+)"', sign_in)
+    assert token is not None
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    signed_in = client.post("/ui/sign-in", data={"key": key, "csrf_token": token[1]})
+    if signed_in.status_code != 303:
+        raise RuntimeError(f"dashboard sign-in answered {signed_in.status_code}")
+    report = f"/reports/{report_id}"
+    return {
+        "json": median([f"{report}/stores/{store}" for store in chosen]),
+        "page": median([f"/ui{report}/stores/{store}" for store in chosen]),
+        "report page": median([f"/ui{report}"] * 5),
+        "deep page": median([f"/ui{report}?sort=store_id&order=asc&page=200"] * 5),
+    }
+
+
 def run(root: Path, *, runs: int) -> None:
     eight_days = data_set(root, stores=14_000, days=8)
     offline = best_of(runs, lambda: full_report(eight_days, root / "report.csv"))
@@ -182,6 +219,7 @@ def run(root: Path, *, runs: int) -> None:
         with service(url) as client:
             complete, report_id = min(trigger_to_complete(client) for _ in range(runs))
             first_byte, last_byte, size = min(download(client, report_id) for _ in range(runs))
+            pages = store_pages(client, report_id)
 
     # Eight weeks of history: seven more 8-day sets of the same stores, each ending 8 days
     # before the previous one. The report still covers one week.
@@ -212,5 +250,13 @@ def run(root: Path, *, runs: int) -> None:
             ["  ratio to 8 days", f"{long_history / complete:.2f}x", "<= 1.3x"],
             ["CSV download, first byte", f"{first_byte * 1000:.0f} ms", ""],
             ["CSV download, last byte", f"{last_byte * 1000:.0f} ms ({size / 1e6:.1f} MB)", ""],
+            [
+                "store JSON (GET /reports/{id}/stores/{store})",
+                f"{pages['json'] * 1000:.0f} ms",
+                "< 50 ms",
+            ],
+            ["dashboard store page", f"{pages['page'] * 1000:.0f} ms", "< 50 ms"],
+            ["dashboard report page, worst first", f"{pages['report page'] * 1000:.0f} ms", ""],
+            ["dashboard report page 200, by id", f"{pages['deep page'] * 1000:.0f} ms", ""],
         ],
     )
