@@ -5,7 +5,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
@@ -19,7 +19,14 @@ from store_monitor import frames, synthetic
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.settings import Settings, get_settings
-from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
+from store_monitor.sources import (
+    EARLIEST_POLL,
+    SourceError,
+    read_business_hours,
+    read_polls,
+    read_timezones,
+    shortened,
+)
 
 app = typer.Typer(
     help="Uptime and downtime of restaurants within their business hours.",
@@ -32,6 +39,10 @@ app.add_typer(db_app, name="db")
 _stderr = Console(stderr=True, soft_wrap=True)
 # Bad input exits with the usage-error code, like a bad option.
 _BAD_INPUT = 2
+_LATEST_AS_OF = datetime(9000, 1, 1, tzinfo=UTC)
+# The setting `clock_skew_seconds`, read by typer: the offline report needs no service settings.
+_CLOCK_SKEW_ENV = "STORE_MONITOR_CLOCK_SKEW_SECONDS"
+_DEFAULT_CLOCK_SKEW_SECONDS = 86_400.0
 T = TypeVar("T")
 
 
@@ -60,15 +71,23 @@ def _step(message: str, work: Callable[[], T]) -> T:
 
 
 def parse_instant(text: str) -> datetime:
-    """An instant given on the command line: ISO 8601 or the polls' format; naive means UTC."""
+    """An instant given on the command line: ISO 8601 or the polls' format; naive means UTC.
+    From EARLIEST_POLL, like the polls, to before the year 9000 (the calendar's end is near)."""
     cleaned = text.strip().removesuffix(" UTC").replace("Z", "+00:00")
     try:
         instant = datetime.fromisoformat(cleaned)
-    except ValueError:
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise typer.BadParameter(
-            f"{text!r} is not a timestamp such as 2023-01-25 18:00:00 or 2023-01-25T18:00:00Z"
+            f"{shortened(text)} is not a timestamp such as 2023-01-25 18:00:00 "
+            "or 2023-01-25T18:00:00Z"
         ) from None
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    if not EARLIEST_POLL <= instant < _LATEST_AS_OF:
+        raise typer.BadParameter(
+            f"{shortened(text)} is not from {EARLIEST_POLL:%Y-%m-%d} to before "
+            f"{_LATEST_AS_OF:%Y-%m-%d}"
+        )
+    return instant
 
 
 DataDir = Annotated[
@@ -86,6 +105,10 @@ HoursFile = Annotated[
 ZonesFile = Annotated[
     Path | None, typer.Option("--timezones", help="Time zones CSV (overrides --data).")
 ]
+
+
+def _latest_poll(clock_skew_seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=clock_skew_seconds)
 
 
 def _source(explicit: Path | None, data: Path | None, default_name: str, option: str) -> Path:
@@ -110,14 +133,30 @@ def report(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the CSV here instead of stdout.")
     ] = None,
+    clock_skew: Annotated[
+        float,
+        typer.Option(
+            "--clock-skew",
+            min=0,
+            envvar=_CLOCK_SKEW_ENV,
+            help="Seconds a poll may be later than this machine's clock (without --as-of).",
+        ),
+    ] = _DEFAULT_CLOCK_SKEW_SECONDS,
 ) -> None:
-    """Compute the uptime/downtime report from CSV files, offline."""
+    """Compute the uptime/downtime report from CSV files, offline.
+
+    Polls must be from 2000-01-01 to the current time plus the clock skew; with --as-of there is
+    no upper bound (polls after it are left out).
+    """
     as_of_instant = parse_instant(as_of) if as_of is not None else None
+    latest = None if as_of_instant is not None else _latest_poll(clock_skew)
     polls_path = _source(polls, data, frames.POLLS_FILE, "--polls")
     hours_path = _source(hours, data, frames.HOURS_FILE, "--hours")
     zones_path = _source(timezones, data, frames.TIMEZONES_FILE, "--timezones")
     try:
-        polls_frame = _step(f"Reading {polls_path.name}", lambda: read_polls(polls_path))
+        polls_frame = _step(
+            f"Reading {polls_path.name}", lambda: read_polls(polls_path, latest=latest)
+        )
         hours_frame = _step(f"Reading {hours_path.name}", lambda: read_business_hours(hours_path))
         zones_frame = _step(f"Reading {zones_path.name}", lambda: read_timezones(zones_path))
     except SourceError as error:
@@ -200,8 +239,9 @@ def ingest(
             paths[kind] = data / default_name
     if not paths:
         _fail("nothing to load: give --data DIR, --polls, --hours or --timezones")
+    settings = get_settings()
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
-        "polls": read_polls,
+        "polls": partial(read_polls, latest=settings.latest_poll),
         "hours": read_business_hours,
         "timezones": read_timezones,
     }
@@ -211,7 +251,12 @@ def ingest(
             loaded[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
     except SourceError as error:
         _fail(str(error))
-    results = _step("Loading into the database", lambda: asyncio.run(_load(loaded)))
+    from store_monitor.ingest import ValueRefused
+
+    try:
+        results = _step("Loading into the database", lambda: asyncio.run(_load(loaded, settings)))
+    except ValueRefused as error:
+        _fail(str(error))
     for kind, (received, added, stores) in results.items():
         _stderr.print(
             f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores",
@@ -220,14 +265,15 @@ def ingest(
         )
 
 
-async def _load(frames: dict[str, pl.DataFrame]) -> dict[str, tuple[int, int, int]]:
+async def _load(
+    frames: dict[str, pl.DataFrame], settings: Settings
+) -> dict[str, tuple[int, int, int]]:
     """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
     # Imported here so that the offline commands start without the service's libraries.
     from store_monitor import ingest as ingestion
     from store_monitor.db.migrations import upgrade_to_head
     from store_monitor.db.session import create_engine, create_sessionmaker
 
-    settings = get_settings()
     url = settings.resolved_database_url
     if settings.embedded_database:
         await upgrade_to_head(url)

@@ -1,11 +1,13 @@
 """Upload routes: a polls, business hours or time zones CSV into the database, validated first.
 
-The file comes as the request body (`text/csv`) or as the `file` part of a multipart form. A
-bad file changes nothing and is answered with 422 naming its line, column and value.
+The file comes as the request body (`text/csv`) or as the `file` part of a multipart form,
+uncompressed: a compressed body is refused with 415 (Polars would expand it past the upload
+limit). A bad file changes nothing and is answered with 422 naming its line, column and value.
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from functools import partial
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -22,7 +24,15 @@ from store_monitor.api.errors import (
     payload_too_large,
 )
 from store_monitor.api.schemas import IngestResponse
-from store_monitor.sources import SourceError, read_business_hours, read_polls, read_timezones
+from store_monitor.sources import (
+    SHOWN_CHARS,
+    SourceError,
+    compression,
+    read_business_hours,
+    read_polls,
+    read_timezones,
+    shortened,
+)
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
@@ -57,9 +67,11 @@ _ERRORS: Final = documented(
     {
         400: "A malformed multipart form (`invalid_multipart`).",
         413: "The upload is over the size limit (`payload_too_large`).",
-        415: "Neither text/csv nor multipart/form-data (`unsupported_media_type`).",
+        415: "Neither text/csv nor multipart/form-data (`unsupported_media_type`), or a "
+        "compressed body or file: gzip, zlib, zstd or any Content-Encoding (`compressed_upload`).",
         422: "The file is empty (`empty_upload`), the form has no `file` part (`missing_file`), "
-        "or the CSV is invalid (`invalid_csv`: the details name the line, column and value).",
+        "the CSV is invalid (`invalid_csv`: the details name the line, column and value), "
+        "or the database refused one of its values (`value_refused`: the details name the store).",
         503: DATABASE_UNAVAILABLE,
     }
 )
@@ -77,8 +89,11 @@ async def ingest_polls(
     request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
 ) -> IngestResponse:
     """Polls already stored are skipped: sending a file twice adds nothing."""
-    frame = await _read_upload(request, settings.max_upload_bytes, read_polls, "polls")
-    result = await ingest.ingest_polls(session, frame)
+    # Later than the clock plus the skew is a broken clock: such a poll would become every
+    # report's `now`.
+    read = partial(read_polls, latest=settings.latest_poll)
+    frame = await _read_upload(request, settings.max_upload_bytes, read, "polls")
+    result = await _ingested(ingest.ingest_polls(session, frame))
     return _response("polls", result, metrics)
 
 
@@ -97,7 +112,7 @@ async def ingest_business_hours(
     frame = await _read_upload(
         request, settings.max_upload_bytes, read_business_hours, "business hours"
     )
-    result = await ingest.ingest_business_hours(session, frame)
+    result = await _ingested(ingest.ingest_business_hours(session, frame))
     return _response("business_hours", result, metrics)
 
 
@@ -114,8 +129,21 @@ async def ingest_timezones(
 ) -> IngestResponse:
     """Each store in the file gets the file's time zone; other stores keep theirs."""
     frame = await _read_upload(request, settings.max_upload_bytes, read_timezones, "timezones")
-    result = await ingest.ingest_timezones(session, frame)
+    result = await _ingested(ingest.ingest_timezones(session, frame))
     return _response("timezones", result, metrics)
+
+
+async def _ingested(
+    loading: Coroutine[Any, Any, ingest.IngestResult],
+) -> ingest.IngestResult:
+    try:
+        return await loading
+    except ingest.ValueRefused as error:
+        store_id = None if error.store_id is None else error.store_id[:SHOWN_CHARS]
+        details = {"table": error.table, "store_id": store_id, "reason": error.reason}
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "value_refused", error.message, details
+        ) from error
 
 
 def _response(source: Source, result: ingest.IngestResult, metrics: MetricsDep) -> IngestResponse:
@@ -129,13 +157,17 @@ async def _read_upload(
     request: Request, limit: int, read: Reader, default_name: str
 ) -> pl.DataFrame:
     data, name = await _upload(request, limit)
+    kind = compression(data[:4])
+    if kind is not None:
+        raise _compressed(kind)
     if not data.strip():
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_upload", "the uploaded file is empty"
         )
     try:
         # Parsing is CPU work (Polars, off the GIL): a thread keeps the event loop serving.
-        return await asyncio.to_thread(read, data, name=name or default_name)
+        # A file name is the client's text: cut, as quoted values are.
+        return await asyncio.to_thread(read, data, name=(name or default_name)[:SHOWN_CHARS])
     except SourceError as error:
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_csv", error.message, error.to_dict()
@@ -150,9 +182,15 @@ async def _upload(request: Request, limit: int) -> tuple[bytes, str | None]:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             f"send the CSV as text/csv or as the {_FILE_PART!r} part of {_MULTIPART}, "
-            f"not {media_type or 'no content type'}",
-            {"content_type": media_type or None, "accepted": [*sorted(_CSV_TYPES), _MULTIPART]},
+            f"not {shortened(media_type) if media_type else 'no content type'}",
+            {
+                "content_type": media_type[:SHOWN_CHARS] or None,
+                "accepted": [*sorted(_CSV_TYPES), _MULTIPART],
+            },
         )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise _compressed(encoding[:SHOWN_CHARS])
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -188,6 +226,16 @@ async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
         if received > limit:
             raise _too_large(limit)
         yield chunk
+
+
+def _compressed(kind: str) -> ApiError:
+    # Refused rather than expanded: what counts against the upload limit is what is sent.
+    return ApiError(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        "compressed_upload",
+        f"the upload is compressed ({kind}); send the CSV uncompressed",
+        {"compression": kind},
+    )
 
 
 def _too_large(limit: int) -> ApiError:
