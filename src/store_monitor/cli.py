@@ -1,6 +1,9 @@
-"""The `store-monitor` command line: offline reports, synthetic data, and the service's parts."""
+"""The `store-monitor` command line: offline reports, synthetic data, and the service's parts.
 
-import asyncio
+`store-monitor report` is timed as a whole process against a plain CSV read (`make bench`):
+what only other commands need (settings, rich, asyncio, the service) is imported inside them.
+"""
+
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -8,17 +11,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import polars as pl
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from store_monitor import frames, synthetic
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.settings import Settings, get_settings
 from store_monitor.sources import (
     EARLIEST_POLL,
     SourceError,
@@ -28,6 +28,9 @@ from store_monitor.sources import (
     shortened,
 )
 
+if TYPE_CHECKING:
+    from store_monitor.settings import Settings
+
 app = typer.Typer(
     help="Uptime and downtime of restaurants within their business hours.",
     no_args_is_help=True,
@@ -36,7 +39,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-_stderr = Console(stderr=True, soft_wrap=True)
 # Bad input exits with the usage-error code, like a bad option.
 _BAD_INPUT = 2
 _LATEST_AS_OF = datetime(9000, 1, 1, tzinfo=UTC)
@@ -47,19 +49,29 @@ T = TypeVar("T")
 
 
 def _fail(message: str) -> NoReturn:
-    _stderr.print(f"error: {message}", style="red", highlight=False, markup=False)
+    typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(_BAD_INPUT)
 
 
 def _warn(message: str) -> None:
-    _stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
+    typer.secho(f"warning: {message}", err=True, fg="yellow")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 @contextmanager
 def _status(message: str) -> Iterator[None]:
     """A spinner on a terminal; nothing when stderr is a pipe or file."""
-    if _stderr.is_terminal:
-        with _stderr.status(message):
+    if _stderr_is_terminal():
+        from rich.console import Console
+
+        with Console(stderr=True).status(message):
             yield
     else:
         yield
@@ -189,14 +201,23 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
 ) -> None:
     """Write a realistic synthetic data set (the real files' names, headers and formats)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("Generating polls"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("stores"),
         TimeElapsedColumn(),
-        console=_stderr,
-        disable=not _stderr.is_terminal,
+        console=Console(stderr=True),
+        disable=not _stderr_is_terminal(),
     ) as progress:
         task = progress.add_task("generate", total=stores)
         files = synthetic.generate(
@@ -206,11 +227,7 @@ def generate(
             seed=seed,
             progress=lambda done: progress.update(task, completed=done),
         )
-    _stderr.print(
-        f"Wrote {files.polls:,} polls of {files.stores:,} stores to {out}",
-        highlight=False,
-        markup=False,
-    )
+    _say(f"Wrote {files.polls:,} polls of {files.stores:,} stores to {out}")
 
 
 @app.command()
@@ -239,6 +256,11 @@ def ingest(
             paths[kind] = data / default_name
     if not paths:
         _fail("nothing to load: give --data DIR, --polls, --hours or --timezones")
+    import asyncio
+
+    from store_monitor.ingest import ValueRefused
+    from store_monitor.settings import get_settings
+
     settings = get_settings()
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
         "polls": partial(read_polls, latest=settings.latest_poll),
@@ -251,22 +273,16 @@ def ingest(
             loaded[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
     except SourceError as error:
         _fail(str(error))
-    from store_monitor.ingest import ValueRefused
-
     try:
         results = _step("Loading into the database", lambda: asyncio.run(_load(loaded, settings)))
     except ValueRefused as error:
         _fail(str(error))
     for kind, (received, added, stores) in results.items():
-        _stderr.print(
-            f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores",
-            highlight=False,
-            markup=False,
-        )
+        _say(f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores")
 
 
 async def _load(
-    frames: dict[str, pl.DataFrame], settings: Settings
+    frames: dict[str, pl.DataFrame], settings: "Settings"
 ) -> dict[str, tuple[int, int, int]]:
     """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
     # Imported here so that the offline commands start without the service's libraries.
@@ -301,6 +317,7 @@ def serve(
 
     from store_monitor.api.app import create_app
     from store_monitor.logs import configure_logging
+    from store_monitor.settings import get_settings
 
     settings = get_settings()
     overrides = {"host": host, "port": port}
@@ -324,6 +341,7 @@ def worker() -> None:
     from arq.worker import Worker
 
     from store_monitor.logs import configure_logging
+    from store_monitor.settings import get_settings
     from store_monitor.worker import worker_settings
 
     settings = get_settings()
@@ -341,17 +359,21 @@ def worker() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema up to date (Alembic migrations to head)."""
+    import asyncio
+
     from store_monitor.db.migrations import upgrade_to_head
+    from store_monitor.settings import get_settings
 
     url = get_settings().resolved_database_url
     asyncio.run(upgrade_to_head(url))
-    _stderr.print("database schema is up to date", highlight=False, markup=False)
+    _say("database schema is up to date")
 
 
 @app.command()
 def openapi() -> None:
     """Print the service's OpenAPI document (the committed openapi.json is this output)."""
     from store_monitor.api.app import create_app
+    from store_monitor.settings import Settings
 
     document = create_app(Settings()).openapi()
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
