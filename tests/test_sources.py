@@ -252,6 +252,18 @@ def test_line_numbers_are_physical_after_quoted_line_breaks() -> None:
     assert (excinfo.value.line, excinfo.value.value) == (8, "actve")
 
 
+def test_line_numbers_after_a_huge_quoted_field_with_escaped_quotes() -> None:
+    huge = "a\n" * 100_000 + '""'
+    data = (
+        f'store_id,note,status,timestamp_utc\n1,"{huge}",active,2023-01-22 12:09:39 UTC\n'
+        '1,"x""\n""y",actve,2023-01-22 12:09:39 UTC\n'
+    ).encode()
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data)
+    # The header, then the first row's 100,001 lines.
+    assert excinfo.value.line == 1 + 100_001 + 1
+
+
 def test_line_numbers_with_quotes_but_no_line_breaks() -> None:
     data = polls_csv('"1",active,2023-01-22 12:09:39 UTC', '"2",actve,2023-01-22 12:09:39 UTC')
     with pytest.raises(SourceError) as excinfo:

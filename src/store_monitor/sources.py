@@ -511,15 +511,29 @@ def _check(
 
 def _physical_line(source: Source, row: int) -> int:
     """The line of the file (from 1, the header's) on which data row `row` (from 0, blank lines
-    included) starts, as an editor counts: a quoted field may hold line breaks."""
+    included) starts, as an editor counts: a quoted field may hold line breaks.
+
+    Slow, but only on the error path: one step per quoted field before the row, the line breaks
+    between them counted at once.
+    """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if b'"' not in data:
-        return row + 2  # one line per row, after the header
-    # Slow, but only on this error path: Python's reader counts the lines each record spans.
-    reader = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=""))
-    for _ in range(row + 1):  # the header and the rows before
-        next(reader)
-    return reader.line_num + 1
+    before = row + 1  # record ends before the row: the header's and the earlier rows'
+    ends = inside = position = 0
+    while True:
+        quote = data.find(b'"', position)
+        ends += data.count(b"\n", position, len(data) if quote < 0 else quote)
+        if ends >= before or quote < 0:
+            return 1 + before + inside
+        close = quote
+        while True:  # the closing quote; "" inside a quoted field is an escaped one
+            close = data.find(b'"', close + 1)
+            if close < 0 or data[close + 1 : close + 2] != b'"':
+                break
+            close += 1
+        if close < 0:  # unclosed: Polars would have refused the file
+            return 1 + before + inside
+        inside += data.count(b"\n", quote, close)
+        position = close + 1
 
 
 def _malformed(source: Source, name: str, error: pl.exceptions.PolarsError) -> SourceError:
@@ -547,7 +561,7 @@ def _malformed(source: Source, name: str, error: pl.exceptions.PolarsError) -> S
     except csv.Error as bad:
         return SourceError(name, f"malformed CSV ({bad})", line=reader.line_num)
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return SourceError(name, f"malformed CSV ({first_line})")
+    return SourceError(name, f"malformed CSV ({first_line[:SHOWN_CHARS]})")
 
 
 def _problem(problem: str) -> Callable[[str], str]:
