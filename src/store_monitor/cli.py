@@ -119,7 +119,7 @@ ZonesFile = Annotated[
 ]
 
 
-def _latest_poll(clock_skew_seconds: float) -> datetime:
+def _latest_allowed_poll(clock_skew_seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=clock_skew_seconds)
 
 
@@ -161,7 +161,7 @@ def report(
     no upper bound (polls after it are left out).
     """
     as_of_instant = parse_instant(as_of) if as_of is not None else None
-    latest = None if as_of_instant is not None else _latest_poll(clock_skew)
+    latest = None if as_of_instant is not None else _latest_allowed_poll(clock_skew)
     polls_path = _source(polls, data, frames.POLLS_FILE, "--polls")
     hours_path = _source(hours, data, frames.HOURS_FILE, "--hours")
     zones_path = _source(timezones, data, frames.TIMEZONES_FILE, "--timezones")
@@ -263,7 +263,7 @@ def ingest(
 
     settings = get_settings()
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
-        "polls": partial(read_polls, latest=settings.latest_poll),
+        "polls": partial(read_polls, latest=settings.latest_allowed_poll),
         "hours": read_business_hours,
         "timezones": read_timezones,
     }

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     @property
-    def latest_poll(self) -> datetime:
+    def latest_allowed_poll(self) -> datetime:
         """The latest timestamp a poll may have now: the clock plus the allowed skew."""
         return datetime.now(UTC) + timedelta(seconds=self.clock_skew_seconds)
 

@@ -91,7 +91,7 @@ async def ingest_polls(
     """Polls already stored are skipped: sending a file twice adds nothing."""
     # Later than the clock plus the skew is a broken clock: such a poll would become every
     # report's `now`.
-    read = partial(read_polls, latest=settings.latest_poll)
+    read = partial(read_polls, latest=settings.latest_allowed_poll)
     frame = await _read_upload(request, settings.max_upload_bytes, read, "polls")
     result = await _ingested(ingest.ingest_polls(session, frame))
     return _response("polls", result, metrics)

@@ -169,7 +169,7 @@ async def trigger_report(
     ] = None,
 ) -> TriggerReportResponse:
     """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
-    if body.as_of is not None and body.as_of > settings.latest_poll:
+    if body.as_of is not None and body.as_of > settings.latest_allowed_poll:
         # The schema checks the lower bound; the upper one moves with the clock, as for polls.
         raise invalid_request(
             "body.as_of", "as_of must be no later than the current time plus the allowed skew"
