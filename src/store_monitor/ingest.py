@@ -3,7 +3,8 @@
 Polls are added (a re-ingested poll adds nothing); business hours and time zones replace the
 rows of the stores present in the new frame. Each function is a step of the caller's
 transaction: it flushes and never commits, so a load that fails part-way leaves nothing behind
-once the caller rolls back.
+once the caller rolls back. A value the database refuses (one the readers let through) is a
+`ValueRefused` naming the table and, where the database says, the store: bad data, not a bug.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor.db.models import BusinessHours, Poll, Store, Timezone
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES
-from store_monitor.sources import shortened
+from store_monitor.sources import SHOWN_CHARS, shortened
 
 # SQLite keeps instants and times as text in SQLAlchemy's format; rows written past the ORM
 # must match it, or comparisons with values the ORM binds would go wrong.
@@ -82,6 +83,8 @@ async def _refused_values(table: str, copied: pl.DataFrame | None = None) -> Asy
             store_id = str(copied["store_id"][int(line[1]) - 1])
         # The driver's message only: the statement and its parameters stay out.
         reason = str(getattr(driver, "message", None) or error.orig).partition("\n")[0]
+        if len(reason) > SHOWN_CHARS:  # Postgres may quote the value it refused
+            reason = reason[:SHOWN_CHARS] + "..."
         raise ValueRefused(table, reason, store_id=store_id) from error
 
 
