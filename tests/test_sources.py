@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
@@ -617,3 +619,17 @@ def test_compressed_files_are_refused(
 def test_plain_csv_is_not_taken_for_compressed() -> None:
     assert compression(polls_csv("1,active,2023-01-22 12:09:39 UTC")) is None
     assert compression(b"") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from("=+-@ \t\r\n\x00\x1f\x7f\x85\x9f\xa0é☕"), st.characters()
+        ),
+        max_size=300,
+    )
+)
+def test_the_store_id_rule_is_the_same_in_python_and_polars(store_id: str) -> None:
+    vectorised = pl.select(valid_store_ids(pl.lit(store_id, pl.String))).item()
+    assert (store_id_problem(store_id) is None) == vectorised
