@@ -151,15 +151,20 @@ def _other_events(
         [
             intervals.select("code", at_us="open_us", kind=pl.lit(_OPEN, pl.Int64)),
             intervals.select("code", at_us="close_us", kind=pl.lit(_CLOSE, pl.Int64)),
-            always_open.select("code", at_us=pl.lit(start_us), kind=pl.lit(_OPEN, pl.Int64)),
-            always_open.select("code", at_us=pl.lit(end_us), kind=pl.lit(_CLOSE, pl.Int64)),
+            # Typed: near the Unix epoch a bare literal would be Int32, unlike the other events.
+            always_open.select(
+                "code", at_us=pl.lit(start_us, pl.Int64), kind=pl.lit(_OPEN, pl.Int64)
+            ),
+            always_open.select(
+                "code", at_us=pl.lit(end_us, pl.Int64), kind=pl.lit(_CLOSE, pl.Int64)
+            ),
         ]
     )
     keys = []
     for first, count in batches:
         all_codes = pl.DataFrame({"code": pl.arange(count, dtype=pl.UInt32, eager=True)})
         markers = [
-            all_codes.select("code", at_us=pl.lit(at_us), kind=pl.lit(_MARKER, pl.Int64))
+            all_codes.select("code", at_us=pl.lit(at_us, pl.Int64), kind=pl.lit(_MARKER, pl.Int64))
             for at_us in _marker_times(end_us)
         ]
         keys.append(
