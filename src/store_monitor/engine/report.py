@@ -202,11 +202,8 @@ def _store_code(store_ids: pl.Series) -> pl.Expr:
 
 def _store_dates(zones: pl.DataFrame, store_ids: pl.Series, *, now: datetime) -> pl.DataFrame:
     """`code`, `date`, `from_us` of every store's local dates in the week, by code then date."""
-    return (
-        local_dates(zones, start=now - _WEEK, end=now)
-        .select(_store_code(store_ids), "date", "from_us")
-        .sort("code", "date")
-    )
+    coded = zones.select(_store_code(store_ids), "timezone").sort("code")
+    return local_dates(coded, start=now - _WEEK, end=now)
 
 
 def _batch(frame: _Frame, first: int, count: int) -> _Frame:
