@@ -1,7 +1,8 @@
-"""The offline report against a plain CSV read of the same files, and its scaling in stores.
+"""The offline report against a plain CSV read of the same files, what incidents and daily figures
+add to it, and its scaling in stores.
 
-Both are timed as whole processes (interpreter start and imports included, as a user sees it),
-and in process by phase: reading and validating the files, against a plain read of them.
+Timed as whole processes (interpreter start and imports included, as a user sees it), and in
+process by phase: reading and validating the files against a plain read; the engine alone.
 """
 
 import contextlib
@@ -20,6 +21,7 @@ import polars as pl
 from benchmarks.table import print_table
 from store_monitor import frames, synthetic
 from store_monitor.cli import report
+from store_monitor.engine import compute_report
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
 FILES = (frames.POLLS_FILE, frames.HOURS_FILE, frames.TIMEZONES_FILE)
@@ -121,18 +123,50 @@ def best_processes(runs: int, *commands: list[str]) -> list[Process]:
     ]
 
 
-def full_report(folder: Path, output: Path) -> None:
+def full_report(
+    folder: Path, output: Path, *, incidents: Path | None = None, daily: Path | None = None
+) -> None:
     # The report's warnings (the generated unknown zone) would clutter the tables.
     with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
-        report(data=folder, polls=None, hours=None, timezones=None, as_of=None, output=output)
+        report(
+            data=folder,
+            polls=None,
+            hours=None,
+            timezones=None,
+            as_of=None,
+            output=output,
+            incidents=incidents,
+            daily=daily,
+        )
+
+
+def engine_timings(folder: Path, *, runs: int) -> tuple[float, float]:
+    """The engine alone, in this process: the report, and the report with incidents and daily
+    figures, timed in turns on frames read once."""
+    polls = read_polls(folder / frames.POLLS_FILE)
+    hours = read_business_hours(folder / frames.HOURS_FILE)
+    zones = read_timezones(folder / frames.TIMEZONES_FILE)
+    plain, detailed = best_of_each(
+        runs,
+        lambda: compute_report(polls, hours, zones, incidents_and_daily=False),
+        lambda: compute_report(polls, hours, zones, incidents_and_daily=True),
+    )
+    return plain, detailed
 
 
 def run(root: Path, *, runs: int) -> None:
     big = data_set(root, stores=14_000, days=8)
     out = root / "report.csv"
     polls = pl.scan_csv(big / frames.POLLS_FILE).select(pl.len()).collect().item()
-    plain, whole = best_processes(runs, plain_read_command(big), report_command(big, out))
+    incidents, daily = root / "incidents.csv", root / "daily.csv"
+    plain, whole, detailed = best_processes(
+        runs,
+        plain_read_command(big),
+        report_command(big, out),
+        [*report_command(big, out), "--incidents", str(incidents), "--daily", str(daily)],
+    )
     read, validated = best_of_each(runs, lambda: plain_read(big), lambda: validated_read(big))
+    engine_plain, engine_detailed = engine_timings(big, runs=max(runs, 5))
     print_table(
         f"Offline report, 14,000 stores x 8 days ({polls:,} polls), best of {runs}",
         ["measure", "value", "target"],
@@ -154,6 +188,12 @@ def run(root: Path, *, runs: int) -> None:
             ["in process: read and validate the 3 files", f"{validated:.2f} s", ""],
             ["ratio validated / plain read (in process)", f"{validated / read:.2f}x", ""],
             ["peak memory of the report process", f"{whole.peak_mib:,.0f} MiB", "< 1,536 MiB"],
+            ["process: report --incidents --daily", f"{detailed.seconds:.2f} s", ""],
+            ["  ratio to the report alone", f"{detailed.seconds / whole.seconds:.2f}x", "<= 1.3x"],
+            ["  peak memory of its process", f"{detailed.peak_mib:,.0f} MiB", "< 1,024 MiB"],
+            ["engine alone: report", f"{engine_plain:.2f} s", ""],
+            ["engine alone: with incidents and daily", f"{engine_detailed:.2f} s", ""],
+            ["  ratio to the report alone", f"{engine_detailed / engine_plain:.2f}x", "<= 1.3x"],
         ],
     )
 

@@ -1,5 +1,6 @@
 """The command line: offline report, generator, ingestion, and its answers to bad input."""
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typer.testing import CliRunner, Result
 from store_monitor import frames, synthetic
 from store_monitor.cli import app
 from store_monitor.engine import compute_report
-from store_monitor.formats import report_csv_bytes
+from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.settings import get_settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
@@ -170,6 +171,83 @@ def test_report_and_ingest_refuse_bad_store_ids_in_one_line(
         assert "column 'store_id'" in line
         assert len(line) < 500
     assert not embedded_database.exists() or _count(embedded_database, "polls") == 0
+
+
+def test_report_writes_incidents_and_daily_figures_too(data: Path, tmp_path: Path) -> None:
+    out, incidents, daily = tmp_path / "report.csv", tmp_path / "inc.csv", tmp_path / "daily.csv"
+    result = runner.invoke(
+        app,
+        [
+            *("report", "--data", str(data), "-o", str(out)),
+            *("--incidents", str(incidents), "--daily", str(daily)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == _expected(data)
+    engine = compute_report(
+        read_polls(data / frames.POLLS_FILE),
+        read_business_hours(data / frames.HOURS_FILE),
+        read_timezones(data / frames.TIMEZONES_FILE),
+    )
+    assert engine.incidents is not None
+    assert engine.daily is not None
+    assert incidents.read_bytes() == incidents_csv_bytes(engine.incidents)
+    assert daily.read_bytes() == daily_csv_bytes(engine.daily)
+
+    incident_lines = incidents.read_text().splitlines()
+    assert incident_lines[0] == "store_id,started_at,ended_at,minutes"
+    instant = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    row = re.compile(rf"[^,]+,{instant},{instant},\d+\.\d\d")
+    assert len(incident_lines) > 1
+    assert all(row.fullmatch(line) for line in incident_lines[1:])
+    keys = [tuple(line.split(",")[:2]) for line in incident_lines[1:]]
+    assert keys == sorted(keys)
+
+    daily_lines = daily.read_text().splitlines()
+    assert daily_lines[0] == "store_id,date,uptime_hours,downtime_hours"
+    assert all(
+        re.fullmatch(r"[^,]+,\d{4}-\d\d-\d\d,\d+\.\d\d,\d+\.\d\d", line) for line in daily_lines[1:]
+    )
+    keys = [tuple(line.split(",")[:2]) for line in daily_lines[1:]]
+    assert keys == sorted(keys)
+    stores = {line.split(",")[0] for line in out.read_text().splitlines()[1:]}
+    assert {store for store, _ in keys} == stores
+
+
+def test_report_with_only_the_daily_file_and_the_report_on_stdout(
+    data: Path, tmp_path: Path
+) -> None:
+    daily = tmp_path / "daily.csv"
+    result = runner.invoke(
+        app,
+        ["report", "--data", str(data), "--as-of", "2023-01-24T12:00:00Z", "--daily", str(daily)],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == _expected(data, datetime(2023, 1, 24, 12, tzinfo=UTC))
+    assert daily.read_text().startswith("store_id,date,uptime_hours,downtime_hours\n")
+
+
+def test_report_output_files_must_differ_and_be_writable(data: Path, tmp_path: Path) -> None:
+    same = tmp_path / "same.csv"
+    twice = runner.invoke(
+        app, ["report", "--data", str(data), "-o", str(same), "--incidents", str(same)]
+    )
+    assert twice.exit_code == 2
+    assert "--output, --incidents and --daily must name different files" in twice.stderr
+    assert not same.exists()
+    nowhere = tmp_path / "missing" / "daily.csv"
+    unwritable = runner.invoke(app, ["report", "--data", str(data), "--daily", str(nowhere)])
+    assert unwritable.exit_code == 2
+    assert unwritable.stderr.strip().splitlines() == [
+        f"error: {nowhere}: no such folder {nowhere.parent}"
+    ]
+    assert "Traceback" not in unwritable.output
+    folder = tmp_path / "a-folder.csv"
+    folder.mkdir()
+    not_a_file = runner.invoke(app, ["report", "--data", str(data), "--incidents", str(folder)])
+    assert not_a_file.exit_code == 2
+    assert f"error: {folder}: cannot write: Is a directory" in not_a_file.stderr
+    assert "Traceback" not in not_a_file.output
 
 
 def test_generate_writes_the_three_files(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import typer
 
 from store_monitor import frames, synthetic
 from store_monitor.engine import compute_report
-from store_monitor.formats import report_csv_bytes
+from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.sources import (
     EARLIEST_POLL,
     SourceError,
@@ -169,6 +169,14 @@ def report(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the CSV here instead of stdout.")
     ] = None,
+    incidents: Annotated[
+        Path | None,
+        typer.Option(help="Also write each store's incidents in the week to this CSV file."),
+    ] = None,
+    daily: Annotated[
+        Path | None,
+        typer.Option(help="Also write each store's figures per local date to this CSV file."),
+    ] = None,
     clock_skew: Annotated[
         float,
         typer.Option(
@@ -179,13 +187,21 @@ def report(
         ),
     ] = _DEFAULT_CLOCK_SKEW_SECONDS,
 ) -> None:
-    """Compute the uptime/downtime report from CSV files, offline.
+    """Compute the uptime/downtime report from CSV files, offline (and its incidents and daily
+    figures, if asked).
 
     Polls must be from 2000-01-01 to the current time plus the clock skew; with --as-of there is
     no upper bound (polls after it are left out).
     """
     as_of_instant = parse_instant(as_of) if as_of is not None else None
     latest = None if as_of_instant is not None else _latest_allowed_poll(clock_skew)
+    outputs = [path for path in (output, incidents, daily) if path is not None]
+    if len({path.resolve() for path in outputs}) < len(outputs):
+        _fail("--output, --incidents and --daily must name different files")
+    for path in outputs:
+        # Before the work, not after it.
+        if not path.parent.is_dir():
+            _fail(f"{path}: no such folder {path.parent}")
     polls_path = _source(polls, data, frames.POLLS_FILE, "--polls")
     hours_path = _source(hours, data, frames.HOURS_FILE, "--hours")
     zones_path = _source(timezones, data, frames.TIMEZONES_FILE, "--timezones")
@@ -199,7 +215,13 @@ def report(
         _fail(str(error))
     result = _step(
         "Computing the report",
-        lambda: compute_report(polls_frame, hours_frame, zones_frame, as_of=as_of_instant),
+        lambda: compute_report(
+            polls_frame,
+            hours_frame,
+            zones_frame,
+            as_of=as_of_instant,
+            incidents_and_daily=incidents is not None or daily is not None,
+        ),
     )
     if result.unknown_timezones:
         count = len(result.unknown_timezones)
@@ -209,12 +231,23 @@ def report(
         _warn(f"unknown time zone for {stores}, America/Chicago used instead: {shown}{more}")
     if result.ignored_polls:
         _warn(f"{result.ignored_polls:,} polls after {result.now} were ignored")
+    if incidents is not None and result.incidents is not None:
+        _write(incidents, incidents_csv_bytes(result.incidents))
+    if daily is not None and result.daily is not None:
+        _write(daily, daily_csv_bytes(result.daily))
     csv = report_csv_bytes(result.rows)
     if output is None:
         sys.stdout.buffer.write(csv)
         sys.stdout.flush()
     else:
-        output.write_bytes(csv)
+        _write(output, csv)
+
+
+def _write(path: Path, content: bytes) -> None:
+    try:
+        path.write_bytes(content)
+    except OSError as error:
+        _fail(f"{path}: cannot write: {error.strerror or error}")
 
 
 @app.command()

@@ -35,6 +35,25 @@ REPORT: Final = pl.Schema(
     }
 )
 
+# Maximal stretches of business time a store was inactive in the week, instants to the microsecond.
+INCIDENTS: Final = pl.Schema(
+    {
+        "store_id": pl.String(),
+        "started_at": UTC_INSTANT,
+        "ended_at": UTC_INSTANT,
+        "minutes": pl.Float64(),
+    }
+)
+# The week by the store's local calendar dates.
+DAILY: Final = pl.Schema(
+    {
+        "store_id": pl.String(),
+        "date": pl.Date(),
+        "uptime_hours": pl.Float64(),
+        "downtime_hours": pl.Float64(),
+    }
+)
+
 DEFAULT_TIMEZONE: Final = "America/Chicago"
 
 # The input files' names in a data folder, as the original export named them.

@@ -17,7 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db.models import Report, ReportRow, ReportStatus
-from store_monitor.db.report_data import load_report_inputs, replace_report_rows, report_rows_csv
+from store_monitor.db.report_data import (
+    load_report_inputs,
+    replace_report_details,
+    replace_report_rows,
+    report_rows_csv,
+)
 from store_monitor.engine import compute_report
 from store_monitor.logs import request_context, request_id
 
@@ -361,6 +366,11 @@ async def _compute_and_store(
     )
     async with sessionmaker.begin() as session:
         await replace_report_rows(session, report_id, result.rows)
+        assert result.incidents is not None
+        assert result.daily is not None
+        await replace_report_details(
+            session, report_id, incidents=result.incidents, daily=result.daily
+        )
         await session.execute(
             sa.update(Report)
             .where(Report.id == report_id)

@@ -31,6 +31,8 @@ TABLES = {
     "report_rows",
     "api_keys",
     "store_owners",
+    "report_incidents",
+    "report_days",
 }
 
 

@@ -1,8 +1,9 @@
 """Report data: the engine's inputs read back (only what the report needs, from one snapshot),
-and report rows stored and streamed as the CLI's CSV, byte for byte."""
+and report rows, incidents and days stored and streamed as the CLI's CSVs, byte for byte."""
 
 import asyncio
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import polars as pl
@@ -11,16 +12,29 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from store_monitor.db.models import BusinessHours, Poll, Report, ReportRow, Store, Timezone
+from store_monitor import reports
+from store_monitor.db.models import (
+    BusinessHours,
+    Poll,
+    Report,
+    ReportDay,
+    ReportIncident,
+    ReportRow,
+    Store,
+    Timezone,
+)
 from store_monitor.db.report_data import (
     load_report_inputs,
+    replace_report_details,
     replace_report_rows,
+    report_daily_csv,
+    report_incidents_csv,
     report_rows_csv,
 )
 from store_monitor.db.session import create_sessionmaker
 from store_monitor.engine import compute_report
-from store_monitor.formats import report_csv_bytes
-from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, TIMEZONES
+from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
+from store_monitor.frames import BUSINESS_HOURS, DAILY, INCIDENTS, POLLS, REPORT, TIMEZONES
 from store_monitor.ingest import ingest_business_hours, ingest_polls, ingest_timezones
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
@@ -392,3 +406,150 @@ async def test_deleting_a_report_deletes_its_rows(db_session: AsyncSession) -> N
 
     count = await db_session.scalar(sa.select(sa.func.count()).select_from(ReportRow))
     assert count == 0
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# Byte order of ids again, several incidents of one store, and instants to the microsecond.
+INCIDENT_ROWS = pl.DataFrame(
+    [
+        ("B", instant("2023-01-24 23:59:59.999999"), instant("2023-01-25 00:00:00.000001"), 0.0),
+        ("a", instant("2023-01-20 10:44:30"), instant("2023-01-20 12:00:00"), 75.5),
+        ("a", instant("2023-01-18 12:00:00"), instant("2023-01-18 12:00:00.500000"), 0.01),
+        ("a", instant("2023-01-25 11:00:00.123456"), instant("2023-01-25 12:00:00"), 59.88),
+        ("é", instant("2023-01-19 01:00:00"), instant("2023-01-19 03:30:00"), 150.0),
+        ("10", instant("2023-01-21 00:00:00"), instant("2023-01-22 00:00:00"), 1440.0),
+    ],
+    schema=INCIDENTS,
+    orient="row",
+).sort("store_id", "started_at")
+DAY_ROWS = pl.DataFrame(
+    [
+        (store, date(2023, 1, 18) + timedelta(days=offset), offset / 4, 24 - offset / 4)
+        for store in ("b", "a", "B", "é", "10")
+        for offset in range(8)
+    ],
+    schema=DAILY,
+    orient="row",
+).sort("store_id", "date")
+
+
+async def details_of(
+    session: AsyncSession, report_id: UUID, chunk_rows: int = 5000, store_id: str | None = None
+) -> tuple[list[bytes], list[bytes]]:
+    async def chunks(stream: AsyncIterator[bytes]) -> list[bytes]:
+        return [chunk async for chunk in stream]
+
+    return (
+        await chunks(
+            report_incidents_csv(session, report_id, store_id=store_id, chunk_rows=chunk_rows)
+        ),
+        await chunks(
+            report_daily_csv(session, report_id, store_id=store_id, chunk_stores=chunk_rows)
+        ),
+    )
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 7, 5000])
+async def test_incidents_and_days_stream_as_the_clis_files(
+    db_session: AsyncSession, chunk_rows: int
+) -> None:
+    report_id = await new_report(db_session)
+    await replace_report_details(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+
+    incidents, days = await details_of(db_session, report_id, chunk_rows)
+
+    assert b"".join(incidents) == incidents_csv_bytes(INCIDENT_ROWS)
+    assert b"".join(days) == daily_csv_bytes(DAY_ROWS)
+    assert incidents[0].startswith(b"store_id,started_at,ended_at,minutes\n")
+    assert days[0].startswith(b"store_id,date,uptime_hours,downtime_hours\n")
+    assert len(incidents) == -(-INCIDENT_ROWS.height // chunk_rows)
+    stores = DAY_ROWS["store_id"].n_unique()
+    assert len(days) == -(-stores // chunk_rows)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 5000])
+async def test_one_stores_incidents_and_days(db_session: AsyncSession, chunk_rows: int) -> None:
+    report_id = await new_report(db_session)
+    await replace_report_details(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+
+    incidents, days = await details_of(db_session, report_id, chunk_rows, store_id="a")
+
+    mine = pl.col("store_id") == "a"
+    assert b"".join(incidents) == incidents_csv_bytes(INCIDENT_ROWS.filter(mine))
+    assert b"".join(days) == daily_csv_bytes(DAY_ROWS.filter(mine))
+    nobody = await details_of(db_session, report_id, chunk_rows, store_id="nobody")
+    assert nobody == (
+        [incidents_csv_bytes(INCIDENTS.to_frame())],
+        [daily_csv_bytes(DAILY.to_frame())],
+    )
+
+
+async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_them(
+    db_session: AsyncSession,
+) -> None:
+    report_id = await new_report(db_session)
+    other_id = await new_report(db_session)
+    await replace_report_details(db_session, other_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    await replace_report_details(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    fewer_incidents, fewer_days = INCIDENT_ROWS.head(2), DAY_ROWS.head(3)
+    await replace_report_details(db_session, report_id, incidents=fewer_incidents, daily=fewer_days)
+
+    assert await details_of(db_session, report_id) == (
+        [incidents_csv_bytes(fewer_incidents)],
+        [daily_csv_bytes(fewer_days)],
+    )
+    assert await details_of(db_session, other_id) == (
+        [incidents_csv_bytes(INCIDENT_ROWS)],
+        [daily_csv_bytes(DAY_ROWS)],
+    )
+
+    await db_session.execute(sa.delete(Report))
+    for model in (ReportIncident, ReportDay):
+        count = await db_session.scalar(sa.select(sa.func.count()).select_from(model))
+        assert count == 0
+
+
+async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(
+    db_engine: AsyncEngine, generated: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
+) -> None:
+    sessions = create_sessionmaker(db_engine)
+    all_polls, all_hours, all_zones = generated
+    async with sessions.begin() as session:
+        await ingest_polls(session, all_polls)
+        await ingest_business_hours(session, all_hours)
+        await ingest_timezones(session, all_zones)
+    latest = all_polls["timestamp_utc"].max()
+    assert isinstance(latest, datetime)
+    as_of = latest - timedelta(hours=30)
+
+    async def run_now(report_id: UUID) -> None:
+        await reports.run_report(sessions, report_id, timeout_seconds=60, max_attempts=3)
+
+    created = await reports.create_report(sessions, run_now, as_of=as_of)
+    try:
+        async with sessions() as session:
+            stored = await details_of(session, created.report.id, chunk_rows=100)
+    finally:
+        ids = all_polls["store_id"].unique().to_list()
+        async with sessions.begin() as session:
+            await session.execute(sa.delete(Report).where(Report.id == created.report.id))
+            for table in (Poll, Store, BusinessHours, Timezone):
+                await session.execute(sa.delete(table).where(table.store_id.in_(ids)))
+
+    cli = compute_report(all_polls, all_hours, all_zones, as_of=as_of)
+    assert cli.incidents is not None
+    assert cli.daily is not None
+    assert cli.incidents.height > 0
+    # Other tests may have left stores of their own in this database: only ours are compared.
+    assert mine(b"".join(stored[0]), ids) == incidents_csv_bytes(cli.incidents)
+    assert mine(b"".join(stored[1]), ids) == daily_csv_bytes(cli.daily)
+
+
+def mine(csv: bytes, store_ids: list[str]) -> bytes:
+    """The header and the lines of `store_ids` (which hold no comma) of a CSV."""
+    header, *lines = csv.splitlines(keepends=True)
+    wanted = {store.encode() for store in store_ids}
+    return header + b"".join(line for line in lines if line.split(b",", 1)[0] in wanted)

@@ -1,4 +1,5 @@
-"""A deliberately plain, per-store reference of the report contract, to check the engine against.
+"""A deliberately plain, per-store reference of the report contract (incidents and daily figures
+included), to check the engine against.
 
 Written straight from the contract: slow loops over Python datetimes, exact integer arithmetic.
 """
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from store_monitor.frames import DEFAULT_TIMEZONE, REPORT
+from store_monitor.frames import DEFAULT_TIMEZONE, INCIDENTS, REPORT
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
@@ -49,11 +50,37 @@ class ExactRow:
 
 
 @dataclass(frozen=True)
+class ExactIncident:
+    """An incident in exact ticks, before the contract rounds its ends down to the microsecond."""
+
+    store_id: str
+    started: int
+    ended: int
+
+    def microseconds(self) -> tuple[datetime, datetime]:
+        """`started_at` and `ended_at` as the contract prints them: rounded down to the µs."""
+        return instant_of(self.started), instant_of(self.ended)
+
+
+@dataclass(frozen=True)
+class ExactDay:
+    """One store's local date, unrounded, in hours; `span` is that date inside the week."""
+
+    store_id: str
+    date: date
+    span: Interval
+    uptime_hours: Fraction
+    downtime_hours: Fraction
+
+
+@dataclass(frozen=True)
 class ReferenceReport:
     now: datetime | None  # None only when there is no poll and no `as_of`
     rows: list[ExactRow]
     unknown_timezones: list[str]
     ignored_polls: int
+    incidents: list[ExactIncident]
+    daily: list[ExactDay]
 
     def frame(self) -> pl.DataFrame:
         """The report as the contract prints it: rounded to 2 decimals, schema REPORT."""
@@ -63,9 +90,33 @@ class ReferenceReport:
             orient="row",
         )
 
+    def incidents_frame(self) -> pl.DataFrame:
+        """The incidents as the contract prints them: schema INCIDENTS, those a microsecond or
+        longer once their ends are rounded down (shorter ones are only half a microsecond)."""
+        printed = []
+        for incident in self.incidents:
+            started, ended = incident.microseconds()
+            if ended > started:
+                cents = round_half_up((ended - started) // ONE_US, US_PER_MINUTE)
+                printed.append((incident.store_id, started, ended, float(cents)))
+        return pl.DataFrame(printed, schema=INCIDENTS, orient="row")
+
+
+US_PER_MINUTE = 60 * 1_000_000
+
+
+def round_half_up(microseconds: int, unit: int) -> Fraction:
+    """Microseconds in `unit`s, rounded half up to 2 decimals (Python's round() is half even)."""
+    return Fraction((microseconds * 100 + unit // 2) // unit, 100)
+
 
 def ticks(instant: datetime) -> int:
     return 2 * ((instant - EPOCH) // ONE_US)
+
+
+def instant_of(tick: int) -> datetime:
+    """The instant of a tick, rounded down to the microsecond."""
+    return EPOCH + (tick // 2) * ONE_US
 
 
 def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -153,6 +204,38 @@ def measure(
     return totals
 
 
+def inactive_stretches(
+    business: list[Interval], segments: list[tuple[int, int, str]], window: Interval
+) -> list[Interval]:
+    """Maximal stretches of `window` in business hours and inactive, in time order."""
+    inactive = merged([(start, end) for start, end, status in segments if status == "inactive"])
+    stretches = []
+    # Both lists are merged (disjoint, not touching), so the pieces do not touch either.
+    for open_start, open_end in business:
+        for down_start, down_end in inactive:
+            start = max(open_start, down_start, window[0])
+            end = min(open_end, down_end, window[1])
+            if end > start:
+                stretches.append((start, end))
+    return sorted(stretches)
+
+
+def local_dates(
+    zone: ZoneInfo, first: date, last: date, window: Interval
+) -> list[tuple[date, Interval]]:
+    """Each local date in `[first, last]` that overlaps `window`, with its part inside it."""
+    dates = []
+    day = first
+    while day <= last:
+        begins = ticks(local_to_utc(day, time(0), zone))
+        ends = ticks(local_to_utc(day + timedelta(days=1), time(0), zone))
+        start, end = max(begins, window[0]), min(ends, window[1])
+        if end > start:
+            dates.append((day, (start, end)))
+        day += timedelta(days=1)
+    return dates
+
+
 def reference_report(
     polls: pl.DataFrame,
     business_hours: pl.DataFrame,
@@ -162,7 +245,9 @@ def reference_report(
     all_polls = [(str(s), t, str(status)) for s, t, status in polls.iter_rows()]
     now = as_of if as_of is not None else max((t for _, t, _ in all_polls), default=None)
     if now is None:
-        return ReferenceReport(now=None, rows=[], unknown_timezones=[], ignored_polls=0)
+        return ReferenceReport(
+            now=None, rows=[], unknown_timezones=[], ignored_polls=0, incidents=[], daily=[]
+        )
 
     polls_of: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for store, at, status in all_polls:
@@ -180,6 +265,8 @@ def reference_report(
 
     rows: list[ExactRow] = []
     unknown: list[str] = []
+    incidents: list[ExactIncident] = []
+    daily: list[ExactDay] = []
     for store in sorted(polls_of):
         try:
             zone = ZoneInfo(zone_name_of.get(store, DEFAULT_TIMEZONE))
@@ -203,5 +290,25 @@ def reference_report(
                 downtime_last_week=Fraction(week["inactive"], TICKS_PER_HOUR),
             )
         )
+        for start, end in inactive_stretches(business, segments, windows[2]):
+            incidents.append(ExactIncident(store_id=store, started=start, ended=end))
+        for local_date, span in local_dates(zone, first_day, last_day, windows[2]):
+            totals = measure(business, segments, span)
+            daily.append(
+                ExactDay(
+                    store_id=store,
+                    date=local_date,
+                    span=span,
+                    uptime_hours=Fraction(totals["active"], TICKS_PER_HOUR),
+                    downtime_hours=Fraction(totals["inactive"], TICKS_PER_HOUR),
+                )
+            )
     ignored = sum(1 for _, at, _ in all_polls if at > now)
-    return ReferenceReport(now=now, rows=rows, unknown_timezones=unknown, ignored_polls=ignored)
+    return ReferenceReport(
+        now=now,
+        rows=rows,
+        unknown_timezones=unknown,
+        ignored_polls=ignored,
+        incidents=incidents,
+        daily=daily,
+    )

@@ -4,14 +4,14 @@ Dates: 2023-01-23 is a Monday (no DST anywhere near it in the zones used here). 
 `(store_id, up_hour [min], up_day [h], up_week [h], down_hour [min], down_day [h], down_week [h])`.
 """
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from store_monitor.engine import Report, compute_report
-from store_monitor.frames import REPORT
+from store_monitor.frames import DAILY, INCIDENTS, REPORT
 
 from .frames import ReportRow, hours, instant, polls, report, zones
 
@@ -34,6 +34,28 @@ def run(
 def assert_rows(result: Report, *expected: ReportRow) -> None:
     # Exact: "rounded to 2 decimals" means the float nearest to k/100, as a literal 1.74 is.
     assert_frame_equal(result.rows, report(*expected), check_exact=True)
+
+
+def assert_incidents(result: Report, *expected: tuple[str, str, str, float]) -> None:
+    """Expected `(store_id, started_at, ended_at, minutes)`, instants as UTC text."""
+    frame = pl.DataFrame(
+        [(store, instant(start), instant(end), minutes) for store, start, end, minutes in expected],
+        schema=INCIDENTS,
+        orient="row",
+    )
+    assert result.incidents is not None
+    assert_frame_equal(result.incidents, frame, check_exact=True)
+
+
+def assert_daily(result: Report, *expected: tuple[str, str, float, float]) -> None:
+    """Expected `(store_id, local date, uptime_hours, downtime_hours)`."""
+    frame = pl.DataFrame(
+        [(store, date.fromisoformat(day), up, down) for store, day, up, down in expected],
+        schema=DAILY,
+        orient="row",
+    )
+    assert result.daily is not None
+    assert_frame_equal(result.daily, frame, check_exact=True)
 
 
 def utc(store: str) -> pl.DataFrame:
@@ -573,3 +595,281 @@ def test_empty_polls_give_an_empty_report(as_of: datetime | None) -> None:
     assert_frame_equal(result.rows, pl.DataFrame(schema=REPORT))
     assert result.ignored_polls == 0
     assert result.unknown_timezones == []
+    assert result.incidents is not None
+    assert result.incidents.is_empty()
+    assert result.incidents.schema == INCIDENTS
+    assert result.daily is not None
+    assert result.daily.is_empty()
+    assert result.daily.schema == DAILY
+
+
+# Incidents
+
+
+def test_incidents_worked_example_of_the_contract() -> None:
+    # The worked example: inactive from the midpoint 10:44:30 to now, 12:00: one incident of
+    # 75.5 minutes. Daily: every date of the week is listed, Monday Jan 23 holds it all.
+    result = run(
+        polls(("s", "2023-01-23 10:14", "active"), ("s", "2023-01-23 11:15", "inactive")),
+        hours(("s", MONDAY, "09:00", "12:00")),
+        utc("s"),
+        as_of="2023-01-23 12:00",
+    )
+    assert_incidents(result, ("s", "2023-01-23 10:44:30", "2023-01-23 12:00", 75.5))
+    assert_daily(
+        result,
+        *(("s", f"2023-01-{day}", 0, 0) for day in range(16, 23)),
+        ("s", "2023-01-23", 1.74, 1.26),
+    )
+
+
+def test_inactive_polls_in_a_row_are_one_incident_and_an_active_one_splits_it() -> None:
+    # 24x7 UTC. "a": 10:00 up, 11:00 down, 12:00 down, 13:00 up (= now): down 10:30-12:30.
+    # "b": the same with 11:30 up: down 10:30-11:15 and 11:45-12:30.
+    result = run(
+        polls(
+            ("a", "2023-01-23 10:00", "active"),
+            ("a", "2023-01-23 11:00", "inactive"),
+            ("a", "2023-01-23 12:00", "inactive"),
+            ("a", "2023-01-23 13:00", "active"),
+            ("b", "2023-01-23 10:00", "active"),
+            ("b", "2023-01-23 11:00", "inactive"),
+            ("b", "2023-01-23 11:30", "active"),
+            ("b", "2023-01-23 12:00", "inactive"),
+            ("b", "2023-01-23 13:00", "active"),
+        ),
+        zone_frame=zones(("a", "UTC"), ("b", "UTC")),
+    )
+    assert_incidents(
+        result,
+        ("a", "2023-01-23 10:30", "2023-01-23 12:30", 120),
+        ("b", "2023-01-23 10:30", "2023-01-23 11:15", 45),
+        ("b", "2023-01-23 11:45", "2023-01-23 12:30", 45),
+    )
+
+
+def test_business_hours_through_midnight_are_one_incident() -> None:
+    # Always inactive, UTC, now Tue Jan 24 03:00. "overnight": Monday 22:00-02:00, one row.
+    # "touching": Monday 20:00-23:59:59 (midnight) and Tuesday 00:00-03:00, two rows that touch.
+    # Last week's openings ended by the week's start, Jan 17 03:00.
+    result = run(
+        polls(
+            ("overnight", "2023-01-23 12:00", "inactive"),
+            ("touching", "2023-01-23 12:00", "inactive"),
+        ),
+        hours(
+            ("overnight", MONDAY, "22:00", "02:00"),
+            ("touching", MONDAY, "20:00", "23:59:59"),
+            ("touching", TUESDAY, "00:00", "03:00"),
+        ),
+        zones(("overnight", "UTC"), ("touching", "UTC")),
+        as_of="2023-01-24 03:00",
+    )
+    assert_incidents(
+        result,
+        ("overnight", "2023-01-23 22:00", "2023-01-24 02:00", 240),
+        ("touching", "2023-01-23 20:00", "2023-01-24 03:00", 420),
+    )
+
+
+def test_leaving_business_hours_ends_an_incident_and_reopening_starts_a_new_one() -> None:
+    # Monday 09:00-11:00 and 17:00-20:00 UTC, inactive all day, now Mon 21:00: two incidents.
+    result = run(
+        polls(("s", "2023-01-23 10:00", "inactive")),
+        hours(("s", MONDAY, "09:00", "11:00"), ("s", MONDAY, "17:00", "20:00")),
+        utc("s"),
+        as_of="2023-01-23 21:00",
+    )
+    assert_incidents(
+        result,
+        ("s", "2023-01-23 09:00", "2023-01-23 11:00", 120),
+        ("s", "2023-01-23 17:00", "2023-01-23 20:00", 180),
+    )
+
+
+def test_incidents_are_clipped_to_the_week_at_both_ends() -> None:
+    # 24x7 UTC, now Mon Jan 23 12:00, week [Jan 16 12:00, now). Polls Jan 16 10:00 down (before
+    # the week), Jan 18 12:00 up: down until the midpoint Jan 17 11:00, from the week's start:
+    # 23 h. Jan 22 11:00 up, Jan 23 11:00 down: down from the midpoint Jan 22 23:00 until now,
+    # still going on: 13 h. Down 36 h in the week, 13 h in the day, the whole last hour.
+    result = run(
+        polls(
+            ("s", "2023-01-16 10:00", "inactive"),
+            ("s", "2023-01-18 12:00", "active"),
+            ("s", "2023-01-22 11:00", "active"),
+            ("s", "2023-01-23 11:00", "inactive"),
+        ),
+        zone_frame=utc("s"),
+        as_of="2023-01-23 12:00",
+    )
+    assert_incidents(
+        result,
+        ("s", "2023-01-16 12:00", "2023-01-17 11:00", 1380),
+        ("s", "2023-01-22 23:00", "2023-01-23 12:00", 780),
+    )
+    assert_rows(result, ("s", 0, 11, 132, 60, 13, 36))
+
+
+def test_incident_ends_are_rounded_down_to_the_microsecond_and_minutes_half_up() -> None:
+    # 24x7 UTC. Polls 10:00:00 up, 10:00:00.000001 down, 10:00:00.6 up: midpoints 10:00:00.0000005
+    # and 10:00:00.3000005, written 10:00:00 and 10:00:00.300000: 0.3 s = 0.005 min -> 0.01 (half
+    # up, not to even). Then 10:01:00.000001 up, 10:01:00.000003 (= now) down: from the midpoint
+    # 10:01:00.000002 until now, 1 µs -> 0.00.
+    result = run(
+        polls(
+            ("s", "2023-01-23 10:00:00", "active"),
+            ("s", "2023-01-23 10:00:00.000001", "inactive"),
+            ("s", "2023-01-23 10:00:00.6", "active"),
+            ("s", "2023-01-23 10:01:00.000001", "active"),
+            ("s", "2023-01-23 10:01:00.000003", "inactive"),
+        ),
+        zone_frame=utc("s"),
+    )
+    assert_incidents(
+        result,
+        ("s", "2023-01-23 10:00:00", "2023-01-23 10:00:00.3", 0.01),
+        ("s", "2023-01-23 10:01:00.000002", "2023-01-23 10:01:00.000003", 0),
+    )
+
+
+def test_a_store_without_downtime_has_no_incident_rows_but_its_days() -> None:
+    # "up" is always active. "closed" is inactive only before its Monday 09:00-12:00 opening:
+    # polls 08:00 down, 09:00 up (midpoint 08:30). now Mon 12:00; Jan 16's opening ended at the
+    # week's start. Incidents are sorted by store_id as text: "10" before "9".
+    result = run(
+        polls(
+            ("up", "2023-01-23 09:00", "active"),
+            ("closed", "2023-01-23 08:00", "inactive"),
+            ("closed", "2023-01-23 09:00", "active"),
+            ("9", "2023-01-23 11:00", "inactive"),
+            ("10", "2023-01-23 11:00", "inactive"),
+        ),
+        hours(("closed", MONDAY, "09:00", "12:00")),
+        zones(("up", "UTC"), ("closed", "UTC"), ("9", "UTC"), ("10", "UTC")),
+        as_of="2023-01-23 12:00",
+    )
+    assert_incidents(
+        result,
+        ("10", "2023-01-16 12:00", "2023-01-23 12:00", 10080),
+        ("9", "2023-01-16 12:00", "2023-01-23 12:00", 10080),
+    )
+    assert result.daily is not None
+    assert result.daily.group_by("store_id").len().sort("store_id").rows() == [
+        ("10", 8),
+        ("9", 8),
+        ("closed", 8),
+        ("up", 8),
+    ]
+
+
+def test_details_are_not_computed_when_not_asked_for() -> None:
+    result = compute_report(
+        polls(("s", "2023-01-23 11:00", "inactive")), NO_HOURS, NO_ZONES, incidents_and_daily=False
+    )
+    assert result.incidents is None
+    assert result.daily is None
+    assert_rows(result, ("s", 0, 0, 0, 60, 24, 168))
+
+
+# Daily figures
+
+
+def test_daily_figures_are_per_local_date_of_the_store() -> None:
+    # Chicago (UTC-6), Monday 22:00-02:00 local = Tue 04:00-08:00 UTC. Polls Tue 05:00 UTC up,
+    # 07:00 down: midpoint 06:00 UTC, local midnight. now Tue Jan 24 12:00 UTC (06:00 local),
+    # week from Jan 17 06:00 local: dates Jan 17..24. Monday Jan 23 has 22:00-24:00 up, Tuesday
+    # Jan 24 00:00-02:00 down; Jan 16's opening closed Jan 17 02:00 local, before the week.
+    result = run(
+        polls(("s", "2023-01-24 05:00", "active"), ("s", "2023-01-24 07:00", "inactive")),
+        hours(("s", MONDAY, "22:00", "02:00")),
+        zones(("s", "America/Chicago")),
+        as_of="2023-01-24 12:00",
+    )
+    assert_daily(
+        result,
+        *(("s", f"2023-01-{day}", 0, 0) for day in range(17, 23)),
+        ("s", "2023-01-23", 2, 0),
+        ("s", "2023-01-24", 0, 2),
+    )
+    assert_incidents(result, ("s", "2023-01-24 06:00", "2023-01-24 08:00", 120))
+
+
+def test_a_week_ending_at_local_midnight_has_seven_dates() -> None:
+    # 24x7 UTC, now Mon Jan 23 00:00: the week is exactly Jan 16..22; Jan 23 is not touched.
+    result = run(
+        polls(("s", "2023-01-20 00:00", "active")), zone_frame=utc("s"), as_of="2023-01-23 00:00"
+    )
+    assert_daily(result, *(("s", f"2023-01-{day}", 24, 0) for day in range(16, 23)))
+
+
+def test_chicago_spring_forward_day_has_23_hours_and_the_week_nine_dates() -> None:
+    # 24x7 Chicago, active. 2023-03-12 jumps 02:00 CST -> 03:00 CDT. now Mar 14 05:30 UTC =
+    # 00:30 CDT; the week starts Mar 7 05:30 UTC = Mar 6 23:30 CST: half an hour on Mar 6 and
+    # on Mar 14, a 23-hour Mar 12: nine dates, 168 h.
+    result = run(
+        polls(("s", "2023-03-10 00:00", "active")),
+        zone_frame=zones(("s", "America/Chicago")),
+        as_of="2023-03-14 05:30",
+    )
+    assert_daily(
+        result,
+        ("s", "2023-03-06", 0.5, 0),
+        *(("s", f"2023-03-{day:02}", 24, 0) for day in range(7, 12)),
+        ("s", "2023-03-12", 23, 0),
+        ("s", "2023-03-13", 24, 0),
+        ("s", "2023-03-14", 0.5, 0),
+    )
+
+
+def test_berlin_spring_forward_day_has_23_hours_and_the_week_nine_dates() -> None:
+    # 24x7 Berlin, inactive. 2023-03-26 jumps 02:00 CET -> 03:00 CEST (01:00 UTC). now Mar 27
+    # 22:30 UTC = Mar 28 00:30 CEST; the week starts Mar 20 22:30 UTC = 23:30 CET.
+    result = run(
+        polls(("s", "2023-03-24 00:00", "inactive")),
+        zone_frame=zones(("s", "Europe/Berlin")),
+        as_of="2023-03-27 22:30",
+    )
+    assert_daily(
+        result,
+        ("s", "2023-03-20", 0, 0.5),
+        *(("s", f"2023-03-{day}", 0, 24) for day in range(21, 26)),
+        ("s", "2023-03-26", 0, 23),
+        ("s", "2023-03-27", 0, 24),
+        ("s", "2023-03-28", 0, 0.5),
+    )
+    assert_incidents(result, ("s", "2023-03-20 22:30", "2023-03-27 22:30", 10080))
+
+
+def test_sydney_fall_back_day_has_25_hours_and_the_week_seven_dates() -> None:
+    # 24x7 Sydney, active. 2023-04-02 goes back 03:00 AEDT -> 02:00 AEST (Apr 1 16:00 UTC).
+    # now Apr 3 13:30 UTC = 23:30 AEST; the week starts Mar 27 13:30 UTC = Mar 28 00:30 AEDT.
+    result = run(
+        polls(("s", "2023-03-30 00:00", "active")),
+        zone_frame=zones(("s", "Australia/Sydney")),
+        as_of="2023-04-03 13:30",
+    )
+    assert_daily(
+        result,
+        ("s", "2023-03-28", 23.5, 0),
+        *(("s", f"2023-{day}", 24, 0) for day in ["03-29", "03-30", "03-31", "04-01"]),
+        ("s", "2023-04-02", 25, 0),
+        ("s", "2023-04-03", 23.5, 0),
+    )
+
+
+def test_a_date_whose_midnight_is_skipped_starts_at_the_jump() -> None:
+    # Santiago jumps from 2023-09-03 00:00 (-04) to 01:00 (-03), at 04:00 UTC: Sep 3 starts at
+    # the jump and has 23 hours, Sep 2 keeps its 24. now Sep 5 03:00 UTC = Sep 5 00:00 local,
+    # the week starts Aug 29 03:00 UTC = Aug 28 23:00 local. 24x7, active.
+    result = run(
+        polls(("s", "2023-09-01 00:00", "active")),
+        zone_frame=zones(("s", "America/Santiago")),
+        as_of="2023-09-05 03:00",
+    )
+    assert_daily(
+        result,
+        ("s", "2023-08-28", 1, 0),
+        *(("s", f"2023-{day}", 24, 0) for day in ["08-29", "08-30", "08-31", "09-01", "09-02"]),
+        ("s", "2023-09-03", 23, 0),
+        ("s", "2023-09-04", 24, 0),
+    )

@@ -1,19 +1,32 @@
-"""Property tests: on random small data sets the engine reports what the plain reference does."""
+"""Property tests: on random small data sets the engine reports what the plain reference does,
+incidents and daily figures included, and they add up to the report's figures."""
 
 import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
+from itertools import pairwise
 
 import polars as pl
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
-from store_monitor.engine import compute_report
+from store_monitor.engine import Report, compute_report
 
 from .frames import hours, polls, zones
-from .reference import ExactRow, reference_report
+from .reference import (
+    ONE_US,
+    TICKS_PER_HOUR,
+    TICKS_PER_MINUTE,
+    ExactRow,
+    ReferenceReport,
+    instant_of,
+    reference_report,
+    round_half_up,
+    ticks,
+)
 
 # Profiles applied to these tests only (a global profile would also drive schemathesis).
 settings.register_profile("engine", max_examples=200, deadline=None)
@@ -169,6 +182,81 @@ def test_engine_matches_reference(data: Dataset) -> None:
     }
     for got, row in zip(result.rows.iter_rows(named=True), want.rows, strict=True):
         assert_row_matches(got, row)
+    assert_incidents_and_daily_match(result, want)
+
+
+def assert_incidents_and_daily_match(result: Report, want: ReferenceReport) -> None:
+    assert result.incidents is not None
+    assert result.daily is not None
+    # Incident ends are instants rounded down to the microsecond, as both sides print them.
+    assert_frame_equal(result.incidents, want.incidents_frame(), check_exact=True)
+    assert result.daily.select("store_id", "date").rows() == [
+        (day.store_id, day.date) for day in want.daily
+    ]
+    for got, day in zip(result.daily.iter_rows(named=True), want.daily, strict=True):
+        for column, exact in [
+            ("uptime_hours", day.uptime_hours),
+            ("downtime_hours", day.downtime_hours),
+        ]:
+            assert got[column] in allowed_roundings(exact, SLACK_HOURS), (
+                f"store {day.store_id} {day.date} {column}: got {got[column]!r}, "
+                f"exact {float(exact)!r}"
+            )
+
+
+@PROFILE
+@given(datasets())
+def test_incidents_and_days_add_up_to_the_report(data: Dataset) -> None:
+    note(repr(data))
+    poll_frame, hour_frame, zone_frame = data.frames()
+    want = reference_report(poll_frame, hour_frame, zone_frame, as_of=data.as_of)
+    result = compute_report(poll_frame, hour_frame, zone_frame, as_of=data.as_of)
+    if want.now is None:
+        return
+    assert result.incidents is not None
+    assert result.daily is not None
+    now = ticks(want.now)
+    windows = {
+        "hour": (now - 60 * TICKS_PER_MINUTE, TICKS_PER_MINUTE),
+        "day": (now - 24 * TICKS_PER_HOUR, TICKS_PER_HOUR),
+        "week": (now - 168 * TICKS_PER_HOUR, TICKS_PER_HOUR),
+    }
+    for row, got in zip(want.rows, result.rows.iter_rows(named=True), strict=True):
+        store = row.store_id
+        exact = dict(zip(COLUMNS, row.values(), strict=True))
+        # The reference, unrounded: incidents' overlap with each window is its downtime, and the
+        # days add up to the week, exactly.
+        incidents = [i for i in want.incidents if i.store_id == store]
+        days = [d for d in want.daily if d.store_id == store]
+        for window, (start, unit) in windows.items():
+            overlap = sum(max(0, i.ended - max(i.started, start)) for i in incidents)
+            assert Fraction(overlap, unit) == exact[f"downtime_last_{window}"]
+        assert sum(d.uptime_hours for d in days) == exact["uptime_last_week"]
+        assert sum(d.downtime_hours for d in days) == exact["downtime_last_week"]
+        assert [d.span for d in days] == sorted(d.span for d in days)
+        assert days[0].span[0] == windows["week"][0]
+        assert days[-1].span[1] == now
+        assert all(a[1] == b[0] for a, b in pairwise(d.span for d in days))
+        assert 7 <= len(days) <= 9
+
+        # The engine, in its microseconds: its incidents' overlap with each window, rounded as
+        # the report rounds, is that window's downtime to the last digit.
+        mine = result.incidents.filter(pl.col("store_id") == store)
+        for window, (start, unit) in windows.items():
+            window_start = instant_of(start)
+            overlap_us = sum(
+                (ended - max(started, window_start)) // ONE_US
+                for started, ended in mine.select("started_at", "ended_at").rows()
+                if ended > window_start
+            )
+            cents = round_half_up(overlap_us, unit // 2)
+            assert float(cents) == got[f"downtime_last_{window}"], (store, window)
+        my_days = result.daily.filter(pl.col("store_id") == store)
+        for kind in ("uptime", "downtime"):
+            # Each rounded day is within half a cent of its exact value, and so is the week.
+            spread = Fraction(my_days.height + 1, 200) + SLACK_HOURS
+            total = sum(Fraction(v).limit_denominator(100) for v in my_days[f"{kind}_hours"])
+            assert abs(total - Fraction(got[f"{kind}_last_week"]).limit_denominator(100)) <= spread
 
 
 @PROFILE

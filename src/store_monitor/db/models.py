@@ -1,10 +1,11 @@
-"""SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones) and reports.
+"""SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones) and reports
+(their rows, incidents and days).
 
 The schema itself is built by Alembic (`alembic/versions/`); these models must match it.
 """
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any, Final
 
@@ -205,3 +206,37 @@ class StoreOwner(Base):
 
     owner_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+
+
+class ReportIncident(Base):
+    """One incident of a report: a stretch of business time a store was inactive in the week."""
+
+    __tablename__ = "report_incidents"
+
+    # The key's order is the CSV's (store_id, then started_at), and its prefix finds a store's.
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    minutes: Mapped[float] = mapped_column(sa.Double)
+
+
+class ReportDay(Base):
+    """One store's daily figures in a report: its local dates of the week, in hours.
+
+    One row per store, not per date: a report has eight times fewer rows to write (each costs
+    Postgres a key check), and a store's week is read whole. The dates are consecutive.
+    """
+
+    __tablename__ = "report_days"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    first_date: Mapped[date] = mapped_column(sa.Date)
+    """The store's first local date in the week; the i-th figure is of `first_date + i days`."""
+    uptime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
+    downtime_hours: Mapped[list[float]] = mapped_column(sa.JSON)

@@ -1,4 +1,5 @@
-"""Reports in the database: engine inputs out as frames, report rows in, the CSV out in chunks."""
+"""Reports in the database: engine inputs out as frames; report rows, incidents and days in; their
+CSVs out in chunks."""
 
 import asyncio
 import contextlib
@@ -14,11 +15,27 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from store_monitor.db.models import BusinessHours, Poll, ReportRow, Timezone
+from store_monitor.db.models import (
+    Base,
+    BusinessHours,
+    Poll,
+    ReportDay,
+    ReportIncident,
+    ReportRow,
+    Timezone,
+)
 from store_monitor.db.owners import visible_to
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
-from store_monitor.formats import report_csv_bytes
-from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, STATUS, TIMEZONES
+from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
+from store_monitor.frames import (
+    BUSINESS_HOURS,
+    DAILY,
+    INCIDENTS,
+    POLLS,
+    REPORT,
+    STATUS,
+    TIMEZONES,
+)
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
 # store has when the week starts (see `load_report_inputs`).
@@ -403,18 +420,48 @@ async def replace_report_rows(
 ) -> None:
     """Make `rows` (schema REPORT) the report's rows, replacing any it had: a retried job
     leaves exactly one set. Flushes, never commits."""
+    await _replace(session, ReportRow, report_id, rows.select(REPORT.names()))
+
+
+async def replace_report_details(
+    session: AsyncSession, report_id: uuid.UUID, *, incidents: pl.DataFrame, daily: pl.DataFrame
+) -> None:
+    """Make `incidents` (schema INCIDENTS) and `daily` (schema DAILY) the report's, replacing
+    any it had, as `replace_report_rows` does its rows. Flushes, never commits."""
+    await _replace(session, ReportIncident, report_id, incidents.select(INCIDENTS.names()))
+    # Each store's dates are consecutive, from its first: a row per store keeps them all.
+    weeks = (
+        daily.select(DAILY.names())
+        .group_by("store_id", maintain_order=True)
+        .agg(
+            first_date=pl.col("date").first(),
+            uptime_hours="uptime_hours",
+            downtime_hours="downtime_hours",
+        )
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # COPY takes the JSON text; floats print as the shortest text that reads back the same.
+        weeks = weeks.with_columns(
+            pl.format("[{}]", pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(","))
+            for name in ("uptime_hours", "downtime_hours")
+        )
+    await _replace(session, ReportDay, report_id, weeks)
+
+
+async def _replace(
+    session: AsyncSession, model: type[Base], report_id: uuid.UUID, frame: pl.DataFrame
+) -> None:
     await session.execute(
-        sa.delete(ReportRow)
-        .where(ReportRow.report_id == report_id)
+        sa.delete(model)
+        .where(model.__table__.c.report_id == report_id)
         .execution_options(synchronize_session=False)
     )
-    frame = rows.select(REPORT.names())
     if session.get_bind().dialect.name == "postgresql":
         with_id = frame.select(pl.lit(str(report_id)).alias("report_id"), pl.all())
-        await copy_in(session, ReportRow.__tablename__, with_id)
+        await copy_in(session, model.__tablename__, with_id)
     elif frame.height:
         await session.execute(
-            sa.insert(ReportRow),
+            sa.insert(model),
             [{"report_id": report_id, **row} for row in frame.iter_rows(named=True)],
         )
 
@@ -452,3 +499,102 @@ async def report_rows_csv(
         if frame.height < chunk_rows:
             return
         after = frame["store_id"][-1]
+
+
+async def report_incidents_csv(
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    *,
+    store_id: str | None = None,
+    chunk_rows: int = 5000,
+) -> AsyncIterator[bytes]:
+    """The report's incidents (only `store_id`'s, if given) as CSV in chunks, the first with the
+    header: together exactly the bytes `incidents_csv_bytes` gives for them (see
+    `report_rows_csv`). Sorted by store_id, then started_at."""
+    pages = _pages(
+        session,
+        ReportIncident,
+        INCIDENTS,
+        ("store_id", "started_at"),
+        report_id=report_id,
+        store_id=store_id,
+        chunk_rows=chunk_rows,
+    )
+    async for frame, header in pages:
+        yield incidents_csv_bytes(frame, header=header)
+
+
+async def report_daily_csv(
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    *,
+    store_id: str | None = None,
+    chunk_stores: int = 1000,
+) -> AsyncIterator[bytes]:
+    """The report's daily figures (only `store_id`'s, if given) as CSV in chunks of up to
+    `chunk_stores` stores' dates, as `report_incidents_csv` does its incidents. Sorted by
+    store_id, then date."""
+    pages = _pages(
+        session,
+        ReportDay,
+        _WEEKS,
+        ("store_id",),
+        report_id=report_id,
+        store_id=store_id,
+        chunk_rows=chunk_stores,
+    )
+    async for weeks, header in pages:
+        days = weeks.explode("uptime_hours", "downtime_hours").select(
+            "store_id",
+            date=pl.col("first_date") + pl.duration(days=pl.int_range(pl.len()).over("store_id")),
+            uptime_hours="uptime_hours",
+            downtime_hours="downtime_hours",
+        )
+        yield daily_csv_bytes(days, header=header)
+
+
+# A `ReportDay` row: a store's week.
+_WEEKS: Final = pl.Schema(
+    {
+        "store_id": pl.String(),
+        "first_date": pl.Date(),
+        "uptime_hours": pl.List(pl.Float64()),
+        "downtime_hours": pl.List(pl.Float64()),
+    }
+)
+
+
+async def _pages(
+    session: AsyncSession,
+    model: type[Base],
+    schema: pl.Schema,
+    key: tuple[str, ...],
+    *,
+    report_id: uuid.UUID,
+    store_id: str | None,
+    chunk_rows: int,
+) -> AsyncIterator[tuple[pl.DataFrame, bool]]:
+    """A report's rows of `model` as frames of `schema` (and whether each is the first), up to
+    `chunk_rows` at a time in `key` order, by keyset pagination on the primary key (report_id,
+    *key). At least one frame, empty if there are no rows."""
+    table = model.__table__
+    query = sa.select(*(table.c[name] for name in schema.names())).where(
+        table.c.report_id == report_id
+    )
+    if store_id is not None:
+        query = query.where(table.c.store_id == store_id)
+    query = query.order_by(*(table.c[name] for name in key)).limit(chunk_rows)
+    after: tuple[object, ...] | None = None
+    first = True
+    while True:
+        page = query
+        if after is not None:
+            page = query.where(sa.tuple_(*(table.c[name] for name in key)) > sa.tuple_(*after))
+        result = await session.execute(page)
+        frame = pl.DataFrame(result.all(), schema=schema, orient="row")
+        if frame.height or first:
+            yield frame, first
+        first = False
+        if frame.height < chunk_rows:
+            return
+        after = frame.select(key).row(-1)

@@ -4,7 +4,7 @@ from datetime import datetime, time, timedelta
 
 import polars as pl
 
-from store_monitor.engine.localtime import epoch_us, fill_jumps, known_timezones, local_to_utc
+from store_monitor.engine.localtime import epoch_us, known_timezones, zoned_to_utc
 from store_monitor.frames import DEFAULT_TIMEZONE
 
 # An end at 23:59:59 or later is read as midnight, the end of the day.
@@ -71,27 +71,7 @@ def business_intervals(
     )
 
     start_us, end_us = epoch_us(start), epoch_us(end)
-    by_zone = local.partition_by("timezone", as_dict=True)
-    if not by_zone:
-        return pl.DataFrame(
-            schema={"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
-        )
-    # A time zone belongs to the column type: one branch per zone, all in one query.
-    converted = pl.concat(
-        [
-            group.lazy().with_columns(
-                open_utc=local_to_utc(pl.col("open_local"), timezone),
-                close_utc=local_to_utc(pl.col("close_local"), timezone),
-            )
-            for (timezone,), group in by_zone.items()
-        ]
-    ).collect()
-    # Local times skipped by a forward jump came back null: a few days a year, so usually none.
-    if converted["open_utc"].has_nulls() or converted["close_utc"].has_nulls():
-        converted = pl.concat(
-            _jumps_filled(group, timezone)
-            for (timezone,), group in converted.partition_by("timezone", as_dict=True).items()
-        )
+    converted = zoned_to_utc(local, {"open_utc": "open_local", "close_utc": "close_local"})
     intervals = (
         converted.lazy()
         .select(
@@ -106,11 +86,4 @@ def business_intervals(
         .join(intervals, on=shape, how="inner")
         .select("store_id", "open_us", "close_us")
         .collect()
-    )
-
-
-def _jumps_filled(group: pl.DataFrame, timezone: str) -> pl.DataFrame:
-    return group.with_columns(
-        open_utc=fill_jumps(group["open_local"], group["open_utc"], timezone),
-        close_utc=fill_jumps(group["close_local"], group["close_utc"], timezone),
     )

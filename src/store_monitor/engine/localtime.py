@@ -38,6 +38,35 @@ def local_to_utc(local: pl.Expr, timezone: str) -> pl.Expr:
     )
 
 
+def zoned_to_utc(frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+    """`frame` with, for each `output: local` of `columns`, the naive local datetimes of column
+    `local` as UTC instants in a new column `output`, each row by the zone in its `timezone`.
+
+    A time zone belongs to the column type: one branch per zone, all in one query. Local times
+    skipped by a forward jump (a few days a year, so usually none) are filled after it.
+    """
+    by_zone = frame.partition_by("timezone", as_dict=True)
+    if not by_zone:
+        return frame.with_columns(pl.lit(None, UTC_INSTANT).alias(name) for name in columns)
+    converted = pl.concat(
+        [
+            group.lazy().with_columns(
+                local_to_utc(pl.col(local), timezone).alias(output)
+                for output, local in columns.items()
+            )
+            for (timezone,), group in by_zone.items()
+        ]
+    ).collect()
+    if not any(converted[output].has_nulls() for output in columns):
+        return converted
+    return pl.concat(
+        group.with_columns(
+            fill_jumps(group[local], group[output], timezone) for output, local in columns.items()
+        )
+        for (timezone,), group in converted.partition_by("timezone", as_dict=True).items()
+    )
+
+
 def fill_jumps(local: pl.Series, utc: pl.Series, timezone: str) -> pl.Series:
     """Fill the nulls `local_to_utc` left for local times skipped by a forward jump.
 

@@ -1,4 +1,5 @@
-"""The uptime/downtime report: three frames in, one report frame out. No I/O, no clock."""
+"""The uptime/downtime report, its incidents and daily figures: three frames in, one sweep,
+frames out. No I/O, no clock."""
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -8,10 +9,11 @@ from typing import TypeVar
 import polars as pl
 
 from store_monitor.engine.business_hours import business_intervals, store_timezones
+from store_monitor.engine.local_dates import local_dates
 from store_monitor.engine.localtime import epoch_us
-from store_monitor.engine.order import MAX_STORES, key_kind, key_time, sort_key
+from store_monitor.engine.order import MAX_STORES, key_code, key_kind, key_time, sort_key
 from store_monitor.engine.status import ACTIVE, INACTIVE, status_steps
-from store_monitor.frames import REPORT
+from store_monitor.frames import DAILY, INCIDENTS, REPORT, UTC_INSTANT
 
 _US_PER_MINUTE = 60_000_000
 _US_PER_HOUR = 3_600_000_000
@@ -26,6 +28,8 @@ _WINDOWS = {
 _OPEN = 2
 _CLOSE = 3
 _MARKER = 4
+# The start of a store's local date in the week (the window's start for the first date).
+_DATE = 5
 _Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
@@ -39,6 +43,23 @@ class Report:
     """Stores in the report whose time zone name is unknown (they use the default zone)."""
     ignored_polls: int
     """Polls after `now`, left out."""
+    incidents: pl.DataFrame | None
+    """Schema `INCIDENTS`, sorted by store_id then started_at; None when not asked for."""
+    daily: pl.DataFrame | None
+    """Schema `DAILY`, every local date of every reported store that overlaps the week, sorted by
+    store_id then date; None when not asked for."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Sums:
+    """One batch's sweep, stores numbered from 0 within the batch."""
+
+    totals: pl.DataFrame
+    """`code` and the report's rounded columns, one row per store."""
+    incidents: pl.DataFrame | None
+    """`code`, `from_us`, `until_us`: each incident, in store then time order."""
+    dates: pl.DataFrame | None
+    """`uptime_us`, `downtime_us` of each store's local dates, in store then date order."""
 
 
 def compute_report(
@@ -47,21 +68,23 @@ def compute_report(
     timezones: pl.DataFrame,
     *,
     as_of: datetime | None = None,
+    incidents_and_daily: bool = True,
 ) -> Report:
-    """Uptime and downtime of every polled store within business hours, over windows ending at now.
+    """Uptime and downtime of every polled store within business hours, over windows ending at now;
+    with `incidents_and_daily`, also its incidents and daily figures, from the same sweep.
 
     `now` is `as_of` or else the latest poll. Windows are half-open, `[now - length, now)`. Sums
     are exact in microseconds, then rounded half up to 2 decimals of their unit.
     """
     now = as_of if as_of is not None else polls["timestamp_utc"].max()
     if now is None:
-        return Report(rows=REPORT.to_frame(), now=None, unknown_timezones=[], ignored_polls=0)
+        return _empty_report(None, 0, incidents_and_daily=incidents_and_daily)
     assert isinstance(now, datetime)
     # Without `as_of`, now is the latest poll: none is after it, and no copy is needed.
     ignored = 0 if as_of is None else polls.select((pl.col("timestamp_utc") > now).sum()).item()
     current = polls.filter(pl.col("timestamp_utc") <= now) if ignored else polls
     if current.is_empty():
-        return Report(rows=REPORT.to_frame(), now=now, unknown_timezones=[], ignored_polls=ignored)
+        return _empty_report(now, ignored, incidents_and_daily=incidents_and_daily)
     end_us = epoch_us(now)
     start_us = epoch_us(now - _WEEK)
 
@@ -89,32 +112,98 @@ def compute_report(
         for first in range(0, len(store_ids), MAX_STORES)
     ]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # Time zones and business hours don't depend on the polls: they become events on another
-        # thread, one task after the other, while this one sorts the polls (Polars releases the
-        # GIL).
+        # Time zones, dates and business hours don't depend on the polls: they become events on
+        # another thread, one task after the other, while this one sorts the polls (Polars
+        # releases the GIL).
         zones = pool.submit(store_timezones, store_ids, timezones)
+        dates = pool.submit(
+            lambda: (
+                _store_dates(zones.result(), store_ids, now=now) if incidents_and_daily else None
+            )
+        )
         other_events = pool.submit(
-            lambda: _other_events(business_hours, zones.result(), store_ids, batches, now=now)
+            lambda: _other_events(
+                business_hours, zones.result(), dates.result(), store_ids, batches, now=now
+            )
         )
         steps = [
             status_steps(_batch(polls_coded, first, count), start_us=start_us, end_us=end_us)
             for first, count in batches
         ]
-        totals = pl.concat(
-            _sweep(batch_steps, events, codes=count, start_us=start_us, end_us=end_us).with_columns(
-                pl.col("code") + first
+        sums = [
+            _sweep(
+                batch_steps,
+                events,
+                codes=count,
+                start_us=start_us,
+                end_us=end_us,
+                incidents_and_daily=incidents_and_daily,
             )
-            for batch_steps, events, (first, count) in zip(
+            for batch_steps, events, (_, count) in zip(
                 steps, other_events.result(), batches, strict=True
             )
+        ]
+    store_id = pl.lit(store_ids).gather("code").alias("store_id")
+    firsts = [first for first, _ in batches]
+
+    def all_stores(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        """The batches' frames as one, with codes of all stores."""
+        return pl.concat(
+            frame.with_columns(pl.col("code") + first)
+            for frame, first in zip(frames, firsts, strict=True)
         )
-    rows = totals.select(pl.lit(store_ids).gather("code").alias("store_id"), *REPORT.names()[1:])
+
+    rows = all_stores([batch.totals for batch in sums]).select(store_id, *REPORT.names()[1:])
+    incidents = daily = None
+    if incidents_and_daily:
+        found = all_stores([batch.incidents for batch in sums if batch.incidents is not None])
+        incidents = found.select(
+            store_id,
+            started_at=pl.col("from_us").cast(UTC_INSTANT),
+            ended_at=pl.col("until_us").cast(UTC_INSTANT),
+            minutes=_round_half_up(pl.col("until_us") - pl.col("from_us"), _US_PER_MINUTE),
+        )
+        calendar = dates.result()
+        assert calendar is not None
+        # The sweep read each store's dates in the order `_store_dates` sorted them.
+        measured = pl.concat(batch.dates for batch in sums if batch.dates is not None)
+        assert measured.height == calendar.height
+        daily = pl.concat([calendar, measured], how="horizontal").select(
+            store_id,
+            "date",
+            uptime_hours=_round_half_up(pl.col("uptime_us"), _US_PER_HOUR),
+            downtime_hours=_round_half_up(pl.col("downtime_us"), _US_PER_HOUR),
+        )
     return Report(
         rows=rows,
         now=now,
         unknown_timezones=zones.result().filter("unknown_zone")["store_id"].to_list(),
         ignored_polls=ignored,
+        incidents=incidents,
+        daily=daily,
     )
+
+
+def _empty_report(now: datetime | None, ignored: int, *, incidents_and_daily: bool) -> Report:
+    return Report(
+        rows=REPORT.to_frame(),
+        now=now,
+        unknown_timezones=[],
+        ignored_polls=ignored,
+        incidents=INCIDENTS.to_frame() if incidents_and_daily else None,
+        daily=DAILY.to_frame() if incidents_and_daily else None,
+    )
+
+
+def _store_code(store_ids: pl.Series) -> pl.Expr:
+    """A `store_id` column as its position in `store_ids` (all of its values are there)."""
+    return pl.col("store_id").cast(pl.Enum(store_ids)).to_physical().cast(pl.UInt32).alias("code")
+
+
+def _store_dates(zones: pl.DataFrame, store_ids: pl.Series, *, now: datetime) -> pl.DataFrame:
+    """`code`, `date`, `from_us` of every store's local dates in the week, by code then date."""
+    coded = zones.select(_store_code(store_ids), "timezone").sort("code")
+    return local_dates(coded, start=now - _WEEK, end=now)
 
 
 def _batch(frame: _Frame, first: int, count: int) -> _Frame:
@@ -130,19 +219,21 @@ def _batch(frame: _Frame, first: int, count: int) -> _Frame:
 def _other_events(
     business_hours: pl.DataFrame,
     zones: pl.DataFrame,
+    dates: pl.DataFrame | None,
     store_ids: pl.Series,
     batches: list[tuple[int, int]],
     *,
     now: datetime,
 ) -> list[pl.Series]:
     """Per batch of stores, the sorted keys (`order.sort_key`, origin a week before `now`) of
-    events other than status steps: OPEN and CLOSE of business hours, and MARKER.
+    events other than status steps: OPEN and CLOSE of business hours, MARKER, and DATE.
 
     A store without hours rows is open all week. Each store gets a MARKER at each window's start
-    and at `now`, which the sweep reads its sums at.
+    and at `now`, and a DATE at the start of each of its `dates` (`_store_dates`), if given: the
+    sweep reads its sums at those.
     """
     start_us, end_us = epoch_us(now - _WEEK), epoch_us(now)
-    code = pl.col("store_id").cast(pl.Enum(store_ids)).to_physical().cast(pl.UInt32).alias("code")
+    code = _store_code(store_ids)
     intervals = business_intervals(business_hours, zones, start=now - _WEEK, end=now).select(
         code, "open_us", "close_us"
     )
@@ -157,6 +248,11 @@ def _other_events(
             ),
             always_open.select(
                 "code", at_us=pl.lit(end_us, pl.Int64), kind=pl.lit(_CLOSE, pl.Int64)
+            ),
+            *(
+                []
+                if dates is None
+                else [dates.select("code", at_us="from_us", kind=pl.lit(_DATE, pl.Int64))]
             ),
         ]
     )
@@ -188,26 +284,36 @@ def _marker_times(end_us: int) -> list[int]:
 
 
 def _sweep(
-    steps: pl.Series, other_events: pl.Series, *, codes: int, start_us: int, end_us: int
-) -> pl.DataFrame:
+    steps: pl.Series,
+    other_events: pl.Series,
+    *,
+    codes: int,
+    start_us: int,
+    end_us: int,
+    incidents_and_daily: bool,
+) -> _Sums:
     """Sum the open time that is active and inactive per store and window, in one ordered pass
-    over the sorted keys of status steps and other events (see `_other_events`).
+    over the sorted keys of status steps and other events (see `_other_events`); with
+    `incidents_and_daily` (and DATE events), per local date too, and find the incidents.
 
     Every event splits time into pieces `[at_us, next at_us)` on which both the open count and
     the status are constant. A window's sum is a difference of running sums at two of the store's
-    markers: its start and `end_us`.
+    markers: its start and `end_us`; a date's, at its DATE and the store's next DATE or `end_us`.
+    An incident is a run of open, inactive pieces of one store, each starting where the last ends.
     """
     events = steps.to_frame().merge_sorted(other_events.to_frame(), key="key")
 
     # Decoded once up front: each is used several times below.
     decoded = events.select(
-        kind=key_kind(pl.col("key")), at_us=key_time(pl.col("key"), origin_us=start_us)
+        "key", kind=key_kind(pl.col("key")), at_us=key_time(pl.col("key"), origin_us=start_us)
     )
     kind, at_us = pl.col("kind"), pl.col("at_us")
     opened = pl.when(kind == _OPEN).then(1).when(kind == _CLOSE).then(-1).otherwise(0)
     status = pl.when(kind == ACTIVE).then(False).when(kind == INACTIVE).then(True)
     pieces = decoded.select(
+        "key",
         "kind",
+        "at_us",
         # Each store's events run from its marker at start_us to its marker at end_us, so from
         # one store's last event to the next store's first, time goes back: clipped to nothing.
         length=(at_us.shift(-1) - at_us).clip(lower_bound=0).fill_null(0),
@@ -223,11 +329,13 @@ def _sweep(
         """The running sum of the pieces before each event, from the first store's first."""
         return measure.cum_sum().shift(1, fill_value=0)
 
-    at_markers = pieces.select(
+    reads = pieces.select(
         "kind",
+        "at_us",
         uptime=before(pl.when(is_open & ~inactive).then(length).otherwise(0)),
         downtime=before(pl.when(is_open & inactive).then(length).otherwise(0)),
-    ).filter(kind == _MARKER)
+    ).filter(kind >= _MARKER)
+    at_markers = reads.filter(kind == _MARKER)
     # Sorted by store then time: each store's markers, in `marker_times` order, one after another.
     marker_times = _marker_times(end_us)
     assert at_markers.height == codes * len(marker_times)
@@ -241,7 +349,37 @@ def _sweep(
         for column in ("uptime", "downtime"):
             measured = pl.col(f"{column}_{end_us}") - pl.col(f"{column}_{window_start}")
             sums.append(_round_half_up(measured, _WINDOWS[name][1]).alias(f"{column}_{name}"))
-    return per_store.select(pl.arange(codes, dtype=pl.UInt32).alias("code"), *sums)
+    totals = per_store.select(pl.arange(codes, dtype=pl.UInt32).alias("code"), *sums)
+    if not incidents_and_daily:
+        return _Sums(totals=totals, incidents=None, dates=None)
+
+    # Each store's DATEs, then its marker at end_us (a DATE is always before end_us).
+    dates = (
+        reads.filter((kind == _DATE) | (at_us == end_us))
+        .select(
+            "kind",
+            uptime_us=pl.col("uptime").shift(-1) - pl.col("uptime"),
+            downtime_us=pl.col("downtime").shift(-1) - pl.col("downtime"),
+        )
+        .filter(kind == _DATE)
+        .drop("kind")
+    )
+    code, from_us, until_us = pl.col("code"), pl.col("from_us"), pl.col("until_us")
+    starts = code.ne_missing(code.shift(1)) | from_us.ne_missing(until_us.shift(1))
+    incidents = (
+        pieces.lazy()
+        .filter(is_open & inactive & (length > 0))
+        .select(code=key_code(pl.col("key")), from_us=at_us, until_us=at_us + length)
+        .with_columns(starts=starts)
+        .select(
+            code.filter("starts"),
+            from_us.filter("starts"),
+            # An incident ends with the piece before the next one's start, or the last piece.
+            until_us.filter(pl.col("starts").shift(-1, fill_value=True)),
+        )
+        .collect()
+    )
+    return _Sums(totals=totals, incidents=incidents, dates=dates)
 
 
 def _round_half_up(microseconds: pl.Expr, unit: int) -> pl.Expr:
