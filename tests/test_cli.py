@@ -3,11 +3,11 @@
 import re
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from store_monitor import frames, synthetic
 from store_monitor.cli import app
@@ -89,6 +89,88 @@ def test_missing_files_and_bad_as_of_exit_2(data: Path, tmp_path: Path) -> None:
     bad_as_of = runner.invoke(app, ["report", "--data", str(data), "--as-of", "yesterday"])
     assert bad_as_of.exit_code == 2
     assert "'yesterday' is not a timestamp" in bad_as_of.output
+
+
+def _one_line_error(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _polls_with(tmp_path: Path, data: Path, *rows: str) -> Path:
+    polls = tmp_path / "store_status.csv"
+    polls.write_bytes(
+        (data / frames.POLLS_FILE).read_bytes() + "".join(r + "\n" for r in rows).encode()
+    )
+    return polls
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31 23:59:59.999999 UTC", "2999-01-01 00:00:00.000000 UTC"]
+)
+def test_report_refuses_polls_later_than_the_clock_plus_skew(
+    data: Path, tmp_path: Path, stamp: str
+) -> None:
+    polls = _polls_with(tmp_path, data, f"1,active,{stamp}")
+    result = runner.invoke(app, ["report", "--data", str(data), "--polls", str(polls)])
+    line = _one_line_error(result)
+    assert f"column 'timestamp_utc': {stamp!r} is after" in line
+    assert "store_status.csv, line " in line
+
+
+def test_as_of_lifts_the_upper_bound_of_poll_times(data: Path, tmp_path: Path) -> None:
+    polls = _polls_with(tmp_path, data, "1,active,9999-12-31 23:59:59.999999 UTC")
+    as_of = "2023-01-24T12:00:00Z"
+    result = runner.invoke(
+        app, ["report", "--data", str(data), "--polls", str(polls), "--as-of", as_of]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == _expected(data, datetime(2023, 1, 24, 12, tzinfo=UTC))
+
+
+def test_the_clock_skew_comes_from_the_setting(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    polls = _polls_with(tmp_path, data, f"1,active,{soon}")
+    args = ["report", "--data", str(data), "--polls", str(polls)]
+    assert runner.invoke(app, args).exit_code == 0
+    monkeypatch.setenv("STORE_MONITOR_CLOCK_SKEW_SECONDS", "3600")
+    assert "is after" in _one_line_error(runner.invoke(app, args))
+    assert runner.invoke(app, [*args, "--clock-skew", "10800"]).exit_code == 0
+
+
+def test_report_refuses_polls_before_2000_even_with_as_of(data: Path, tmp_path: Path) -> None:
+    polls = _polls_with(tmp_path, data, "1,active,0001-01-01 00:00:00.000000 UTC")
+    for extra in ([], ["--as-of", "2023-01-24T12:00:00Z"]):
+        result = runner.invoke(app, ["report", "--data", str(data), "--polls", str(polls), *extra])
+        assert "is before 2000-01-01" in _one_line_error(result)
+
+
+@pytest.mark.parametrize("as_of", ["1970-01-01T00:10:00Z", "1999-12-31T23:59:59Z", "9999-12-31"])
+def test_as_of_outside_the_range_is_refused(data: Path, as_of: str) -> None:
+    result = runner.invoke(app, ["report", "--data", str(data), "--as-of", as_of])
+    assert result.exit_code == 2
+    # Typer draws a box around the message, wrapped to the terminal's width.
+    text = "".join(result.output.replace("│", "").split())
+    assert "isnotfrom2000-01-01tobefore9000-01-01" in text
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("store_id", ["a\x00b", "=HYPERLINK(1)", "x" * 3000])
+def test_report_and_ingest_refuse_bad_store_ids_in_one_line(
+    data: Path, tmp_path: Path, embedded_database: Path, store_id: str
+) -> None:
+    polls = _polls_with(tmp_path, data, f"{store_id},active,2023-01-22 12:09:39.388884 UTC")
+    for command in ("report", "ingest"):
+        result = runner.invoke(app, [command, "--data", str(data), "--polls", str(polls)])
+        line = _one_line_error(result)
+        assert "column 'store_id'" in line
+        assert len(line) < 500
+    assert not embedded_database.exists() or _count(embedded_database, "polls") == 0
 
 
 def test_report_writes_incidents_and_daily_figures_too(data: Path, tmp_path: Path) -> None:

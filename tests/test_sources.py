@@ -1,19 +1,29 @@
 """The CSV readers: accepted shapes, engine dtypes, and errors that point at file, line, column."""
 
+import gzip
 import pickle
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
 from store_monitor.sources import (
+    EARLIEST_POLL,
+    SHOWN_CHARS,
     SourceError,
+    compression,
     read_business_hours,
     read_polls,
     read_timezones,
+    store_id_problem,
+    valid_store_ids,
 )
 
 POLLS_HEADER = "store_id,status,timestamp_utc\n"
@@ -201,12 +211,66 @@ def test_the_leftmost_bad_field_of_a_line_is_reported() -> None:
     assert excinfo.value.column == "timestamp_utc"
 
 
-def test_long_values_are_shortened_in_the_message_only() -> None:
-    long = "x" * 500
+def test_long_values_are_cut_to_200_characters_with_their_length_stated() -> None:
+    long = "x" * 5_000_000
     with pytest.raises(SourceError) as excinfo:
         read_polls(polls_csv(f"1,{long},2023-01-22 12:09:39.388884 UTC"))
-    assert excinfo.value.value == long
-    assert len(str(excinfo.value)) < 200
+    error = source_error(excinfo)
+    assert error.value == "x" * SHOWN_CHARS
+    assert error.value_length == 5_000_000
+    assert "(5,000,000 characters)" in str(error)
+    assert len(str(error)) < 400
+    assert error.to_dict()["value_length"] == 5_000_000
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.value, copy.value_length) == (error.value, 5_000_000)
+
+
+def test_a_short_value_is_whole_with_its_length() -> None:
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(polls_csv("1,x,2023-01-22 12:09:39.388884 UTC"))
+    assert (excinfo.value.value, excinfo.value.value_length) == ("x", 1)
+    assert "characters" not in str(excinfo.value)
+
+
+def test_a_long_repeated_header_is_cut_in_the_message() -> None:
+    header = "h" * 10_000
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(f"store_id,status,timestamp_utc,{header},{header}\n".encode())
+    assert "(10,000 characters) appears more than once" in str(excinfo.value)
+    assert len(str(excinfo.value)) < 400
+
+
+def test_line_numbers_are_physical_after_quoted_line_breaks() -> None:
+    data = (
+        b"store_id,status,note,timestamp_utc\n"
+        b'1,active,"two\nlines",2023-01-22 12:09:39 UTC\n'
+        b'1,active,"three\r\nlines\n!",2023-01-22 12:09:39 UTC\n'
+        b"\n"
+        b"1,actve,,2023-01-22 12:09:39 UTC\n"
+    )
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data)
+    # header 1, first row 2-3, second row 4-6, blank line 7, the bad row 8.
+    assert (excinfo.value.line, excinfo.value.value) == (8, "actve")
+
+
+def test_line_numbers_after_a_huge_quoted_field_with_escaped_quotes() -> None:
+    huge = "a\n" * 100_000 + '""'
+    data = (
+        f'store_id,note,status,timestamp_utc\n1,"{huge}",active,2023-01-22 12:09:39 UTC\n'
+        '1,"x""\n""y",actve,2023-01-22 12:09:39 UTC\n'
+    ).encode()
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data)
+    # The header, then the first row's 100,001 lines.
+    assert excinfo.value.line == 1 + 100_001 + 1
+
+
+def test_line_numbers_with_quotes_but_no_line_breaks() -> None:
+    data = polls_csv('"1",active,2023-01-22 12:09:39 UTC', '"2",actve,2023-01-22 12:09:39 UTC')
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data)
+    assert excinfo.value.line == 3
 
 
 def test_missing_column() -> None:
@@ -282,6 +346,7 @@ def test_error_as_dict_and_through_pickle() -> None:
         "line": 2,
         "column": "status",
         "value": "actve",
+        "value_length": 5,
         "reason": "'actve' is not 'active' or 'inactive'",
         "message": message,
     }
@@ -388,10 +453,13 @@ def test_timezones_pass_names_through() -> None:
     assert_frame_equal(zones, expected)
 
 
-def test_empty_timezone_is_an_error() -> None:
-    with pytest.raises(SourceError) as excinfo:
-        read_timezones(b"store_id,timezone_str\n1,Asia/Tokyo\n2,\n", name="timezones.csv")
-    assert str(source_error(excinfo)) == "timezones.csv, line 3, column 'timezone_str': empty value"
+def test_an_empty_timezone_is_missing_data_not_a_bad_file() -> None:
+    zones = read_timezones(b'store_id,timezone_str\n1,Asia/Tokyo\n2,\n3,   \n4\n5,""\n')
+    expected = pl.DataFrame(
+        {"store_id": ["1", "2", "3", "4", "5"], "timezone_str": ["Asia/Tokyo", "", "", "", ""]},
+        schema=TIMEZONES,
+    )
+    assert_frame_equal(zones, expected)
 
 
 @pytest.mark.parametrize("data", [b"", b"store_id,timezone_str\n"])
@@ -399,3 +467,171 @@ def test_empty_timezones_are_zero_rows(data: bytes) -> None:
     zones = read_timezones(data)
     assert zones.height == 0
     assert zones.schema == TIMEZONES
+
+
+# --- the input rules: poll times, store ids, compression --------------------------------------
+
+LATEST = utc(2026, 12, 2, 15, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("9999-12-31 23:59:59.999999 UTC", "is after 2026-12-02 15:00:00 UTC, later than a poll"),
+        ("2999-01-01T00:00:00Z", "is after 2026-12-02 15:00:00 UTC"),
+        ("2026-12-02 15:00:00.000001 UTC", "is after"),
+        ("0001-01-01 00:00:00.000000 UTC", "is before 2000-01-01, earlier than any poll"),
+        ("1999-12-31T23:59:59.999999Z", "is before 2000-01-01"),
+        ("2000-01-01T01:00:00+02:00", "is before 2000-01-01"),
+    ],
+)
+def test_poll_times_out_of_range_are_refused(text: str, reason: str) -> None:
+    data = polls_csv("1,active,2023-01-22 12:09:39.388884 UTC", f"1,active,{text}")
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data, name="store_status.csv", latest=LATEST)
+    error = source_error(excinfo)
+    assert (error.line, error.column, error.value) == (3, "timestamp_utc", text)
+    assert reason in error.reason
+    assert str(error).startswith(f"store_status.csv, line 3, column 'timestamp_utc': {text!r} ")
+
+
+def test_poll_times_at_the_edges_of_the_range_are_taken() -> None:
+    data = polls_csv(
+        "1,active,2000-01-01 00:00:00.000000 UTC", "1,active,2026-12-02 15:00:00.000000 UTC"
+    )
+    stamps = read_polls(data, latest=LATEST)["timestamp_utc"].to_list()
+    assert stamps == [EARLIEST_POLL, LATEST]
+
+
+def test_without_latest_only_the_lower_bound_holds() -> None:
+    polls = read_polls(polls_csv("1,active,9999-12-31 23:59:59.999999 UTC"))
+    assert polls["timestamp_utc"].to_list() == [utc(9999, 12, 31, 23, 59, 59, 999999)]
+    with pytest.raises(SourceError, match="is before 2000-01-01"):
+        read_polls(polls_csv("1,active,1970-01-01 00:00:00.000000 UTC"))
+
+
+REAL_IDS = [
+    "8419537941919820732",
+    "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b",
+    "store 12",
+    "café-7",
+    "x" * 255,
+    "1=2",
+    "a-b",
+]
+BAD_IDS = [
+    ("x" * 256, "is longer than 255 characters"),
+    ("x" * 1_000_000, "is longer than 255 characters"),
+    ("a\x00b", "holds a control character (U+0000)"),
+    ("a\x1fb", "holds a control character (U+001F)"),
+    ("a\tb", "holds a control character (U+0009)"),
+    ("a\x7f", "holds a control character (U+007F)"),
+    ("a\x85b", "holds a control character (U+0085)"),
+    ('=HYPERLINK("http://x";"y")', "starts with '='"),
+    ("+cmd|' /C calc'!A0", "starts with '+'"),
+    ("-2+3", "starts with '-'"),
+    ("@SUM(1+1)", "starts with '@'"),
+]
+
+
+@pytest.mark.parametrize("store_id", REAL_IDS)
+def test_real_store_ids_pass(store_id: str) -> None:
+    assert store_id_problem(store_id) is None
+    assert pl.select(valid_store_ids(pl.lit(store_id))).item()
+    polls = read_polls(polls_csv(f"{store_id},active,2023-01-22 12:09:39 UTC"))
+    assert polls["store_id"].to_list() == [store_id]
+
+
+@pytest.mark.parametrize(("store_id", "reason"), BAD_IDS)
+def test_store_ids_breaking_the_rule_are_refused_by_every_reader(
+    store_id: str, reason: str
+) -> None:
+    problem = store_id_problem(store_id)
+    assert problem is not None
+    assert reason in problem
+    assert not pl.select(valid_store_ids(pl.lit(store_id))).item()
+    field = '"' + store_id.replace('"', '""') + '"'
+    files = [
+        (read_polls, polls_csv("1,active,2023-01-22 12:09:39 UTC", f"{field},active,2023-01-22")),
+        (read_business_hours, hours_csv("1,1,09:00,17:00", f"{field},1,09:00,17:00")),
+        (read_timezones, f"store_id,timezone_str\n1,Asia/Tokyo\n{field},Asia/Tokyo\n".encode()),
+    ]
+    for read, data in files:
+        with pytest.raises(SourceError) as excinfo:
+            read(data, name="f.csv")
+        error = source_error(excinfo)
+        assert (error.line, error.column) == (3, "store_id")
+        assert error.value == store_id[:SHOWN_CHARS]
+        assert error.value_length == len(store_id)
+        assert reason in error.reason
+
+
+def test_store_ids_are_stripped_before_the_rule() -> None:
+    stamp = "2023-01-22 12:09:39 UTC"
+    polls = read_polls(polls_csv(f" 42 ,active,{stamp}", f"\t7,active,{stamp}"))
+    assert polls["store_id"].to_list() == ["42", "7"]
+    with pytest.raises(SourceError, match="starts with '='") as excinfo:
+        read_polls(polls_csv(f"1,active,{stamp}", f"  =1+1,active,{stamp}"))
+    assert excinfo.value.value == "  =1+1"
+
+
+def test_the_first_row_of_a_bad_store_id_is_reported() -> None:
+    data = polls_csv(
+        "1,active,2023-01-22 12:09:39 UTC",
+        "2,active,never",
+        "@x,active,2023-01-22 12:09:39 UTC",
+        "@x,active,2023-01-22 12:09:39 UTC",
+    )
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data)
+    assert (excinfo.value.line, excinfo.value.column) == (3, "timestamp_utc")
+    with pytest.raises(SourceError) as excinfo:
+        read_polls(data.replace(b"never", b"2023-01-22 12:09:39 UTC"))
+    assert (excinfo.value.line, excinfo.value.column) == (4, "store_id")
+
+
+@pytest.mark.parametrize(
+    ("compress", "kind"),
+    [
+        (gzip.compress, "gzip"),
+        (zlib.compress, "zlib"),
+        (lambda data: zlib.compress(data, 1), "zlib"),
+        (lambda data: zlib.compress(data, 3), "zlib"),
+        (lambda data: zlib.compress(data, 9), "zlib"),
+        (lambda data: b"\x28\xb5\x2f\xfd" + data, "zstd"),
+    ],
+)
+def test_compressed_files_are_refused(
+    compress: Callable[[bytes], bytes], kind: str, tmp_path: Path
+) -> None:
+    packed = compress(polls_csv("1,active,2023-01-22 12:09:39 UTC"))
+    assert compression(packed) == kind
+    path = tmp_path / "store_status.csv"
+    path.write_bytes(packed)
+    for source in (packed, path):
+        with pytest.raises(SourceError) as excinfo:
+            read_polls(source, name="store_status.csv")
+        assert str(source_error(excinfo)) == (
+            f"store_status.csv: the file is {kind}-compressed; send the CSV uncompressed"
+        )
+
+
+def test_plain_csv_is_not_taken_for_compressed() -> None:
+    assert compression(polls_csv("1,active,2023-01-22 12:09:39 UTC")) is None
+    assert compression(b"") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from("=+-@ \t\r\n\x00\x1f\x7f\x85\x9f\xa0é☕"),
+            # Surrogates cannot be in UTF-8 text, so never in a file.
+            st.characters(exclude_categories=["Cs"]),
+        ),
+        max_size=300,
+    )
+)
+def test_the_store_id_rule_is_the_same_in_python_and_polars(store_id: str) -> None:
+    vectorised = pl.select(valid_store_ids(pl.lit(store_id, pl.String))).item()
+    assert (store_id_problem(store_id) is None) == vectorised

@@ -1,7 +1,7 @@
 """API keys (only a keyed hash of each secret) and the stores each owner may see.
 
 Revision ID: 97b987e2c479
-Revises: 9c1e7d3b5a20
+Revises: 868399eb126a
 Create Date: 2026-12-01 15:40:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "97b987e2c479"
-down_revision: str | Sequence[str] | None = "9c1e7d3b5a20"
+down_revision: str | Sequence[str] | None = "868399eb126a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Reports count their incidents, in all and per store over the last day and week.
 
 Revision ID: 9f0b3de919f9
-Revises: 868399eb126a, 97b987e2c479
+Revises: 97b987e2c479
 Create Date: 2026-12-01 17:00:00.000000+00:00
 """
 
@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9f0b3de919f9"
-# Also where the incidents' and the keys' migrations, made side by side, meet again.
-down_revision: str | Sequence[str] | None = ("868399eb126a", "97b987e2c479")
+down_revision: str | Sequence[str] | None = "97b987e2c479"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,9 @@
-"""The `store-monitor` command line: offline reports, synthetic data, and the service's parts."""
+"""The `store-monitor` command line: offline reports, synthetic data, and the service's parts.
 
-import asyncio
+`store-monitor report` is timed as a whole process against a plain CSV read (`make bench`):
+what only other commands need (settings, rich, asyncio, the service) is imported inside them.
+"""
+
 import json
 import re
 import sys
@@ -14,23 +17,24 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import polars as pl
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from store_monitor import frames, synthetic
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
-from store_monitor.settings import Settings, get_settings
 from store_monitor.sources import (
+    EARLIEST_POLL,
     SourceError,
     read_business_hours,
     read_owners,
     read_polls,
     read_timezones,
+    shortened,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from store_monitor.settings import Settings
 
 app = typer.Typer(
     help="Uptime and downtime of restaurants within their business hours.",
@@ -42,14 +46,17 @@ db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-_stderr = Console(stderr=True, soft_wrap=True)
 # Bad input exits with the usage-error code, like a bad option.
 _BAD_INPUT = 2
-T = TypeVar("T")
+_LATEST_AS_OF = datetime(9000, 1, 1, tzinfo=UTC)
+# The setting `clock_skew_seconds`, read by typer: the offline report needs no service settings.
+_CLOCK_SKEW_ENV = "STORE_MONITOR_CLOCK_SKEW_SECONDS"
+_DEFAULT_CLOCK_SKEW_SECONDS = 86_400.0
 _DURATION = re.compile(r"(\d+)\s*([mhdw])")
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # uvicorn's h11 parser buffers at most this much of a request's head (the app checks the rest).
 _MAX_HEAD_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 class KeyScopeOption(StrEnum):
@@ -62,19 +69,29 @@ class KeyScopeOption(StrEnum):
 
 
 def _fail(message: str) -> NoReturn:
-    _stderr.print(f"error: {message}", style="red", highlight=False, markup=False)
+    typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(_BAD_INPUT)
 
 
 def _warn(message: str) -> None:
-    _stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
+    typer.secho(f"warning: {message}", err=True, fg="yellow")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 @contextmanager
 def _status(message: str) -> Iterator[None]:
     """A spinner on a terminal; nothing when stderr is a pipe or file."""
-    if _stderr.is_terminal:
-        with _stderr.status(message):
+    if _stderr_is_terminal():
+        from rich.console import Console
+
+        with Console(stderr=True).status(message):
             yield
     else:
         yield
@@ -86,15 +103,23 @@ def _step(message: str, work: Callable[[], T]) -> T:
 
 
 def parse_instant(text: str) -> datetime:
-    """An instant given on the command line: ISO 8601 or the polls' format; naive means UTC."""
+    """An instant given on the command line: ISO 8601 or the polls' format; naive means UTC.
+    From EARLIEST_POLL, like the polls, to before the year 9000 (the calendar's end is near)."""
     cleaned = text.strip().removesuffix(" UTC").replace("Z", "+00:00")
     try:
         instant = datetime.fromisoformat(cleaned)
-    except ValueError:
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise typer.BadParameter(
-            f"{text!r} is not a timestamp such as 2023-01-25 18:00:00 or 2023-01-25T18:00:00Z"
+            f"{shortened(text)} is not a timestamp such as 2023-01-25 18:00:00 "
+            "or 2023-01-25T18:00:00Z"
         ) from None
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    if not EARLIEST_POLL <= instant < _LATEST_AS_OF:
+        raise typer.BadParameter(
+            f"{shortened(text)} is not from {EARLIEST_POLL:%Y-%m-%d} to before "
+            f"{_LATEST_AS_OF:%Y-%m-%d}"
+        )
+    return instant
 
 
 DataDir = Annotated[
@@ -116,6 +141,10 @@ ZonesFile = Annotated[
 OwnersFile = Annotated[
     Path | None, typer.Option("--owners", help="Store owners CSV (overrides --data).")
 ]
+
+
+def _latest_allowed_poll(clock_skew_seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=clock_skew_seconds)
 
 
 def _source(explicit: Path | None, data: Path | None, default_name: str, option: str) -> Path:
@@ -148,10 +177,24 @@ def report(
         Path | None,
         typer.Option(help="Also write each store's figures per local date to this CSV file."),
     ] = None,
+    clock_skew: Annotated[
+        float,
+        typer.Option(
+            "--clock-skew",
+            min=0,
+            envvar=_CLOCK_SKEW_ENV,
+            help="Seconds a poll may be later than this machine's clock (without --as-of).",
+        ),
+    ] = _DEFAULT_CLOCK_SKEW_SECONDS,
 ) -> None:
     """Compute the uptime/downtime report from CSV files, offline (and its incidents and daily
-    figures, if asked)."""
+    figures, if asked).
+
+    Polls must be from 2000-01-01 to the current time plus the clock skew; with --as-of there is
+    no upper bound (polls after it are left out).
+    """
     as_of_instant = parse_instant(as_of) if as_of is not None else None
+    latest = None if as_of_instant is not None else _latest_allowed_poll(clock_skew)
     outputs = [path for path in (output, incidents, daily) if path is not None]
     if len({path.resolve() for path in outputs}) < len(outputs):
         _fail("--output, --incidents and --daily must name different files")
@@ -163,7 +206,9 @@ def report(
     hours_path = _source(hours, data, frames.HOURS_FILE, "--hours")
     zones_path = _source(timezones, data, frames.TIMEZONES_FILE, "--timezones")
     try:
-        polls_frame = _step(f"Reading {polls_path.name}", lambda: read_polls(polls_path))
+        polls_frame = _step(
+            f"Reading {polls_path.name}", lambda: read_polls(polls_path, latest=latest)
+        )
         hours_frame = _step(f"Reading {hours_path.name}", lambda: read_business_hours(hours_path))
         zones_frame = _step(f"Reading {zones_path.name}", lambda: read_timezones(zones_path))
     except SourceError as error:
@@ -213,14 +258,23 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
 ) -> None:
     """Write a realistic synthetic data set (the real files' names, headers and formats)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("Generating polls"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("stores"),
         TimeElapsedColumn(),
-        console=_stderr,
-        disable=not _stderr.is_terminal,
+        console=Console(stderr=True),
+        disable=not _stderr_is_terminal(),
     ) as progress:
         task = progress.add_task("generate", total=stores)
         files = synthetic.generate(
@@ -230,11 +284,7 @@ def generate(
             seed=seed,
             progress=lambda done: progress.update(task, completed=done),
         )
-    _stderr.print(
-        f"Wrote {files.polls:,} polls of {files.stores:,} stores to {out}",
-        highlight=False,
-        markup=False,
-    )
+    _say(f"Wrote {files.polls:,} polls of {files.stores:,} stores to {out}")
 
 
 @app.command()
@@ -266,8 +316,14 @@ def ingest(
             paths[kind] = data / default_name
     if not paths:
         _fail("nothing to load: give --data DIR, --polls, --hours, --timezones or --owners")
+    import asyncio
+
+    from store_monitor.ingest import ValueRefused
+    from store_monitor.settings import get_settings
+
+    settings = get_settings()
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
-        "polls": read_polls,
+        "polls": partial(read_polls, latest=settings.latest_allowed_poll),
         "hours": read_business_hours,
         "timezones": read_timezones,
         "owners": read_owners,
@@ -278,23 +334,23 @@ def ingest(
             loaded[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
     except SourceError as error:
         _fail(str(error))
-    results = _step("Loading into the database", lambda: asyncio.run(_load(loaded)))
+    try:
+        results = _step("Loading into the database", lambda: asyncio.run(_load(loaded, settings)))
+    except ValueRefused as error:
+        _fail(str(error))
     for kind, (received, added, stores) in results.items():
-        _stderr.print(
-            f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores",
-            highlight=False,
-            markup=False,
-        )
+        _say(f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores")
 
 
-async def _load(frames: dict[str, pl.DataFrame]) -> dict[str, tuple[int, int, int]]:
+async def _load(
+    frames: dict[str, pl.DataFrame], settings: "Settings"
+) -> dict[str, tuple[int, int, int]]:
     """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
     # Imported here so that the offline commands start without the service's libraries.
     from store_monitor import ingest as ingestion
     from store_monitor.db.migrations import upgrade_to_head
     from store_monitor.db.session import create_engine, create_sessionmaker
 
-    settings = get_settings()
     url = settings.resolved_database_url
     if settings.embedded_database:
         await upgrade_to_head(url)
@@ -323,6 +379,7 @@ def serve(
 
     from store_monitor.api.app import create_app
     from store_monitor.logs import configure_logging
+    from store_monitor.settings import get_settings
 
     settings = get_settings()
     overrides = {"host": host, "port": port}
@@ -350,6 +407,7 @@ def worker() -> None:
     from arq.worker import Worker
 
     from store_monitor.logs import configure_logging
+    from store_monitor.settings import get_settings
     from store_monitor.worker import worker_settings
 
     settings = get_settings()
@@ -367,20 +425,36 @@ def worker() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema up to date (Alembic migrations to head)."""
+    import asyncio
+
     from store_monitor.db.migrations import upgrade_to_head
+    from store_monitor.settings import get_settings
 
     url = get_settings().resolved_database_url
     asyncio.run(upgrade_to_head(url))
-    _stderr.print("database schema is up to date", highlight=False, markup=False)
+    _say("database schema is up to date")
+
+
+@app.command()
+def openapi() -> None:
+    """Print the service's OpenAPI document (the committed openapi.json is this output)."""
+    from store_monitor.api.app import create_app
+    from store_monitor.settings import Settings
+
+    document = create_app(Settings()).openapi()
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
 
 
 def _run_in_session(work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
     """`work` in one transaction on the service's database, committed if it returns."""
 
+    import asyncio
+
     async def run() -> T:
         # Imported here so that the offline commands start without the service's libraries.
         from store_monitor.db.migrations import upgrade_to_head
         from store_monitor.db.session import create_engine, create_sessionmaker
+        from store_monitor.settings import get_settings
 
         settings = get_settings()
         url = settings.resolved_database_url
@@ -453,11 +527,9 @@ def keys_create(
         _fail(str(error))
     what = f"scope {chosen.value}" if chosen is not None else f"owner {created.key.owner_id}"
     until = f", expires {expires_at.isoformat()}" if expires_at is not None else ""
-    _stderr.print(
+    _say(
         f"created key {name!r} ({what}{until}), prefix {created.key.prefix}; "
-        "its secret follows and is not shown again:",
-        highlight=False,
-        markup=False,
+        "its secret follows and is not shown again:"
     )
     sys.stdout.write(created.secret + "\n")
     sys.stdout.flush()
@@ -507,14 +579,12 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
         )
     except access.KeyNotFound as error:
         _fail(str(error))
-    _stderr.print(
-        f"key {name!r} ({key.prefix}) revoked at {_when(key.revoked_at)}",
-        highlight=False,
-        markup=False,
-    )
+    _say(f"key {name!r} ({key.prefix}) revoked at {_when(key.revoked_at)}")
 
 
 def _server_key() -> bytes:
+    from store_monitor.settings import get_settings
+
     secret_key = get_settings().secret_key
     if secret_key is None or not secret_key.get_secret_value().strip():
         _fail("STORE_MONITOR_SECRET_KEY is not set: keys are hashed with it, set the server's")
@@ -523,15 +593,6 @@ def _server_key() -> bytes:
 
 def _when(instant: datetime | None) -> str:
     return instant.isoformat(timespec="seconds") if instant is not None else "-"
-
-
-@app.command()
-def openapi() -> None:
-    """Print the service's OpenAPI document (the committed openapi.json is this output)."""
-    from store_monitor.api.app import create_app
-
-    document = create_app(Settings()).openapi()
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
 
 
 if __name__ == "__main__":

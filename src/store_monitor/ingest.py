@@ -3,10 +3,15 @@
 Polls are added (a re-ingested poll adds nothing); business hours and time zones replace the
 rows of the stores present in the new frame, store owners the memberships of its owners. Each
 function is a step of the caller's transaction: it flushes and never commits, so a load that
-fails part-way leaves nothing behind once the caller rolls back.
+fails part-way leaves nothing behind once the caller rolls back. A value the database refuses
+(one the readers let through) is a `ValueRefused` naming the table and, where the database
+says, the store: bad data, not a bug.
 """
 
 import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor.db.models import BusinessHours, Poll, Store, StoreOwner, Timezone
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES
+from store_monitor.sources import SHOWN_CHARS, shortened
 
 # SQLite keeps instants and times as text in SQLAlchemy's format; rows written past the ORM
 # must match it, or comparisons with values the ORM binds would go wrong.
@@ -38,6 +44,49 @@ _LATER_POLL: Final = (
     "ON CONFLICT (store_id) DO UPDATE SET latest_poll_at = excluded.latest_poll_at "
     "WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at"
 )
+
+
+# Postgres error classes of a value the database cannot take: data exceptions (e.g. a NUL in
+# text, 22021) and program limits (e.g. an index row too large, 54000). Not outages, not bugs.
+_REFUSED_VALUE_CLASSES: Final = ("22", "54")
+_COPY_LINE: Final = re.compile(r"^COPY \S+, line (\d+)")
+
+
+class ValueRefused(ValueError):
+    """The database refused a value of an ingested frame: bad data (4xx), not an outage.
+
+    `store_id` is that of the refused row when the database said which row (COPY does)."""
+
+    def __init__(self, table: str, reason: str, *, store_id: str | None = None) -> None:
+        self.table = table
+        self.reason = reason
+        self.store_id = store_id
+        row = "" if store_id is None else f" (the row of store {shortened(store_id)})"
+        self.message = f"{table}: the database refused a value{row}: {reason}"
+        super().__init__(self.message)
+
+
+@contextlib.asynccontextmanager
+async def _refused_values(table: str, copied: pl.DataFrame | None = None) -> AsyncIterator[None]:
+    """Raise the database's refusal of a value as `ValueRefused`, naming the row of `copied`
+    (the frame a COPY sends) when the error says which line of the COPY it was."""
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        # SQLAlchemy's adapted error wraps the driver's, which carries the details.
+        driver = getattr(error.orig, "__cause__", None) or error.orig
+        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(driver, "sqlstate", None)
+        if not (isinstance(sqlstate, str) and sqlstate.startswith(_REFUSED_VALUE_CLASSES)):
+            raise
+        line = _COPY_LINE.match(getattr(driver, "context", None) or "")
+        store_id = None
+        if line is not None and copied is not None and 0 < int(line[1]) <= copied.height:
+            store_id = str(copied["store_id"][int(line[1]) - 1])
+        # The driver's message only: the statement and its parameters stay out.
+        reason = str(getattr(driver, "message", None) or error.orig).partition("\n")[0]
+        if len(reason) > SHOWN_CHARS:  # Postgres may quote the value it refused
+            reason = reason[:SHOWN_CHARS] + "..."
+        raise ValueRefused(table, reason, store_id=store_id) from error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,17 +139,19 @@ async def _add_polls_postgres(
     # spans, and COPY only the rest.
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
     ids, lasts = spans["store_id"].to_list(), spans["last"].to_list()
-    stored = await copy_out(session, _STORED_POLLS, ids, spans["first"].to_list(), lasts)
+    async with _refused_values(Poll.__tablename__):
+        stored = await copy_out(session, _STORED_POLLS, ids, spans["first"].to_list(), lasts)
+        await session.execute(
+            sa.text(
+                "INSERT INTO stores (store_id, latest_poll_at) "
+                "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[])) "
+                + _LATER_POLL
+            ),
+            {"ids": ids, "lasts": lasts},
+        )
     new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
-    await session.execute(
-        sa.text(
-            "INSERT INTO stores (store_id, latest_poll_at) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[])) "
-            + _LATER_POLL
-        ),
-        {"ids": ids, "lasts": lasts},
-    )
-    await copy_in_binary(session, Poll.__tablename__, new)
+    async with _refused_values(Poll.__tablename__, new):
+        await copy_in_binary(session, Poll.__tablename__, new)
     return new.height
 
 
@@ -180,11 +231,13 @@ async def _replace(
         # Two loads replacing the same stores at once would each miss the other's new rows and
         # then collide on them: loads of one table take turns (readers are not blocked).
         await session.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
-        await session.execute(
-            sa.text(f"DELETE FROM {table} WHERE {key} = ANY(CAST(:ids AS text[]))"),
-            {"ids": stores.to_list()},
-        )
-        await copy_in(session, table, frame)
+        async with _refused_values(table):
+            await session.execute(
+                sa.text(f"DELETE FROM {table} WHERE {key} = ANY(CAST(:ids AS text[]))"),
+                {"ids": stores.to_list()},
+            )
+        async with _refused_values(table, frame):
+            await copy_in(session, table, frame)
         return stores.len()
     # SQLite: one writer at a time anyway.
     connection = await session.connection()

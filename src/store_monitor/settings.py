@@ -1,5 +1,6 @@
 """The service's configuration from `STORE_MONITOR_*` environment variables, read at the edges."""
 
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    clock_skew_seconds: float = Field(default=86_400.0, ge=0)
+    """How far past this server's clock a poll's timestamp, or a report's as_of, may be."""
     job_timeout_seconds: float = Field(default=600.0, gt=0)
     job_max_tries: int = Field(default=3, ge=1)
     """Attempts a report gets when its worker dies or is stopped under it; errors fail at once."""
@@ -91,6 +94,11 @@ class Settings(BaseSettings):
     @property
     def in_process_jobs(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def latest_allowed_poll(self) -> datetime:
+        """The latest timestamp a poll may have now: the clock plus the allowed skew."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_skew_seconds)
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,11 +1,21 @@
 """Validating CSV readers: polls, business hours and time zones files in, engine frames out.
-Any bad input is a `SourceError` naming the file, line, column and value."""
+Any bad input is a `SourceError` naming the file, line, column and value.
+
+The input rules every reader applies (docs/report-semantics.md, "Inputs"):
+- the file is plain CSV in UTF-8, never compressed (`compression`);
+- a store id has at most 255 characters, no control characters, and does not start with
+  `=`, `+`, `-` or `@` (`store_id_problem`, `STORE_ID`);
+- a poll is stamped from 2000-01-01 (`EARLIEST_POLL`) to the caller's `latest`, the server's
+  clock plus a small skew.
+"""
 
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,13 +26,28 @@ from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONE
 Source = str | Path | bytes
 """A path to a CSV file, or the file's raw bytes (e.g. an HTTP upload)."""
 
+EARLIEST_POLL: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""Polls stamped before this are refused: such a stamp is a broken clock or a placeholder."""
+STORE_ID_MAX_CHARS: Final = 255
+SHOWN_CHARS: Final = 200
+"""Values quoted in errors are cut to this many characters (their full length is stated)."""
+
 # The real export's format, parsed first: a fixed-width format takes Polars' fast parser.
 _FAST_TIMESTAMP: Final = "%Y-%m-%d %H:%M:%S.%6f UTC"
 # Anything else is rewritten to "date time[.fraction]±hh:mm" and parsed with this.
 _OFFSET_TIMESTAMP: Final = "%Y-%m-%d %H:%M:%S%.f%z"
 _TIME: Final = r"^\s*(?<h>\d{1,2}):(?<m>\d{2})(?::(?<s>\d{2})(?:\.(?<f>\d{1,9}))?)?\s*$"
 _PLAIN_TIME: Final = r"^[0-9]{2}:[0-5][0-9]:[0-5][0-9]$"
-_SHOWN_VALUE_CHARS: Final = 60
+# A cell starting with one of these is run as a formula by spreadsheets (OWASP "CSV Injection").
+# Tab and CR, also formula starts there, are control characters: refused anywhere in an id.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@")
+_NOT_A_STORE_ID: Final = r"^[=+\-@]|\p{Cc}"
+# Magic bytes of the formats Polars would decompress unasked, past any size limit.
+_COMPRESSED: Final = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    *((bytes([0x78, second]), "zlib") for second in (0x01, 0x5E, 0x9C, 0xDA)),
+)
 _DUPLICATED: Final = re.compile(r"_duplicated_\d+$")
 _BLANK: Final = "__blank"
 
@@ -30,8 +55,10 @@ _BLANK: Final = "__blank"
 class SourceError(ValueError):
     """One bad input, located: file, line, column, value.
 
-    `line` is the 1-based physical line in the file (the header is line 1), or None when the
-    problem is the file as a whole; `column` is the header name as written in the file.
+    `line` is the 1-based physical line in the file (the header is line 1; a quoted field with
+    line breaks spans several), or None when the problem is the file as a whole; `column` is the
+    header name as written in the file. `value` is cut to SHOWN_CHARS characters, and
+    `value_length` is its full length.
     """
 
     def __init__(
@@ -42,12 +69,16 @@ class SourceError(ValueError):
         line: int | None = None,
         column: str | None = None,
         value: str | None = None,
+        value_length: int | None = None,
     ) -> None:
         self.source = source
         self.reason = reason
         self.line = line
         self.column = column
-        self.value = value
+        self.value = None if value is None else value[:SHOWN_CHARS]
+        self.value_length = (
+            len(value) if value_length is None and value is not None else value_length
+        )
         super().__init__(self.message)
 
     @property
@@ -67,7 +98,7 @@ class SourceError(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_source_error,
-            (self.source, self.reason, self.line, self.column, self.value),
+            (self.source, self.reason, self.line, self.column, self.value, self.value_length),
         )
 
     def to_dict(self) -> dict[str, str | int | None]:
@@ -77,30 +108,102 @@ class SourceError(ValueError):
             "line": self.line,
             "column": self.column,
             "value": self.value,
+            "value_length": self.value_length,
             "reason": self.reason,
             "message": self.message,
         }
 
 
+def shortened(value: str) -> str:
+    """`value` quoted for a message: cut to SHOWN_CHARS characters, its full length stated."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}... ({len(value):,} characters)"
+
+
+def compression(head: bytes) -> str | None:
+    """The compression (gzip, zlib or zstd) whose magic bytes start `head`, else None."""
+    return next((kind for magic, kind in _COMPRESSED if head.startswith(magic)), None)
+
+
+def store_id_problem(store_id: str) -> str | None:
+    """What breaks the store-id rule in `store_id` (surrounding whitespace already dropped), or
+    None: at most 255 characters, no control characters, no formula start `=`, `+`, `-`, `@`."""
+    if not store_id:
+        return "empty value"
+    if len(store_id) > STORE_ID_MAX_CHARS:
+        return f"{shortened(store_id)} is longer than {STORE_ID_MAX_CHARS} characters"
+    control = next((char for char in store_id if unicodedata.category(char) == "Cc"), None)
+    if control is not None:
+        return f"{shortened(store_id)} holds a control character (U+{ord(control):04X})"
+    if store_id.startswith(_FORMULA_STARTS):
+        return (
+            f"{shortened(store_id)} starts with {store_id[0]!r}, "
+            "which spreadsheets run as a formula"
+        )
+    return None
+
+
+def valid_store_ids(store_ids: pl.Expr) -> pl.Expr:
+    """Whether each store id (surrounding whitespace already dropped) keeps the store-id rule;
+    the vectorised `store_id_problem`."""
+    return (
+        (store_ids.str.len_bytes() > 0)
+        & (store_ids.str.len_chars() <= STORE_ID_MAX_CHARS)
+        & ~store_ids.str.contains(_NOT_A_STORE_ID)
+    )
+
+
 def _rebuild_source_error(
-    source: str, reason: str, line: int | None, column: str | None, value: str | None
+    source: str,
+    reason: str,
+    line: int | None,
+    column: str | None,
+    value: str | None,
+    value_length: int | None,
 ) -> SourceError:
-    return SourceError(source, reason, line=line, column=column, value=value)
+    return SourceError(
+        source, reason, line=line, column=column, value=value, value_length=value_length
+    )
 
 
-def read_polls(source: Source, *, name: str | None = None) -> pl.DataFrame:
+def read_polls(
+    source: Source, *, name: str | None = None, latest: datetime | None = None
+) -> pl.DataFrame:
     """Polls with schema POLLS, in file order. A file without polls is an error.
 
     Timestamps: `2023-01-22 12:09:39.388884 UTC`, or ISO 8601 (`T` or space, optional
     fraction, `Z` or a numeric offset, converted to UTC); a timestamp without any zone is
-    taken as UTC, as the column's name says.
+    taken as UTC, as the column's name says. A poll before EARLIEST_POLL or after `latest`
+    (the clock plus a skew; None: no upper bound) is refused.
     """
     name = _name(source, name, "polls")
+    not_a_timestamp = _problem(
+        "is not a timestamp like '2023-01-22 12:09:39.388884 UTC' "
+        "or ISO 8601 like '2023-01-22T12:09:39Z'"
+    )
+
+    def in_range(instant: pl.Expr) -> pl.Expr:
+        after_earliest = instant >= EARLIEST_POLL
+        return after_earliest if latest is None else after_earliest & (instant <= latest)
+
+    def timestamp_problem(value: str) -> str:
+        instant = _other_timestamps(pl.Series([value])).item()
+        if instant is None:
+            return not_a_timestamp(value)
+        if instant < EARLIEST_POLL:
+            return f"{shortened(value)} is before {EARLIEST_POLL:%Y-%m-%d}, earlier than any poll"
+        assert latest is not None
+        return (
+            f"{shortened(value)} is after {latest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, "
+            "later than a poll can be (the current time plus the allowed clock skew)"
+        )
+
     polls = _read(
         source,
         name,
         [
-            _STORE_ID,
+            STORE_ID,
             _Column(
                 "timestamp_utc",
                 ("timestamp_utc",),
@@ -108,11 +211,9 @@ def read_polls(source: Source, *, name: str | None = None) -> pl.DataFrame:
                 lambda text: text.str.to_datetime(
                     _FAST_TIMESTAMP, time_unit="us", time_zone="UTC", strict=False, cache=False
                 ),
-                _problem(
-                    "is not a timestamp like '2023-01-22 12:09:39.388884 UTC' "
-                    "or ISO 8601 like '2023-01-22T12:09:39Z'"
-                ),
+                timestamp_problem,
                 retry=_other_timestamps,
+                accept=in_range,
             ),
             _Column(
                 "status",
@@ -141,14 +242,14 @@ def read_business_hours(source: Source, *, name: str | None = None) -> pl.DataFr
 
     def start_problem(value: str) -> str:
         if _times(pl.Series([value]), end=True).item() is not None:
-            return f"{_shown(value)} is only allowed as an end time"
+            return f"{shortened(value)} is only allowed as an end time"
         return not_a_time(value)
 
     hours = _read(
         source,
         name,
         [
-            _STORE_ID,
+            STORE_ID,
             _Column(
                 "day_of_week",
                 ("dayOfWeek", "day"),
@@ -176,19 +277,20 @@ def read_business_hours(source: Source, *, name: str | None = None) -> pl.DataFr
 
 def read_timezones(source: Source, *, name: str | None = None) -> pl.DataFrame:
     """Time zones with schema TIMEZONES, in file order. Names are passed through unchecked
-    (the engine falls back to America/Chicago for unknown ones). An empty file is zero rows."""
+    (the engine falls back to America/Chicago for unknown ones); an empty name (or only
+    spaces) is missing data, kept as "" and so unknown. An empty file is zero rows."""
     name = _name(source, name, "timezones")
     zones = _read(
         source,
         name,
         [
-            _STORE_ID,
+            STORE_ID,
             _Column(
                 "timezone_str",
                 ("timezone_str",),
-                _stripped,
+                # An empty field is null in Polars' CSV reader: no field is missing data too.
+                lambda text: text.str.strip_chars().fill_null(""),
                 _never_invalid,
-                accept=_non_blank,
             ),
         ],
     )
@@ -199,7 +301,7 @@ def read_owners(source: Source, *, name: str | None = None) -> pl.DataFrame:
     """Store owners with schema OWNERS, in file order: one row per (owner, store) membership.
     Both ids are opaque strings, never parsed. An empty file is zero rows."""
     name = _name(source, name, "store owners")
-    owners = _read(source, name, [_OWNER_ID, _STORE_ID])
+    owners = _read(source, name, [_OWNER_ID, STORE_ID])
     return pl.DataFrame(schema=OWNERS) if owners is None else owners.cast(OWNERS)
 
 
@@ -210,29 +312,46 @@ class _Column:
     name: str
     headers: tuple[str, ...]  # accepted header names; the first is the one asked for
     parse: Callable[[pl.Expr], pl.Expr]  # text -> value, null where the text is not valid
-    problem: Callable[[str], str]  # what is wrong with a non-empty text that gave null
+    problem: Callable[[str], str]  # what is wrong with a text that gave null
     # A slower parse, tried only on the texts `parse` turned down.
     retry: Callable[[pl.Series], pl.Series] | None = None
     # A check of the parsed value: where it fails, the value is null (not valid). A step of its
     # own, so that the parsed value is reused rather than parsed again for the check.
     accept: Callable[[pl.Expr], pl.Expr] | None = None
-
-
-def _stripped(text: pl.Expr) -> pl.Expr:
-    return text.str.strip_chars()
-
-
-def _non_blank(value: pl.Expr) -> pl.Expr:
-    return value.str.len_bytes() > 0
+    # For a column whose values repeat (store ids): a parse of the *distinct* texts after the
+    # read, instead of `parse` on every row. Text -> value, null where the text is not valid.
+    distinct: Callable[[pl.Expr], pl.Expr] | None = None
 
 
 def _never_invalid(value: str) -> str:
     raise AssertionError(f"{value!r}: text that isn't blank always parses as itself")
 
 
-# Store ids are opaque strings: only surrounding whitespace is dropped, never parsed.
-_STORE_ID: Final = _Column("store_id", ("store_id",), _stripped, _never_invalid, accept=_non_blank)
-_OWNER_ID: Final = _Column("owner_id", ("owner_id",), _stripped, _never_invalid, accept=_non_blank)
+def _as_text(text: pl.Expr) -> pl.Expr:
+    return text
+
+
+def _store_ids(text: pl.Expr) -> pl.Expr:
+    stripped = text.str.strip_chars()
+    return pl.when(valid_store_ids(stripped)).then(stripped)
+
+
+def _store_id_text_problem(text: str) -> str:
+    # Stripped as the reader strips (Python's str.strip drops other characters).
+    problem = store_id_problem(pl.Series([text]).str.strip_chars().item())
+    assert problem is not None, f"{text!r} keeps the store-id rule"
+    return problem
+
+
+STORE_ID: Final = _Column(
+    "store_id", ("store_id",), _as_text, _store_id_text_problem, distinct=_store_ids
+)
+"""The `store_id` column of every reader: opaque text, surrounding whitespace dropped, never
+parsed, checked by the store-id rule (`store_id_problem`)."""
+# Owner ids keep the store ids' rule: opaque text that ends up in keys, logs and pages.
+_OWNER_ID: Final = _Column(
+    "owner_id", ("owner_id",), _as_text, _store_id_text_problem, distinct=_store_ids
+)
 
 
 def _name(source: Source, name: str | None, default: str) -> str:
@@ -243,6 +362,9 @@ def _name(source: Source, name: str | None, default: str) -> str:
 
 def _read(source: Source, name: str, columns: Sequence[_Column]) -> pl.DataFrame | None:
     """The engine columns, validated, blank lines left out; None if the file is empty."""
+    kind = compression(source[:4] if isinstance(source, bytes) else _head(Path(source)))
+    if kind is not None:
+        raise SourceError(name, f"the file is {kind}-compressed; send the CSV uncompressed")
     # infer_schema=False reads every column as String: 19-digit ids stay exact.
     scan = pl.scan_csv(
         source if isinstance(source, bytes) else Path(source), infer_schema=False, glob=False
@@ -261,7 +383,11 @@ def _read(source: Source, name: str, columns: Sequence[_Column]) -> pl.DataFrame
                 column.parse(pl.col(headers[column.name][1])).alias(column.name)
                 for column in columns
             ),
-            *(pl.col(headers[column.name][1]).alias(_text(column)) for column in columns),
+            *(
+                pl.col(headers[column.name][1]).alias(_text(column))
+                for column in columns
+                if column.distinct is None
+            ),
             # Blank lines come through as rows of nulls. Looking at every column also keeps every
             # column read: with a projection, Polars lets rows with too many fields through.
             pl.all_horizontal(pl.all().is_null()).alias(_BLANK),
@@ -279,6 +405,7 @@ def _read(source: Source, name: str, columns: Sequence[_Column]) -> pl.DataFrame
                 .then(pl.col(_text(column)))
                 .alias(_text(column))
                 for column in columns
+                if column.distinct is None
             ),
             _BLANK,
         )
@@ -290,13 +417,20 @@ def _read(source: Source, name: str, columns: Sequence[_Column]) -> pl.DataFrame
         raise _malformed(source, name, error) from None
 
     for column in columns:
-        if column.retry is not None:
-            frame = _retried(frame, column.name, _text(column), column.retry)
+        if column.distinct is not None:
+            frame = _parsed_distinct(frame, column.name, _text(column), column.distinct)
+        elif column.retry is not None:
+            frame = _retried(frame, column, _text(column))
     in_file_order = sorted(columns, key=lambda column: written.index(headers[column.name][1]))
-    _check(frame, name, in_file_order, {c.name: headers[c.name][0] for c in columns})
+    _check(source, frame, name, in_file_order, {c.name: headers[c.name][0] for c in columns})
     blank = frame[_BLANK]
     frame = frame.select(column.name for column in columns)
     return frame.filter(~blank) if blank.any() else frame
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(4)
 
 
 def _text(column: _Column) -> str:
@@ -313,7 +447,9 @@ def _headers(
         # Polars renames a repeated header "x" to "x_duplicated_0".
         repeated = _DUPLICATED.sub("", header)
         if repeated in by_header:
-            raise SourceError(name, f"column {repeated!r} appears more than once in the header")
+            raise SourceError(
+                name, f"column {shortened(repeated)} appears more than once in the header"
+            )
         by_header[header] = polars_name
     found: dict[str, tuple[str, str]] = {}
     for column in columns:
@@ -324,18 +460,42 @@ def _headers(
     return found
 
 
-def _retried(
-    frame: pl.DataFrame, column: str, text: str, retry: Callable[[pl.Series], pl.Series]
+def _parsed_distinct(
+    frame: pl.DataFrame, column: str, text: str, parse: Callable[[pl.Expr], pl.Expr]
 ) -> pl.DataFrame:
+    """`column` (still text) parsed by `parse` on its distinct values; where a value is not
+    valid, it becomes null and its text is kept in `text`, as `_read` keeps them."""
+    texts = frame[column].unique()
+    distinct = texts.to_frame("text").select("text", value=parse(pl.col("text")))
+    changed = distinct.filter(pl.col("text").ne_missing(pl.col("value")))
+    if changed.is_empty():
+        return frame.with_columns(pl.lit(None, pl.String).alias(text))
+    values = frame[column].replace(changed["text"], changed["value"])
+    return frame.with_columns(
+        values.alias(column), pl.when(values.is_null()).then(frame[column]).alias(text)
+    )
+
+
+def _retried(frame: pl.DataFrame, column: _Column, text: str) -> pl.DataFrame:
+    assert column.retry is not None
     # The text is null wherever the value parsed: counting nulls costs nothing.
     if frame[text].null_count() == frame.height:
         return frame
     rows = frame[text].is_not_null().arg_true()
-    return frame.with_columns(frame[column].scatter(rows, retry(frame[text].gather(rows))))
+    values = column.retry(frame[text].gather(rows))
+    if column.accept is not None:
+        values = values.to_frame("value").select(
+            pl.when(column.accept(pl.col("value"))).then("value")
+        )["value"]
+    return frame.with_columns(frame[column.name].scatter(rows, values))
 
 
 def _check(
-    frame: pl.DataFrame, name: str, columns: Sequence[_Column], headers: Mapping[str, str]
+    source: Source,
+    frame: pl.DataFrame,
+    name: str,
+    columns: Sequence[_Column],
+    headers: Mapping[str, str],
 ) -> None:
     """Raise for the first bad row (then its first bad column of `columns`): a null value
     outside a blank line is an empty field, or text that `problem` explains."""
@@ -351,14 +511,41 @@ def _check(
     for column in columns:
         if frame[column.name][row] is None:
             value: str | None = frame[_text(column)][row]
-            reason = column.problem(value) if value and value.strip() else "empty value"
+            reason = column.problem(value) if value else "empty value"
             raise SourceError(
                 name,
                 reason,
-                line=row + 2,  # data rows start after the header, lines count from 1
+                line=_physical_line(source, row),
                 column=headers[column.name],
                 value=value,
             )
+
+
+def _physical_line(source: Source, row: int) -> int:
+    """The line of the file (from 1, the header's) on which data row `row` (from 0, blank lines
+    included) starts, as an editor counts: a quoted field may hold line breaks.
+
+    Slow, but only on the error path: one step per quoted field before the row, the line breaks
+    between them counted at once.
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    before = row + 1  # record ends before the row: the header's and the earlier rows'
+    ends = inside = position = 0
+    while True:
+        quote = data.find(b'"', position)
+        ends += data.count(b"\n", position, len(data) if quote < 0 else quote)
+        if ends >= before or quote < 0:
+            return 1 + before + inside
+        close = quote
+        while True:  # the closing quote; "" inside a quoted field is an escaped one
+            close = data.find(b'"', close + 1)
+            if close < 0 or data[close + 1 : close + 2] != b'"':
+                break
+            close += 1
+        if close < 0:  # unclosed: Polars would have refused the file
+            return 1 + before + inside
+        inside += data.count(b"\n", quote, close)
+        position = close + 1
 
 
 def _malformed(source: Source, name: str, error: pl.exceptions.PolarsError) -> SourceError:
@@ -386,17 +573,11 @@ def _malformed(source: Source, name: str, error: pl.exceptions.PolarsError) -> S
     except csv.Error as bad:
         return SourceError(name, f"malformed CSV ({bad})", line=reader.line_num)
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return SourceError(name, f"malformed CSV ({first_line})")
+    return SourceError(name, f"malformed CSV ({first_line[:SHOWN_CHARS]})")
 
 
 def _problem(problem: str) -> Callable[[str], str]:
-    return lambda value: f"{_shown(value)} {problem}"
-
-
-def _shown(value: str) -> str:
-    if len(value) > _SHOWN_VALUE_CHARS:
-        value = value[:_SHOWN_VALUE_CHARS] + "..."
-    return repr(value)
+    return lambda value: f"{shortened(value)} {problem}" if value.strip() else "empty value"
 
 
 def _other_timestamps(text: pl.Series) -> pl.Series:

@@ -3,6 +3,7 @@ shown as Running until they are done, probes, and a stable OpenAPI description."
 
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -42,12 +43,27 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, object
     [
         ({"json": {"as_of": "next tuesday"}}, "body.as_of"),
         ({"json": {"as_of": "0001-01-01T00:00:00+01:00"}}, "body.as_of"),
+        ({"json": {"as_of": "1970-01-01T00:10:00Z"}}, "body.as_of"),
+        ({"json": {"as_of": "1999-12-31T23:59:59Z"}}, "body.as_of"),
+        ({"json": {"as_of": "2999-01-01T00:00:00Z"}}, "body.as_of"),
+        ({"json": {"as_of": "9999-12-31T23:59:59Z"}}, "body.as_of"),
         ({"json": {"as_of": 1674669600}}, "body.as_of"),
         ({"json": {"as_of": "2023-01-25T18:00:00Z", "store": "1"}}, "body.store"),
         ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, "body.1"),
         ({"headers": {"Idempotency-Key": "k" * 256}}, "header.Idempotency-Key"),
     ],
-    ids=["bad-instant", "out-of-range", "a-number", "unknown-field", "malformed-json", "long-key"],
+    ids=[
+        "bad-instant",
+        "out-of-range",
+        "near-the-epoch",
+        "before-2000",
+        "after-the-clock",
+        "end-of-calendar",
+        "a-number",
+        "unknown-field",
+        "malformed-json",
+        "long-key",
+    ],
 )
 async def test_invalid_trigger_requests_are_422(
     embedded_client: httpx.AsyncClient, kwargs: dict[str, object], location: str
@@ -58,6 +74,32 @@ async def test_invalid_trigger_requests_are_422(
     assert isinstance(errors, list)
     assert errors[0]["location"] == location
     assert errors[0]["message"]
+
+
+async def test_as_of_may_be_up_to_the_clock_plus_the_skew(tmp_path: Path) -> None:
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    async with serve(embedded(tmp_path, clock_skew_seconds=3 * 3600)) as client:
+        accepted = await client.post("/trigger_report", json={"as_of": soon.isoformat()})
+        assert accepted.status_code == 202, accepted.text
+        oldest = await client.post("/trigger_report", json={"as_of": "2000-01-01T00:00:00Z"})
+        assert oldest.status_code == 202, oldest.text
+    async with serve(embedded(tmp_path, clock_skew_seconds=3600)) as client:
+        refused = await client.post("/trigger_report", json={"as_of": soon.isoformat()})
+        errors = _error(refused, 422, "invalid_request")["errors"]
+        assert isinstance(errors, list)
+        assert errors[0]["location"] == "body.as_of"
+        assert "the allowed skew" in errors[0]["message"]
+
+
+async def test_a_huge_unknown_field_name_is_cut_in_the_error(
+    embedded_client: httpx.AsyncClient,
+) -> None:
+    response = await embedded_client.post("/trigger_report", json={"k" * 60_000: 1})
+    details = _error(response, 422, "invalid_request")
+    assert len(response.content) < 2_000
+    errors = details["errors"]
+    assert isinstance(errors, list)
+    assert "(60,005 characters)" in errors[0]["location"]
 
 
 async def test_a_trigger_body_over_the_cap_is_413(embedded_client: httpx.AsyncClient) -> None:

@@ -1,7 +1,9 @@
 """Uploads: a good file as a text/csv body or a multipart part; a bad one is a 4xx with a clear
 JSON body, and leaves the stored data as it was."""
 
-from collections.abc import AsyncIterator
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 from store_monitor.synthetic import GeneratedFiles
 
-from .service import embedded, serve, upload_all, wait_until_final
+from .service import embedded, empty_postgres, postgres_mode, serve, upload_all, wait_until_final
 
 CSV = {"Content-Type": "text/csv"}
 POLLS = b"store_id,status,timestamp_utc\n"
@@ -94,6 +96,46 @@ async def test_multipart_and_body_uploads_agree(
             b"store_id,timezone_str\n1,\xffAmerica/Denver\n",
             {"line": 2, "reason": "not valid UTF-8 (byte 0xff)"},
         ),
+        (
+            "/ingest/polls",
+            POLLS + b"1,active,9999-12-31 23:59:59.999999 UTC\n",
+            {"line": 2, "column": "timestamp_utc", "value": "9999-12-31 23:59:59.999999 UTC"},
+        ),
+        (
+            "/ingest/polls",
+            POLLS + b"1,active,0001-01-01 00:00:00.000000 UTC\n",
+            {"line": 2, "column": "timestamp_utc", "value": "0001-01-01 00:00:00.000000 UTC"},
+        ),
+        (
+            "/ingest/polls",
+            POLLS + b"1,active,2023-01-22 12:09:39 UTC\n1,active,2999-01-01T00:00:00Z\n",
+            {"line": 3, "column": "timestamp_utc", "value": "2999-01-01T00:00:00Z"},
+        ),
+        (
+            "/ingest/polls",
+            POLLS + b"a\x00b,active,2023-01-22 12:09:39 UTC\n",
+            {"line": 2, "column": "store_id", "value": "a\x00b", "value_length": 3},
+        ),
+        (
+            "/ingest/polls",
+            POLLS + b"x" * 1_000_000 + b",active,2023-01-22 12:09:39 UTC\n",
+            {"line": 2, "column": "store_id", "value": "x" * 200, "value_length": 1_000_000},
+        ),
+        (
+            "/ingest/polls",
+            POLLS + b'"=HYPERLINK(""http://x"";""y"")",active,2023-01-22 12:09:39 UTC\n',
+            {"line": 2, "column": "store_id", "value": '=HYPERLINK("http://x";"y")'},
+        ),
+        (
+            "/ingest/business-hours",
+            b"store_id,dayOfWeek,start_time_local,end_time_local\n@SUM(1+1),1,09:00,17:00\n",
+            {"line": 2, "column": "store_id", "value": "@SUM(1+1)"},
+        ),
+        (
+            "/ingest/timezones",
+            b"store_id,timezone_str\n1,UTC\n-2+3,UTC\n",
+            {"line": 3, "column": "store_id", "value": "-2+3"},
+        ),
     ],
     ids=[
         "missing-column",
@@ -103,6 +145,14 @@ async def test_multipart_and_body_uploads_agree(
         "bad-day",
         "extra-field",
         "not-utf8",
+        "year-9999",
+        "year-1",
+        "year-2999",
+        "nul-in-store-id",
+        "million-char-store-id",
+        "formula-store-id",
+        "formula-store-id-in-hours",
+        "control-char-store-id-in-zones",
     ],
 )
 async def test_invalid_files_are_422_naming_the_problem(
@@ -122,9 +172,108 @@ async def test_invalid_files_are_422_naming_the_problem(
     assert error["code"] == "invalid_csv"
     assert error["details"].items() >= expected.items()
     assert error["message"] == error["details"]["message"]
+    assert len(response.content) < 2_000
     after = await _report(client)
+    assert after[0]["status"] == "Complete"
     assert after[1] == before[1]
     assert after[0]["now"] == before[0]["now"]
+    # Sent again, the same answer: nothing of it was stored.
+    again = await client.post(route, content=body, headers=CSV)
+    assert again.status_code == 422
+    assert again.json()["error"]["details"].items() >= expected.items()
+
+
+async def test_a_5_mb_bad_value_gives_a_small_error(client: httpx.AsyncClient) -> None:
+    body = POLLS + b"1," + b"y" * 5_000_000 + b",2023-01-22 12:09:39 UTC\n"
+    response = await client.post("/ingest/polls", content=body, headers=CSV)
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert (details["value"], details["value_length"]) == ("y" * 200, 5_000_000)
+    assert "(5,000,000 characters)" in details["message"]
+    assert len(response.content) < 2_000
+
+
+async def test_an_empty_time_zone_is_missing_data(
+    client: httpx.AsyncClient, data_files: GeneratedFiles
+) -> None:
+    await upload_all(client, data_files)
+    before, _ = await _report(client)
+    store = data_files.store_status.read_text().splitlines()[1].split(",")[0]
+    response = await client.post(
+        "/ingest/timezones", content=f"store_id,timezone_str\n{store},  \n".encode(), headers=CSV
+    )
+    assert response.status_code == 200, response.text
+    after, _ = await _report(client)
+    # One more store uses America/Chicago for want of a zone, and is counted as unknown.
+    assert after["unknown_timezones"] == before["unknown_timezones"] + 1
+
+
+async def test_a_value_the_database_refuses_is_422_naming_the_store(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    await empty_postgres(postgres_url)
+    async with serve(postgres_mode(postgres_url)) as client:
+        body = b"store_id,timezone_str\n1,UTC\n2,Europe/\x00Paris\n"
+        response = await client.post("/ingest/timezones", content=body, headers=CSV)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "value_refused"
+        assert error["details"]["store_id"] == "2"
+        assert error["details"]["table"] == "timezones"
+        assert "COPY" not in response.text
+        fine = await client.post("/ingest/timezones", content=body[:26], headers=CSV)
+        assert fine.status_code == 200, fine.text
+
+
+def _bomb(compress: Callable[[], Any], expanded_bytes: int) -> bytes:
+    """A small compressed CSV that expands to `expanded_bytes`."""
+    line = b"1,active,2023-01-22 12:09:39.388884 UTC\n"
+    block = line * (1 << 20 // len(line))
+    packer = compress()
+    parts = [packer.compress(POLLS)]
+    parts += [packer.compress(block) for _ in range(expanded_bytes // len(block))]
+    return b"".join([*parts, packer.flush()])
+
+
+@pytest.mark.parametrize(
+    ("compress", "kind"),
+    [
+        (lambda: zlib.compressobj(9, zlib.DEFLATED, 31), "gzip"),  # wbits 31: a gzip stream
+        (lambda: zlib.compressobj(9), "zlib"),
+    ],
+)
+async def test_a_compressed_bomb_is_415_and_never_expanded(
+    tmp_path: Path, compress: Callable[[], Any], kind: str
+) -> None:
+    cap = 1 << 20
+    bomb = _bomb(compress, 64 << 20)  # 64 MiB of CSV in a few hundred KB
+    assert len(bomb) < cap
+    async with serve(embedded(tmp_path, max_upload_bytes=cap)) as client:
+        for response in (
+            await client.post("/ingest/polls", content=bomb, headers=CSV),
+            await client.post("/ingest/polls", files={"file": ("polls.csv.gz", bomb)}),
+        ):
+            assert response.status_code == 415, response.text
+            error = response.json()["error"]
+            assert error["code"] == "compressed_upload"
+            assert error["details"] == {"compression": kind}
+        nothing, _ = await _report(client)
+        assert nothing["row_count"] == 0
+
+
+async def test_a_content_encoding_is_415(tmp_path: Path) -> None:
+    body = POLLS + b"1,active,2023-01-22 12:09:39 UTC\n"
+    async with serve(embedded(tmp_path)) as client:
+        for encoding, sent in (("gzip", gzip.compress(body)), ("br", body)):
+            response = await client.post(
+                "/ingest/polls", content=sent, headers={**CSV, "Content-Encoding": encoding}
+            )
+            assert response.status_code == 415, response.text
+            assert response.json()["error"]["details"] == {"compression": encoding}
+        plain = await client.post(
+            "/ingest/polls", content=body, headers={**CSV, "Content-Encoding": "identity"}
+        )
+        assert plain.status_code == 200, plain.text
 
 
 @pytest.mark.parametrize("route", ["/ingest/polls", "/ingest/business-hours", "/ingest/timezones"])

@@ -13,6 +13,7 @@ from store_monitor.db.models import Store
 from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
 from store_monitor.ingest import (
     IngestResult,
+    ValueRefused,
     ingest_business_hours,
     ingest_polls,
     ingest_timezones,
@@ -212,3 +213,36 @@ async def test_a_failed_polls_load_leaves_the_old_polls_and_stores(
 
     assert_frame_equal(await stored_polls(db_session), FIRST.sort(POLLS.names()))
     assert await stored_stores(db_session) == ["1", "2"]
+
+
+def postgres_only(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite stores any text, NUL included")
+
+
+async def test_a_value_the_database_refuses_is_named_by_its_row(db_session: AsyncSession) -> None:
+    # The readers refuse such values first; this is the guard behind them: a 4xx, not a 500.
+    postgres_only(db_session)
+    before = zones(("a", "UTC"))
+    await ingest_timezones(db_session, before)
+    await db_session.commit()
+
+    with pytest.raises(ValueRefused) as excinfo:
+        await ingest_timezones(db_session, zones(("a", "Asia/Tokyo"), ("b", "Europe/\x00Paris")))
+    await db_session.rollback()
+
+    error = excinfo.value
+    assert (error.table, error.store_id) == ("timezones", "b")
+    assert "0x00" in error.reason
+    assert str(error).startswith("timezones: the database refused a value (the row of store 'b')")
+    assert "COPY" not in str(error)
+    assert_frame_equal(await stored_zones(db_session), before)
+
+
+async def test_a_refused_store_id_is_a_refused_value_too(db_session: AsyncSession) -> None:
+    postgres_only(db_session)
+    with pytest.raises(ValueRefused) as excinfo:
+        await ingest_polls(db_session, polls(("a\x00b", "2023-01-22 12:00:00", "active")))
+    await db_session.rollback()
+    assert excinfo.value.table == "polls"
+    assert await stored_stores(db_session) == []

@@ -29,10 +29,10 @@ TABLES = {
     "timezones",
     "reports",
     "report_rows",
-    "report_incidents",
-    "report_days",
     "api_keys",
     "store_owners",
+    "report_incidents",
+    "report_days",
 }
 
 

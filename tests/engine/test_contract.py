@@ -4,7 +4,7 @@ Dates: 2023-01-23 is a Monday (no DST anywhere near it in the zones used here). 
 `(store_id, up_hour [min], up_day [h], up_week [h], down_hour [min], down_day [h], down_week [h])`.
 """
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -306,6 +306,35 @@ def test_unknown_timezone_falls_back_to_chicago_and_is_listed() -> None:
     )
     assert_rows(result, ("mars", 30, 0.5, 1, 0, 0, 0), ("utc", 0, 1, 1, 0, 0, 0))
     assert result.unknown_timezones == ["mars"]
+
+
+def test_an_empty_timezone_is_missing_data_chicago_and_counted_unknown() -> None:
+    # The reader keeps an empty (or blank) timezone_str as "": the same numbers as no row, but
+    # the store is counted among the unknown zones.
+    result = run(
+        polls(("empty", "2023-01-23 12:00", "active"), ("none", "2023-01-23 12:00", "active")),
+        hours(("empty", MONDAY, "09:00", "10:00"), ("none", MONDAY, "09:00", "10:00")),
+        zones(("empty", "")),
+        as_of="2023-01-23 15:30",
+    )
+    assert_rows(result, ("empty", 30, 0.5, 1, 0, 0, 0), ("none", 30, 0.5, 1, 0, 0, 0))
+    assert result.unknown_timezones == ["empty"]
+
+
+@pytest.mark.parametrize(
+    "as_of", ["1969-12-31 23:50", "1970-01-01 00:10", "1970-01-01 01:00", "1970-01-08 00:20"]
+)
+def test_windows_with_an_edge_near_the_unix_epoch(as_of: str) -> None:
+    # Epoch microseconds near 0 once made Int32 literals among Int64 columns. 24x7, one active
+    # poll 5 minutes before now, one store with UTC hours every day 00:00-00:00.
+    at = instant(as_of)
+    result = run(
+        polls(("a", at - timedelta(minutes=5), "active"), ("b", at, "inactive")),
+        hours(*(("b", day, "00:00", "00:00") for day in range(7))),
+        utc("b"),
+        as_of=as_of,
+    )
+    assert_rows(result, ("a", 60, 24, 168, 0, 0, 0), ("b", 0, 0, 0, 60, 24, 168))
 
 
 def test_chicago_spring_forward_example_of_the_contract() -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import exc
 from starlette.exceptions import HTTPException
 
 from store_monitor.db.session import database_unavailable
+from store_monitor.sources import SHOWN_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class ErrorResponse(BaseModel):
                             "line": 3,
                             "column": "status",
                             "value": "activ",
+                            "value_length": 5,
                             "reason": "'activ' is not 'active' or 'inactive'",
                             "message": _EXAMPLE_MESSAGE,
                         },
@@ -72,6 +74,18 @@ class ApiError(Exception):
         self.message = message
         self.details = details or {}
         self.headers = headers
+
+
+def invalid_request(location: str, message: str) -> ApiError:
+    """422 for a request that passed its schema but not a rule checked later (e.g. against the
+    clock), in the shape of the schema's own errors."""
+    problem = {"location": location, "message": message, "type": "value_error"}
+    return ApiError(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "invalid_request",
+        f"{location}: {message}",
+        {"errors": [problem]},
+    )
 
 
 def error_response(
@@ -124,16 +138,27 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(error.status_code, code, message, headers=error.headers)
 
 
+# Errors listed, and characters kept of each text, in a validation error's body.
+_MAX_PROBLEMS: Final = 20
+
+
+def _cut(text: str) -> str:
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    # Only the JSON-safe parts of pydantic's errors: `input` and `ctx` may hold any object.
+    # Only the JSON-safe parts of pydantic's errors: `input` and `ctx` may hold any object. A
+    # location may hold a client's key of any length: cut, as values are.
     problems = [
         {
-            "location": ".".join(str(part) for part in problem.get("loc", ())),
-            "message": problem.get("msg", ""),
+            "location": _cut(".".join(str(part) for part in problem.get("loc", ()))),
+            "message": _cut(problem.get("msg", "")),
             "type": problem.get("type", ""),
         }
-        for problem in error.errors()
+        for problem in error.errors()[:_MAX_PROBLEMS]
     ]
     first = problems[0] if problems else {"location": "request", "message": "invalid"}
     return error_response(

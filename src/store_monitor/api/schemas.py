@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.reports import StoreDetails
+from store_monitor.sources import EARLIEST_POLL
 
 
 class WireReportStatus(StrEnum):
@@ -34,7 +35,8 @@ def wire_status(status: ReportStatus) -> WireReportStatus:
 EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
 """The report id the OpenAPI examples show."""
 
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# The same range as the polls': from EARLIEST_POLL to the clock plus the allowed skew (the
+# route checks the latter: it moves with the clock, and the skew is a setting).
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
@@ -44,8 +46,9 @@ class TriggerReportRequest(BaseModel):
     as_of: datetime | None = Field(
         default=None,
         description=(
-            "End of the report's windows, an instant (ISO 8601; without a zone it is UTC). "
-            "Default: the latest poll at the time the report runs."
+            "End of the report's windows, an instant (ISO 8601; without a zone it is UTC), "
+            "from 2000-01-01 to the current time plus the allowed clock skew (a day by "
+            "default), as for polls. Default: the latest poll at the time the report runs."
         ),
         examples=["2023-01-25T18:00:00Z"],
     )
@@ -67,11 +70,10 @@ class TriggerReportRequest(BaseModel):
             instant = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         except OverflowError:
             instant = None
-        # The report looks a week back and its business hours a day or two around: keep clear
-        # of the ends of the calendar.
-        if instant is None or not _EARLIEST <= instant < _LATEST:
+        if instant is None or not EARLIEST_POLL <= instant < _LATEST:
             raise ValueError(
-                f"as_of must be from {_EARLIEST:%Y-%m-%d} to before {_LATEST:%Y-%m-%d}"
+                f"as_of must be from {EARLIEST_POLL:%Y-%m-%d}, like the polls, "
+                "to no later than the current time plus the allowed clock skew"
             )
         return instant
 

@@ -172,40 +172,6 @@ class ReportRow(Base):
     incidents_last_week: Mapped[int] = mapped_column(sa.Integer, server_default="0")
 
 
-class ReportIncident(Base):
-    """One incident of a report: a stretch of business time a store was inactive in the week."""
-
-    __tablename__ = "report_incidents"
-
-    # The key's order is the CSV's (store_id, then started_at), and its prefix finds a store's.
-    report_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
-    )
-    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
-    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    minutes: Mapped[float] = mapped_column(sa.Double)
-
-
-class ReportDay(Base):
-    """One store's daily figures in a report: its local dates of the week, in hours.
-
-    One row per store, not per date: a report has eight times fewer rows to write (each costs
-    Postgres a key check), and a store's week is read whole. The dates are consecutive.
-    """
-
-    __tablename__ = "report_days"
-
-    report_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
-    )
-    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
-    first_date: Mapped[date] = mapped_column(sa.Date)
-    """The store's first local date in the week; the i-th figure is of `first_date + i days`."""
-    uptime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
-    downtime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
-
-
 class KeyScope(StrEnum):
     """What a key may do; an owner key has no scope but an owner (see `store_monitor.access`)."""
 
@@ -246,3 +212,37 @@ class StoreOwner(Base):
 
     owner_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+
+
+class ReportIncident(Base):
+    """One incident of a report: a stretch of business time a store was inactive in the week."""
+
+    __tablename__ = "report_incidents"
+
+    # The key's order is the CSV's (store_id, then started_at), and its prefix finds a store's.
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    minutes: Mapped[float] = mapped_column(sa.Double)
+
+
+class ReportDay(Base):
+    """One store's daily figures in a report: its local dates of the week, in hours.
+
+    One row per store, not per date: a report has eight times fewer rows to write (each costs
+    Postgres a key check), and a store's week is read whole. The dates are consecutive.
+    """
+
+    __tablename__ = "report_days"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    first_date: Mapped[date] = mapped_column(sa.Date)
+    """The store's first local date in the week; the i-th figure is of `first_date + i days`."""
+    uptime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
+    downtime_hours: Mapped[list[float]] = mapped_column(sa.JSON)

@@ -13,9 +13,10 @@ _DAYS_AFTER = 2
 
 
 def local_dates(zones: pl.DataFrame, *, start: datetime, end: datetime) -> pl.DataFrame:
-    """Per store of `zones` (`store_id`, `timezone`), each local date of its zone that overlaps
-    `[start, end)`: `store_id`, `date` and `from_us`, the epoch microsecond the
-    date starts at (its local midnight), or `start` for a date that began before it.
+    """Per row of `zones` (a `timezone` column and any others), each local date of its zone
+    that overlaps `[start, end)`: the row's other columns, `date` and `from_us`, the epoch
+    microsecond the date starts at (its local midnight), or `start` for a date that began before.
+    In the order of `zones`, then of dates.
 
     A date runs from its local midnight to the next (23 or 25 hours on DST days). Midnight means
     the contract's first instant at which the clock reads 00:00 or later, as business hours do.
@@ -29,6 +30,7 @@ def local_dates(zones: pl.DataFrame, *, start: datetime, end: datetime) -> pl.Da
             )
         }
     )
+    # Each zone's midnights are converted once, however many stores share it.
     midnights = zoned_to_utc(
         zones.select(pl.col("timezone").unique())
         .join(candidates, how="cross")
@@ -51,8 +53,7 @@ def local_dates(zones: pl.DataFrame, *, start: datetime, end: datetime) -> pl.Da
     )
     return (
         zones.lazy()
-        .select("store_id", "timezone")
-        .join(dated, on="timezone", how="inner")
-        .select("store_id", "date", "from_us")
+        .join(dated, on="timezone", how="inner", maintain_order="left_right")
+        .drop("timezone")
         .collect()
     )

@@ -202,11 +202,8 @@ def _store_code(store_ids: pl.Series) -> pl.Expr:
 
 def _store_dates(zones: pl.DataFrame, store_ids: pl.Series, *, now: datetime) -> pl.DataFrame:
     """`code`, `date`, `from_us` of every store's local dates in the week, by code then date."""
-    return (
-        local_dates(zones, start=now - _WEEK, end=now)
-        .select(_store_code(store_ids), "date", "from_us")
-        .sort("code", "date")
-    )
+    coded = zones.select(_store_code(store_ids), "timezone").sort("code")
+    return local_dates(coded, start=now - _WEEK, end=now)
 
 
 def _batch(frame: _Frame, first: int, count: int) -> _Frame:
@@ -245,8 +242,13 @@ def _other_events(
         [
             intervals.select("code", at_us="open_us", kind=pl.lit(_OPEN, pl.Int64)),
             intervals.select("code", at_us="close_us", kind=pl.lit(_CLOSE, pl.Int64)),
-            always_open.select("code", at_us=pl.lit(start_us), kind=pl.lit(_OPEN, pl.Int64)),
-            always_open.select("code", at_us=pl.lit(end_us), kind=pl.lit(_CLOSE, pl.Int64)),
+            # Typed: near the Unix epoch a bare literal would be Int32, unlike the other events.
+            always_open.select(
+                "code", at_us=pl.lit(start_us, pl.Int64), kind=pl.lit(_OPEN, pl.Int64)
+            ),
+            always_open.select(
+                "code", at_us=pl.lit(end_us, pl.Int64), kind=pl.lit(_CLOSE, pl.Int64)
+            ),
             *(
                 []
                 if dates is None
@@ -258,7 +260,7 @@ def _other_events(
     for first, count in batches:
         all_codes = pl.DataFrame({"code": pl.arange(count, dtype=pl.UInt32, eager=True)})
         markers = [
-            all_codes.select("code", at_us=pl.lit(at_us), kind=pl.lit(_MARKER, pl.Int64))
+            all_codes.select("code", at_us=pl.lit(at_us, pl.Int64), kind=pl.lit(_MARKER, pl.Int64))
             for at_us in _marker_times(end_us)
         ]
         keys.append(

@@ -32,7 +32,7 @@ def status_steps(polls: pl.LazyFrame, *, start_us: int, end_us: int) -> pl.Serie
             polls.filter(is_old)
             .group_by("code")
             .agg(pl.col("inactive").sort_by("at_us", "inactive").last())
-            .select("code", at_us=pl.lit(origin_us), inactive="inactive")
+            .select("code", at_us=pl.lit(origin_us, pl.Int64), inactive="inactive")
         )
         polls = pl.concat([last_old, polls.filter(~is_old)])
     keys = (

@@ -1,14 +1,16 @@
 """Upload routes: a polls, business hours, time zones or store owners CSV into the database,
 validated first.
 
-The file comes as the request body (`text/csv`) or as the `file` part of a multipart form. A
-bad file changes nothing and is answered with 422 naming its line, column and value. The
-routes differ only in their source, so each is made from one `_Source`.
+The file comes as the request body (`text/csv`) or as the `file` part of a multipart form,
+uncompressed: a compressed body is refused with 415 (Polars would expand it past the upload
+limit). A bad file changes nothing and is answered with 422 naming its line, column and value.
+The routes differ only in their source, so each is made from one `_Source`.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -24,11 +26,14 @@ from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
 from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.sources import (
+    SHOWN_CHARS,
     SourceError,
+    compression,
     read_business_hours,
     read_owners,
     read_polls,
     read_timezones,
+    shortened,
 )
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Security(INGEST)])
@@ -55,6 +60,9 @@ class _Source:
     description: str
     admin_only: bool = False
     """Beyond the router's ingest scope: only admin keys may send this source."""
+    bounded_by_clock: bool = False
+    """Rows stamped later than the clock plus the skew are refused: a broken clock's poll would
+    become every report's `now`."""
 
     @property
     def operation_id(self) -> str:
@@ -70,6 +78,7 @@ _SOURCES: Final = (
         label="polls",
         summary="Add polls (store_status.csv)",
         description="Polls already stored are skipped: sending a file twice adds nothing.",
+        bounded_by_clock=True,
     ),
     _Source(
         name="business_hours",
@@ -127,9 +136,11 @@ _ERRORS: Final = documented(
     {
         400: "A malformed multipart form (`invalid_multipart`).",
         413: "The upload is over the size limit (`payload_too_large`).",
-        415: "Neither text/csv nor multipart/form-data (`unsupported_media_type`).",
+        415: "Neither text/csv nor multipart/form-data (`unsupported_media_type`), or a "
+        "compressed body or file: gzip, zlib, zstd or any Content-Encoding (`compressed_upload`).",
         422: "The file is empty (`empty_upload`), the form has no `file` part (`missing_file`), "
-        "or the CSV is invalid (`invalid_csv`: the details name the line, column and value).",
+        "the CSV is invalid (`invalid_csv`: the details name the line, column and value), "
+        "or the database refused one of its values (`value_refused`: the details name the store).",
         503: DATABASE_UNAVAILABLE,
     }
 )
@@ -140,8 +151,11 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
         request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
     ) -> IngestResponse:
         limit = BodyLimit(settings.max_upload_bytes, what="upload", limit_name="max_upload_bytes")
-        frame = await _read_upload(request, limit, source.read, source.label)
-        result = await source.store(session, frame)
+        read = source.read
+        if source.bounded_by_clock:
+            read = partial(read, latest=settings.latest_allowed_poll)
+        frame = await _read_upload(request, limit, read, source.label)
+        result = await _ingested(source.store(session, frame))
         return _response(source.name, result, metrics)
 
     # The route's name (for url_for) and tracebacks say which source it is.
@@ -164,6 +178,17 @@ for _source in _SOURCES:
     )
 
 
+async def _ingested(loading: Awaitable[ingest.IngestResult]) -> ingest.IngestResult:
+    try:
+        return await loading
+    except ingest.ValueRefused as error:
+        store_id = None if error.store_id is None else error.store_id[:SHOWN_CHARS]
+        details = {"table": error.table, "store_id": store_id, "reason": error.reason}
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "value_refused", error.message, details
+        ) from error
+
+
 def _response(
     source: SourceName, result: ingest.IngestResult, metrics: MetricsDep
 ) -> IngestResponse:
@@ -177,13 +202,17 @@ async def _read_upload(
     request: Request, limit: BodyLimit, read: Reader, default_name: str
 ) -> pl.DataFrame:
     data, name = await _upload(request, limit)
+    kind = compression(data[:4])
+    if kind is not None:
+        raise _compressed(kind)
     if not data.strip():
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_upload", "the uploaded file is empty"
         )
     try:
         # Parsing is CPU work (Polars, off the GIL): a thread keeps the event loop serving.
-        return await asyncio.to_thread(read, data, name=name or default_name)
+        # A file name is the client's text: cut, as quoted values are.
+        return await asyncio.to_thread(read, data, name=(name or default_name)[:SHOWN_CHARS])
     except SourceError as error:
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_csv", error.message, error.to_dict()
@@ -198,9 +227,15 @@ async def _upload(request: Request, limit: BodyLimit) -> tuple[bytes, str | None
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             f"send the CSV as text/csv or as the {_FILE_PART!r} part of {_MULTIPART}, "
-            f"not {media_type or 'no content type'}",
-            {"content_type": media_type or None, "accepted": [*sorted(_CSV_TYPES), _MULTIPART]},
+            f"not {shortened(media_type) if media_type else 'no content type'}",
+            {
+                "content_type": media_type[:SHOWN_CHARS] or None,
+                "accepted": [*sorted(_CSV_TYPES), _MULTIPART],
+            },
         )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise _compressed(encoding[:SHOWN_CHARS])
     body = limit.stream(request)
     if media_type in _CSV_TYPES:
         return b"".join([chunk async for chunk in body]), None
@@ -223,3 +258,13 @@ async def _upload(request: Request, limit: BodyLimit) -> tuple[bytes, str | None
         return await part.read(), part.filename
     finally:
         await form.close()
+
+
+def _compressed(kind: str) -> ApiError:
+    # Refused rather than expanded: what counts against the upload limit is what is sent.
+    return ApiError(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        "compressed_upload",
+        f"the upload is compressed ({kind}); send the CSV uncompressed",
+        {"compression": kind},
+    )

@@ -14,8 +14,8 @@ from store_monitor import reports
 from store_monitor.access import Principal
 from store_monitor.api.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.api.body_limit import BodyLimit
-from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep
-from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
+from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
+from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented, invalid_request
 from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
     ReportMetadata,
@@ -140,6 +140,7 @@ _UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
 async def trigger_report(
     sessionmaker: SessionmakerDep,
     queue: QueueDep,
+    settings: SettingsDep,
     response: Response,
     body: Annotated[TriggerReportRequest, Body()] = _NO_OPTIONS,
     idempotency_key: Annotated[
@@ -155,6 +156,11 @@ async def trigger_report(
     ] = None,
 ) -> TriggerReportResponse:
     """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
+    if body.as_of is not None and body.as_of > settings.latest_allowed_poll:
+        # The schema checks the lower bound; the upper one moves with the clock, as for polls.
+        raise invalid_request(
+            "body.as_of", "as_of must be no later than the current time plus the allowed skew"
+        )
     try:
         created = await reports.create_report(
             sessionmaker, queue.enqueue_report, as_of=body.as_of, idempotency_key=idempotency_key
