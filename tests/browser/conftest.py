@@ -4,6 +4,7 @@ The browser is Debian's `chromium` driven through its `chromium-driver` (`.ci/ru
 both); without them the tests skip on a laptop and fail in CI.
 """
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -14,8 +15,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from api.service import empty_postgres
-from contract.live import free_port, running, wait_until_ready
+from api.service import SECRET_KEY, empty_postgres
+from contract.live import free_port, new_key, running, wait_until_ready
 from store_monitor.synthetic import GeneratedFiles, generate
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,23 +31,30 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedFiles:
     return generate(tmp_path_factory.mktemp("data"), stores=120, days=8, seed=11)
 
 
-@pytest.fixture
-async def service(postgres_url: str, tmp_path: Path, data: GeneratedFiles) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def live(
+    postgres_url: str, log: Path, data: GeneratedFiles, *, secret_key: str | None
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """`store-monitor serve` (in-process jobs) on a fresh Postgres database with `data` loaded;
-    its base URL."""
+    its base URL, and the keys made for it. Keys are required if there is a `secret_key`: then
+    `admin`, and `owner` of the first two stores by id (listed in `owned`)."""
     await empty_postgres(postgres_url)
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("STORE_MONITOR_")}
-    env |= {
-        "STORE_MONITOR_DATABASE_URL": postgres_url,
-        "STORE_MONITOR_AUTH": "off",
-        "STORE_MONITOR_LOG_LEVEL": "WARNING",
-    }
+    env |= {"STORE_MONITOR_DATABASE_URL": postgres_url, "STORE_MONITOR_LOG_LEVEL": "WARNING"}
+    keys: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    if secret_key is None:
+        env["STORE_MONITOR_AUTH"] = "off"
+    else:
+        env |= {"STORE_MONITOR_AUTH": "required", "STORE_MONITOR_SECRET_KEY": secret_key}
+        keys["admin"] = await new_key(env, "--name", "admin", "--scope", "admin")
+        keys["owner"] = await new_key(env, "--name", "owner", "--owner", "brand")
+        headers = {"Authorization": f"Bearer {keys['admin']}"}
     base_url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
     async with running("serve", "--port", str(port), env=env, log=log) as server:
         await wait_until_ready(base_url, server, log)
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, headers=headers) as client:
             for path, route in (
                 (data.store_status, "/ingest/polls"),
                 (data.menu_hours, "/ingest/business-hours"),
@@ -56,7 +64,33 @@ async def service(postgres_url: str, tmp_path: Path, data: GeneratedFiles) -> As
                     route, content=path.read_bytes(), headers={"Content-Type": "text/csv"}
                 )
                 assert response.status_code == 200, response.text
-        yield base_url
+            if secret_key is not None:
+                stores = sorted(
+                    {line.split(",")[0] for line in data.store_status.read_text().splitlines()[1:]}
+                )
+                keys["owned"] = ",".join(stores[:2])
+                owners = "owner_id,store_id\n" + "".join(f"brand,{store}\n" for store in stores[:2])
+                response = await client.post(
+                    "/ingest/owners", content=owners.encode(), headers={"Content-Type": "text/csv"}
+                )
+                assert response.status_code == 200, response.text
+        yield base_url, keys
+
+
+@pytest.fixture
+async def service(postgres_url: str, tmp_path: Path, data: GeneratedFiles) -> AsyncIterator[str]:
+    """A live service with authentication off: its base URL."""
+    async with live(postgres_url, tmp_path / "serve.log", data, secret_key=None) as (url, _):
+        yield url
+
+
+@pytest.fixture
+async def keyed_service(
+    postgres_url: str, tmp_path: Path, data: GeneratedFiles
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A live service with keys required: its base URL and keys (see `live`)."""
+    async with live(postgres_url, tmp_path / "serve.log", data, secret_key=SECRET_KEY) as found:
+        yield found
 
 
 @pytest.fixture

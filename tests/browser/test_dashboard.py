@@ -86,3 +86,47 @@ async def test_trigger_watch_open_report_and_store(
     browser.save_screenshot(str(tmp_path / "store-phone.png"))
     browser.back()
     browser.save_screenshot(str(tmp_path / "report-phone.png"))
+
+
+async def test_sign_in_then_an_owner_sees_only_their_stores(
+    keyed_service: tuple[str, dict[str, str]], browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    service, keys = keyed_service
+    browser.get(service + "/")
+    # Sent to sign in first, and back to the list after.
+    wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "key")))
+    assert "/ui/sign-in" in browser.current_url
+    browser.find_element(By.ID, "key").send_keys("sm_wrong")
+    browser.find_element(By.CSS_SELECTOR, "form.sign-in button").click()
+    alert = wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))
+    )
+    assert "not valid" in alert.text
+    browser.save_screenshot(str(tmp_path / "sign-in.png"))
+    browser.find_element(By.ID, "key").send_keys(keys["owner"])
+    browser.find_element(By.CSS_SELECTOR, "form.sign-in button").click()
+    wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "trigger")))
+    session = browser.get_cookie("store_monitor_session")
+    assert session is not None
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Strict"
+    assert keys["owner"] not in session["value"]
+
+    browser.find_element(By.ID, "trigger").click()
+    row = wait(browser).until(
+        expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, "#reports tbody tr[data-report-id]")
+        )
+    )
+    wait(browser).until(lambda _: row.get_attribute("data-finished") == "true")
+    row.find_element(By.CSS_SELECTOR, '[data-field="created"] a').click()
+    wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.stores"))
+    )
+    shown = sorted(
+        link.text for link in browser.find_elements(By.CSS_SELECTOR, "table.stores tbody th a")
+    )
+    assert shown == keys["owned"].split(",")
+
+    browser.find_element(By.CSS_SELECTOR, "header.site form button").click()
+    wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "key")))
