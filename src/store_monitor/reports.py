@@ -621,24 +621,20 @@ async def write_complete(
     result: ComputedReport,
     ignored_polls: int,
 ) -> bool:
-    """The attempt's final write, in the caller's one transaction: the rows, then the `complete`
-    status. Fenced: the report row is locked first and must still be running as this attempt,
-    else nothing is written and the answer is False. Flushes, never commits."""
-    held = await session.scalar(
-        sa.select(Report.id)
+    """The attempt's final write, in the caller's one transaction: the `complete` status, then
+    the rows. Fenced: the status is written (and the report row locked) only if the report is
+    still running as this attempt; else nothing is written and the answer is False.
+    Flushes, never commits."""
+    # The UPDATE comes first, no read before it: it is the check and the lock in one statement
+    # (on SQLite a transaction that reads and then writes fails at once if another writer
+    # committed in between).
+    held = await session.execute(
+        sa.update(Report)
         .where(
             Report.id == report_id,
             Report.attempts == attempt,
             Report.status == ReportStatus.running,
         )
-        .with_for_update()
-    )
-    if held is None:
-        return False
-    await replace_report_rows(session, report_id, result.rows)
-    await session.execute(
-        sa.update(Report)
-        .where(Report.id == report_id)
         .values(
             status=ReportStatus.complete,
             finished_at=datetime.now(UTC),
@@ -650,7 +646,11 @@ async def write_complete(
             lease_owner=None,
             lease_expires_at=None,
         )
+        .returning(Report.id)
     )
+    if held.one_or_none() is None:
+        return False
+    await replace_report_rows(session, report_id, result.rows)
     return True
 
 

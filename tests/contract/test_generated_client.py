@@ -174,8 +174,10 @@ async def test_generated_client_runs_the_whole_flow(
         ingest_timezones,
     )
     from store_monitor_client.api.reports import (
+        delete_report,
         download_report_csv,
         get_report_metadata,
+        list_reports,
         trigger_report,
     )
     from store_monitor_client.models import (
@@ -183,6 +185,7 @@ async def test_generated_client_runs_the_whole_flow(
         IngestPollsFilesBody,
         IngestResponse,
         IngestTimezonesFilesBody,
+        ReportList,
         ReportMetadata,
         TriggerReportRequest,
         TriggerReportResponse,
@@ -232,6 +235,21 @@ async def test_generated_client_runs_the_whole_flow(
         )
         assert downloaded.status_code == 200
         assert downloaded.headers["content-type"].startswith("text/csv")
+
+        listed = await list_reports.asyncio(
+            client=client, status=WireReportStatus.COMPLETE, limit=10
+        )
+        assert isinstance(listed, ReportList), listed
+        assert [report.report_id for report in listed.reports] == [triggered.report_id]
+        assert listed.next_cursor is None
+
+        deleted = await delete_report.asyncio_detailed(client=client, report_id=triggered.report_id)
+        assert deleted.status_code == 204
+        gone = await get_report_metadata.asyncio_detailed(
+            client=client, report_id=triggered.report_id
+        )
+        assert gone.status_code == 404
+        assert (await list_reports.asyncio(client=client)).reports == []  # type: ignore[union-attr]
 
     # The raw body, not the client's decoded text: the bytes must be the CLI's exactly.
     assert downloaded.content == await _cli_report(data, as_of.isoformat())
