@@ -174,13 +174,15 @@ class Upkeep:
 async def keep_up(
     sessionmaker: async_sessionmaker[AsyncSession], queue: ReportQueue, upkeep: Upkeep
 ) -> None:
-    """Forever: sweep the reports (takeovers, requeues, give-ups) and delete the expired ones.
+    """Forever, once every interval (the first after one: start-up does a round of its own):
+    sweep the reports (takeovers, requeues, give-ups) and delete the expired ones.
 
     An error (the database or the queue away) is logged and the round tried again at the next
     interval, so the task outlives outages; cancel it to stop.
     """
     failing = False
     while True:
+        await asyncio.sleep(upkeep.interval_seconds)
         try:
             await upkeep_round(sessionmaker, queue, upkeep)
         except Exception:
@@ -192,7 +194,6 @@ async def keep_up(
             if failing:
                 log.info("periodic report sweep works again")
             failing = False
-        await asyncio.sleep(upkeep.interval_seconds)
 
 
 async def upkeep_round(
