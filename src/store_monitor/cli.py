@@ -404,11 +404,9 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run an Arq worker that computes queued reports (needs STORE_MONITOR_REDIS_URL)."""
-    from arq.worker import Worker
-
     from store_monitor.logs import configure_logging
     from store_monitor.settings import get_settings
-    from store_monitor.worker import worker_settings
+    from store_monitor.worker import OutlastingWorker, worker_settings
 
     settings = get_settings()
     try:
@@ -416,10 +414,11 @@ def worker() -> None:
     except ValueError as error:
         _fail(str(error))
     configure_logging(settings.log_level, json=settings.log_json)
-    # On SIGTERM or SIGINT Arq cancels the running jobs: each puts its report back to pending
-    # and stays queued, for the next worker to run again. Arq looks for new jobs every
+    # On SIGTERM or SIGINT Arq cancels the running jobs: each puts its report back to pending,
+    # and a live worker's sweep queues its next attempt. Arq looks for new jobs every
     # `poll_delay` seconds, half a second by default: as long again before a report starts.
-    Worker(**options, poll_delay=0.05).run()
+    # The worker outlasts Redis outages (see OutlastingWorker).
+    OutlastingWorker(**options, poll_delay=0.05).run()
 
 
 @db_app.command("upgrade")

@@ -1,11 +1,15 @@
-"""The report queue: job names and the two ways a report's job gets run.
+"""The report queue: job names, the two ways a report's job gets run, and the periodic upkeep
+every runner does.
 
-`ArqQueue` hands report ids to Arq workers through Redis; `InProcessQueue` (the embedded mode)
-runs them as asyncio tasks in the API process. Either way the report's state is in the database.
+`ArqQueue` hands (report id, attempt) pairs to Arq workers through Redis; `InProcessQueue` (the
+embedded mode) runs them as asyncio tasks in the API process. Either way the report's state is
+in the database, and `keep_up` sweeps it: takeovers, requeues, retention.
 """
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 from uuid import UUID
 
@@ -14,12 +18,12 @@ from arq.jobs import Job, JobStatus
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import reports
-from store_monitor.reports import JobInfo, JobState
+from store_monitor.reports import JobState, Runner
 
 log = logging.getLogger(__name__)
 
 RUN_REPORT: Final = "run_report"
-"""The Arq function name of the report job; its one argument is the report id as text."""
+"""The Arq function name of the report job; its arguments: the report id as text, the attempt."""
 
 
 class QueueClosed(RuntimeError):
@@ -27,10 +31,10 @@ class QueueClosed(RuntimeError):
 
 
 class ReportQueue(Protocol):
-    async def enqueue_report(self, report_id: UUID) -> None:
-        """Queue the report's job; a no-op if that report's job is already queued or running."""
+    async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
+        """Queue the job of the report's attempt; a no-op if that job is queued or running."""
 
-    async def job_info(self, report_id: UUID) -> JobInfo: ...
+    async def job_state(self, report_id: UUID, attempt: int) -> JobState: ...
 
     async def depth(self) -> int:
         """Report jobs queued or running, not yet finished."""
@@ -52,25 +56,29 @@ class ArqQueue:
         pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue_name)
         return cls(pool, queue_name=queue_name, owns_pool=True)
 
-    async def enqueue_report(self, report_id: UUID) -> None:
-        # The report id as Arq's job id: Arq refuses a second job with the id of one it still
-        # has (queued, running, or finished with its result kept), so no report runs twice at once.
+    async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
+        # One Arq job id per attempt: Arq refuses a second job with the id of one it still has,
+        # so an attempt is queued once however many sweeps see it due; and the next attempt is
+        # not held up by the job of a dead worker, whose in-progress key Arq keeps for its
+        # whole timeout.
         await self._redis.enqueue_job(
-            RUN_REPORT, str(report_id), _job_id=str(report_id), _queue_name=self._queue_name
+            RUN_REPORT,
+            str(report_id),
+            attempt,
+            _job_id=job_id(report_id, attempt),
+            _queue_name=self._queue_name,
         )
 
-    async def job_info(self, report_id: UUID) -> JobInfo:
-        job = Job(str(report_id), self._redis, _queue_name=self._queue_name)
+    async def job_state(self, report_id: UUID, attempt: int) -> JobState:
+        job = Job(job_id(report_id, attempt), self._redis, _queue_name=self._queue_name)
         status = await job.status()
         if status in (JobStatus.queued, JobStatus.deferred):
-            return JobInfo(JobState.waiting)
+            return JobState.waiting
         if status is JobStatus.in_progress:
-            return JobInfo(JobState.running)
+            return JobState.running
         if status is JobStatus.complete:
-            result = await job.result_info()
-            outcome = None if result is None else _outcome(result.success, result.result)
-            return JobInfo(JobState.finished, outcome)
-        return JobInfo(JobState.missing)
+            return JobState.finished
+        return JobState.missing
 
     async def depth(self) -> int:
         # Arq keeps a job in the queue's sorted set until it finishes, so this counts the jobs
@@ -85,13 +93,8 @@ class ArqQueue:
             await self._redis.aclose()
 
 
-def _outcome(success: bool, result: object) -> str:
-    if success:
-        return "succeeded"
-    if isinstance(result, BaseException):
-        text = str(result).strip()
-        return f"{type(result).__name__}: {text}" if text else type(result).__name__
-    return repr(result)
+def job_id(report_id: UUID, attempt: int) -> str:
+    return f"{report_id}:{attempt}"
 
 
 class InProcessQueue:
@@ -105,28 +108,27 @@ class InProcessQueue:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        timeout_seconds: float,
-        max_attempts: int,
+        runner: Runner,
         concurrency: int,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._timeout_seconds = timeout_seconds
-        self._max_attempts = max_attempts
+        self._runner = runner
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[UUID, asyncio.Task[None]] = {}
+        self._tasks: dict[tuple[UUID, int], asyncio.Task[None]] = {}
         self._closed = False
 
-    async def enqueue_report(self, report_id: UUID) -> None:
+    async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
         if self._closed:
             raise QueueClosed("the in-process job runner is shut down")
-        if report_id in self._tasks:
+        key = (report_id, attempt)
+        if key in self._tasks:
             return
-        task = asyncio.create_task(self._run(report_id), name=f"report-{report_id}")
-        self._tasks[report_id] = task
-        task.add_done_callback(lambda done: self._forget(report_id, done))
+        task = asyncio.create_task(self._run(report_id, attempt), name=f"report-{report_id}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
 
-    async def job_info(self, report_id: UUID) -> JobInfo:
-        return JobInfo(JobState.running if report_id in self._tasks else JobState.missing)
+    async def job_state(self, report_id: UUID, attempt: int) -> JobState:
+        return JobState.running if (report_id, attempt) in self._tasks else JobState.missing
 
     async def depth(self) -> int:
         return len(self._tasks)
@@ -147,18 +149,65 @@ class InProcessQueue:
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def _run(self, report_id: UUID) -> None:
+    async def _run(self, report_id: UUID, attempt: int) -> None:
         async with self._slots:
-            await reports.run_report(
-                self._sessionmaker,
-                report_id,
-                timeout_seconds=self._timeout_seconds,
-                max_attempts=self._max_attempts,
-            )
+            await reports.run_report(self._sessionmaker, report_id, attempt, self._runner)
 
-    def _forget(self, report_id: UUID, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(report_id, None)
+    def _forget(self, key: tuple[UUID, int], task: asyncio.Task[None]) -> None:
+        self._tasks.pop(key, None)
         # run_report records every failure in the report; what escapes it (say, the database
         # being down) would otherwise vanish with the task.
         if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("report %s: job crashed", report_id, exc_info=error)
+            log.error("report %s: job crashed", key[0], exc_info=error)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Upkeep:
+    """What every runner does every `interval_seconds`: see `keep_up`."""
+
+    interval_seconds: float
+    max_attempts: int
+    retention: timedelta
+    """Reports created longer ago are deleted."""
+
+
+async def keep_up(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ReportQueue, upkeep: Upkeep
+) -> None:
+    """Forever, once every interval (the first after one: start-up does a round of its own):
+    sweep the reports (takeovers, requeues, give-ups) and delete the expired ones.
+
+    An error (the database or the queue away) is logged and the round tried again at the next
+    interval, so the task outlives outages; cancel it to stop.
+    """
+    failing = False
+    while True:
+        await asyncio.sleep(upkeep.interval_seconds)
+        try:
+            await upkeep_round(sessionmaker, queue, upkeep)
+        except Exception:
+            # Once per outage with its stack, then quietly until it is over.
+            if not failing:
+                log.warning("periodic report sweep failed; trying again", exc_info=True)
+            failing = True
+        else:
+            if failing:
+                log.info("periodic report sweep works again")
+            failing = False
+
+
+async def upkeep_round(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ReportQueue, upkeep: Upkeep
+) -> reports.Sweep:
+    swept = await reports.sweep(
+        sessionmaker,
+        look_up=queue.job_state,
+        enqueue=queue.enqueue_report,
+        max_attempts=upkeep.max_attempts,
+    )
+    cutoff = datetime.now(UTC) - upkeep.retention
+    if deleted := await reports.delete_reports_created_before(sessionmaker, cutoff):
+        log.info(
+            "deleted %d reports created before %s (retention)", deleted, f"{cutoff:%Y-%m-%d %H:%M}"
+        )
+    return swept

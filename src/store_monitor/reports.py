@@ -1,22 +1,29 @@
-"""Report use cases: create, run (the job's body), read, stream as CSV, sweep up orphans.
+"""Report use cases: create, run (the job's body, under a lease), list, read, stream as CSV,
+delete; and the sweep that takes over, requeues, fails and expires reports.
 
-A report's state lives in the `reports` table; a queue only carries report ids to a runner.
+A report's state lives in the `reports` table; a queue only carries (report id, attempt) pairs
+to a runner. A running attempt holds a lease on its report that its runner renews; a report
+whose lease ran out is taken over by a new attempt, and every write of an attempt is fenced by
+its number, so a runner that lost its lease changes nothing.
 """
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor.db.models import Report, ReportRow, ReportStatus
+from store_monitor.db.models import Report, ReportStatus, UtcDateTime
 from store_monitor.db.report_data import (
     load_report_inputs,
     replace_report_details,
@@ -26,37 +33,53 @@ from store_monitor.db.report_data import (
     report_rows_csv,
 )
 from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
+from store_monitor.db.session import transient_error
 from store_monitor.engine import compute_report, incident_counts
 from store_monitor.engine.localtime import known_timezones
+from store_monitor.engine.report import Report as ComputedReport
 from store_monitor.frames import DEFAULT_TIMEZONE
 from store_monitor.logs import request_context, request_id
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 UNFINISHED: Final = (ReportStatus.pending, ReportStatus.running)
-_MAX_ERROR_CHARS: Final = 2000
+_MAX_ERROR_CHARS: Final = 500
+_DETAILS_IN_LOGS: Final = "the runner's log has the details under the report's request id"
 
 
 class JobState(StrEnum):
-    """What a queue knows of a report's job."""
+    """What a queue knows of the job of one attempt of a report."""
 
     waiting = "waiting"
     running = "running"
     finished = "finished"
-    """The queue ran the job to an end of its own (the report should be final by then)."""
     missing = "missing"
     """The queue never had the job, or has forgotten it."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobInfo:
-    state: JobState
-    outcome: str | None = None
-    """For a finished job: how it ended, in the queue's words."""
+Enqueue = Callable[[UUID, int], Awaitable[None]]
+"""Queue the job of attempt `attempt` of the report (1 for a new report); a no-op if that
+attempt's job is already queued or running."""
+LookUpJob = Callable[[UUID, int], Awaitable[JobState]]
 
 
-Enqueue = Callable[[UUID], Awaitable[None]]
-LookUpJob = Callable[[UUID], Awaitable[JobInfo]]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Runner:
+    """Who runs report attempts, and within which limits."""
+
+    owner: str
+    """Names the runner in leases and logs; unique per process (see `runner_name`)."""
+    lease_seconds: float
+    """A lease lasts this long from its last renewal; it is renewed every third of it."""
+    timeout_seconds: float
+    max_attempts: int
+
+
+def runner_name() -> str:
+    """`host:pid:token`: which machine and process holds a lease, unique even if a pid recurs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class IdempotencyKeyReused(Exception):
@@ -75,6 +98,10 @@ class NotEnqueued(Exception):
         self.reason = reason
 
 
+class _LeaseLost(Exception):
+    """The attempt no longer holds its report: taken over after its lease ran out, or deleted."""
+
+
 @dataclass(frozen=True, slots=True)
 class Created:
     report: Report
@@ -89,12 +116,14 @@ async def create_report(
     as_of: datetime | None,
     idempotency_key: str | None = None,
 ) -> Created:
-    """Insert a pending report and queue its job; with a known idempotency key, that report.
+    """Insert a pending report and queue its first attempt; with a known idempotency key, that
+    report.
 
     Owns its transactions, unlike the other request-side use cases: the row must be committed
     before the job is queued, or a fast worker would look for a report that is not there yet.
-    An existing unfinished report is queued again, which is harmless (queues deduplicate by
-    report id) and heals a report whose first enqueue was lost.
+    An existing unfinished report has its next attempt queued again, which is harmless (queues
+    deduplicate by report and attempt, and a job whose attempt was made does nothing) and heals
+    a report whose first enqueue was lost.
     The report keeps the current request id (see `store_monitor.logs`): its job logs under it.
     """
     report = Report(as_of=as_of, idempotency_key=idempotency_key, request_id=request_id.get())
@@ -116,11 +145,11 @@ async def create_report(
         report, created = existing, False
     if report.status in UNFINISHED:
         try:
-            await enqueue(report.id)
+            await enqueue(report.id, report.attempts + 1)
         except Exception as error:
-            reason = f"could not queue the report's job: {_describe(error)}"
-            log.exception("report %s: %s", report.id, reason)
-            await _finish_failed(sessionmaker, report.id, reason)
+            log.exception("report %s: could not queue its job", report.id)
+            reason = f"could not queue the report's job ({type(error).__name__})"
+            await _finish_failed(sessionmaker, report.id, reason, Report.status.in_(UNFINISHED))
             raise NotEnqueued(report.id, reason) from error
     return Created(report=report, created=created)
 
@@ -173,6 +202,44 @@ async def list_reports(
         return ReportPage(reports=found, next=None)
     last = found[limit - 1]
     return ReportPage(reports=found[:limit], next=ReportCursor(last.created_at, last.id))
+
+
+async def delete_report(session: AsyncSession, report_id: UUID) -> bool:
+    """Delete the report and its rows (by the foreign key's cascade); False if there is none.
+
+    A report being computed is deleted all the same: its attempt finds its lease gone at the
+    next heartbeat and stops, and its final write, fenced, would find nothing to write to.
+    Flushes, never commits.
+    """
+    deleted = await session.execute(
+        sa.delete(Report).where(Report.id == report_id).returning(Report.id)
+    )
+    return deleted.one_or_none() is not None
+
+
+async def delete_reports_created_before(
+    sessionmaker: async_sessionmaker[AsyncSession], cutoff: datetime, *, batch: int = 10
+) -> int:
+    """Delete every report created before `cutoff`, `batch` reports (and their rows) per
+    transaction so that none holds its locks for long; how many were deleted."""
+    deleted = 0
+    while True:
+        oldest = (
+            sa.select(Report.id)
+            .where(Report.created_at < cutoff)
+            .order_by(Report.created_at)
+            .limit(batch)
+        )
+        async with sessionmaker.begin() as session:
+            result = await session.execute(
+                sa.delete(Report)
+                .where(Report.id.in_(oldest.scalar_subquery()))
+                .returning(Report.id)
+            )
+            count = len(result.all())
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 async def report_csv(
@@ -265,100 +332,257 @@ async def report_stores(
 async def run_report(
     sessionmaker: async_sessionmaker[AsyncSession],
     report_id: UUID,
-    *,
-    timeout_seconds: float,
-    max_attempts: int,
+    attempt: int,
+    runner: Runner,
 ) -> ReportStatus | None:
-    """The job's body: compute the report and store its rows; returns the report's final status.
+    """The job's body: make attempt `attempt` of the report, if the report is waiting for it.
 
-    Idempotent: running it again recomputes the report, overwriting its rows and status, with
-    the same `now` as the first run. An error or a timeout fails the report with the reason.
-    When cancelled (a worker shutting down) the report goes back to pending for the retry; a
-    report whose job was interrupted `max_attempts` times fails instead of starting again.
-    Returns None if there is no such report. Logs under the id of the request that created it.
+    The attempt claims the report only if it has had `attempt - 1` attempts and is pending, or
+    running under a lease that ran out (its runner died or stalled): the report becomes running,
+    leased to `runner`. Any other job for the report (a duplicate, a stale retry, a report
+    finished or deleted) does nothing. While computing, a heartbeat renews the lease; the rows
+    and the `complete` status are written in one transaction that first checks, on the locked
+    report row, that the attempt still holds it. Same inputs, same `now`: a takeover computes
+    the same report.
+    An error fails the report with a short reason (details in the logs); a transient database
+    error, or a cancellation (the runner stopping), puts it back to pending for the sweep to
+    queue the next attempt, within `runner.max_attempts`.
+    Returns the report's status as the job leaves it; None if the attempt did not run (no such
+    report, made already, or the database unavailable as it started).
+    Logs under the id of the request that created the report.
     """
     try:
-        claimed = await _claim(sessionmaker, report_id, max_attempts=max_attempts)
+        claimed = await _claim(sessionmaker, report_id, attempt, runner)
     except asyncio.CancelledError:
         # The claim may have committed just before the cancellation reached this task.
-        await asyncio.shield(
-            _set_pending(sessionmaker, report_id, "interrupted as it started: runner stopped")
-        )
+        interrupted = f"attempt {attempt} was interrupted as it started: its runner stopped"
+        await asyncio.shield(_set_pending(sessionmaker, report_id, attempt, runner, interrupted))
         raise
+    except Exception as error:
+        if not transient_error(error):
+            raise
+        log.warning(
+            "report %s: attempt %d could not start, the database is unavailable; "
+            "the sweep queues it again",
+            report_id,
+            attempt,
+            exc_info=True,
+        )
+        return None
     if claimed is None:
-        return await _give_up(sessionmaker, report_id)
+        log.info(
+            "report %s: attempt %d not needed (made already, or no such report)", report_id, attempt
+        )
+        return None
     with request_context(claimed.request_id):
-        return await _attempt(sessionmaker, report_id, claimed, timeout_seconds=timeout_seconds)
+        return await _attempt(sessionmaker, report_id, claimed, runner)
 
 
 async def _attempt(
     sessionmaker: async_sessionmaker[AsyncSession],
     report_id: UUID,
     claimed: "_Claim",
-    *,
-    timeout_seconds: float,
-) -> ReportStatus:
-    as_of, attempt = claimed.pinned, claimed.attempt
-    log.info("report %s: attempt %d started", report_id, attempt)
+    runner: Runner,
+) -> ReportStatus | None:
+    attempt = claimed.attempt
+    log.info("report %s: attempt %d started", report_id, attempt, extra={"runner": runner.owner})
+    work = _compute_and_store(sessionmaker, report_id, attempt, as_of=claimed.pinned)
     try:
-        async with asyncio.timeout(timeout_seconds) as deadline:
-            await _compute_and_store(sessionmaker, report_id, as_of=as_of)
+        async with asyncio.timeout(runner.timeout_seconds) as deadline:
+            await _under_lease(sessionmaker, report_id, attempt, runner, work)
     except asyncio.CancelledError:
         # Shielded: the write must land although this task is being cancelled.
-        await asyncio.shield(
-            _set_pending(sessionmaker, report_id, f"attempt {attempt} interrupted: runner stopped")
-        )
+        stopped = f"attempt {attempt} was interrupted: its runner stopped"
+        await asyncio.shield(_set_pending(sessionmaker, report_id, attempt, runner, stopped))
         raise
+    except _LeaseLost:
+        log.warning(
+            "report %s: attempt %d lost its lease (taken over by a later attempt, or the report "
+            "was deleted); its result is dropped",
+            report_id,
+            attempt,
+        )
+        return None
     except Exception as error:
         if isinstance(error, TimeoutError) and deadline.expired():
-            reason = f"timed out after {timeout_seconds:g} s (attempt {attempt})"
-        else:
-            log.exception("report %s: attempt %d failed", report_id, attempt)
-            reason = _describe(error)
-        return await _fail(sessionmaker, report_id, reason)
+            reason = f"timed out after {runner.timeout_seconds:g} s (attempt {attempt})"
+            return await _fail(sessionmaker, report_id, attempt, reason)
+        if transient_error(error):
+            log.warning(
+                "report %s: attempt %d lost the database; the sweep queues the next attempt",
+                report_id,
+                attempt,
+                exc_info=True,
+            )
+            lost = f"attempt {attempt} lost its database connection"
+            await _set_pending_if_possible(sessionmaker, report_id, attempt, runner, lost)
+            return ReportStatus.pending
+        log.exception("report %s: attempt %d failed", report_id, attempt)
+        return await _fail(sessionmaker, report_id, attempt, _reason(error, attempt))
     log.info("report %s: complete", report_id)
     return ReportStatus.complete
+
+
+def _reason(error: Exception, attempt: int) -> str:
+    """A short sentence for clients: never the statement, parameters or stack (those are logged)."""
+    if isinstance(error, DBAPIError):
+        return f"the database refused the report's query (attempt {attempt}); {_DETAILS_IN_LOGS}"
+    return (
+        f"the report could not be computed ({type(error).__name__}, attempt {attempt}); "
+        f"{_DETAILS_IN_LOGS}"
+    )
+
+
+async def _under_lease(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    attempt: int,
+    runner: Runner,
+    work: Awaitable[T],
+) -> T:
+    """`work`'s result, with the attempt's lease renewed beside it; `_LeaseLost` (and `work`
+    cancelled) as soon as a renewal finds the lease gone."""
+    working = asyncio.ensure_future(work)
+    heartbeat = asyncio.create_task(_heartbeat(sessionmaker, report_id, attempt, runner))
+    try:
+        done, _ = await asyncio.wait({working, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+        if working in done:
+            return working.result()
+        raise _LeaseLost
+    finally:
+        working.cancel()
+        heartbeat.cancel()
+        await asyncio.gather(working, heartbeat, return_exceptions=True)
+
+
+async def _heartbeat(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    attempt: int,
+    runner: Runner,
+) -> None:
+    """Renew the lease every third of its length; return once a renewal finds it lost.
+
+    A failed renewal (say the database is briefly away) is logged and tried again at the next
+    beat: if the lease runs out meanwhile another runner takes over, and fencing keeps this
+    attempt from writing over the new one.
+    """
+    while True:
+        await asyncio.sleep(runner.lease_seconds / 3)
+        try:
+            async with sessionmaker.begin() as session:
+                renewed = await session.execute(
+                    sa.update(Report)
+                    .where(
+                        Report.id == report_id,
+                        Report.attempts == attempt,
+                        Report.status == ReportStatus.running,
+                        Report.lease_owner == runner.owner,
+                    )
+                    .values(lease_expires_at=_clock(session, plus=runner.lease_seconds))
+                    .returning(Report.id)
+                )
+                if renewed.one_or_none() is None:
+                    return
+        except Exception:
+            log.warning(
+                "report %s: attempt %d could not renew its lease", report_id, attempt, exc_info=True
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
     requeued: list[UUID] = field(default_factory=list)
+    """Pending reports whose next attempt was not queued."""
+    taken_over: list[UUID] = field(default_factory=list)
+    """Running reports whose lease ran out: their next attempt was queued."""
     failed: list[UUID] = field(default_factory=list)
+    """Reports out of attempts."""
 
 
-async def sweep_orphans(
-    sessionmaker: async_sessionmaker[AsyncSession], *, look_up: LookUpJob, enqueue: Enqueue
+async def sweep(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    look_up: LookUpJob,
+    enqueue: Enqueue,
+    max_attempts: int,
 ) -> Sweep:
-    """Requeue or fail unfinished reports that no job is working on.
+    """Queue the next attempt of every report that needs one, or fail it if it has had them all.
 
-    A report pending or running whose job the queue has lost (never queued, or its worker died
-    and the queue forgot it) is queued again; `run_report` fails it once it has had its attempts.
-    One whose job the queue finished without finishing the report (e.g. the queue's own timeout,
-    or its retries exhausted) fails, with the queue's account of the job's end.
-    Safe to run while workers run: a report that gets final meanwhile is left as it is.
+    A report needs one when it is pending (new, interrupted, or its attempt lost the database)
+    and no job of its next attempt is queued; or running under a lease that ran out: its runner
+    died or stalled, and the new attempt takes the report over. Safe to run in every runner at
+    once: queues deduplicate the job of one attempt, and only one job can claim it.
     """
     async with sessionmaker() as session:
-        unfinished = (
-            await session.scalars(
-                sa.select(Report.id)
-                .where(Report.status.in_(UNFINISHED))
+        due = (
+            await session.execute(
+                sa.select(Report.id, Report.status, Report.attempts, Report.error)
+                .where(_needs_attempt(session))
                 .order_by(Report.created_at)
             )
         ).all()
-    sweep = Sweep()
-    for report_id in unfinished:
-        job = await look_up(report_id)
-        if job.state is JobState.missing:
-            log.warning("report %s: unfinished and not queued; queuing it again", report_id)
-            await enqueue(report_id)
-            sweep.requeued.append(report_id)
-        elif job.state is JobState.finished:
-            outcome = job.outcome or "no reason given"
-            reason = f"the job ended without finishing the report: {outcome}"
-            if await _finish_failed(sessionmaker, report_id, reason):
-                log.warning("report %s: %s", report_id, reason)
-                sweep.failed.append(report_id)
-    return sweep
+    swept = Sweep()
+    for report_id, status, attempts, error in due:
+        if attempts >= max_attempts:
+            if status is ReportStatus.running:
+                reason = (
+                    f"gave up after {attempts} attempts: the runner of the last one stopped "
+                    "renewing its lease (killed, e.g. out of memory, or cut off)"
+                )
+            else:
+                reason = f"gave up after {attempts} attempts" + (
+                    f" (last: {error})" if error else ""
+                )
+            if await _give_up(sessionmaker, report_id, attempts, reason):
+                swept.failed.append(report_id)
+            continue
+        if await look_up(report_id, attempts + 1) in (JobState.waiting, JobState.running):
+            continue
+        await enqueue(report_id, attempts + 1)
+        if status is ReportStatus.running:
+            log.warning(
+                "report %s: the lease of attempt %d ran out (its runner died or stalled); "
+                "attempt %d takes it over",
+                report_id,
+                attempts,
+                attempts + 1,
+            )
+            swept.taken_over.append(report_id)
+        else:
+            log.info("report %s: pending; attempt %d queued", report_id, attempts + 1)
+            swept.requeued.append(report_id)
+    return swept
+
+
+def _needs_attempt(session: AsyncSession) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        Report.status == ReportStatus.pending,
+        sa.and_(
+            Report.status == ReportStatus.running,
+            # No lease at all: a report left running by a version without leases.
+            sa.or_(Report.lease_expires_at.is_(None), Report.lease_expires_at < _clock(session)),
+        ),
+    )
+
+
+async def _give_up(
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, attempts: int, reason: str
+) -> bool:
+    async with sessionmaker.begin() as session:
+        # Fenced: only if no attempt started, and none renewed its lease, since the sweep looked.
+        failed = await session.execute(
+            sa.update(Report)
+            .where(Report.id == report_id, Report.attempts == attempts, _needs_attempt(session))
+            .values(_failed(reason))
+            .returning(Report.request_id)
+        )
+        row = failed.one_or_none()
+    if row is None:
+        return False
+    with request_context(row.request_id):
+        log.warning("report %s: %s", report_id, reason)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,67 +644,47 @@ class _Claim:
 
 
 async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, max_attempts: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    attempt: int,
+    runner: Runner,
 ) -> _Claim | None:
-    """Mark the report running and count the attempt; None if there is no such report, or it is
-    unfinished and has had all its attempts."""
-    # One UPDATE first, no read before it: on SQLite a transaction that reads and then writes
-    # fails at once (SQLITE_BUSY) if another writer committed in between.
+    """Make the report running under a lease of `runner`'s, as attempt `attempt`; None if the
+    report is not waiting for that attempt (see `run_report`) or it is over the limit."""
+    if attempt > runner.max_attempts:
+        return None
+    # One UPDATE, no read before it: the conditions are checked on the row it locks.
     async with sessionmaker.begin() as session:
         row = (
             await session.execute(
                 sa.update(Report)
                 .where(
-                    Report.id == report_id,
-                    # A finished report may always be recomputed; only an unfinished one
-                    # (whose runs keep being interrupted) runs out of attempts.
-                    sa.or_(Report.attempts < max_attempts, Report.status.not_in(UNFINISHED)),
+                    Report.id == report_id, Report.attempts == attempt - 1, _needs_attempt(session)
                 )
                 .values(
                     status=ReportStatus.running,
-                    attempts=Report.attempts + 1,
+                    attempts=attempt,
                     started_at=datetime.now(UTC),
                     finished_at=None,
                     error=None,
+                    lease_owner=runner.owner,
+                    lease_expires_at=_clock(session, plus=runner.lease_seconds),
                 )
-                .returning(
-                    sa.func.coalesce(Report.as_of, Report.now), Report.attempts, Report.request_id
-                )
+                .returning(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)
             )
         ).one_or_none()
     if row is None:
         return None
-    pinned, attempt, request = row
+    pinned, request = row
     return _Claim(pinned=pinned, attempt=attempt, request_id=request)
 
 
-async def _give_up(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID
-) -> ReportStatus | None:
-    async with sessionmaker() as session:
-        report = await session.get(Report, report_id)
-    if report is None:
-        log.warning("report %s: no such report, nothing to run", report_id)
-        return None
-    earlier = f" (last: {report.error})" if report.error else ""
-    reason = f"gave up after {report.attempts} interrupted attempts{earlier}"
-    if await _finish_failed(sessionmaker, report_id, reason):
-        with request_context(report.request_id):
-            log.warning("report %s: %s", report_id, reason)
-        return ReportStatus.failed
-    # Finished meanwhile, by another run.
-    return await _status(sessionmaker, report_id)
-
-
-async def _status(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID
-) -> ReportStatus | None:
-    async with sessionmaker() as session:
-        return await session.scalar(sa.select(Report.status).where(Report.id == report_id))
-
-
 async def _compute_and_store(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, as_of: datetime | None
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    attempt: int,
+    *,
+    as_of: datetime | None,
 ) -> None:
     async with sessionmaker() as session:
         inputs = await load_report_inputs(session, as_of=as_of)
@@ -493,77 +697,151 @@ async def _compute_and_store(
         as_of=inputs.now,
     )
     async with sessionmaker.begin() as session:
-        assert result.incidents is not None
-        assert result.daily is not None
-        counts = None if result.now is None else incident_counts(result.incidents, now=result.now)
-        await replace_report_rows(session, report_id, result.rows, incident_counts=counts)
-        await replace_report_details(
-            session, report_id, incidents=result.incidents, daily=result.daily
+        # Polls after `now` are never loaded, so the engine cannot count them.
+        if not await write_complete(session, report_id, attempt, result, inputs.ignored_polls):
+            raise _LeaseLost
+
+
+async def write_complete(
+    session: AsyncSession,
+    report_id: UUID,
+    attempt: int,
+    result: ComputedReport,
+    ignored_polls: int,
+) -> bool:
+    """The attempt's final write, in the caller's one transaction: the `complete` status, then
+    the rows. Fenced: the status is written (and the report row locked) only if the report is
+    still running as this attempt; else nothing is written and the answer is False.
+    Flushes, never commits."""
+    # The UPDATE comes first, no read before it: it is the check and the lock in one statement
+    # (on SQLite a transaction that reads and then writes fails at once if another writer
+    # committed in between).
+    held = await session.execute(
+        sa.update(Report)
+        .where(
+            Report.id == report_id,
+            Report.attempts == attempt,
+            Report.status == ReportStatus.running,
         )
-        await session.execute(
-            sa.update(Report)
-            .where(Report.id == report_id)
-            .values(
-                status=ReportStatus.complete,
-                finished_at=datetime.now(UTC),
-                now=result.now,
-                row_count=result.rows.height,
-                unknown_timezones=len(result.unknown_timezones),
-                # Polls after `now` are never loaded, so the engine cannot count them.
-                ignored_polls=inputs.ignored_polls,
-                incident_count=result.incidents.height,
-                error=None,
-            )
+        .values(
+            status=ReportStatus.complete,
+            finished_at=datetime.now(UTC),
+            now=result.now,
+            row_count=result.rows.height,
+            unknown_timezones=len(result.unknown_timezones),
+            ignored_polls=ignored_polls,
+            incident_count=None if result.incidents is None else result.incidents.height,
+            error=None,
+            lease_owner=None,
+            lease_expires_at=None,
         )
+        .returning(Report.id)
+    )
+    if held.one_or_none() is None:
+        return False
+    assert result.incidents is not None
+    assert result.daily is not None
+    counts = None if result.now is None else incident_counts(result.incidents, now=result.now)
+    await replace_report_rows(session, report_id, result.rows, incident_counts=counts)
+    await replace_report_details(session, report_id, incidents=result.incidents, daily=result.daily)
+    return True
 
 
 async def _fail(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, reason: str
-) -> ReportStatus:
-    await _finish_failed(sessionmaker, report_id, reason, only_unfinished=False)
-    return ReportStatus.failed
+    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, attempt: int, reason: str
+) -> ReportStatus | None:
+    """Fail the report if this attempt still holds it; the status it is left with."""
+    fenced = (Report.attempts == attempt, Report.status == ReportStatus.running)
+    if await _finish_failed(sessionmaker, report_id, reason, *fenced):
+        return ReportStatus.failed
+    log.warning(
+        "report %s: attempt %d lost its lease; its failure is not recorded", report_id, attempt
+    )
+    return None
 
 
 async def _finish_failed(
     sessionmaker: async_sessionmaker[AsyncSession],
     report_id: UUID,
     reason: str,
-    *,
-    only_unfinished: bool = True,
+    *conditions: sa.ColumnElement[bool],
 ) -> bool:
-    """Mark the report failed and drop any rows of an earlier run; False if nothing changed."""
-    condition = [Report.id == report_id]
-    if only_unfinished:
-        condition.append(Report.status.in_(UNFINISHED))
+    """Mark the report failed if `conditions` hold; False if nothing changed. An unfinished
+    report has no rows to drop: they are written together with the `complete` status."""
     async with sessionmaker.begin() as session:
         result = await session.execute(
             sa.update(Report)
-            .where(*condition)
-            .values(
-                status=ReportStatus.failed,
-                finished_at=datetime.now(UTC),
-                error=reason[:_MAX_ERROR_CHARS],
-                row_count=None,
-            )
+            .where(Report.id == report_id, *conditions)
+            .values(_failed(reason))
             .returning(Report.id)
         )
-        if result.one_or_none() is None:
-            return False
-        await session.execute(sa.delete(ReportRow).where(ReportRow.report_id == report_id))
-    return True
+        return result.one_or_none() is not None
+
+
+def _failed(reason: str) -> dict[str, object]:
+    return {
+        "status": ReportStatus.failed,
+        "finished_at": datetime.now(UTC),
+        "error": reason[:_MAX_ERROR_CHARS],
+        "row_count": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 async def _set_pending(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, reason: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    attempt: int,
+    runner: Runner,
+    reason: str,
 ) -> None:
+    """Give the report back (pending, no lease) if this attempt of this runner holds it."""
     async with sessionmaker.begin() as session:
         await session.execute(
             sa.update(Report)
-            .where(Report.id == report_id, Report.status == ReportStatus.running)
-            .values(status=ReportStatus.pending, error=reason)
+            .where(
+                Report.id == report_id,
+                Report.attempts == attempt,
+                Report.status == ReportStatus.running,
+                Report.lease_owner == runner.owner,
+            )
+            .values(
+                status=ReportStatus.pending,
+                error=reason,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
         )
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+async def _set_pending_if_possible(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    report_id: UUID,
+    attempt: int,
+    runner: Runner,
+    reason: str,
+) -> None:
+    # The database may still be away: then the lease runs out and the sweep takes over.
+    try:
+        await _set_pending(sessionmaker, report_id, attempt, runner, reason)
+    except Exception:
+        log.warning(
+            "report %s: attempt %d could not give the report back; it waits for its lease to run "
+            "out",
+            report_id,
+            attempt,
+            exc_info=True,
+        )
+
+
+def _clock(session: AsyncSession, *, plus: float = 0.0) -> sa.ColumnElement[datetime]:
+    """The instant leases are set and read by, `plus` seconds later.
+
+    On Postgres the database's clock, one for every runner whatever their machines' clocks say;
+    SQLite (one process) takes this process's.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        instant = sa.func.statement_timestamp(type_=UtcDateTime())
+        return instant + sa.literal(timedelta(seconds=plus), sa.Interval()) if plus else instant
+    return sa.literal(datetime.now(UTC) + timedelta(seconds=plus), UtcDateTime())

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     job_max_tries: int = Field(default=3, ge=1)
     """Attempts a report gets when its worker dies or is stopped under it; errors fail at once."""
     max_concurrent_jobs: int = Field(default=4, ge=1)
+    lease_seconds: float = Field(default=15.0, gt=0)
+    """How long a report being computed stays its runner's without a heartbeat (one every third
+    of it): a runner silent for longer is taken to be dead and the report is taken over."""
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often every runner looks for reports to take over, requeue, fail or delete."""
+    report_retention_days: float = Field(default=30.0, gt=0)
+    """Reports created longer ago than this are deleted, rows and all."""
     log_level: str = "INFO"
     log_json: bool | None = None
     """Log JSON lines (True) or plain text (False); None: JSON unless stderr is a terminal."""

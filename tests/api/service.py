@@ -171,9 +171,8 @@ def postgres_mode(url: str, **overrides: Any) -> Settings:
     # A queue of its own: jobs of other tests, or of a dev worker on the same Redis, stay apart.
     return Settings(
         database_url=url,
-        redis_url=REDIS_URL,
         queue_name=f"store-monitor-test:{uuid4().hex}",
-        **{"max_concurrent_jobs": 10, **_OPEN, **overrides},
+        **{"redis_url": REDIS_URL, "max_concurrent_jobs": 10, **_OPEN, **overrides},
     )
 
 

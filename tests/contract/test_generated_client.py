@@ -92,12 +92,14 @@ async def test_generated_client_runs_the_whole_flow(
         ingest_timezones,
     )
     from store_monitor_client.api.reports import (
+        delete_report,
         download_report_csv,
         download_report_daily_csv,
         download_report_incidents_csv,
         get_report,
         get_report_metadata,
         get_report_store,
+        list_reports,
         trigger_report,
     )
     from store_monitor_client.models import (
@@ -105,6 +107,7 @@ async def test_generated_client_runs_the_whole_flow(
         IngestPollsFilesBody,
         IngestResponse,
         IngestTimezonesFilesBody,
+        ReportList,
         ReportMetadata,
         StoreReport,
         TriggerReportRequest,
@@ -208,6 +211,22 @@ async def test_generated_client_runs_the_whole_flow(
             client=client, report_id=triggered.report_id, store_id="no-such-store"
         )
         assert missing.status_code == 404
+        listed = await list_reports.asyncio(
+            client=client, status=WireReportStatus.COMPLETE, limit=10
+        )
+        assert isinstance(listed, ReportList), listed
+        assert [report.report_id for report in listed.reports] == [triggered.report_id]
+        assert listed.next_cursor is None
+
+        deleted = await delete_report.asyncio_detailed(client=client, report_id=triggered.report_id)
+        assert deleted.status_code == 204
+        gone = await get_report_metadata.asyncio_detailed(
+            client=client, report_id=triggered.report_id
+        )
+        assert gone.status_code == 404
+        listed = await list_reports.asyncio(client=client)
+        assert listed is not None
+        assert listed.reports == []
 
     # The raw body, not the client's decoded text: the bytes must be the CLI's exactly.
     assert downloaded.content == await cli_report(data, as_of.isoformat())

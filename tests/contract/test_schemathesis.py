@@ -28,6 +28,7 @@ from store_monitor.api import create_app
 from store_monitor.api.schemas import EXAMPLE_REPORT_ID
 from store_monitor.db.models import KeyScope, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.reports import Runner
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
 
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
 schema = schemathesis.openapi.from_dict(create_app(embedded(Path("unused"))).openapi())
 
 # Requests valid by the schema that the service rightly refuses, because a JSON schema cannot
-# say it: an upload must be a well-formed CSV of its kind (422 invalid_csv), and `as_of` must be
-# from 1970 to 9000 (422). Every other check runs on every operation.
+# say it: an upload must be a well-formed CSV of its kind (422 invalid_csv), `as_of` must be
+# before the clock plus its skew (422), and a list's `cursor` one the API gave (422). Every
+# other check runs on every operation.
 _SCHEMA_CANNOT_SAY = {
+    "/reports",
     "/ingest/polls",
     "/ingest/business-hours",
     "/ingest/timezones",
@@ -54,8 +57,9 @@ _SCHEMA_CANNOT_SAY = {
 async def app_and_key(
     postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[FastAPI, str]]:
-    """The app on the test run's Postgres database, holding a complete report whose id is the one
-    the document's examples use, so that the CSV responses get checked too.
+    """The app on the test run's Postgres database, holding a small data set; `example_report`
+    keeps a complete report whose id is the one the document's examples use, so that the CSV
+    responses get checked too.
 
     Its queue is Arq's on Redis with no worker: triggered reports stay pending. With jobs running
     in-process, each test's end (the app's shutdown) would interrupt them mid-write; the jobs are
@@ -78,10 +82,6 @@ async def app_and_key(
             await ingest.ingest_polls(session, read_polls(files.store_status))
             await ingest.ingest_business_hours(session, read_business_hours(files.menu_hours))
             await ingest.ingest_timezones(session, read_timezones(files.timezones))
-            session.add(Report(id=UUID(EXAMPLE_REPORT_ID)))
-        await reports.run_report(
-            sessionmaker, UUID(EXAMPLE_REPORT_ID), timeout_seconds=30, max_attempts=1
-        )
     finally:
         await engine.dispose()
     secret = await create_key(postgres_url, "schemathesis", scope=KeyScope.admin)
@@ -92,6 +92,23 @@ async def app_and_key(
         await redis.delete(settings.queue_name)
     finally:
         await redis.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def example_report(postgres_url: str, app_and_key: tuple[FastAPI, str]) -> None:
+    """The complete report the examples name, made again if an example deleted it."""
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        report_id = UUID(EXAMPLE_REPORT_ID)
+        async with sessionmaker.begin() as session:
+            if await session.get(Report, report_id) is not None:
+                return
+            session.add(Report(id=report_id))
+        runner = Runner(owner="tests", lease_seconds=30, timeout_seconds=30, max_attempts=1)
+        await reports.run_report(sessionmaker, report_id, 1, runner)
+    finally:
+        await engine.dispose()
 
 
 @schema.parametrize()

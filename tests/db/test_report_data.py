@@ -525,8 +525,10 @@ async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(
     assert isinstance(latest, datetime)
     as_of = latest - timedelta(hours=30)
 
-    async def run_now(report_id: UUID) -> None:
-        await reports.run_report(sessions, report_id, timeout_seconds=60, max_attempts=3)
+    runner = reports.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
+
+    async def run_now(report_id: UUID, attempt: int) -> None:
+        await reports.run_report(sessions, report_id, attempt, runner)
 
     created = await reports.create_report(sessions, run_now, as_of=as_of)
     try:

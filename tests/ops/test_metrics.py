@@ -23,7 +23,7 @@ from api.service import (
 from store_monitor.api.observability import Metrics
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
-from store_monitor.reports import JobInfo
+from store_monitor.reports import JobState
 from store_monitor.synthetic import GeneratedFiles
 
 from .scraping import Samples, scrape
@@ -152,10 +152,10 @@ class _Unreachable:
     async def depth(self) -> int:
         raise ConnectionError("no route to the queue")
 
-    async def enqueue_report(self, report_id: UUID) -> None:
+    async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
         raise NotImplementedError
 
-    async def job_info(self, report_id: UUID) -> JobInfo:
+    async def job_state(self, report_id: UUID, attempt: int) -> JobState:
         raise NotImplementedError
 
     async def ping(self) -> None:

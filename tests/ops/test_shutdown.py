@@ -195,8 +195,10 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
         assert code == 0, stderr
         interrupted = await _report(sessions, report_id)
         assert interrupted.status is ReportStatus.pending
-        assert interrupted.error == "attempt 1 interrupted: runner stopped"
-        assert (await queue.job_info(report_id)).state is JobState.waiting
+        assert interrupted.error == "attempt 1 was interrupted: its runner stopped"
+        assert interrupted.lease_owner is None
+        # Not queued yet: the sweep of the next worker to start (or of one running) does it.
+        assert await queue.job_state(report_id, 2) is JobState.missing
         [started] = [
             line for line in _json_lines(stderr) if line["message"].endswith("attempt 1 started")
         ]

@@ -23,6 +23,7 @@ from store_monitor.db.report_data import replace_report_rows
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.jobs import InProcessQueue
+from store_monitor.reports import Runner
 from store_monitor.settings import Settings
 
 
@@ -55,7 +56,7 @@ async def test_shutdown_interrupts_jobs_and_the_next_start_finishes_them(
 
     interrupted = await _stored(settings, report_id)
     assert interrupted.status is ReportStatus.pending
-    assert interrupted.error == "attempt 1 interrupted: runner stopped"
+    assert interrupted.error == "attempt 1 was interrupted: its runner stopped"
 
     async with serve(settings) as client:
         metadata = await wait_until_final(client, report_id)
@@ -103,7 +104,8 @@ async def sqlite_sessions(
 
 
 def _queue(sessions: async_sessionmaker[AsyncSession]) -> InProcessQueue:
-    return InProcessQueue(sessions, timeout_seconds=60.0, max_attempts=3, concurrency=1)
+    runner = Runner(owner="tests", lease_seconds=15.0, timeout_seconds=60.0, max_attempts=3)
+    return InProcessQueue(sessions, runner=runner, concurrency=1)
 
 
 async def _status(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -> Report:
@@ -138,7 +140,7 @@ async def test_a_job_stopped_mid_write_is_pending_at_once_on_sqlite(
 
     report = await _status(sqlite_sessions, created.report.id)
     assert report.status is ReportStatus.pending
-    assert report.error == "attempt 1 interrupted: runner stopped"
+    assert report.error == "attempt 1 was interrupted: its runner stopped"
     async with sqlite_sessions() as session:
         rows = await session.scalar(sa.select(sa.func.count()).select_from(sa.table("report_rows")))
     assert rows == 0  # the interrupted transaction's rows were rolled back
@@ -165,4 +167,4 @@ async def test_a_job_stopped_just_after_its_claim_is_pending(
 
     report = await _status(sqlite_sessions, created.report.id)
     assert report.status is ReportStatus.pending
-    assert report.error == "interrupted as it started: runner stopped"
+    assert report.error == "attempt 1 was interrupted as it started: its runner stopped"

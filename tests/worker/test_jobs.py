@@ -1,12 +1,12 @@
 """Report jobs on a real Arq worker (Redis) and Postgres: results, failures, timeouts, retries
-after a worker stops, and the orphan sweep at start-up."""
+after a worker stops, and the sweep at start-up."""
 
 import asyncio
 import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.reports import JobInfo, JobState
+from store_monitor.reports import JobState, Runner
 from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings
 
@@ -78,7 +78,7 @@ async def test_worker_computes_the_report(
 ) -> None:
     created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     report_id = created.report.id
-    assert await queue.job_info(report_id) == JobInfo(JobState.waiting)
+    assert await queue.job_state(report_id, 1) is JobState.waiting
 
     worker = await run_burst(settings)
 
@@ -88,21 +88,33 @@ async def test_worker_computes_the_report(
     assert report.row_count == frames[0]["store_id"].n_unique()
     assert report.now == frames[0]["timestamp_utc"].max()
     assert await _csv(sessionmaker, report_id) == _expected(frames)
-    assert await queue.job_info(report_id) == JobInfo(JobState.finished, "succeeded")
+    assert (report.lease_owner, report.lease_expires_at) == (None, None)
+    # No result kept: the job of an attempt that did not run can be queued again.
+    assert await queue.job_state(report_id, 1) is JobState.missing
 
 
-async def test_running_a_job_twice_gives_the_same_report(
+def _runner(settings: Settings, owner: str = "tests") -> Runner:
+    return Runner(
+        owner=owner,
+        lease_seconds=settings.lease_seconds,
+        timeout_seconds=settings.job_timeout_seconds,
+        max_attempts=settings.job_max_tries,
+    )
+
+
+async def test_a_job_whose_attempt_was_made_does_nothing(
     sessionmaker: Sessions, settings: Settings, frames: Frames
 ) -> None:
     report_id = await _insert(sessionmaker)
-    ctx = {context.SETTINGS: settings, context.SESSIONMAKER: sessionmaker}
+    ctx = {context.SESSIONMAKER: sessionmaker, context.RUNNER: _runner(settings)}
 
-    assert await tasks.run_report(ctx, str(report_id)) == "complete"
+    assert await tasks.run_report(ctx, str(report_id), 1) == "complete"
     first = await _load(sessionmaker, report_id)
     first_csv = await _csv(sessionmaker, report_id)
     assert first.now is not None
 
-    # A poll newer than the first run's `now` arrives before the rerun.
+    # A poll newer than the report's `now` arrives; then a duplicate of the job, and a job of
+    # an attempt the report never needed.
     later = (
         frames[0]
         .head(1)
@@ -114,24 +126,46 @@ async def test_running_a_job_twice_gives_the_same_report(
     )
     async with sessionmaker.begin() as session:
         await ingest.ingest_polls(session, later)
-    assert await tasks.run_report(ctx, str(report_id)) == "complete"
+    assert await tasks.run_report(ctx, str(report_id), 1) is None
+    assert await tasks.run_report(ctx, str(report_id), 2) is None
 
     second = await _load(sessionmaker, report_id)
     assert await _csv(sessionmaker, report_id) == first_csv == _expected(frames)
-    assert second.now == first.now
-    assert second.row_count == first.row_count
-    assert (second.attempts, second.ignored_polls) == (2, 1)
+    assert (second.attempts, second.finished_at, second.ignored_polls) == (
+        1,
+        first.finished_at,
+        first.ignored_polls,
+    )
 
 
-async def test_a_finished_report_can_always_be_recomputed(
-    sessionmaker: Sessions, frames: Frames
+async def test_a_taken_over_report_is_computed_at_the_same_now(
+    sessionmaker: Sessions, settings: Settings, frames: Frames
 ) -> None:
-    # Attempts limit interrupted runs only: a complete report past them is recomputed.
-    report_id = await _insert(sessionmaker, status=ReportStatus.complete, attempts=3)
-    status = await reports.run_report(sessionmaker, report_id, timeout_seconds=10, max_attempts=3)
-    assert status is ReportStatus.complete
+    # Attempt 1 resolved `now`, then its runner stopped; polls arrived before attempt 2.
+    report_id = await _insert(sessionmaker, status=ReportStatus.pending, attempts=1)
+    runner = _runner(settings)
+    assert await reports.run_report(sessionmaker, report_id, 1, runner) is None
+    first_now = frames[0]["timestamp_utc"].max()
+    assert isinstance(first_now, datetime)
+    async with sessionmaker.begin() as session:
+        report = await session.get(Report, report_id)
+        assert report is not None
+        report.now = first_now
+    later = (
+        frames[0]
+        .head(1)
+        .with_columns(
+            pl.lit(first_now + timedelta(hours=1))
+            .alias("timestamp_utc")
+            .cast(frames[0]["timestamp_utc"].dtype)
+        )
+    )
+    async with sessionmaker.begin() as session:
+        await ingest.ingest_polls(session, later)
+
+    assert await reports.run_report(sessionmaker, report_id, 2, runner) is ReportStatus.complete
     report = await _load(sessionmaker, report_id)
-    assert (report.status, report.attempts) == (ReportStatus.complete, 4)
+    assert (report.attempts, report.now, report.ignored_polls) == (2, first_now, 1)
     assert await _csv(sessionmaker, report_id) == _expected(frames)
 
 
@@ -153,7 +187,11 @@ async def test_a_failing_job_fails_the_report_with_its_reason(
 
     report = await _load(sessionmaker, report_id)
     assert report.status is ReportStatus.failed
-    assert report.error == "RuntimeError: engine exploded"
+    # A sentence for clients; the exception and its stack are in the log, under the request id.
+    assert report.error == (
+        "the report could not be computed (RuntimeError, attempt 1); "
+        "the runner's log has the details under the report's request id"
+    )
     assert report.finished_at is not None
     assert report.row_count is None
 
@@ -201,11 +239,11 @@ async def test_a_stopped_worker_requeues_its_job(
 
     report = await _load(sessionmaker, report_id)
     assert report.status is ReportStatus.pending
-    assert report.error == "attempt 1 interrupted: runner stopped"
-    assert (await queue.job_info(report_id)).state is JobState.waiting
+    assert report.error == "attempt 1 was interrupted: its runner stopped"
+    assert await queue.job_state(report_id, 2) is JobState.missing
 
     monkeypatch.undo()
-    await run_burst(settings)
+    await run_burst(settings)  # its start-up sweep queues attempt 2
     report = await _load(sessionmaker, report_id)
     assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 2, None)
     assert await _csv(sessionmaker, report_id) == _expected(frames)
@@ -215,13 +253,24 @@ async def test_a_stopped_worker_requeues_its_job(
 async def test_orphans_are_swept_at_worker_start(
     sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue, frames: Frames
 ) -> None:
-    # Left running by a worker that died, with no job left in the queue.
-    died = await _insert(sessionmaker, status=ReportStatus.running, attempts=1)
+    # Left running by a worker that died, its lease run out (or from before leases: none).
+    died = await _insert(
+        sessionmaker,
+        status=ReportStatus.running,
+        attempts=1,
+        lease_owner="gone:1:abc",
+        lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    no_lease = await _insert(sessionmaker, status=ReportStatus.running, attempts=1)
     # Committed, but the API died before queuing it.
     never_queued = await _insert(sessionmaker)
-    # Interrupted as many times as it may be.
-    exhausted = await _insert(
-        sessionmaker, status=ReportStatus.running, attempts=3, error="attempt 3 interrupted"
+    # Out of attempts: the last one's runner died; the last one was interrupted.
+    killed_thrice = await _insert(sessionmaker, status=ReportStatus.running, attempts=3)
+    stopped_thrice = await _insert(
+        sessionmaker,
+        status=ReportStatus.pending,
+        attempts=3,
+        error="attempt 3 was interrupted: its runner stopped",
     )
     # Queued in the normal way: must run once, not twice.
     queued = await _create(sessionmaker, queue)
@@ -229,13 +278,21 @@ async def test_orphans_are_swept_at_worker_start(
 
     await run_burst(settings)
 
-    for report_id, attempts in ((died, 2), (never_queued, 1), (queued, 1)):
+    for report_id, attempts in ((died, 2), (no_lease, 2), (never_queued, 1), (queued, 1)):
         report = await _load(sessionmaker, report_id)
         assert (report.status, report.attempts) == (ReportStatus.complete, attempts)
         assert await _csv(sessionmaker, report_id) == _expected(frames)
-    gave_up = await _load(sessionmaker, exhausted)
-    assert gave_up.status is ReportStatus.failed
-    assert gave_up.error == "gave up after 3 interrupted attempts (last: attempt 3 interrupted)"
+    killed = await _load(sessionmaker, killed_thrice)
+    assert (killed.status, killed.error) == (
+        ReportStatus.failed,
+        "gave up after 3 attempts: the runner of the last one stopped renewing its lease "
+        "(killed, e.g. out of memory, or cut off)",
+    )
+    stopped = await _load(sessionmaker, stopped_thrice)
+    assert (stopped.status, stopped.error) == (
+        ReportStatus.failed,
+        "gave up after 3 attempts (last: attempt 3 was interrupted: its runner stopped)",
+    )
     untouched = await _load(sessionmaker, done)
     assert (untouched.status, untouched.attempts, untouched.row_count) == (
         ReportStatus.complete,
@@ -244,43 +301,50 @@ async def test_orphans_are_swept_at_worker_start(
     )
 
 
-async def test_a_job_the_queue_gave_up_on_fails_at_the_next_start(
+async def test_a_job_arq_times_out_is_attempted_again(
     sessionmaker: Sessions,
     settings: Settings,
     queue: jobs.ArqQueue,
+    frames: Frames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Arq's own timeout (normally a backstop well after the report's) ends the job while the
-    # report is still unfinished; Arq keeps the job's failure as its result.
+    # Arq's own timeout (normally a backstop well after the report's) cancels the job while
+    # the report is unfinished: the report goes back to pending, for the next attempt.
     _slow_compute(monkeypatch, 1.0)
     report_id = (
         await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     ).report.id
     await run_burst(settings, job_timeout=0.3)
     assert (await _load(sessionmaker, report_id)).status is ReportStatus.pending
-    assert (await queue.job_info(report_id)).state is JobState.finished
 
+    monkeypatch.undo()
     await run_burst(settings)
 
     report = await _load(sessionmaker, report_id)
-    assert report.status is ReportStatus.failed
-    assert report.error == "the job ended without finishing the report: TimeoutError"
+    assert (report.status, report.attempts) == (ReportStatus.complete, 2)
+    assert await _csv(sessionmaker, report_id) == _expected(frames)
 
 
 async def test_sweep_leaves_reports_whose_jobs_are_alive(sessionmaker: Sessions) -> None:
     waiting = await _insert(sessionmaker)
-    running = await _insert(sessionmaker, status=ReportStatus.running, attempts=1)
-    states = {waiting: JobState.waiting, running: JobState.running}
+    leased = await _insert(
+        sessionmaker,
+        status=ReportStatus.running,
+        attempts=1,
+        lease_owner="alive:1:abc",
+        lease_expires_at=datetime.now(UTC) + timedelta(minutes=1),
+    )
+    states = {(waiting, 1): JobState.waiting}
 
-    async def look_up(report_id: UUID) -> JobInfo:
-        return JobInfo(states[report_id])
+    async def look_up(report_id: UUID, attempt: int) -> JobState:
+        return states[report_id, attempt]
 
-    async def enqueue(report_id: UUID) -> None:
+    async def enqueue(report_id: UUID, attempt: int) -> None:
         raise AssertionError("nothing to queue")
 
-    swept = await reports.sweep_orphans(sessionmaker, look_up=look_up, enqueue=enqueue)
+    swept = await reports.sweep(sessionmaker, look_up=look_up, enqueue=enqueue, max_attempts=3)
     assert swept == reports.Sweep()
-    assert (await _load(sessionmaker, running)).status is ReportStatus.running
+    assert (await _load(sessionmaker, leased)).status is ReportStatus.running
 
 
 async def _wait_for(
@@ -298,7 +362,9 @@ def test_worker_settings(settings: Settings) -> None:
     kwargs = worker_settings(settings)
     assert [f.name for f in kwargs["functions"]] == [jobs.RUN_REPORT]
     assert kwargs["queue_name"] == settings.queue_name
-    assert kwargs["max_tries"] == settings.job_max_tries + 1
+    # One try per job, no result kept: the sweep queues each attempt (see worker_settings).
+    [function] = kwargs["functions"]
+    assert (function.max_tries, function.keep_result_s) == (1, 0)
     assert kwargs["job_timeout"] > settings.job_timeout_seconds
     with pytest.raises(ValueError, match="REDIS_URL"):
         worker_settings(Settings(redis_url=None))

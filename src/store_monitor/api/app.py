@@ -1,11 +1,13 @@
 """The FastAPI application: `create_app(settings)` and the lifespan that owns engine and queue."""
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -104,26 +106,21 @@ def _lifespan(
                 await _load_sample_if_empty(sessionmaker)
             queue = await _open_queue(settings, sessionmaker)
             try:
-                if settings.in_process_jobs:
-                    # This process is the only runner: whatever is unfinished was cut short
-                    # by its previous run.
-                    await reports.sweep_orphans(
-                        sessionmaker, look_up=queue.job_info, enqueue=queue.enqueue_report
-                    )
-                yield {
-                    STATE_KEY: AppState(
-                        settings=settings,
-                        engine=engine,
-                        sessionmaker=sessionmaker,
-                        queue=queue,
-                        metrics=metrics,
-                        session_secret=_session_secret(settings),
-                        limiter=FailureLimiter(
-                            burst=settings.auth_failures_per_minute,
-                            per_minute=settings.auth_failures_per_minute,
-                        ),
-                    )
-                }
+                async with _upkeep(settings, sessionmaker, queue):
+                    yield {
+                        STATE_KEY: AppState(
+                            settings=settings,
+                            engine=engine,
+                            sessionmaker=sessionmaker,
+                            queue=queue,
+                            metrics=metrics,
+                            session_secret=_session_secret(settings),
+                            limiter=FailureLimiter(
+                                burst=settings.auth_failures_per_minute,
+                                per_minute=settings.auth_failures_per_minute,
+                            ),
+                        )
+                    }
             finally:
                 await queue.close()
         finally:
@@ -154,16 +151,44 @@ def _log_access_mode(settings: Settings) -> None:
     )
 
 
+@asynccontextmanager
+async def _upkeep(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], queue: jobs.ReportQueue
+) -> AsyncIterator[None]:
+    """In the embedded mode, the periodic upkeep the workers do otherwise (see `jobs.keep_up`)."""
+    if not settings.in_process_jobs:
+        yield
+        return
+    upkeep = jobs.Upkeep(
+        interval_seconds=settings.sweep_interval_seconds,
+        max_attempts=settings.job_max_tries,
+        retention=timedelta(days=settings.report_retention_days),
+    )
+    # This process is the only runner: whatever is unfinished was cut short by its previous
+    # run, and is queued again before the first request.
+    await jobs.upkeep_round(sessionmaker, queue, upkeep)
+    task = asyncio.create_task(jobs.keep_up(sessionmaker, queue, upkeep), name="report-upkeep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _open_queue(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> jobs.ReportQueue:
     if settings.redis_url is not None:
         return await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
-    return jobs.InProcessQueue(
-        sessionmaker,
+    runner = reports.Runner(
+        owner=reports.runner_name(),
+        lease_seconds=settings.lease_seconds,
         timeout_seconds=settings.job_timeout_seconds,
         max_attempts=settings.job_max_tries,
-        concurrency=settings.max_concurrent_jobs,
+    )
+    return jobs.InProcessQueue(
+        sessionmaker, runner=runner, concurrency=settings.max_concurrent_jobs
     )
 
 

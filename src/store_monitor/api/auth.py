@@ -149,6 +149,8 @@ def _key_fields(name: str | None, prefix: str | None, address: str) -> dict[str,
 
 INGEST: Final = Authenticator(KeyScope.ingest)
 READ_REPORTS: Final = Authenticator(KeyScope.reports, owners=True)
+MANAGE_REPORTS: Final = Authenticator(KeyScope.reports)
+"""Deleting reports: owner keys, which only trigger and read, may not."""
 ADMIN: Final = Authenticator()
 METRICS: Final = Authenticator(KeyScope.metrics)
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from store_monitor.db.session import database_unavailable
 from store_monitor.sources import SHOWN_CHARS
@@ -135,7 +136,21 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
     message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
-    return error_response(error.status_code, code, message, headers=error.headers)
+    headers = error.headers
+    if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(error.status_code, code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route on the path only; a path served by
+    # several routes (GET and DELETE /reports/{report_id}) has them all.
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 # Errors listed, and characters kept of each text, in a validation error's body.

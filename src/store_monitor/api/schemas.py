@@ -1,6 +1,9 @@
 """Wire schemas of the API: what clients send and get, kept apart from the database models."""
 
+import base64
+import binascii
 import datetime as dt
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final, Literal
@@ -9,7 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from store_monitor.db.models import Report, ReportStatus
-from store_monitor.reports import StoreDetails
+from store_monitor.reports import ReportCursor, StoreDetails
 from store_monitor.sources import EARLIEST_POLL
 
 
@@ -30,6 +33,10 @@ _WIRE_STATUS = {
 
 def wire_status(status: ReportStatus) -> WireReportStatus:
     return _WIRE_STATUS[status]
+
+
+def stored_status(status: WireReportStatus) -> ReportStatus:
+    return ReportStatus(status.value.lower())
 
 
 EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
@@ -174,6 +181,37 @@ class ReportMetadata(BaseModel):
             attempts=report.attempts,
             request_id=report.request_id,
         )
+
+
+class ReportList(BaseModel):
+    """One page of `GET /reports`."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    reports: list[ReportMetadata] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page; null on the last page.",
+    )
+
+
+def encode_cursor(cursor: ReportCursor) -> str:
+    """Opaque to clients: base64url of the last report's creation instant and id."""
+    text = json.dumps([cursor.created_at.isoformat(), str(cursor.report_id)])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> ReportCursor:
+    """The cursor `encode_cursor` made; ValueError if `text` is not one."""
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        instant, report_id = decoded
+        created_at = datetime.fromisoformat(instant)
+        if created_at.tzinfo is None:
+            raise ValueError("no time zone")
+        return ReportCursor(created_at=created_at, report_id=UUID(report_id))
+    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as error:
+        raise ValueError("not a cursor of GET /reports") from error
 
 
 class IngestResponse(BaseModel):

@@ -127,6 +127,8 @@ def _utcnow() -> datetime:
 
 class Report(Base):
     __tablename__ = "reports"
+    # Newest first, with the id to break ties: the order of `GET /reports` and its cursor.
+    __table_args__ = (sa.Index("ix_reports_created_at_id", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     status: Mapped[ReportStatus] = mapped_column(
@@ -146,6 +148,12 @@ class Report(Base):
     incident_count: Mapped[int | None] = mapped_column(sa.Integer)
     """The report's incidents, all stores together; None until it is complete."""
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    """Attempts started so far; the running attempt's number, which fences its writes."""
+    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
+    """The runner computing the report (`host:pid:token`) while it is running."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Until when the running attempt holds the report; renewed by its runner's heartbeat,
+    after it any runner's sweep takes the report over with a new attempt."""
     idempotency_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
     request_id: Mapped[str | None] = mapped_column(sa.Text)
     """The `X-Request-ID` of the request that created the report; its job logs under it."""

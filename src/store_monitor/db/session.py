@@ -60,6 +60,18 @@ def database_unavailable(error: BaseException) -> bool:
     return isinstance(error, exc.OperationalError)
 
 
+def transient_error(error: BaseException) -> bool:
+    """Whether running the same work again may well succeed: the database was unavailable (see
+    `database_unavailable`), or Postgres gave up on the transaction to let another go on
+    (serialization failure 40001, deadlock 40P01)."""
+    if database_unavailable(error):
+        return True
+    driver_error = getattr(error, "orig", None)
+    return getattr(driver_error, "sqlstate", None) in _POSTGRES_RETRY_TRANSACTION
+
+
+_POSTGRES_RETRY_TRANSACTION: Final = frozenset({"40001", "40P01"})
+
 # Result codes (primary, the low byte of extended ones) of a database that cannot serve now.
 _SQLITE_UNAVAILABLE: Final = frozenset(
     {

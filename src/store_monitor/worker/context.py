@@ -4,16 +4,20 @@ Arq types `ctx` as `dict[str, Any]`; a TypedDict would not match its signatures,
 read here, once, with their types checked.
 """
 
+import asyncio
 from typing import Any, Final
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from store_monitor.reports import Runner
 from store_monitor.settings import Settings
 
 SETTINGS: Final = "store_monitor_settings"
 ENGINE: Final = "store_monitor_engine"
 SESSIONMAKER: Final = "store_monitor_sessionmaker"
+RUNNER: Final = "store_monitor_runner"
+UPKEEP: Final = "store_monitor_upkeep"
 
 
 def settings(ctx: dict[str, Any]) -> Settings:
@@ -37,4 +41,16 @@ def sessionmaker(ctx: dict[str, Any]) -> async_sessionmaker[AsyncSession]:
 def redis(ctx: dict[str, Any]) -> ArqRedis:
     value = ctx["redis"]
     assert isinstance(value, ArqRedis)
+    return value
+
+
+def runner(ctx: dict[str, Any]) -> Runner:
+    value = ctx[RUNNER]
+    assert isinstance(value, Runner)
+    return value
+
+
+def upkeep(ctx: dict[str, Any]) -> "asyncio.Task[None]":
+    value = ctx[UPKEEP]
+    assert isinstance(value, asyncio.Task)
     return value

@@ -7,13 +7,9 @@ from store_monitor import reports
 from store_monitor.worker import context
 
 
-async def run_report(ctx: dict[str, Any], report_id: str) -> str | None:
-    """Compute one report; the result Arq keeps is the report's final status."""
-    settings = context.settings(ctx)
+async def run_report(ctx: dict[str, Any], report_id: str, attempt: int) -> str | None:
+    """Make one attempt of a report; returns the status the attempt left it with, if it ran."""
     status = await reports.run_report(
-        context.sessionmaker(ctx),
-        UUID(report_id),
-        timeout_seconds=settings.job_timeout_seconds,
-        max_attempts=settings.job_max_tries,
+        context.sessionmaker(ctx), UUID(report_id), attempt, context.runner(ctx)
     )
     return None if status is None else status.value

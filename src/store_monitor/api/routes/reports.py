@@ -1,4 +1,5 @@
-"""Report routes: trigger a report, poll it, read its metadata and its stores, download its CSVs."""
+"""Report routes: trigger a report, poll it, read its metadata and its stores, download its
+CSVs, list reports, delete one."""
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, Final
@@ -12,19 +13,23 @@ from starlette.types import Message, Receive
 
 from store_monitor import reports
 from store_monitor.access import Principal
-from store_monitor.api.auth import READ_REPORTS, ReportReaderDep
+from store_monitor.api.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
 from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented, invalid_request
 from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
+    ReportList,
     ReportMetadata,
     ReportState,
     StoreReport,
     TriggerReportRequest,
     TriggerReportResponse,
     WireReportStatus,
+    decode_cursor,
+    encode_cursor,
     store_report,
+    stored_status,
     wire_status,
 )
 from store_monitor.db.models import Report, ReportStatus
@@ -32,6 +37,8 @@ from store_monitor.db.models import Report, ReportStatus
 MAX_BODY_BYTES: Final = 64 * 1024
 """Of any request to these routes: the trigger's JSON options are a few dozen bytes."""
 _BODY_LIMIT: Final = BodyLimit(MAX_BODY_BYTES, what="request body", limit_name="max_body_bytes")
+MAX_PAGE: Final = 200
+"""Reports per page of `GET /reports` at most."""
 
 
 class _SmallBodyRoute(APIRoute):
@@ -249,6 +256,80 @@ async def get_report_metadata(report_id: ReportId, session: SessionDep) -> Repor
 
 
 @router.get(
+    "/reports",
+    operation_id="list_reports",
+    response_model=ReportList,
+    response_description="A page of reports, newest first.",
+    responses=documented(
+        {
+            422: "A parameter is out of range, or `cursor` is not one this API gave "
+            "(`invalid_request`).",
+            **_UNAVAILABLE,
+        }
+    ),
+    summary="List reports, newest first",
+)
+async def list_reports(
+    session: SessionDep,
+    status_filter: Annotated[
+        WireReportStatus | None,
+        WithJsonSchema({"$ref": "#/components/schemas/WireReportStatus"}),
+        Query(alias="status", description="Only reports in this status."),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description=f"Reports per page, at most {MAX_PAGE}.")
+    ] = 50,
+    cursor: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string"}),
+        Query(description="`next_cursor` of the page before; leave out for the first page."),
+    ] = None,
+) -> ReportList:
+    """Pages by cursor: a report created while a client pages is neither skipped nor repeated.
+    Reports are kept `report_retention_days` (30 by default)."""
+    after = None
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except ValueError as error:
+            raise ApiError(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "invalid_request",
+                "cursor: not a cursor of GET /reports",
+                {"errors": [{"location": "query.cursor", "message": str(error)}]},
+            ) from error
+    page = await reports.list_reports(
+        session,
+        limit=limit,
+        status=None if status_filter is None else stored_status(status_filter),
+        after=after,
+    )
+    return ReportList(
+        reports=[ReportMetadata.of(report) for report in page.reports],
+        next_cursor=None if page.next is None else encode_cursor(page.next),
+    )
+
+
+@router.delete(
+    "/reports/{report_id}",
+    operation_id="delete_report",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    response_description="Deleted, with everything stored for it.",
+    responses=documented({**_NOT_FOUND, **_INVALID, **_UNAVAILABLE}),
+    summary="Delete a report",
+    dependencies=[Security(MANAGE_REPORTS)],
+)
+async def delete_report(report_id: ReportId, session: SessionDep) -> Response:
+    """Removes the report, its rows and its CSV. A report still queued or being computed is
+    cancelled by its deletion: its job stops at its next lease renewal (a few seconds) and
+    writes nothing."""
+    if not await reports.delete_report(session, report_id):
+        raise _not_found(report_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
     "/reports/{report_id}/csv",
     operation_id="download_report_csv",
     response_class=StreamingResponse,
@@ -423,13 +504,17 @@ def _stream(chunks: AsyncIterator[bytes], filename: str) -> StreamingResponse:
 async def _existing(session: SessionDep, report_id: UUID) -> Report:
     report = await reports.get_report(session, report_id)
     if report is None:
-        raise ApiError(
-            status.HTTP_404_NOT_FOUND,
-            "report_not_found",
-            f"no report with id {report_id}",
-            {"report_id": str(report_id)},
-        )
+        raise _not_found(report_id)
     return report
+
+
+def _not_found(report_id: UUID) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND,
+        "report_not_found",
+        f"no report with id {report_id}",
+        {"report_id": str(report_id)},
+    )
 
 
 def _csv_response(
