@@ -134,3 +134,9 @@ async def test_static_files_are_served_with_the_vendored_chart(
     ):
         response = await open_client.get(path)
         assert response.status_code == 200, path
+
+
+async def test_a_malformed_list_position_is_a_400(open_client: httpx.AsyncClient) -> None:
+    response = await open_client.get("/", params={"before": "not-a-cursor"})
+    assert response.status_code == 400
+    assert "not a cursor" in response.text

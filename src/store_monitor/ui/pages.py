@@ -26,6 +26,7 @@ from starlette.responses import StreamingResponse
 from store_monitor import access, reports
 from store_monitor.access import Principal
 from store_monitor.api.deps import SessionDep, StateDep
+from store_monitor.api.schemas import decode_cursor, encode_cursor
 from store_monitor.db.models import KeyScope, Report, ReportStatus
 from store_monitor.db.report_views import StoreSort
 from store_monitor.settings import AuthMode
@@ -210,10 +211,11 @@ async def reports_page(
     session: SessionDep,
     sessions: SessionsDep,
     visitor: ReaderDep,
-    before: Annotated[str | None, Query(max_length=100)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     try:
-        cursor = views.parse_cursor(before)
+        # The same opaque cursor as `GET /reports`.
+        cursor = None if before is None else decode_cursor(before)
     except ValueError as error:
         return _page(
             request,
@@ -233,7 +235,7 @@ async def reports_page(
         older = (
             request.url_for("reports_page").path
             + "?"
-            + urlencode({"before": views.cursor_text(page.next)})
+            + urlencode({"before": encode_cursor(page.next)})
         )
     return _page(
         request,

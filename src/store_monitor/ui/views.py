@@ -16,7 +16,7 @@ from fastapi import Path, Request
 from store_monitor.api.schemas import wire_status
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.report_views import StoreFigures, StoreSort
-from store_monitor.reports import ReportCursor, StoreDetails
+from store_monitor.reports import StoreDetails
 
 STORE_ID_PATH: Final = Path(min_length=1, max_length=255)
 
@@ -79,26 +79,6 @@ def seconds_text(seconds: float | None) -> str:
 def default_order(sort: StoreSort) -> str:
     """Ids A to Z; figures largest first."""
     return "asc" if sort is StoreSort.store_id else "desc"
-
-
-_CURSOR: Final = re.compile(r"(?P<at>[0-9T:.+-]{19,40})_(?P<id>[0-9a-f-]{36})")
-
-
-def parse_cursor(text: str | None) -> ReportCursor | None:
-    """The list's `before` parameter, `<created_at ISO>_<report id>`; ValueError if malformed."""
-    if text is None:
-        return None
-    match = _CURSOR.fullmatch(text)
-    if match is None:
-        raise ValueError(f"malformed page position {text!r}")
-    created_at = datetime.fromisoformat(match["at"])
-    if created_at.tzinfo is None:
-        raise ValueError(f"malformed page position {text!r}")
-    return ReportCursor(created_at=created_at, report_id=UUID(match["id"]))
-
-
-def cursor_text(cursor: ReportCursor) -> str:
-    return f"{cursor.created_at.isoformat()}_{cursor.report_id}"
 
 
 @dataclass(frozen=True, slots=True)
