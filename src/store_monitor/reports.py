@@ -1,11 +1,11 @@
-"""Report use cases: create, run (the job's body), read, stream as CSV, sweep up orphans.
+"""Report use cases: create, run (the job's body), read, its CSV file, sweep up orphans.
 
 A report's state lives in the `reports` table; a queue only carries report ids to a runner.
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,7 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db.models import Report, ReportRow, ReportStatus
-from store_monitor.db.report_data import load_report_inputs, replace_report_rows, report_rows_csv
+from store_monitor.db.report_data import load_report_inputs, replace_report_rows, report_rows
+from store_monitor.db.report_files import (
+    StoredFile,
+    delete_report_files,
+    read_report_file,
+    store_report_file,
+)
 from store_monitor.engine import compute_report
 from store_monitor.logs import request_context, request_id
 
@@ -119,13 +125,33 @@ async def get_report(session: AsyncSession, report_id: UUID) -> Report | None:
     return await session.get(Report, report_id)
 
 
-async def report_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID
-) -> AsyncIterator[bytes]:
-    """The report's CSV in chunks, read in a session of its own that lives as long as the stream."""
-    async with sessionmaker() as session:
-        async for chunk in report_rows_csv(session, report_id):
-            yield chunk
+async def report_file(
+    session: AsyncSession, report_id: UUID, *, content: bool
+) -> StoredFile | None:
+    """A complete report's CSV file, its gzip bytes too if `content`; None if the report is not
+    (or no longer) complete.
+
+    One short statement on the session's connection, the bytes read whole: a download sends
+    them after the session is closed, so a slow client holds memory (a quarter of the CSV) but
+    no pooled connection, and status reads never wait behind downloads. (A separate pool for
+    status reads would only move the queue: enough slow clients would still drain the other.)
+    A report completed before report files existed gets its file here, built from its rows,
+    once: written in the session's transaction, which the caller commits.
+    """
+    stored = await read_report_file(session, report_id, content=content)
+    if stored is not None:
+        return stored
+    # Locked against a concurrent failure (which deletes rows and files) while the file is
+    # built; a report being recomputed is running, not complete, so no final write waits here.
+    status = await session.scalar(
+        sa.select(Report.status).where(Report.id == report_id).with_for_update(read=True)
+    )
+    if status is not ReportStatus.complete:
+        return None
+    log.info("report %s: complete without a file (an older version's); building it", report_id)
+    rows = await report_rows(session, report_id)
+    await store_report_file(session, report_id, rows, replace=False)
+    return await read_report_file(session, report_id, content=content)
 
 
 async def run_report(
@@ -360,6 +386,8 @@ async def _compute_and_store(
     )
     async with sessionmaker.begin() as session:
         await replace_report_rows(session, report_id, result.rows)
+        # Same transaction as the status: a complete report always has its file.
+        await store_report_file(session, report_id, result.rows)
         await session.execute(
             sa.update(Report)
             .where(Report.id == report_id)
@@ -409,6 +437,7 @@ async def _finish_failed(
         if result.one_or_none() is None:
             return False
         await session.execute(sa.delete(ReportRow).where(ReportRow.report_id == report_id))
+        await delete_report_files(session, report_id)
     return True
 
 

@@ -26,7 +26,7 @@ from store_monitor.synthetic import GeneratedFiles
 from store_monitor.worker import worker_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-_DATA_TABLES = "report_rows, reports, polls, stores, business_hours, timezones"
+_DATA_TABLES = "report_files, report_rows, reports, polls, stores, business_hours, timezones"
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,15 @@ from store_monitor.settings import get_settings
 from .frames import at
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"stores", "polls", "business_hours", "timezones", "reports", "report_rows"}
+TABLES = {
+    "stores",
+    "polls",
+    "business_hours",
+    "timezones",
+    "reports",
+    "report_rows",
+    "report_files",
+}
 
 
 async def tables_and_types(engine: AsyncEngine) -> tuple[set[str], set[str]]:

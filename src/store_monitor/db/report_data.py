@@ -1,4 +1,4 @@
-"""Reports in the database: engine inputs out as frames, report rows in, the CSV out in chunks."""
+"""Reports in the database: engine inputs out as frames, report rows in and out."""
 
 import asyncio
 import contextlib
@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, ReportRow, Timezone
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
-from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import BUSINESS_HOURS, POLLS, REPORT, STATUS, TIMEZONES
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
@@ -418,31 +417,12 @@ async def replace_report_rows(
         )
 
 
-async def report_rows_csv(
-    session: AsyncSession, report_id: uuid.UUID, *, chunk_rows: int = 5000
-) -> AsyncIterator[bytes]:
-    """The report as CSV, in chunks of up to `chunk_rows` rows, the first with the header.
-
-    Rows come in store_id byte order (the column's collation), a chunk at a time by keyset
-    pagination on the primary key, each formatted by the CLI's writer: the chunks join into
-    exactly the bytes `report_csv_bytes` gives for the whole report. A report without rows
-    is just the header.
-    """
-    query = (
+async def report_rows(session: AsyncSession, report_id: uuid.UUID) -> pl.DataFrame:
+    """The report's stored rows (schema REPORT) in store_id byte order (the column's collation),
+    the engine's order: `report_csv_bytes` of them is the CLI's file."""
+    result = await session.execute(
         sa.select(*(getattr(ReportRow, name) for name in REPORT.names()))
         .where(ReportRow.report_id == report_id)
         .order_by(ReportRow.store_id)
-        .limit(chunk_rows)
     )
-    after: str | None = None
-    header = True
-    while True:
-        page = query if after is None else query.where(ReportRow.store_id > after)
-        result = await session.execute(page)
-        frame = pl.DataFrame(result.all(), schema=REPORT, orient="row")
-        if frame.height or header:
-            yield report_csv_bytes(frame, header=header)
-        header = False
-        if frame.height < chunk_rows:
-            return
-        after = frame["store_id"][-1]
+    return pl.DataFrame(result.all(), schema=REPORT, orient="row")
