@@ -115,7 +115,8 @@ def inflate(compressed: bytes, *, chunk_bytes: int = _INFLATED_CHUNK_BYTES) -> I
     """
     inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
     pending: bytes | memoryview = memoryview(compressed)
-    while pending:
+    # Past the member's end the inflater keeps what follows as its unconsumed tail: stop there.
+    while pending and not inflater.eof:
         chunk = inflater.decompress(pending, chunk_bytes)
         pending = inflater.unconsumed_tail
         if chunk:
@@ -123,5 +124,5 @@ def inflate(compressed: bytes, *, chunk_bytes: int = _INFLATED_CHUNK_BYTES) -> I
     rest = inflater.flush()  # what the last bounded call left inside the inflater
     if rest:
         yield rest
-    if not inflater.eof or inflater.unused_data:
+    if not inflater.eof or inflater.unused_data or pending:
         raise ValueError("the stored file is not one whole gzip member")
