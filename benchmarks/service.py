@@ -57,7 +57,7 @@ def database() -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _ingest(url: str, folder: Path) -> tuple[int, float]:
+async def ingest_data_set(url: str, folder: Path) -> tuple[int, float]:
     """Load one generated data set; the polls' count and the seconds their load took."""
     polls = read_polls(folder / frames.POLLS_FILE)
     hours = read_business_hours(folder / frames.HOURS_FILE)
@@ -85,8 +85,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def service(url: str) -> Iterator[str]:
-    """`store-monitor serve` and one `store-monitor worker` on a queue of their own."""
+def service(url: str, *, workers: int = 1) -> Iterator[str]:
+    """`store-monitor serve` and `workers` `store-monitor worker` processes on a queue of their
+    own."""
     port = _free_port()
     environment = {
         **os.environ,
@@ -98,7 +99,7 @@ def service(url: str) -> Iterator[str]:
     command = [sys.executable, "-m", "store_monitor.cli"]
     processes = [
         subprocess.Popen([*command, "serve", "--port", str(port)], env=environment),
-        subprocess.Popen([*command, "worker"], env=environment),
+        *(subprocess.Popen([*command, "worker"], env=environment) for _ in range(workers)),
     ]
     base = f"http://127.0.0.1:{port}"
     try:
@@ -154,7 +155,7 @@ def run(root: Path, *, runs: int) -> None:
     offline = best_of(runs, lambda: full_report(eight_days, root / "report.csv"))
 
     with database() as url:
-        polls, seconds = asyncio.run(_ingest(url, eight_days))
+        polls, seconds = asyncio.run(ingest_data_set(url, eight_days))
         with service(url) as base:
             complete, report_id = min(trigger_to_complete(base) for _ in range(runs))
             first_byte, last_byte, size = min(download(base, report_id) for _ in range(runs))
@@ -172,7 +173,7 @@ def run(root: Path, *, runs: int) -> None:
                     seed=7,
                     end=synthetic.DEFAULT_END - timedelta(days=8 * weeks_back),
                 )
-            asyncio.run(_ingest(url, folder))
+            asyncio.run(ingest_data_set(url, folder))
         with service(url) as base:
             long_history, _ = min(trigger_to_complete(base) for _ in range(runs))
 

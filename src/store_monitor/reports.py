@@ -132,7 +132,7 @@ async def report_file(
     (or no longer) complete.
 
     One short statement on the session's connection, the bytes read whole: a download sends
-    them after the session is closed, so a slow client holds memory (a quarter of the CSV) but
+    them after the session is closed, so a slow client holds memory (a third of the CSV) but
     no pooled connection, and status reads never wait behind downloads. (A separate pool for
     status reads would only move the queue: enough slow clients would still drain the other.)
     A report completed before report files existed gets its file here, built from its rows,

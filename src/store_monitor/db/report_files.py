@@ -18,8 +18,8 @@ from store_monitor.formats import report_csv_bytes
 
 REPORT_CSV: Final = "report"
 """The kind of the report's CSV, the bytes `store-monitor report` writes."""
-# Level 6 (zlib's default) makes a 14,000-store CSV a quarter of its size in about 20 ms;
-# level 9 saves a few percent more at twice the time.
+# Level 6 (zlib's default) makes a 14,000-store CSV (736 KB) a third of its size (243 KB);
+# level 9 saves 3 % more at about six times the time, level 1 gives 288 KB at half of it.
 _GZIP_LEVEL: Final = 6
 
 

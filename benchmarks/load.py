@@ -1,0 +1,193 @@
+"""Status polls under load: the API and 2 workers on 14,000 stores, while 20 clients download
+CSVs back to back and the workers keep computing reports.
+
+Polls are sent at a fixed rate (an open loop): each starts at its scheduled instant and its
+latency counts from there, so a server that stalls cannot hide behind clients that wait.
+Everything is bounded: the number of polls (rate x seconds), the connections of each client,
+and every request's time (a request over `REQUEST_TIMEOUT` is an error).
+"""
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import httpx
+
+from benchmarks.report import data_set
+from benchmarks.service import database, ingest_data_set, service
+from benchmarks.table import print_table
+
+POLLS_PER_SECOND: Final = 100
+DOWNLOADERS: Final = 20
+WORKERS: Final = 2
+REQUEST_TIMEOUT: Final = 10.0
+P99_TARGET_SECONDS: Final = 0.25
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    poll_errors: Counter[str] = field(default_factory=Counter)
+    downloads: int = 0
+    downloaded_bytes: int = 0
+    download_errors: Counter[str] = field(default_factory=Counter)
+    computed: int = 0
+
+
+async def _complete(client: httpx.AsyncClient) -> str:
+    """A new report's id once it is Complete."""
+    report_id: str = (await client.post("/trigger_report")).raise_for_status().json()["report_id"]
+    while True:
+        status = (await client.get(f"/reports/{report_id}")).raise_for_status().json()["status"]
+        if status == "Complete":
+            return report_id
+        if status == "Failed":
+            raise RuntimeError(f"report {report_id} failed")
+        await asyncio.sleep(0.2)
+
+
+async def _poll(client: httpx.AsyncClient, report_id: str, due: float, tally: Tally) -> None:
+    try:
+        response = await client.get(f"/reports/{report_id}")
+    except httpx.HTTPError as error:
+        tally.poll_errors[type(error).__name__] += 1
+        return
+    if response.status_code != 200:
+        tally.poll_errors[f"HTTP {response.status_code}"] += 1
+        return
+    tally.latencies.append(time.perf_counter() - due)
+
+
+async def _poll_at_rate(
+    client: httpx.AsyncClient, report_ids: list[str], *, seconds: float, tally: Tally
+) -> None:
+    started = time.perf_counter()
+    polls: set[asyncio.Task[None]] = set()
+    for number in range(int(POLLS_PER_SECOND * seconds)):
+        due = started + number / POLLS_PER_SECOND
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        report_id = report_ids[number % len(report_ids)]
+        polls.add(asyncio.create_task(_poll(client, report_id, due, tally)))
+    await asyncio.gather(*polls)
+
+
+async def _download_until(
+    client: httpx.AsyncClient,
+    report_ids: list[str],
+    stop: asyncio.Event,
+    *,
+    gzipped: bool,
+    tally: Tally,
+) -> None:
+    headers = {"Accept-Encoding": "gzip" if gzipped else "identity"}
+    number = 0
+    while not stop.is_set():
+        report_id = report_ids[number % len(report_ids)]
+        number += 1
+        try:
+            async with client.stream(
+                "GET", f"/reports/{report_id}/csv", headers=headers
+            ) as response:
+                if response.status_code != 200:
+                    tally.download_errors[f"HTTP {response.status_code}"] += 1
+                    continue
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+        except httpx.HTTPError as error:
+            tally.download_errors[type(error).__name__] += 1
+            continue
+        if size != int(response.headers["content-length"]):
+            tally.download_errors["cut short"] += 1
+        tally.downloads += 1
+        tally.downloaded_bytes += size
+
+
+async def _compute_until(
+    client: httpx.AsyncClient, report_ids: list[str], stop: asyncio.Event, tally: Tally
+) -> None:
+    """One report always computing; each polled too, from its trigger on."""
+    while not stop.is_set():
+        report_ids.append(await _complete(client))
+        tally.computed += 1
+
+
+def _limits(connections: int) -> httpx.Limits:
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive ends: a request sent on
+    # one the server is closing meanwhile would fail (a ReadError) for no fault of either side.
+    return httpx.Limits(max_connections=connections, keepalive_expiry=2.0)
+
+
+async def _load(base: str, *, seconds: float) -> tuple[Tally, float]:
+    timeout = httpx.Timeout(REQUEST_TIMEOUT)
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=timeout, limits=_limits(4)) as setup,
+        httpx.AsyncClient(base_url=base, timeout=timeout, limits=_limits(200)) as pollers,
+        httpx.AsyncClient(
+            base_url=base, timeout=timeout, limits=_limits(DOWNLOADERS)
+        ) as downloaders,
+    ):
+        finished = [await _complete(setup), await _complete(setup)]
+        polled = list(finished)
+        tally = Tally()
+        stop = asyncio.Event()
+        background = [
+            asyncio.create_task(_compute_until(setup, polled, stop, tally)),
+            *(
+                asyncio.create_task(
+                    _download_until(
+                        downloaders, finished, stop, gzipped=number % 2 == 1, tally=tally
+                    )
+                )
+                for number in range(DOWNLOADERS)
+            ),
+        ]
+        started = time.perf_counter()
+        try:
+            await _poll_at_rate(pollers, polled, seconds=seconds, tally=tally)
+        finally:
+            elapsed = time.perf_counter() - started
+            stop.set()
+            await asyncio.gather(*background)
+    return tally, elapsed
+
+
+def run(root: Path, *, seconds: float) -> None:
+    eight_days = data_set(root, stores=14_000, days=8)
+    with database() as url:
+        asyncio.run(ingest_data_set(url, eight_days))
+        with service(url, workers=WORKERS) as base:
+            tally, elapsed = asyncio.run(_load(base, seconds=seconds))
+
+    polls = len(tally.latencies) + sum(tally.poll_errors.values())
+    if len(tally.latencies) >= 2:
+        cuts = statistics.quantiles(tally.latencies, n=100, method="inclusive")
+        p50, p99, worst = cuts[49], cuts[98], max(tally.latencies)
+    else:
+        p50 = p99 = worst = float("nan")
+
+    def errors(counts: Counter[str]) -> str:
+        return ", ".join(f"{count} {kind}" for kind, count in counts.most_common()) or "0"
+
+    print_table(
+        f"Status polls while downloading: API + {WORKERS} workers, 14,000 stores, {seconds:g} s",
+        ["measure", "value", "target"],
+        [
+            ["status polls sent", f"{polls:,} ({polls / elapsed:.0f}/s)", f"{POLLS_PER_SECOND}/s"],
+            ["  p50", f"{p50 * 1000:.0f} ms", ""],
+            ["  p99", f"{p99 * 1000:.0f} ms", f"< {P99_TARGET_SECONDS * 1000:.0f} ms"],
+            ["  max", f"{worst * 1000:.0f} ms", ""],
+            ["  errors", errors(tally.poll_errors), "0"],
+            [
+                f"CSV downloads, {DOWNLOADERS} clients (half gzip)",
+                f"{tally.downloads:,} ({tally.downloaded_bytes / 1e6 / elapsed:.0f} MB/s)",
+                "",
+            ],
+            ["  errors", errors(tally.download_errors), "0"],
+            ["reports computed meanwhile", f"{tally.computed}", ""],
+        ],
+    )
