@@ -21,6 +21,9 @@ def main() -> None:
         default=30.0,
         help="how long the load benchmark polls (30 s; less for a quick run)",
     )
+    parser.add_argument(
+        "--load-rate", type=float, default=100.0, help="status polls per second in the load"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -30,7 +33,7 @@ def main() -> None:
     if args.only in (None, "service"):
         service.run(args.data, runs=args.runs)
     if args.only in (None, "load"):
-        load.run(args.data, seconds=args.load_seconds)
+        load.run(args.data, seconds=args.load_seconds, rate=args.load_rate)
 
 
 if __name__ == "__main__":

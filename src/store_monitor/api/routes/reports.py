@@ -345,7 +345,7 @@ async def _existing(session: SessionDep, report_id: UUID) -> Report:
 
 
 async def _existing_again(session: SessionDep, report: Report) -> Report:
-    """The report as it is now: it was complete a moment ago, and is being recomputed."""
+    """The report as it is now: complete a moment ago, it has been recomputing (or failed) since."""
     session.expunge(report)
     return await _existing(session, report.id)
 
