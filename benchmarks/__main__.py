@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import report, service
+from benchmarks import load, report, service
 
 
 def main() -> None:
@@ -13,7 +13,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timings per measure; the best is kept")
     parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
     parser.add_argument(
-        "--only", choices=["report", "service"], help="run one group of benchmarks, not both"
+        "--only", choices=["report", "service", "load"], help="run one group of benchmarks only"
+    )
+    parser.add_argument(
+        "--load-seconds",
+        type=float,
+        default=30.0,
+        help="how long the load benchmark polls (30 s; less for a quick run)",
+    )
+    parser.add_argument(
+        "--load-rate", type=float, default=100.0, help="status polls per second in the load"
     )
     args = parser.parse_args()
     print(
@@ -23,6 +32,8 @@ def main() -> None:
         report.run(args.data, runs=args.runs)
     if args.only in (None, "service"):
         service.run(args.data, runs=args.runs)
+    if args.only in (None, "load"):
+        load.run(args.data, seconds=args.load_seconds, rate=args.load_rate)
 
 
 if __name__ == "__main__":

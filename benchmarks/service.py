@@ -61,7 +61,7 @@ def database() -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _ingest(url: str, folder: Path) -> tuple[int, float]:
+async def ingest_data_set(url: str, folder: Path) -> tuple[int, float]:
     """Load one generated data set; the polls' count and the seconds their load took."""
     polls = read_polls(folder / frames.POLLS_FILE)
     hours = read_business_hours(folder / frames.HOURS_FILE)
@@ -105,9 +105,9 @@ async def _new_key(url: str, server_key: str) -> str:
 
 
 @contextmanager
-def service(url: str) -> Iterator[httpx.Client]:
-    """`store-monitor serve` and one `store-monitor worker` on a queue of their own, keys
-    required as in production; a client of it that sends an admin key."""
+def service(url: str, *, workers: int = 1) -> Iterator[httpx.Client]:
+    """`store-monitor serve` and `workers` `store-monitor worker` processes on a queue of their
+    own, keys required as in production; a client of it that sends an admin key."""
     port = _free_port()
     server_key = secrets.token_urlsafe(32)
     environment = {
@@ -123,7 +123,7 @@ def service(url: str) -> Iterator[httpx.Client]:
     command = [sys.executable, "-m", "store_monitor.cli"]
     processes = [
         subprocess.Popen([*command, "serve", "--port", str(port)], env=environment),
-        subprocess.Popen([*command, "worker"], env=environment),
+        *(subprocess.Popen([*command, "worker"], env=environment) for _ in range(workers)),
     ]
     base = f"http://127.0.0.1:{port}"
     try:
@@ -215,7 +215,7 @@ def run(root: Path, *, runs: int) -> None:
     offline = best_of(runs, lambda: full_report(eight_days, root / "report.csv"))
 
     with database() as url:
-        polls, seconds = asyncio.run(_ingest(url, eight_days))
+        polls, seconds = asyncio.run(ingest_data_set(url, eight_days))
         with service(url) as client:
             complete, report_id = min(trigger_to_complete(client) for _ in range(runs))
             first_byte, last_byte, size = min(download(client, report_id) for _ in range(runs))
@@ -234,7 +234,7 @@ def run(root: Path, *, runs: int) -> None:
                     seed=7,
                     end=synthetic.DEFAULT_END - timedelta(days=8 * weeks_back),
                 )
-            asyncio.run(_ingest(url, folder))
+            asyncio.run(ingest_data_set(url, folder))
         with service(url) as client:
             long_history, _ = min(trigger_to_complete(client) for _ in range(runs))
 

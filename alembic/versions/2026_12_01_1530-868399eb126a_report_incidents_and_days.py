@@ -1,7 +1,7 @@
 """Reports keep their incidents and daily figures, written with their rows.
 
 Revision ID: 868399eb126a
-Revises: 8e5dccc7cec1
+Revises: c7c8403a2d42
 Create Date: 2026-12-01 15:30:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "868399eb126a"
-down_revision: str | Sequence[str] | None = "8e5dccc7cec1"
+down_revision: str | Sequence[str] | None = "c7c8403a2d42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

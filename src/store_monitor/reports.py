@@ -1,4 +1,4 @@
-"""Report use cases: create, run (the job's body, under a lease), list, read, stream as CSV,
+"""Report use cases: create, run (the job's body, under a lease), list, read, its CSV file,
 delete; and the sweep that takes over, requeues, fails and expires reports.
 
 A report's state lives in the `reports` table; a queue only carries (report id, attempt) pairs
@@ -30,7 +30,13 @@ from store_monitor.db.report_data import (
     replace_report_rows,
     report_daily_csv,
     report_incidents_csv,
-    report_rows_csv,
+    report_rows,
+)
+from store_monitor.db.report_files import (
+    StoredFile,
+    encode_report_csv,
+    read_report_file,
+    store_report_file,
 )
 from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
 from store_monitor.db.session import transient_error
@@ -242,14 +248,43 @@ async def delete_reports_created_before(
             return deleted
 
 
-async def report_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, *, owner_id: str | None = None
-) -> AsyncIterator[bytes]:
-    """The report's CSV in chunks, read in a session of its own that lives as long as the stream;
-    with `owner_id`, only that owner's stores."""
-    async with sessionmaker() as session:
-        async for chunk in report_rows_csv(session, report_id, owner_id=owner_id):
-            yield chunk
+async def report_file(
+    session: AsyncSession, report_id: UUID, *, content: bool, owner_id: str | None = None
+) -> StoredFile | None:
+    """A complete report's CSV file, its gzip bytes too if `content`; None if the report is not
+    (or no longer) complete. With `owner_id`, a file of that owner's stores only, made from the
+    rows for the occasion (an owner's part is small; the whole is what is kept).
+
+    One short statement on the session's connection, the bytes read whole: a download sends
+    them after the session is closed, so a slow client holds memory (a third of the CSV) but
+    no pooled connection, and status reads never wait behind downloads. (A separate pool for
+    status reads would only move the queue: enough slow clients would still drain the other.)
+    A report completed before report files existed gets its file here, built from its rows,
+    once: written in the session's transaction, which the caller commits.
+    """
+    if owner_id is not None:
+        if not await _still_complete(session, report_id):
+            return None
+        rows = await report_rows(session, report_id, owner_id=owner_id)
+        info, compressed = await asyncio.to_thread(encode_report_csv, rows)
+        return StoredFile(info=info, gzip=compressed if content else None)
+    stored = await read_report_file(session, report_id, content=content)
+    if stored is not None:
+        return stored
+    if not await _still_complete(session, report_id):
+        return None
+    log.info("report %s: complete without a file (an older version's); building it", report_id)
+    rows = await report_rows(session, report_id)
+    await store_report_file(session, report_id, rows, replace=False)
+    return await read_report_file(session, report_id, content=content)
+
+
+async def _still_complete(session: AsyncSession, report_id: UUID) -> bool:
+    # Locked (shared) against a deletion while its file is read from the rows.
+    status = await session.scalar(
+        sa.select(Report.status).where(Report.id == report_id).with_for_update(read=True)
+    )
+    return status is ReportStatus.complete
 
 
 async def incidents_csv(
@@ -739,6 +774,8 @@ async def write_complete(
     )
     if held.one_or_none() is None:
         return False
+    # Same transaction as the status: a complete report always has its file.
+    await store_report_file(session, report_id, result.rows)
     assert result.incidents is not None
     assert result.daily is not None
     counts = None if result.now is None else incident_counts(result.incidents, now=result.now)

@@ -34,8 +34,8 @@ _OPEN = {"auth": AuthMode.off, "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS
 SECRET_KEY = "the-tests-server-secret-key-0123456789"
 """The server secret of the tests' apps with authentication required."""
 _DATA_TABLES = (
-    "report_rows, report_incidents, report_days, reports, polls, stores, business_hours, "
-    "timezones, store_owners, api_keys"
+    "report_files, report_rows, report_incidents, report_days, reports, polls, stores, "
+    "business_hours, timezones, store_owners, api_keys"
 )
 
 

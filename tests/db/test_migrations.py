@@ -33,6 +33,7 @@ TABLES = {
     "store_owners",
     "report_incidents",
     "report_days",
+    "report_files",
 }
 
 

@@ -4,6 +4,7 @@ worker that outlives a Redis outage (on a private redis-server of its own)."""
 
 import asyncio
 import contextlib
+import gzip
 import os
 import signal
 import socket
@@ -153,7 +154,11 @@ def _holder(workers: _Workers, report: Report) -> asyncio.subprocess.Process:
 
 
 async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
-    return b"".join([chunk async for chunk in reports.report_csv(sessions, report_id)])
+    async with sessions() as session:
+        stored = await reports.report_file(session, report_id, content=True)
+    assert stored is not None
+    assert stored.gzip is not None
+    return gzip.decompress(stored.gzip)
 
 
 async def test_a_killed_workers_report_is_finished_by_another_within_a_minute(

@@ -123,8 +123,10 @@ async def test_a_job_stopped_mid_write_is_pending_at_once_on_sqlite(
     # Cancelled inside a query of its write transaction, the job's connection is discarded
     # with that transaction open: it must not keep the write lock from the job's own
     # "back to pending" update (which would wait out SQLite's 30 s busy timeout, then fail).
-    async def replace_then_hold(session: AsyncSession, report_id: UUID, rows: pl.DataFrame) -> None:
-        await replace_report_rows(session, report_id, rows)
+    async def replace_then_hold(
+        session: AsyncSession, report_id: UUID, rows: pl.DataFrame, **options: Any
+    ) -> None:
+        await replace_report_rows(session, report_id, rows, **options)
         await session.execute(sa.text("SELECT hold()"))
 
     monkeypatch.setattr("store_monitor.reports.replace_report_rows", replace_then_hold)

@@ -4,6 +4,7 @@ after a worker stops, and the sweep at start-up."""
 import asyncio
 import contextlib
 import gc
+import gzip
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,11 @@ async def _load(sessions: Sessions, report_id: UUID) -> Report:
 
 
 async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
-    return b"".join([chunk async for chunk in reports.report_csv(sessions, report_id)])
+    async with sessions() as session:
+        stored = await reports.report_file(session, report_id, content=True)
+    assert stored is not None
+    assert stored.gzip is not None
+    return gzip.decompress(stored.gzip)
 
 
 def _expected(frames: Frames) -> bytes:

@@ -3,6 +3,7 @@ its runner's, the final write is fenced by the attempt, a cut database connectio
 attempt, a refused query fails the report without its SQL, and old reports are deleted."""
 
 import asyncio
+import gzip
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -45,7 +46,11 @@ async def _load(sessions: Sessions, report_id: UUID) -> Report:
 
 
 async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
-    return b"".join([chunk async for chunk in reports.report_csv(sessions, report_id)])
+    async with sessions() as session:
+        stored = await reports.report_file(session, report_id, content=True)
+    assert stored is not None
+    assert stored.gzip is not None
+    return gzip.decompress(stored.gzip)
 
 
 async def _until_final(sessions: Sessions, report_id: UUID, *, within: float = 30) -> Report:

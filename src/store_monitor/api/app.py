@@ -99,7 +99,13 @@ def _lifespan(
         if settings.embedded_database:
             # The embedded mode has no deployment step: it brings its own schema up to date.
             await upgrade_to_head(url)
-        engine = create_engine(url, process_name="store-monitor-api")
+        engine = create_engine(
+            url,
+            process_name="store-monitor-api",
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout_seconds,
+        )
         try:
             sessionmaker = create_sessionmaker(engine)
             if settings.embedded_database and settings.sample_data:

@@ -254,3 +254,26 @@ class ReportDay(Base):
     """The store's first local date in the week; the i-th figure is of `first_date + i days`."""
     uptime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
     downtime_hours: Mapped[list[float]] = mapped_column(sa.JSON)
+
+
+class ReportFile(Base):
+    """A finished report's file, kept gzip-compressed: written in the transaction that completes
+    the report and never changed after, so downloads serve it as it is stored."""
+
+    __tablename__ = "report_files"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    """Which file of the report: `report` is its CSV (see `db.report_files`)."""
+    sha256: Mapped[str] = mapped_column(sa.Text)
+    """Hex digest of the uncompressed bytes: the download's ETag."""
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    """Uncompressed bytes."""
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    """Data rows, the header not counted."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    # Deferred: a conditional request (ETag) needs the digest only, not the content.
+    gzip: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    """The file's bytes as one gzip member."""

@@ -1,5 +1,5 @@
-"""Reports in the database: engine inputs out as frames; report rows, incidents and days in; their
-CSVs out in chunks."""
+"""Reports in the database: engine inputs out as frames; report rows, incidents and days in;
+rows out as a frame, incidents and days as CSV in chunks."""
 
 import asyncio
 import contextlib
@@ -26,7 +26,7 @@ from store_monitor.db.models import (
 )
 from store_monitor.db.owners import visible_to
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
-from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
+from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.frames import (
     BUSINESS_HOURS,
     DAILY,
@@ -478,39 +478,18 @@ async def _replace(
         )
 
 
-async def report_rows_csv(
-    session: AsyncSession,
-    report_id: uuid.UUID,
-    *,
-    chunk_rows: int = 5000,
-    owner_id: str | None = None,
-) -> AsyncIterator[bytes]:
-    """The report as CSV, in chunks of up to `chunk_rows` rows, the first with the header;
-    with `owner_id`, only the rows of that owner's stores.
-
-    Rows come in store_id byte order (the column's collation), a chunk at a time by keyset
-    pagination on the primary key, each formatted by the CLI's writer: the chunks join into
-    exactly the bytes `report_csv_bytes` gives for the whole report. A report without rows
-    is just the header.
-    """
-    query = (
+async def report_rows(
+    session: AsyncSession, report_id: uuid.UUID, *, owner_id: str | None = None
+) -> pl.DataFrame:
+    """The report's stored rows (schema REPORT) in store_id byte order (the column's collation),
+    the engine's order: `report_csv_bytes` of them is the CLI's file. With `owner_id`, only the
+    rows of that owner's stores."""
+    result = await session.execute(
         sa.select(*(getattr(ReportRow, name) for name in REPORT.names()))
         .where(ReportRow.report_id == report_id, visible_to(owner_id, ReportRow.store_id))
         .order_by(ReportRow.store_id)
-        .limit(chunk_rows)
     )
-    after: str | None = None
-    header = True
-    while True:
-        page = query if after is None else query.where(ReportRow.store_id > after)
-        result = await session.execute(page)
-        frame = pl.DataFrame(result.all(), schema=REPORT, orient="row")
-        if frame.height or header:
-            yield report_csv_bytes(frame, header=header)
-        header = False
-        if frame.height < chunk_rows:
-            return
-        after = frame["store_id"][-1]
+    return pl.DataFrame(result.all(), schema=REPORT, orient="row")
 
 
 async def report_incidents_csv(

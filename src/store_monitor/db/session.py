@@ -14,11 +14,20 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str, *, process_name: str, enforce_foreign_keys: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    process_name: str,
+    enforce_foreign_keys: bool = True,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+) -> AsyncEngine:
     """An engine for `postgresql+asyncpg://` or `sqlite+aiosqlite://` URLs.
 
     `process_name` shows as the Postgres `application_name` (e.g. in `pg_stat_activity`);
-    Postgres' JIT compilation is off for the engine's connections.
+    Postgres' JIT compilation is off for the engine's connections. The pool settings are
+    SQLAlchemy's (Postgres only): connections kept, opened beyond those, seconds to wait for one.
     On SQLite every transaction is a real one (`BEGIN` at its start), so a transaction reads one
     snapshot and is atomic; `enforce_foreign_keys=False` is for migrations only (SQLite's batch
     migrations drop and recreate tables, which with foreign keys on would cascade deletes).
@@ -31,6 +40,9 @@ def create_engine(url: str, *, process_name: str, enforce_foreign_keys: bool = T
     engine = create_async_engine(
         url,
         pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         # No JIT: Postgres compiles any statement it costs above `jit_above_cost`, and for the
         # report's inputs that took a quarter of a second, more than it saved.
         connect_args={"server_settings": {"application_name": process_name, "jit": "off"}},

@@ -7,7 +7,6 @@ this package's own files (no inline script: the CSP forbids it), which read thei
 
 import logging
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -25,9 +24,10 @@ from starlette.responses import StreamingResponse
 
 from store_monitor import access, reports
 from store_monitor.access import Principal
+from store_monitor.api import downloads
 from store_monitor.api.deps import SessionDep, StateDep
 from store_monitor.api.schemas import decode_cursor, encode_cursor
-from store_monitor.db.models import KeyScope, Report, ReportStatus
+from store_monitor.db.models import KeyScope, ReportStatus
 from store_monitor.db.report_views import StoreSort
 from store_monitor.settings import AuthMode
 from store_monitor.ui import views
@@ -43,6 +43,7 @@ from store_monitor.ui.sessions import (
 log = logging.getLogger(__name__)
 
 STATIC_PATH: Final = "/ui/static"
+_CSV: Final = "text/csv; charset=utf-8"
 UPLOT_VERSION: Final = "1.6.32"
 """The vendored uPlot (see static/vendor/README.md)."""
 ASSET_VERSION: Final = version("store-monitor")
@@ -410,32 +411,34 @@ async def download(
     if store_id is not None and kind is views.FileKind.report:
         # The report's own CSV is every store's: a store's line is on its page.
         return _not_found(request, sessions, visitor, "The report's CSV is not kept per store.")
-    chunks = _file(state, report, kind, store_id, visitor.owner_id)
     suffix = "" if store_id is None else "-" + views.file_safe(store_id)
-    response = StreamingResponse(
-        chunks,
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{kind.value}-{report.id}{suffix}.csv"'
-        },
-    )
+    disposition = {
+        "Content-Disposition": f'attachment; filename="{kind.value}-{report.id}{suffix}.csv"'
+    }
+    response: Response
+    if kind is views.FileKind.report:
+        # The stored file, as `GET /reports/{id}/csv` sends it (an owner's made from the rows).
+        stored = await reports.report_file(
+            session, report.id, content=True, owner_id=visitor.owner_id
+        )
+        if stored is None or stored.gzip is None:
+            return _not_found(request, sessions, visitor, "The report is no longer complete.")
+        response = downloads.file_response(
+            stored.info,
+            stored.gzip,
+            gzipped=downloads.select_gzip(request),
+            media_type=_CSV,
+            headers=disposition,
+        )
+    else:
+        maker, owner_id = state.sessionmaker, visitor.owner_id
+        chunks = (
+            reports.incidents_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
+            if kind is views.FileKind.incidents
+            else reports.daily_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
+        )
+        response = StreamingResponse(chunks, media_type=_CSV, headers=disposition)
     return _secured(request, sessions, visitor, response)
-
-
-def _file(
-    state: StateDep,
-    report: Report,
-    kind: views.FileKind,
-    store_id: str | None,
-    owner_id: str | None,
-) -> AsyncIterator[bytes]:
-    """The download's chunks, of the owner's stores only for an owner (as the API's are)."""
-    maker = state.sessionmaker
-    if kind is views.FileKind.incidents:
-        return reports.incidents_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
-    if kind is views.FileKind.daily:
-        return reports.daily_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
-    return reports.report_csv(maker, report.id, owner_id=owner_id)
 
 
 def _local_path(target: str | None) -> str | None:

@@ -13,6 +13,7 @@ from starlette.types import Message, Receive
 
 from store_monitor import reports
 from store_monitor.access import Principal
+from store_monitor.api import downloads
 from store_monitor.api.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
@@ -88,16 +89,56 @@ _CSV_CONTENT: Final = {
     }
 }
 _STATUS_HEADER: Final = "X-Report-Status"
-_CSV_HEADERS: Final = {
-    "Content-Disposition": {
-        "description": '`attachment; filename="report-{report_id}.csv"`',
-        "schema": {"type": "string"},
-    },
-    _STATUS_HEADER: {
-        "description": "Always `Complete` with the CSV.",
-        "schema": {"type": "string"},
-    },
+_CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
+
+
+def _header(description: str, **schema: object) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string", **schema}}
+
+
+_VALIDATOR_HEADERS: Final = {
+    "ETag": _header(
+        "Strong: the SHA-256 of the CSV in hex, quoted, with `-gzip` appended to it when the "
+        "body is gzip-coded. Send it back in `If-None-Match` to get a 304 while it is current."
+    ),
+    "Cache-Control": _header(
+        "`private, no-cache`: keep it, but revalidate (an owner key's part follows the owners).",
+        enum=[downloads.CACHE_CONTROL],
+    ),
+    "Vary": _header("`Accept-Encoding`.", enum=["Accept-Encoding"]),
 }
+_CSV_HEADERS: Final = {
+    "Content-Disposition": _header('`attachment; filename="report-{report_id}.csv"`'),
+    _STATUS_HEADER: _header("Always `Complete` with the CSV."),
+    "Content-Length": {
+        "description": "Always sent: the exact length of the body as sent (of the gzip bytes "
+        "when gzip-coded); a shorter body is a cut download.",
+        "schema": {"type": "integer"},
+    },
+    "Content-Encoding": _header(
+        "`gzip` when the request's `Accept-Encoding` accepts it; absent otherwise.", enum=["gzip"]
+    ),
+    downloads.ROW_COUNT_HEADER: {
+        "description": "Data rows in the CSV, the header line not counted.",
+        "schema": {"type": "integer"},
+    },
+    **_VALIDATOR_HEADERS,
+}
+_NOT_MODIFIED: Final[dict[int | str, dict[str, Any]]] = {
+    304: {
+        "description": "`If-None-Match` named the current ETag: the copy the client has is "
+        "current. No body.",
+        "headers": _VALIDATOR_HEADERS,
+    }
+}
+IfNoneMatch = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string"}),
+    Header(
+        alias="If-None-Match",
+        description="ETags of copies the client has; the current one gets a 304, not the CSV.",
+    ),
+]
 ReportId = Annotated[
     UUID,
     Path(
@@ -200,7 +241,7 @@ async def trigger_report(
     # by its first content type, and as text both bodies reach the caller (typed as ReportState,
     # the CSV failed to parse). A response class without a media type of its own keeps FastAPI
     # from putting its JSON ahead of them.
-    response_class=StreamingResponse,
+    response_class=Response,
     response_model=None,
     responses={
         200: {
@@ -216,6 +257,7 @@ async def trigger_report(
                 },
             },
         },
+        **_NOT_MODIFIED,
         **documented({**_NOT_FOUND, **_INVALID, **_UNAVAILABLE}),
     },
     summary="Poll a report; its CSV once complete",
@@ -223,8 +265,9 @@ async def trigger_report(
 async def get_report(
     report_id: ReportId,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    request: Request,
     principal: ReportReaderDep,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
     `{"status": "Failed", "error": ...}` if it failed.
@@ -234,7 +277,10 @@ async def get_report(
     """
     report = await _existing(session, report_id)
     if report.status is ReportStatus.complete:
-        return _csv_response(sessionmaker, report, principal)
+        answer = await _csv_answer(session, request, report, principal, if_none_match)
+        if answer is not None:
+            return answer
+        report = await _existing_again(session, report)
     if report.status is ReportStatus.failed:
         state = ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
     else:
@@ -332,25 +378,44 @@ async def delete_report(report_id: ReportId, session: SessionDep) -> Response:
 @router.get(
     "/reports/{report_id}/csv",
     operation_id="download_report_csv",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={
         200: {
             "description": "The report as CSV.",
             "content": _CSV_CONTENT,
             "headers": _CSV_HEADERS,
         },
-        **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
+        **_NOT_MODIFIED,
+        **documented(
+            {
+                **_NOT_FOUND,
+                **_NOT_COMPLETE,
+                **_INVALID,
+                **_UNAVAILABLE,
+            }
+        ),
     },
     summary="Download a complete report's CSV",
 )
 async def download_report_csv(
     report_id: ReportId,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    request: Request,
     principal: ReportReaderDep,
-) -> StreamingResponse:
-    report = _complete(await _existing(session, report_id))
-    return _csv_response(sessionmaker, report, principal)
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    report = await _existing(session, report_id)
+    if report.status is ReportStatus.complete:
+        answer = await _csv_answer(session, request, report, principal, if_none_match)
+        if answer is not None:
+            return answer
+        report = await _existing_again(session, report)
+    raise ApiError(
+        status.HTTP_409_CONFLICT,
+        "report_not_complete",
+        f"report {report_id} is {wire_status(report.status).value}, not Complete",
+        {"status": wire_status(report.status).value, "error": report.error},
+    )
 
 
 _INCIDENTS_CONTENT: Final = {
@@ -517,14 +582,48 @@ def _not_found(report_id: UUID) -> ApiError:
     )
 
 
-def _csv_response(
-    sessionmaker: SessionmakerDep, report: Report, principal: Principal
-) -> StreamingResponse:
-    # Streamed from the database a chunk at a time: the API never holds a whole report.
-    # An owner key gets the rows of the owner's stores only.
-    return StreamingResponse(
-        reports.report_csv(sessionmaker, report.id, owner_id=principal.owner_id),
-        media_type="text/csv; charset=utf-8",
+async def _existing_again(session: SessionDep, report: Report) -> Report:
+    """The report as it is now: complete a moment ago, it has been recomputing (or failed) since."""
+    session.expunge(report)
+    return await _existing(session, report.id)
+
+
+async def _csv_answer(
+    session: SessionDep,
+    request: Request,
+    report: Report,
+    principal: Principal,
+    if_none_match: str | None,
+) -> Response | None:
+    """The complete report's CSV, or a 304; None if it is no longer complete. An owner key gets
+    the rows of the owner's stores only.
+
+    Everything is read before the route returns, and the session with it: the body is sent
+    without a database connection (see `reports.report_file`).
+    """
+    gzipped = downloads.select_gzip(request)
+    if if_none_match is not None:
+        # A revalidation reads the digest only, not the file.
+        current = await reports.report_file(
+            session, report.id, content=False, owner_id=principal.owner_id
+        )
+        if current is None:
+            return None
+        if downloads.not_modified(
+            if_none_match, downloads.entity_tag(current.info, gzipped=gzipped)
+        ):
+            return downloads.not_modified_response(current.info, gzipped=gzipped)
+    stored = await reports.report_file(
+        session, report.id, content=True, owner_id=principal.owner_id
+    )
+    if stored is None:
+        return None
+    assert stored.gzip is not None
+    return downloads.file_response(
+        stored.info,
+        stored.gzip,
+        gzipped=gzipped,
+        media_type=_CSV_MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="report-{report.id}.csv"',
             _STATUS_HEADER: WireReportStatus.Complete.value,
