@@ -71,7 +71,6 @@ def _path_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
 
 
 templates.env.globals["path_for"] = _path_for
-templates.env.filters.update(figure=views.figure, instant=views.instant, seconds=views.seconds_text)
 
 router = APIRouter(include_in_schema=False)
 
