@@ -19,7 +19,8 @@ COMPOSE = ROOT / "docker" / "compose.yaml"
 PACKAGE = ROOT / "src" / "store_monitor"
 
 
-def test_the_wheel_holds_the_docs_assets(tmp_path: Path) -> None:
+def test_the_wheel_holds_the_pages_assets(tmp_path: Path) -> None:
+    """The docs pages' and the dashboard's files: templates, scripts, styles, vendored code."""
     # hatchling, as `uv build` runs it; in this environment, so without a network.
     built = subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
@@ -35,11 +36,18 @@ def test_the_wheel_holds_the_docs_assets(tmp_path: Path) -> None:
         names = set(archive.namelist())
     static = {
         path.relative_to(PACKAGE.parent).as_posix()
-        for path in (PACKAGE / "api" / "static").rglob("*")
+        for folder in (
+            PACKAGE / "api" / "static",
+            PACKAGE / "ui" / "static",
+            PACKAGE / "ui" / "templates",
+        )
+        for path in folder.rglob("*")
         if path.is_file()
     }
     assert "store_monitor/api/static/vendor/swagger-ui/swagger-ui-bundle.js" in static
     assert "store_monitor/api/static/vendor/redoc/redoc.standalone.js" in static
+    assert "store_monitor/ui/static/vendor/uplot/uPlot.iife.min.js" in static
+    assert "store_monitor/ui/templates/store.html" in static
     assert static <= names, sorted(static - names)
 
 
