@@ -33,6 +33,15 @@ async def test_pages_need_a_session(keyed: Keyed) -> None:
         assert response.headers["location"].startswith("/ui/sign-in?next=")
 
 
+async def test_the_pages_script_is_told_the_session_ended(keyed: Keyed) -> None:
+    client, _, report_id = keyed
+    response = await client.get(
+        f"/ui/reports/{report_id}/status.json", headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "sign_in_required"
+
+
 async def test_bad_and_unfit_keys_are_refused(keyed: Keyed) -> None:
     client, keys, _ = keyed
     assert (await sign_in(client, "sm_not-a-key")).status_code == 401

@@ -26,6 +26,7 @@ from store_monitor import access, reports
 from store_monitor.access import Principal
 from store_monitor.api import downloads
 from store_monitor.api.deps import SessionDep, StateDep
+from store_monitor.api.errors import error_response
 from store_monitor.api.schemas import decode_cursor, encode_cursor
 from store_monitor.db.models import KeyScope, ReportStatus
 from store_monitor.db.report_views import StoreSort
@@ -88,6 +89,11 @@ def install(app: FastAPI) -> None:
 
 async def _to_sign_in(request: Request, error: Exception) -> Response:
     assert isinstance(error, SignInRequired)
+    if "application/json" in request.headers.get("accept", ""):
+        # The page's script: it says so rather than follow a redirect to a form.
+        return error_response(
+            status.HTTP_401_UNAUTHORIZED, "sign_in_required", "the dashboard session has ended"
+        )
     target = request.url_for("sign_in_page").path + "?" + urlencode({"next": error.back_to})
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 

@@ -63,10 +63,15 @@
     function step() {
       fetch(row.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function (response) {
+          if (response.status === 401) {
+            message.textContent = "Your session has ended: reload the page to sign in again.";
+            return null;
+          }
           if (!response.ok) { throw new Error("status " + response.status); }
           return response.json();
         })
         .then(function (report) {
+          if (report === null) { row.dataset.polling = "false"; return; }
           fill(row, report);
           if (report.finished) {
             row.dataset.polling = "false";
