@@ -3,7 +3,7 @@
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -181,7 +181,7 @@ def ingest(
     hours: HoursFile = None,
     timezones: ZonesFile = None,
 ) -> None:
-    """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else SQLite).
+    """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else embedded).
 
     --data loads whichever of the three standard files the folder has. Every file is validated
     before anything is written, then all are loaded in one transaction: polls already stored are
@@ -211,7 +211,7 @@ def ingest(
             loaded[kind] = _step(f"Reading {path.name}", partial(readers[kind], path))
     except SourceError as error:
         _fail(str(error))
-    results = _step("Loading into the database", lambda: asyncio.run(_load(loaded)))
+    results = _step("Loading into the database", lambda: _with_database(partial(_load, loaded)))
     for kind, (received, added, stores) in results.items():
         _stderr.print(
             f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores",
@@ -220,17 +220,32 @@ def ingest(
         )
 
 
-async def _load(frames: dict[str, pl.DataFrame]) -> dict[str, tuple[int, int, int]]:
-    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+def _with_database(work: Callable[[str], Awaitable[T]]) -> T:
+    """`work(url)` on the configured database, else on the embedded server, started for it
+    and brought to the latest schema; a database that cannot be had is a one-line error."""
     # Imported here so that the offline commands start without the service's libraries.
-    from store_monitor import ingest as ingestion
+    from store_monitor.db.embedded import EmbeddedDatabaseError, database
     from store_monitor.db.migrations import upgrade_to_head
-    from store_monitor.db.session import create_engine, create_sessionmaker
 
     settings = get_settings()
-    url = settings.resolved_database_url
-    if settings.embedded_database:
-        await upgrade_to_head(url)
+
+    async def run() -> T:
+        async with database(settings.database_url, data_dir=settings.data_dir) as url:
+            if settings.embedded_database:
+                await upgrade_to_head(url)
+            return await work(url)
+
+    try:
+        return asyncio.run(run())
+    except EmbeddedDatabaseError as error:
+        _fail(str(error))
+
+
+async def _load(frames: dict[str, pl.DataFrame], url: str) -> dict[str, tuple[int, int, int]]:
+    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+    from store_monitor import ingest as ingestion
+    from store_monitor.db.session import create_engine, create_sessionmaker
+
     loaders = {
         "polls": ingestion.ingest_polls,
         "hours": ingestion.ingest_business_hours,
@@ -259,6 +274,14 @@ def serve(
     settings = get_settings()
     overrides = {"host": host, "port": port}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if settings.embedded_database:
+        from store_monitor.db.embedded import EmbeddedDatabaseError, check_free
+
+        # The app would refuse a busy data directory too, but in a traceback of uvicorn's.
+        try:
+            check_free(settings.data_dir)
+        except EmbeddedDatabaseError as error:
+            _fail(str(error))
     configure_logging(settings.log_level, json=settings.log_json)
     # On SIGTERM or SIGINT uvicorn stops accepting connections, lets the requests in flight
     # finish (for up to timeout_graceful_shutdown seconds), then runs the lifespan's shutdown.
@@ -294,11 +317,12 @@ def worker() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the database schema up to date (Alembic migrations to head)."""
+    """Bring the database schema up to date (Alembic migrations to head).
+
+    Without STORE_MONITOR_DATABASE_URL: the embedded server's, initialised if new."""
     from store_monitor.db.migrations import upgrade_to_head
 
-    url = get_settings().resolved_database_url
-    asyncio.run(upgrade_to_head(url))
+    _with_database(upgrade_to_head)
     _stderr.print("database schema is up to date", highlight=False, markup=False)
 
 

@@ -246,7 +246,7 @@ async def report_stats(session: AsyncSession, *, duration_bounds: Sequence[float
         sa.select(Report.status, sa.func.count()).group_by(Report.status)
     )
     counts = dict(grouped.all())
-    seconds = _duration_seconds(session)
+    seconds = _duration_seconds()
     row = (
         await session.execute(
             sa.select(
@@ -269,12 +269,9 @@ async def report_stats(session: AsyncSession, *, duration_bounds: Sequence[float
     )
 
 
-def _duration_seconds(session: AsyncSession) -> sa.ColumnElement[float]:
+def _duration_seconds() -> sa.ColumnElement[float]:
     start, end = Report.started_at, Report.finished_at
-    if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.extract("epoch", end - start), sa.Double)
-    # SQLite keeps instants as text; julianday() reads them as fractional days.
-    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+    return sa.cast(sa.extract("epoch", end - start), sa.Double)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,8 +287,7 @@ async def _claim(
 ) -> _Claim | None:
     """Mark the report running and count the attempt; None if there is no such report, or it is
     unfinished and has had all its attempts."""
-    # One UPDATE first, no read before it: on SQLite a transaction that reads and then writes
-    # fails at once (SQLITE_BUSY) if another writer committed in between.
+    # One UPDATE first, no read before it: the row's lock makes two claims take turns.
     async with sessionmaker.begin() as session:
         row = (
             await session.execute(
