@@ -2,8 +2,13 @@
 report the CLI would compute, to compare with."""
 
 import asyncio
+import atexit
 import contextlib
 import functools
+import os
+import shutil
+import subprocess
+import tempfile
 import warnings
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -17,6 +22,7 @@ import sqlalchemy as sa
 from arq.worker import Worker
 
 from store_monitor.api import create_app
+from store_monitor.db.embedded import initialise
 from store_monitor.db.session import create_engine
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
@@ -137,11 +143,47 @@ async def wait_until_final(
             await asyncio.sleep(0.05)
 
 
+def embedded_data_dir(tmp_path: Path, *, initialised: bool = True) -> Path:
+    """A data directory for the embedded server, one per `tmp_path`: a copy of one made by
+    initdb once per test process (initdb's fsyncs take seconds), or nothing if not
+    `initialised`.
+
+    As root the server runs as an unprivileged user, who cannot enter pytest's temporary
+    folders (pytest keeps their parent private, resetting its mode at every session start):
+    then the directory lives in a folder of this test process that the user may cross.
+    """
+    root = tmp_path if os.geteuid() != 0 else _crossable_root() / tmp_path.name
+    root.mkdir(exist_ok=True)
+    data_dir = root / "postgres"
+    if initialised:
+        # cp -a keeps the files' owner, the server's user, as Postgres requires.
+        subprocess.run(["cp", "-a", str(_initialised_template()), str(data_dir)], check=True)
+    return data_dir
+
+
+@functools.cache
+def _crossable_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="store-monitor-tests-"))
+    root.chmod(0o711)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
+@functools.cache
+def _initialised_template() -> Path:
+    base = _crossable_root() if os.geteuid() == 0 else Path(tempfile.mkdtemp())
+    template = base / "initdb-template"
+    initialise(template)
+    if os.geteuid() != 0:
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
+    return template
+
+
 def embedded(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(
         database_url=None,
         redis_url=None,
-        sqlite_path=tmp_path / "store-monitor.db",
+        data_dir=embedded_data_dir(tmp_path),
         **{"sample_data": False, **overrides},
     )
 

@@ -74,7 +74,7 @@ async def test_serve_finishes_the_request_in_flight(
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "store_monitor.cli", "serve", "--port", str(port)),
-        env=_environment(sqlite_path=str(tmp_path / "service.db"), sample_data="false"),
+        env=_environment(data_dir=str(tmp_path / "postgres"), sample_data="false"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

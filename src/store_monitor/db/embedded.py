@@ -93,6 +93,15 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
             await asyncio.to_thread(_stop, server)
 
 
+def initialise(data_dir: Path) -> None:
+    """Make `data_dir` a data directory of the embedded server, unless it is one already
+    (the first start does this itself; the same files may then be copied, ownership kept)."""
+    data_dir = data_dir.expanduser().absolute()
+    with _owned(data_dir):
+        if not (data_dir / "PG_VERSION").is_file():
+            _initialise(data_dir, _server_user())
+
+
 def _own_and_start(owned: contextlib.ExitStack, data_dir: Path) -> _Server:
     data_dir = data_dir.expanduser().absolute()
     owned.enter_context(_owned(data_dir))
