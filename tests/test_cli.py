@@ -135,8 +135,11 @@ def test_ingest_validates_every_file_before_writing(
     result = runner.invoke(app, ["ingest", "--data", str(data), "--hours", str(hours)])
     assert result.exit_code == 2
     assert "menu_hours.csv, line 2, column 'dayOfWeek'" in result.stderr
-    # Nothing was written, not even the valid polls file.
-    assert _count(embedded_database, "polls") == 0
+    # Nothing was written, not even the valid polls file: the database was not even touched.
+    assert (
+        _scalar(embedded_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        == 0
+    )
 
 
 def test_db_upgrade_creates_the_schema(embedded_database: Path) -> None:
@@ -160,14 +163,18 @@ def test_ingest_refuses_a_data_directory_in_use(data: Path, embedded_database: P
 
 
 def _count(data_dir: Path, table: str) -> int:
-    """Rows of `table` in the embedded database (a sync test: its own event loop)."""
+    return _scalar(data_dir, f"SELECT count(*) FROM {table}")
+
+
+def _scalar(data_dir: Path, query: str) -> int:
+    """The number `query` finds in the embedded database (a sync test: its own event loop)."""
 
     async def count() -> int:
         async with embedded_postgres(data_dir) as url:
             engine = create_engine(url, process_name="store-monitor-tests")
             try:
                 async with engine.connect() as connection:
-                    rows = await connection.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+                    rows = await connection.scalar(sa.text(query))
             finally:
                 await engine.dispose()
         assert isinstance(rows, int)
