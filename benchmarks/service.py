@@ -1,12 +1,14 @@
-"""The Postgres + Arq service end to end: ingest rate, trigger-to-Complete, CSV download.
+"""The service end to end: ingest rate, trigger-to-Complete, CSV download.
 
-Runs the real processes (`store-monitor serve` and `store-monitor worker`) against a Postgres
-database made for the run and dropped after it, and compares with the offline report on the
-same files, in the same run.
+Runs the real processes: `store-monitor serve` and `store-monitor worker` against a Postgres
+database made for the run and dropped after it; and `store-monitor serve` alone in the embedded
+mode (its own PostgreSQL server, in-process jobs) on a data directory made for the run. Both
+are compared with the offline report on the same files, in the same run.
 """
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,22 +86,54 @@ def _free_port() -> int:
         return port
 
 
+_COMMAND = (sys.executable, "-m", "store_monitor.cli")
+
+
+def _environment(**settings: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STORE_MONITOR_")}
+    environment.update({f"STORE_MONITOR_{k.upper()}": v for k, v in settings.items()})
+    return {**environment, "STORE_MONITOR_LOG_LEVEL": "WARNING"}
+
+
 @contextmanager
 def service(url: str) -> Iterator[str]:
     """`store-monitor serve` and one `store-monitor worker` on a queue of their own."""
+    environment = _environment(
+        database_url=url,
+        redis_url=REDIS_URL,
+        queue_name=f"store-monitor-bench:{uuid4().hex[:8]}",
+    )
+    with _processes(environment, worker=True) as base:
+        yield base
+
+
+@contextmanager
+def embedded_data_dir(root: Path, data: Path) -> Iterator[Path]:
+    """A new embedded data directory holding the files of `data`, loaded by the CLI."""
+    data_dir = root / f"embedded-{uuid4().hex[:8]}"
+    environment = _environment(data_dir=str(data_dir), sample_data="false")
+    try:
+        subprocess.run([*_COMMAND, "ingest", "--data", str(data)], env=environment, check=True)
+        yield data_dir
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.with_name(data_dir.name + ".lock").unlink(missing_ok=True)
+
+
+@contextmanager
+def embedded_service(data_dir: Path) -> Iterator[str]:
+    """`store-monitor serve` in the embedded mode, on `data_dir`."""
+    environment = _environment(data_dir=str(data_dir), sample_data="false")
+    with _processes(environment, worker=False) as base:
+        yield base
+
+
+@contextmanager
+def _processes(environment: dict[str, str], *, worker: bool) -> Iterator[str]:
     port = _free_port()
-    environment = {
-        **os.environ,
-        "STORE_MONITOR_DATABASE_URL": url,
-        "STORE_MONITOR_REDIS_URL": REDIS_URL,
-        "STORE_MONITOR_QUEUE_NAME": f"store-monitor-bench:{uuid4().hex[:8]}",
-        "STORE_MONITOR_LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "store_monitor.cli"]
-    processes = [
-        subprocess.Popen([*command, "serve", "--port", str(port)], env=environment),
-        subprocess.Popen([*command, "worker"], env=environment),
-    ]
+    processes = [subprocess.Popen([*_COMMAND, "serve", "--port", str(port)], env=environment)]
+    if worker:
+        processes.append(subprocess.Popen([*_COMMAND, "worker"], env=environment))
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -176,8 +210,11 @@ def run(root: Path, *, runs: int) -> None:
         with service(url) as base:
             long_history, _ = min(trigger_to_complete(base) for _ in range(runs))
 
+    with embedded_data_dir(root, eight_days) as data_dir, embedded_service(data_dir) as base:
+        embedded, _ = min(trigger_to_complete(base) for _ in range(runs))
+
     print_table(
-        f"Service (Postgres + Arq), 14,000 stores, best of {runs}",
+        f"Service (Postgres + Arq, and embedded), 14,000 stores, best of {runs}",
         ["measure", "value", "target"],
         [
             ["polls ingest rate (COPY)", f"{polls / seconds:,.0f} rows/s", ">= 300,000 rows/s"],
@@ -188,5 +225,7 @@ def run(root: Path, *, runs: int) -> None:
             ["  ratio to 8 days", f"{long_history / complete:.2f}x", "<= 1.3x"],
             ["CSV download, first byte", f"{first_byte * 1000:.0f} ms", ""],
             ["CSV download, last byte", f"{last_byte * 1000:.0f} ms ({size / 1e6:.1f} MB)", ""],
+            ["embedded mode: trigger -> Complete, 8 days", f"{embedded:.2f} s", ""],
+            ["  ratio to Postgres + Arq", f"{embedded / complete:.2f}x", ""],
         ],
     )
