@@ -162,9 +162,12 @@ def _start(data_dir: Path) -> _Server:
 
 
 def _stop(server: _Server) -> None:
-    log.info("stopping the embedded PostgreSQL server in %s", server.data_dir)
-    # Fast mode: open sessions are rolled back and closed, then a clean shutdown checkpoint.
-    _run(server, "pg_ctl", "stop", "--wait", "--mode=fast", f"--pgdata={server.data_dir}")
+    if not (server.data_dir / "postmaster.pid").is_file():
+        log.warning("the embedded PostgreSQL server in %s had stopped already", server.data_dir)
+    else:
+        log.info("stopping the embedded PostgreSQL server in %s", server.data_dir)
+        # Fast mode: open sessions are rolled back and closed, then a shutdown checkpoint.
+        _run(server, "pg_ctl", "stop", "--wait", "--mode=fast", f"--pgdata={server.data_dir}")
     if server.socket_dir != server.data_dir:
         shutil.rmtree(server.socket_dir, ignore_errors=True)
 
