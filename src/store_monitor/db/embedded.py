@@ -18,6 +18,7 @@ import pwd
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -195,6 +196,9 @@ def _initialise(data_dir: Path, user: pwd.struct_passwd | None) -> None:
         "--auth=trust",
         "--encoding=UTF8",
         "--locale=C",
+        # One syncfs() of the file system instead of an fsync() per file: as durable, and on a
+        # busy disk seconds faster (Linux only).
+        *(["--sync-method=syncfs"] if sys.platform == "linux" else []),
     )
     with contextlib.suppress(FileNotFoundError):
         data_dir.rmdir()
