@@ -2,18 +2,32 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# uv lives in a private venv of its own, pinned: nothing is installed into the system Python,
+# which may refuse it anyway (PEP 668, "externally-managed-environment", Debian 12, Ubuntu 24.04).
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+# Installed libraries come with their bytecode: else every command compiles them again where
+# PYTHONDONTWRITEBYTECODE is set (a second or so per CLI run).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: help install run test lint format bench openapi
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Install the project and its dev tools into .venv, exactly as uv.lock says
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+install: $(UV) ## Install the project and its dev tools into .venv, exactly as uv.lock says
 	@$(UV) sync --frozen --quiet
 
-run: install ## Run the service on http://127.0.0.1:8000/docs (SQLite + in-process jobs unless configured)
+# Remade when the pin changes: the stamp names the version.
+$(UV): $(TOOLS)/uv-$(UV_VERSION)
+$(TOOLS)/uv-$(UV_VERSION):
+	@rm -rf $(TOOLS)
+	@$(PYTHON) -m venv $(TOOLS) || { echo "error: '$(PYTHON) -m venv' failed; on Debian or Ubuntu: apt-get install python3-venv" >&2; exit 1; }
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@touch $@
+
+run: install ## Run the service on http://127.0.0.1:8000/docs (embedded PostgreSQL + in-process jobs unless configured)
 	$(UV) run store-monitor serve
 
 test: install ## Run the tests (needs PostgreSQL and Redis on localhost, see README)

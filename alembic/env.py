@@ -1,4 +1,4 @@
-"""Alembic's entry: runs migrations on an async engine, Postgres (asyncpg) or SQLite (aiosqlite).
+"""Alembic's entry: runs migrations on an async engine (asyncpg).
 
 The database URL is injectable (tests, CLI, embedded start-up); see `database_url` below.
 Programmatic callers may pass an open connection as the Config attribute "connection".
@@ -11,6 +11,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from store_monitor.db.embedded import database
 from store_monitor.db.models import Base, UtcDateTime
 from store_monitor.db.session import create_engine
 from store_monitor.settings import get_settings
@@ -22,12 +23,12 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
-def database_url() -> str:
-    """`-x url=...`, else the "url" attribute or sqlalchemy.url option, else the settings
-    (STORE_MONITOR_DATABASE_URL, or the embedded SQLite file)."""
+def database_url() -> str | None:
+    """`-x url=...`, else the "url" attribute or sqlalchemy.url option, else
+    STORE_MONITOR_DATABASE_URL; None: the embedded server's."""
     url = context.get_x_argument(as_dictionary=True).get("url")
     url = url or config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
-    return url or get_settings().resolved_database_url
+    return url or get_settings().database_url
 
 
 def render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
@@ -43,31 +44,30 @@ def run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_item=render_item,
-        # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
         compare_server_default=True,
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
-async def run_migrations_online(url: str) -> None:
-    engine = create_engine(url, process_name="alembic", enforce_foreign_keys=False)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(run_migrations)
-            await connection.commit()
-    finally:
-        await engine.dispose()
+async def run_migrations_online(url: str | None) -> None:
+    async with database(url, data_dir=get_settings().data_dir) as served:
+        engine = create_engine(served, process_name="alembic")
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(run_migrations)
+                await connection.commit()
+        finally:
+            await engine.dispose()
 
 
-def run_migrations_offline(url: str) -> None:
+def run_migrations_offline(url: str | None) -> None:
+    # SQL for a Postgres (the dialect is all that an offline run needs of the URL).
     context.configure(
-        url=url,
+        url=url or "postgresql://",
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        render_as_batch=url.startswith("sqlite"),
     )
     with context.begin_transaction():
         context.run_migrations()

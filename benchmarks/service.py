@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -104,26 +105,61 @@ async def _new_key(url: str, server_key: str) -> str:
     return created.secret
 
 
+_COMMAND = (sys.executable, "-m", "store_monitor.cli")
+
+
+def _environment(**settings: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STORE_MONITOR_")}
+    environment.update({f"STORE_MONITOR_{k.upper()}": v for k, v in settings.items()})
+    return {**environment, "STORE_MONITOR_LOG_LEVEL": "WARNING"}
+
+
 @contextmanager
 def service(url: str, *, workers: int = 1) -> Iterator[httpx.Client]:
     """`store-monitor serve` and `workers` `store-monitor worker` processes on a queue of their
     own, keys required as in production; a client of it that sends an admin key."""
-    port = _free_port()
     server_key = secrets.token_urlsafe(32)
-    environment = {
-        **os.environ,
-        "STORE_MONITOR_DATABASE_URL": url,
-        "STORE_MONITOR_REDIS_URL": REDIS_URL,
-        "STORE_MONITOR_QUEUE_NAME": f"store-monitor-bench:{uuid4().hex[:8]}",
-        "STORE_MONITOR_LOG_LEVEL": "WARNING",
-        "STORE_MONITOR_AUTH": "required",
-        "STORE_MONITOR_SECRET_KEY": server_key,
-    }
+    environment = _environment(
+        database_url=url,
+        redis_url=REDIS_URL,
+        queue_name=f"store-monitor-bench:{uuid4().hex[:8]}",
+        auth="required",
+        secret_key=server_key,
+    )
     key = asyncio.run(_new_key(url, server_key))
-    command = [sys.executable, "-m", "store_monitor.cli"]
+    with _processes(environment, workers=workers, key=key) as client:
+        yield client
+
+
+@contextmanager
+def embedded_data_dir(root: Path, data: Path) -> Iterator[Path]:
+    """A new embedded data directory holding the files of `data`, loaded by the CLI."""
+    data_dir = root / f"embedded-{uuid4().hex[:8]}"
+    environment = _environment(data_dir=str(data_dir), sample_data="false")
+    try:
+        subprocess.run([*_COMMAND, "ingest", "--data", str(data)], env=environment, check=True)
+        yield data_dir
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.with_name(data_dir.name + ".lock").unlink(missing_ok=True)
+
+
+@contextmanager
+def embedded_service(data_dir: Path) -> Iterator[httpx.Client]:
+    """`store-monitor serve` in the embedded mode (open, on 127.0.0.1), on `data_dir`."""
+    environment = _environment(data_dir=str(data_dir), sample_data="false")
+    with _processes(environment, workers=0, key=None) as client:
+        yield client
+
+
+@contextmanager
+def _processes(
+    environment: dict[str, str], *, workers: int, key: str | None
+) -> Iterator[httpx.Client]:
+    port = _free_port()
     processes = [
-        subprocess.Popen([*command, "serve", "--port", str(port)], env=environment),
-        *(subprocess.Popen([*command, "worker"], env=environment) for _ in range(workers)),
+        subprocess.Popen([*_COMMAND, "serve", "--port", str(port)], env=environment),
+        *(subprocess.Popen([*_COMMAND, "worker"], env=environment) for _ in range(workers)),
     ]
     base = f"http://127.0.0.1:{port}"
     try:
@@ -137,9 +173,8 @@ def service(url: str, *, workers: int = 1) -> Iterator[httpx.Client]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the service did not become ready within 60 s")
             time.sleep(0.2)
-        with httpx.Client(
-            base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}
-        ) as client:
+        headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, timeout=60, headers=headers) as client:
             yield client
     finally:
         for process in processes:
@@ -238,8 +273,11 @@ def run(root: Path, *, runs: int) -> None:
         with service(url) as client:
             long_history, _ = min(trigger_to_complete(client) for _ in range(runs))
 
+    with embedded_data_dir(root, eight_days) as data_dir, embedded_service(data_dir) as client:
+        embedded, _ = min(trigger_to_complete(client) for _ in range(runs))
+
     print_table(
-        f"Service (Postgres + Arq), 14,000 stores, best of {runs}",
+        f"Service (Postgres + Arq, and embedded), 14,000 stores, best of {runs}",
         ["measure", "value", "target"],
         [
             ["polls ingest rate (COPY)", f"{polls / seconds:,.0f} rows/s", ">= 300,000 rows/s"],
@@ -258,5 +296,7 @@ def run(root: Path, *, runs: int) -> None:
             ["dashboard store page", f"{pages['page'] * 1000:.0f} ms", "< 50 ms"],
             ["dashboard report page, worst first", f"{pages['report page'] * 1000:.0f} ms", ""],
             ["dashboard report page 200, by id", f"{pages['deep page'] * 1000:.0f} ms", ""],
+            ["embedded mode: trigger -> Complete, 8 days", f"{embedded:.2f} s", ""],
+            ["  ratio to Postgres + Arq", f"{embedded / complete:.2f}x", ""],
         ],
     )

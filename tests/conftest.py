@@ -1,9 +1,8 @@
-"""Database fixtures for every test: a Postgres database made for this test run and a SQLite
-file, both built by Alembic; and, per dialect, a session whose work is rolled back afterwards."""
+"""Database fixtures for every test: a Postgres database made for this test run, built by
+Alembic, and a session whose work is rolled back afterwards."""
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -59,29 +58,15 @@ async def postgres_url() -> AsyncIterator[str]:
         await drop_postgres_database(url)
 
 
-@pytest.fixture(scope="session")
-async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A SQLite file for this test run, at the latest schema."""
-    path: Path = tmp_path_factory.mktemp("sqlite") / "store-monitor.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    await upgrade_to_head(url)
-    return url
+@pytest.fixture
+def database_url(postgres_url: str) -> str:
+    """The test run's database, for tests that empty it (see `db_session`)."""
+    return postgres_url
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """Each dialect's test database in turn."""
-    url = request.getfixturevalue(f"{request.param}_url")
-    assert isinstance(url, str)
-    return url
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Each dialect in turn: a database with nothing in it, not even a schema, for one test."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
+@pytest.fixture
+async def empty_database_url() -> AsyncIterator[str]:
+    """A database with nothing in it, not even a schema, for one test."""
     url = await create_postgres_database()
     try:
         yield url

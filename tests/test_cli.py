@@ -1,16 +1,21 @@
 """The command line: offline report, generator, ingestion, and its answers to bad input."""
 
+import asyncio
+import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
+from api.service import embedded_data_dir
 from store_monitor import frames, synthetic
 from store_monitor.cli import app
+from store_monitor.db.embedded import embedded_postgres
+from store_monitor.db.session import create_engine
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.settings import get_settings
@@ -170,7 +175,9 @@ def test_report_and_ingest_refuse_bad_store_ids_in_one_line(
         line = _one_line_error(result)
         assert "column 'store_id'" in line
         assert len(line) < 500
-    assert not embedded_database.exists() or _count(embedded_database, "polls") == 0
+    # Refused before anything was written: not even the schema was made.
+    polls_tables = "SELECT count(*) FROM pg_tables WHERE tablename = 'polls'"
+    assert _scalar(embedded_database, polls_tables) == 0 or _count(embedded_database, "polls") == 0
 
 
 def test_report_writes_incidents_and_daily_figures_too(data: Path, tmp_path: Path) -> None:
@@ -263,12 +270,12 @@ def test_generate_writes_the_three_files(tmp_path: Path) -> None:
 
 @pytest.fixture
 def embedded_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The embedded mode's settings, pointing at a SQLite file of this test."""
-    path = tmp_path / "store-monitor.db"
+    """The embedded mode's settings, with a data directory of this test; that directory."""
+    data_dir = embedded_data_dir(tmp_path)
     monkeypatch.delenv("STORE_MONITOR_DATABASE_URL", raising=False)
-    monkeypatch.setenv("STORE_MONITOR_SQLITE_PATH", str(path))
+    monkeypatch.setenv("STORE_MONITOR_DATA_DIR", str(data_dir))
     get_settings.cache_clear()
-    yield path
+    yield data_dir
     get_settings.cache_clear()
 
 
@@ -279,9 +286,7 @@ def test_ingest_loads_everything_once(data: Path, embedded_database: Path) -> No
     assert again.exit_code == 0, again.output
     polls = read_polls(data / frames.POLLS_FILE).height
     assert f"polls: {polls:,} rows read, 0 stored" in again.stderr
-    with sqlite3.connect(embedded_database) as connection:
-        (stored,) = connection.execute("SELECT count(*) FROM polls").fetchone()
-    assert stored == polls
+    assert _count(embedded_database, "polls") == polls
 
 
 def test_ingest_validates_every_file_before_writing(
@@ -292,17 +297,49 @@ def test_ingest_validates_every_file_before_writing(
     result = runner.invoke(app, ["ingest", "--data", str(data), "--hours", str(hours)])
     assert result.exit_code == 2
     assert "menu_hours.csv, line 2, column 'dayOfWeek'" in result.stderr
-    # Nothing was written: not even the valid polls file.
-    assert not embedded_database.exists() or _count(embedded_database, "polls") == 0
-
-
-def _count(database: Path, table: str) -> int:
-    with sqlite3.connect(database) as connection:
-        (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(count)
+    # Nothing was written, not even the valid polls file: the database was not even touched.
+    assert (
+        _scalar(embedded_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        == 0
+    )
 
 
 def test_db_upgrade_creates_the_schema(embedded_database: Path) -> None:
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert _count(embedded_database, "reports") == 0
+
+
+def test_ingest_refuses_a_data_directory_in_use(data: Path, embedded_database: Path) -> None:
+    async def ingest_while_owned() -> None:
+        async with embedded_postgres(embedded_database):
+            result = await asyncio.to_thread(runner.invoke, app, ["ingest", "--data", str(data)])
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: the embedded database {embedded_database} is in use by another "
+            f"store-monitor process (pid {os.getpid()}); stop it, or set STORE_MONITOR_DATA_DIR "
+            "to another directory\n"
+        )
+
+    asyncio.run(ingest_while_owned())
+
+
+def _count(data_dir: Path, table: str) -> int:
+    return _scalar(data_dir, f"SELECT count(*) FROM {table}")
+
+
+def _scalar(data_dir: Path, query: str) -> int:
+    """The number `query` finds in the embedded database (a sync test: its own event loop)."""
+
+    async def count() -> int:
+        async with embedded_postgres(data_dir) as url:
+            engine = create_engine(url, process_name="store-monitor-tests")
+            try:
+                async with engine.connect() as connection:
+                    rows = await connection.scalar(sa.text(query))
+            finally:
+                await engine.dispose()
+        assert isinstance(rows, int)
+        return rows
+
+    return asyncio.run(count())

@@ -15,8 +15,8 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Store ids compare byte by byte on Postgres, as in Polars and SQLite (see db/models.py).
-STORE_ID = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+# Store ids compare byte by byte, as in Polars (see db/models.py).
+STORE_ID = sa.Text(collation="C")
 POLL_STATUS = sa.Enum("active", "inactive", name="poll_status", create_constraint=True)
 REPORT_STATUS = sa.Enum(
     "pending", "running", "complete", "failed", name="report_status", create_constraint=True
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("status", POLL_STATUS, nullable=False),
         sa.PrimaryKeyConstraint("store_id", "timestamp_utc", "status", name=op.f("pk_polls")),
     )
-    # BRIN: cheap to keep up during bulk loads (see db/models.py); a B-tree on SQLite.
+    # BRIN: cheap to keep up during bulk loads (see db/models.py).
     op.create_index(
         op.f("ix_polls_timestamp_utc"), "polls", ["timestamp_utc"], postgresql_using="brin"
     )

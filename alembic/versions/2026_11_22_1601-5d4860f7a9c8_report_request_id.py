@@ -16,10 +16,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# Plain ALTER TABLE on both dialects (SQLite adds and, since 3.35, drops a column in place):
-# batch mode's copy of the table would lose the status enum's CHECK constraint on SQLite.
-
-
 def upgrade() -> None:
     op.add_column("reports", sa.Column("request_id", sa.Text(), nullable=True))
 

@@ -16,12 +16,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# Plain ALTER TABLE on both dialects, as in the revision before: no batch copy of the table.
-
-
 def upgrade() -> None:
     op.add_column("stores", sa.Column("latest_poll_at", sa.DateTime(timezone=True), nullable=True))
-    # Instants compare correctly on both dialects (SQLite keeps them as fixed-width text).
     op.execute(
         "UPDATE stores SET latest_poll_at = "
         "(SELECT max(polls.timestamp_utc) FROM polls WHERE polls.store_id = stores.store_id)"

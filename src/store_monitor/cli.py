@@ -34,7 +34,6 @@ from store_monitor.sources import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from store_monitor.settings import Settings
 
 app = typer.Typer(
     help="Uptime and downtime of restaurants within their business hours.",
@@ -295,7 +294,7 @@ def ingest(
     timezones: ZonesFile = None,
     owners: OwnersFile = None,
 ) -> None:
-    """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else SQLite).
+    """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else embedded).
 
     --data loads whichever of the four standard files the folder has. Every file is validated
     before anything is written, then all are loaded in one transaction: polls already stored are
@@ -316,7 +315,6 @@ def ingest(
             paths[kind] = data / default_name
     if not paths:
         _fail("nothing to load: give --data DIR, --polls, --hours, --timezones or --owners")
-    import asyncio
 
     from store_monitor.ingest import ValueRefused
     from store_monitor.settings import get_settings
@@ -335,25 +333,42 @@ def ingest(
     except SourceError as error:
         _fail(str(error))
     try:
-        results = _step("Loading into the database", lambda: asyncio.run(_load(loaded, settings)))
+        results = _step("Loading into the database", lambda: _with_database(partial(_load, loaded)))
     except ValueRefused as error:
         _fail(str(error))
     for kind, (received, added, stores) in results.items():
         _say(f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores")
 
 
-async def _load(
-    frames: dict[str, pl.DataFrame], settings: "Settings"
-) -> dict[str, tuple[int, int, int]]:
-    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+def _with_database(work: Callable[[str], Awaitable[T]]) -> T:
+    """`work(url)` on the configured database, else on the embedded server, started for it
+    and brought to the latest schema; a database that cannot be had is a one-line error."""
     # Imported here so that the offline commands start without the service's libraries.
-    from store_monitor import ingest as ingestion
+    import asyncio
+
+    from store_monitor.db.embedded import EmbeddedDatabaseError, database
     from store_monitor.db.migrations import upgrade_to_head
+    from store_monitor.settings import get_settings
+
+    settings = get_settings()
+
+    async def run() -> T:
+        async with database(settings.database_url, data_dir=settings.data_dir) as url:
+            if settings.embedded_database:
+                await upgrade_to_head(url)
+            return await work(url)
+
+    try:
+        return asyncio.run(run())
+    except EmbeddedDatabaseError as error:
+        _fail(str(error))
+
+
+async def _load(frames: dict[str, pl.DataFrame], url: str) -> dict[str, tuple[int, int, int]]:
+    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+    from store_monitor import ingest as ingestion
     from store_monitor.db.session import create_engine, create_sessionmaker
 
-    url = settings.resolved_database_url
-    if settings.embedded_database:
-        await upgrade_to_head(url)
     loaders = {
         "polls": ingestion.ingest_polls,
         "hours": ingestion.ingest_business_hours,
@@ -387,6 +402,14 @@ def serve(
     problem = settings.auth_problem()
     if problem is not None:
         _fail(problem)
+    if settings.embedded_database:
+        from store_monitor.db.embedded import EmbeddedDatabaseError, check_free
+
+        # The app would refuse a busy data directory too, but in a traceback of uvicorn's.
+        try:
+            check_free(settings.data_dir)
+        except EmbeddedDatabaseError as error:
+            _fail(str(error))
     configure_logging(settings.log_level, json=settings.log_json)
     # On SIGTERM or SIGINT uvicorn stops accepting connections, lets the requests in flight
     # finish (for up to timeout_graceful_shutdown seconds), then runs the lifespan's shutdown.
@@ -423,14 +446,12 @@ def worker() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the database schema up to date (Alembic migrations to head)."""
-    import asyncio
+    """Bring the database schema up to date (Alembic migrations to head).
 
+    Without STORE_MONITOR_DATABASE_URL: the embedded server's, initialised if new."""
     from store_monitor.db.migrations import upgrade_to_head
-    from store_monitor.settings import get_settings
 
-    url = get_settings().resolved_database_url
-    asyncio.run(upgrade_to_head(url))
+    _with_database(upgrade_to_head)
     _say("database schema is up to date")
 
 
@@ -447,18 +468,9 @@ def openapi() -> None:
 def _run_in_session(work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
     """`work` in one transaction on the service's database, committed if it returns."""
 
-    import asyncio
-
-    async def run() -> T:
-        # Imported here so that the offline commands start without the service's libraries.
-        from store_monitor.db.migrations import upgrade_to_head
+    async def in_session(url: str) -> T:
         from store_monitor.db.session import create_engine, create_sessionmaker
-        from store_monitor.settings import get_settings
 
-        settings = get_settings()
-        url = settings.resolved_database_url
-        if settings.embedded_database:
-            await upgrade_to_head(url)
         engine = create_engine(url, process_name="store-monitor-cli")
         try:
             async with create_sessionmaker(engine).begin() as session:
@@ -466,7 +478,7 @@ def _run_in_session(work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return _with_database(in_session)
 
 
 def parse_expiry(text: str, *, now: datetime) -> datetime:

@@ -13,21 +13,17 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor.db.models import BusinessHours, Poll, Store, StoreOwner, Timezone
+from store_monitor.db.models import BusinessHours, Poll, StoreOwner, Timezone
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES
 from store_monitor.sources import SHOWN_CHARS, shortened
 
-# SQLite keeps instants and times as text in SQLAlchemy's format; rows written past the ORM
-# must match it, or comparisons with values the ORM binds would go wrong.
-_SQLITE_INSTANT: Final = "%Y-%m-%d %H:%M:%S%.6f"
-_SQLITE_TIME: Final = "%H:%M:%S%.6f"
 # The stored polls of some stores, each within a span of time, found on the primary key.
 _STORED_POLLS: Final = """
 SELECT p.store_id, (extract(epoch FROM p.timestamp_utc) * 1000000)::bigint, p.status
@@ -38,8 +34,7 @@ CROSS JOIN LATERAL (
 ) AS p
 """
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
-# A store's row follows its latest poll; the same words on both dialects (on SQLite the instants
-# are fixed-width text, which sorts as they do).
+# A store's row follows its latest poll.
 _LATER_POLL: Final = (
     "ON CONFLICT (store_id) DO UPDATE SET latest_poll_at = excluded.latest_poll_at "
     "WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at"
@@ -107,10 +102,7 @@ async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResu
     spans, coded = await asyncio.to_thread(_coded, _conformed(polls, POLLS))
     if coded.height == 0:
         return IngestResult(received=polls.height, added=0, stores=0)
-    if session.get_bind().dialect.name == "postgresql":
-        added = await _add_polls_postgres(session, coded, spans)
-    else:
-        added = await _add_polls_sqlite(session, coded, spans)
+    added = await _add_polls(session, coded, spans)
     return IngestResult(received=polls.height, added=added, stores=spans.height)
 
 
@@ -130,9 +122,7 @@ def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return spans.with_columns(pl.col("store_id").cast(pl.String)), distinct
 
 
-async def _add_polls_postgres(
-    session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame
-) -> int:
+async def _add_polls(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame) -> int:
     # COPY cannot skip rows already stored, and INSERT ... ON CONFLICT from a COPY-filled
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
@@ -164,26 +154,6 @@ def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
     return coded.join(stored, on=POLLS.names(), how="anti", maintain_order="left")
 
 
-async def _add_polls_sqlite(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame) -> int:
-    connection = await session.connection()
-    await connection.exec_driver_sql(
-        f"INSERT INTO {Store.__tablename__} (store_id, latest_poll_at) VALUES (?, ?) "
-        + _LATER_POLL,
-        spans.select("store_id", pl.col("last").dt.strftime(_SQLITE_INSTANT)).rows(),
-    )
-    rows = coded.select(
-        pl.col("store_id").cast(pl.String),
-        pl.col("timestamp_utc").dt.strftime(_SQLITE_INSTANT),
-        pl.col("status").cast(pl.String),
-    ).rows()
-    result = await connection.exec_driver_sql(
-        f"INSERT INTO {Poll.__tablename__} (store_id, timestamp_utc, status) VALUES (?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        rows,
-    )
-    return _rowcount(result)
-
-
 async def ingest_business_hours(session: AsyncSession, hours: pl.DataFrame) -> IngestResult:
     """Replace the business hours (schema BUSINESS_HOURS) of every store in `hours`.
 
@@ -191,10 +161,7 @@ async def ingest_business_hours(session: AsyncSession, hours: pl.DataFrame) -> I
     load are never merged with the new ones. Stores not in `hours` keep theirs.
     """
     frame = _conformed(hours, BUSINESS_HOURS).unique().sort(BUSINESS_HOURS.names())
-    sqlite_rows = frame.with_columns(
-        pl.col("start_time_local", "end_time_local").dt.strftime(_SQLITE_TIME)
-    )
-    stores = await _replace(session, BusinessHours.__tablename__, frame, sqlite_rows)
+    stores = await _replace(session, BusinessHours.__tablename__, frame)
     return IngestResult(received=hours.height, added=frame.height, stores=stores)
 
 
@@ -202,7 +169,7 @@ async def ingest_timezones(session: AsyncSession, zones: pl.DataFrame) -> Ingest
     """Replace the time zone (schema TIMEZONES) of every store in `zones`; where a store has
     several rows the last one wins, as in the engine."""
     frame = _conformed(zones, TIMEZONES).unique(subset="store_id", keep="last").sort("store_id")
-    stores = await _replace(session, Timezone.__tablename__, frame, frame)
+    stores = await _replace(session, Timezone.__tablename__, frame)
     return IngestResult(received=zones.height, added=frame.height, stores=stores)
 
 
@@ -210,47 +177,28 @@ async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestRe
     """Replace the stores of every owner in `owners` (schema OWNERS) with the frame's; other
     owners keep theirs. `stores` counts the distinct stores of the frame."""
     frame = _conformed(owners, OWNERS).unique().sort(OWNERS.names())
-    await _replace(session, StoreOwner.__tablename__, frame, frame, key="owner_id")
+    await _replace(session, StoreOwner.__tablename__, frame, key="owner_id")
     return IngestResult(
         received=owners.height, added=frame.height, stores=frame["store_id"].n_unique()
     )
 
 
 async def _replace(
-    session: AsyncSession,
-    table: str,
-    frame: pl.DataFrame,
-    sqlite_rows: pl.DataFrame,
-    *,
-    key: str = "store_id",
+    session: AsyncSession, table: str, frame: pl.DataFrame, *, key: str = "store_id"
 ) -> int:
     """Delete the rows of `table` whose `key` (a store, or an owner) is in `frame`, then insert
-    `frame`; the number of keys replaced. `sqlite_rows` is `frame` as SQLite stores it."""
+    `frame`; the number of keys replaced."""
     stores = frame[key].unique().sort()
-    if session.get_bind().dialect.name == "postgresql":
-        # Two loads replacing the same stores at once would each miss the other's new rows and
-        # then collide on them: loads of one table take turns (readers are not blocked).
-        await session.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
-        async with _refused_values(table):
-            await session.execute(
-                sa.text(f"DELETE FROM {table} WHERE {key} = ANY(CAST(:ids AS text[]))"),
-                {"ids": stores.to_list()},
-            )
-        async with _refused_values(table, frame):
-            await copy_in(session, table, frame)
-        return stores.len()
-    # SQLite: one writer at a time anyway.
-    connection = await session.connection()
-    if stores.len():
-        await connection.exec_driver_sql(
-            f"DELETE FROM {table} WHERE {key} = ?", [(store,) for store in stores]
+    # Two loads replacing the same stores at once would each miss the other's new rows and
+    # then collide on them: loads of one table take turns (readers are not blocked).
+    await session.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    async with _refused_values(table):
+        await session.execute(
+            sa.text(f"DELETE FROM {table} WHERE {key} = ANY(CAST(:ids AS text[]))"),
+            {"ids": stores.to_list()},
         )
-    if sqlite_rows.height:
-        columns = ", ".join(sqlite_rows.columns)
-        marks = ", ".join("?" for _ in sqlite_rows.columns)
-        await connection.exec_driver_sql(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks})", sqlite_rows.rows()
-        )
+    async with _refused_values(table, frame):
+        await copy_in(session, table, frame)
     return stores.len()
 
 
@@ -260,8 +208,3 @@ def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     if selected.schema != schema:
         raise TypeError(f"expected columns {dict(schema)}, got {dict(selected.schema)}")
     return selected
-
-
-def _rowcount(result: sa.Result[Any]) -> int:
-    assert isinstance(result, sa.CursorResult)
-    return result.rowcount

@@ -144,11 +144,6 @@ class InProcessQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def join(self) -> None:
-        """Wait until no job is queued or running (for tests and orderly shutdowns)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-
     async def _run(self, report_id: UUID, attempt: int) -> None:
         async with self._slots:
             await reports.run_report(self._sessionmaker, report_id, attempt, self._runner)

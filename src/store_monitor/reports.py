@@ -514,7 +514,7 @@ async def _heartbeat(
                         Report.status == ReportStatus.running,
                         Report.lease_owner == runner.owner,
                     )
-                    .values(lease_expires_at=_clock(session, plus=runner.lease_seconds))
+                    .values(lease_expires_at=_clock(plus=runner.lease_seconds))
                     .returning(Report.id)
                 )
                 if renewed.one_or_none() is None:
@@ -596,7 +596,7 @@ def _needs_attempt(session: AsyncSession) -> sa.ColumnElement[bool]:
         sa.and_(
             Report.status == ReportStatus.running,
             # No lease at all: a report left running by a version without leases.
-            sa.or_(Report.lease_expires_at.is_(None), Report.lease_expires_at < _clock(session)),
+            sa.or_(Report.lease_expires_at.is_(None), Report.lease_expires_at < _clock()),
         ),
     )
 
@@ -639,7 +639,7 @@ async def report_stats(session: AsyncSession, *, duration_bounds: Sequence[float
         sa.select(Report.status, sa.func.count()).group_by(Report.status)
     )
     counts = dict(grouped.all())
-    seconds = _duration_seconds(session)
+    seconds = _duration_seconds()
     row = (
         await session.execute(
             sa.select(
@@ -662,12 +662,9 @@ async def report_stats(session: AsyncSession, *, duration_bounds: Sequence[float
     )
 
 
-def _duration_seconds(session: AsyncSession) -> sa.ColumnElement[float]:
+def _duration_seconds() -> sa.ColumnElement[float]:
     start, end = Report.started_at, Report.finished_at
-    if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.extract("epoch", end - start), sa.Double)
-    # SQLite keeps instants as text; julianday() reads them as fractional days.
-    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+    return sa.cast(sa.extract("epoch", end - start), sa.Double)
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,7 +700,7 @@ async def _claim(
                     finished_at=None,
                     error=None,
                     lease_owner=runner.owner,
-                    lease_expires_at=_clock(session, plus=runner.lease_seconds),
+                    lease_expires_at=_clock(plus=runner.lease_seconds),
                 )
                 .returning(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)
             )
@@ -872,13 +869,8 @@ async def _set_pending_if_possible(
         )
 
 
-def _clock(session: AsyncSession, *, plus: float = 0.0) -> sa.ColumnElement[datetime]:
-    """The instant leases are set and read by, `plus` seconds later.
-
-    On Postgres the database's clock, one for every runner whatever their machines' clocks say;
-    SQLite (one process) takes this process's.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        instant = sa.func.statement_timestamp(type_=UtcDateTime())
-        return instant + sa.literal(timedelta(seconds=plus), sa.Interval()) if plus else instant
-    return sa.literal(datetime.now(UTC) + timedelta(seconds=plus), UtcDateTime())
+def _clock(*, plus: float = 0.0) -> sa.ColumnElement[datetime]:
+    """The instant leases are set and read by, `plus` seconds later: the database's clock, one
+    for every runner whatever their machines' clocks say."""
+    instant = sa.func.statement_timestamp(type_=UtcDateTime())
+    return instant + sa.literal(timedelta(seconds=plus), sa.Interval()) if plus else instant

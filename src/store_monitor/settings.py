@@ -21,13 +21,15 @@ class AuthMode(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Leaving both URLs unset is the embedded mode: a SQLite file and an in-process job runner."""
+    """Leaving both URLs unset is the embedded mode: a private PostgreSQL server on `data_dir`,
+    started and stopped by the process, and an in-process job runner."""
 
     model_config = SettingsConfigDict(env_prefix="STORE_MONITOR_", frozen=True, extra="ignore")
 
     database_url: str | None = None
-    """SQLAlchemy async URL, e.g. `postgresql+asyncpg://user@host/db`; None → `sqlite_path`."""
-    sqlite_path: Path = Path("var/store-monitor.db")
+    """SQLAlchemy async URL, e.g. `postgresql+asyncpg://user@host/db`; None → embedded server."""
+    data_dir: Path = Path("var/postgres")
+    """The embedded server's data directory, created on first start (not used with a URL)."""
     redis_url: str | None = None
     """`redis://host:port/db` for the Arq queue; None → jobs run inside the API process."""
     queue_name: str = "store-monitor:queue"
@@ -112,12 +114,6 @@ class Settings(BaseSettings):
     def latest_allowed_poll(self) -> datetime:
         """The latest timestamp a poll may have now: the clock plus the allowed skew."""
         return datetime.now(UTC) + timedelta(seconds=self.clock_skew_seconds)
-
-    @property
-    def resolved_database_url(self) -> str:
-        if self.database_url is not None:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{self.sqlite_path}"
 
 
 @lru_cache(maxsize=1)

@@ -70,13 +70,15 @@ def generate(
     days: int,
     seed: int,
     end: datetime | None = None,
+    store_id_prefix: str = "",
     progress: Callable[[int], None] | None = None,
 ) -> GeneratedFiles:
     """Write store_status.csv, menu_hours.csv and timezones.csv into `out_dir`.
 
     Polls cover `[end - days, end)`, roughly hourly per store. `progress`, if given, is
     called with the number of stores whose polls have been written so far (cumulative,
-    ending at `stores`), once per chunk of stores.
+    ending at `stores`), once per chunk of stores. Store ids are 19-digit numbers, like the
+    real ones, after `store_id_prefix`.
     """
     if stores < 1 or days < 1:
         raise ValueError("stores and days must be at least 1")
@@ -86,7 +88,7 @@ def generate(
     end_us = _epoch_us(end)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    profile = _store_profile(stores, seed)
+    profile = _store_profile(stores, seed, store_id_prefix)
     _business_hours(profile, seed).write_csv(out_dir / HOURS_FILE)
     _timezones(profile).write_csv(out_dir / TIMEZONES_FILE)
 
@@ -157,7 +159,7 @@ def _dealt(slots: Sequence[str | None], index: pl.Series, *, seed: int, stream: 
     return pl.Series(slots, dtype=pl.String).gather(rank % len(slots))
 
 
-def _store_profile(stores: int, seed: int) -> pl.DataFrame:
+def _store_profile(stores: int, seed: int, store_id_prefix: str) -> pl.DataFrame:
     idx = pl.Series("idx", range(stores), dtype=pl.UInt64)
     zone = _dealt(_ZONE_SLOTS, idx, seed=seed, stream="zone")
     if stores >= 20:
@@ -169,7 +171,7 @@ def _store_profile(stores: int, seed: int) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "idx": idx,
-            "store_id": _store_ids(idx, seed),
+            "store_id": store_id_prefix + _store_ids(idx, seed),
             "hours": _dealt(_HOURS_SLOTS, idx, seed=seed, stream="hours"),
             "timezone_str": zone,
             "reliability": _dealt(_RELIABILITY_SLOTS, idx, seed=seed, stream="reliability"),

@@ -138,7 +138,7 @@ def test_required_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",
         "STORE_MONITOR_AUTH": "required",
-        "STORE_MONITOR_SQLITE_PATH": str(tmp_path / "x.db"),
+        "STORE_MONITOR_DATA_DIR": str(tmp_path / "postgres"),
     }
     completed = subprocess.run(
         [sys.executable, "-m", "store_monitor.cli", "serve", "--port", "1"],

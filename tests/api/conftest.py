@@ -1,5 +1,5 @@
 """Fixtures of the API tests: the data files, and a client of the app in each of its modes:
-embedded (SQLite, in-process jobs) and Postgres with a real Arq worker on Redis."""
+embedded (its own PostgreSQL server, in-process jobs) and Postgres with an Arq worker on Redis."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path

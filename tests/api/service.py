@@ -2,9 +2,15 @@
 report the CLI would compute, to compare with."""
 
 import asyncio
+import atexit
 import contextlib
 import functools
+import os
+import shutil
+import subprocess
+import tempfile
 import warnings
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +24,8 @@ from arq.worker import Worker
 
 from store_monitor import access
 from store_monitor.api import create_app
+from store_monitor.api.deps import STATE_KEY, AppState
+from store_monitor.db.embedded import initialise
 from store_monitor.db.models import KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
@@ -58,7 +66,17 @@ async def serve(
 
         transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{TEST_HOST}") as client:
+            _APP_STATES[client] = (state or {})[STATE_KEY]
             yield client
+
+
+_APP_STATES: "weakref.WeakKeyDictionary[httpx.AsyncClient, AppState]" = weakref.WeakKeyDictionary()
+
+
+def app_state(client: httpx.AsyncClient) -> AppState:
+    """The state of the app a client of `serve` talks to: its engine and sessions, for a test
+    that reaches into the database the app runs on (in the embedded mode, only it knows where)."""
+    return _APP_STATES[client]
 
 
 @contextlib.asynccontextmanager
@@ -145,12 +163,48 @@ async def wait_until_final(
             await asyncio.sleep(0.05)
 
 
+def embedded_data_dir(tmp_path: Path, *, initialised: bool = True) -> Path:
+    """A data directory for the embedded server, one per `tmp_path`: a copy of one made by
+    initdb once per test process (initdb's fsyncs take seconds), or nothing if not
+    `initialised`.
+
+    As root the server runs as an unprivileged user, who cannot enter pytest's temporary
+    folders (pytest keeps their parent private, resetting its mode at every session start):
+    then the directory lives in a folder of this test process that the user may cross.
+    """
+    root = tmp_path if os.geteuid() != 0 else _crossable_root() / tmp_path.name
+    root.mkdir(exist_ok=True)
+    data_dir = root / "postgres"
+    if initialised:
+        # cp -a keeps the files' owner, the server's user, as Postgres requires.
+        subprocess.run(["cp", "-a", str(_initialised_template()), str(data_dir)], check=True)
+    return data_dir
+
+
+@functools.cache
+def _crossable_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="store-monitor-tests-"))
+    root.chmod(0o711)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
+@functools.cache
+def _initialised_template() -> Path:
+    base = _crossable_root() if os.geteuid() == 0 else Path(tempfile.mkdtemp())
+    template = base / "initdb-template"
+    initialise(template)
+    if os.geteuid() != 0:
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
+    return template
+
+
 def embedded(tmp_path: Path, **overrides: Any) -> Settings:
     """The embedded mode, authentication off (as by default)."""
     return Settings(
         database_url=None,
         redis_url=None,
-        sqlite_path=tmp_path / "store-monitor.db",
+        data_dir=embedded_data_dir(tmp_path),
         **{"sample_data": False, **_OPEN, **overrides},
     )
 

@@ -20,12 +20,12 @@ from store_monitor.api import create_app
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.downloads import accepts_gzip, inflate, not_modified
 from store_monitor.db.models import Report, ReportFile
-from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
 
 from .service import (
     TEST_HOST,
+    app_state,
     arq_worker,
     empty_postgres,
     expected_csv,
@@ -160,12 +160,9 @@ def test_inflating_is_chunked_and_refuses_a_cut_file() -> None:
 
 
 @contextlib.asynccontextmanager
-async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.resolved_database_url, process_name="store-monitor-tests")
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
+async def sessions(client: httpx.AsyncClient) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the database of the app `client` talks to."""
+    yield app_state(client).sessionmaker
 
 
 async def test_a_failed_report_has_no_file(
@@ -180,7 +177,7 @@ async def test_a_failed_report_has_no_file(
         raise RuntimeError("the engine broke")
 
     monkeypatch.setattr("store_monitor.reports.compute_report", broken)
-    async with sessions(mode) as sessionmaker:
+    async with sessions(client) as sessionmaker:
         async with sessionmaker.begin() as session:
             report = Report()
             session.add(report)
@@ -194,7 +191,7 @@ async def test_a_failed_report_has_no_file(
     assert refused.json()["error"]["code"] == "report_not_complete"
     polled = await client.get(f"/get_report/{report_id}")
     assert polled.json()["status"] == "Failed"
-    async with sessions(mode) as sessionmaker, sessionmaker() as session:
+    async with sessions(client) as sessionmaker, sessionmaker() as session:
         files = await session.scalar(
             sa.select(sa.func.count()).where(ReportFile.report_id == report.id)
         )
@@ -206,7 +203,7 @@ async def test_a_report_completed_without_a_file_gets_it_at_its_first_download(
 ) -> None:
     report_id = await complete_report(client, data_files)
     # As a report completed before report files existed, or by a worker of an older version.
-    async with sessions(mode) as sessionmaker, sessionmaker.begin() as session:
+    async with sessions(client) as sessionmaker, sessionmaker.begin() as session:
         await session.execute(sa.delete(ReportFile))
 
     for headers in (GZIP, PLAIN):
@@ -214,7 +211,7 @@ async def test_a_report_completed_without_a_file_gets_it_at_its_first_download(
         assert response.status_code == 200
         assert response.content == expected_csv(data_files)
 
-    async with sessions(mode) as sessionmaker, sessionmaker() as session:
+    async with sessions(client) as sessionmaker, sessionmaker() as session:
         files = await session.scalar(sa.select(sa.func.count()).select_from(ReportFile))
     assert files == 1
 

@@ -1,1 +1,1 @@
-"""Tests of the data layer (migrations, ingest, report data) on Postgres and SQLite."""
+"""Tests of the data layer (migrations, ingest, report data) on Postgres."""

@@ -166,10 +166,10 @@ class _Unreachable:
 
 
 async def test_a_reading_that_fails_is_left_out(
-    sqlite_url: str, caplog: pytest.LogCaptureFixture
+    postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     metrics = Metrics()
-    engine = create_engine(sqlite_url, process_name="store-monitor-tests")
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
     try:
         with caplog.at_level(logging.WARNING, logger="store_monitor"):
             await metrics.refresh(create_sessionmaker(engine), _Unreachable())

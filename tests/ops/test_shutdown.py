@@ -3,9 +3,7 @@ in flight; `store-monitor worker` puts its report back in the queue for the next
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,7 +14,7 @@ from uuid import UUID
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.service import empty_postgres, postgres_mode, run_burst
+from api.service import embedded_data_dir, empty_postgres, postgres_mode, run_burst
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
@@ -25,6 +23,8 @@ from store_monitor.reports import JobState
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
+
+from .processes import environment, exit_of, free_port, ready
 
 # The worker command, with the report's computation slowed down so that SIGTERM finds it busy.
 _SLOW_WORKER = """
@@ -43,45 +43,25 @@ app(["worker"])
 """
 
 
-def _environment(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORE_MONITOR_")}
-    env.update({f"STORE_MONITOR_{name.upper()}": value for name, value in settings.items()})
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _json_lines(stderr: str) -> list[dict[str, Any]]:
     # Every line the process logged is JSON: stderr is a pipe, not a terminal.
     return [json.loads(line) for line in stderr.splitlines()]
 
 
-async def _exit(process: asyncio.subprocess.Process, *, within: float = 20) -> tuple[int, str]:
-    async with asyncio.timeout(within):
-        _, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stderr.decode()
-
-
 async def test_serve_finishes_the_request_in_flight(
     tmp_path: Path, data_files: GeneratedFiles
 ) -> None:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "store_monitor.cli", "serve", "--port", str(port)),
-        env=_environment(sqlite_path=str(tmp_path / "service.db"), sample_data="false"),
+        env=environment(data_dir=str(embedded_data_dir(tmp_path)), sample_data="false"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         base_url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
-            await _ready(client)
+            await ready(client)
             polls = data_files.store_status.read_bytes()
             sent_first = asyncio.Event()
 
@@ -110,7 +90,7 @@ async def test_serve_finishes_the_request_in_flight(
         assert response.status_code == 200, response.text
         assert response.json()["rows_received"] == polls.count(b"\n") - 1
         assert response.headers["X-Request-ID"] == "in-flight-1"
-        code, stderr = await _exit(process)
+        code, stderr = await exit_of(process)
     finally:
         if process.returncode is None:
             process.kill()
@@ -138,17 +118,6 @@ async def _refused(base_url: str) -> None:
             except httpx.ConnectError:
                 return
             await asyncio.sleep(0.05)
-
-
-async def _ready(client: httpx.AsyncClient) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def _report(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -> Report:
@@ -186,7 +155,7 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
                         break
                     await asyncio.sleep(0.05)
             worker.send_signal(signal.SIGTERM)
-            code, stderr = await _exit(worker)
+            code, stderr = await exit_of(worker)
         finally:
             if worker.returncode is None:
                 worker.kill()
@@ -220,7 +189,7 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
 def _worker_environment(settings: Settings) -> dict[str, str]:
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    return _environment(
+    return environment(
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         queue_name=settings.queue_name,

@@ -377,6 +377,7 @@ def test_worker_settings(settings: Settings) -> None:
 
 def test_arq_command_line_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # `arq store_monitor.worker.WorkerSettings` reads the environment when it looks them up.
+    monkeypatch.setenv("STORE_MONITOR_DATABASE_URL", "postgresql+asyncpg://postgres@db/sm")
     monkeypatch.setenv("STORE_MONITOR_REDIS_URL", "redis://127.0.0.1:6379/3")
     monkeypatch.setenv("STORE_MONITOR_QUEUE_NAME", "from-the-environment")
     get_settings.cache_clear()
@@ -386,3 +387,12 @@ def test_arq_command_line_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         get_settings.cache_clear()
     assert looked_up["queue_name"] == "from-the-environment"
     assert looked_up["redis_settings"].database == 3
+
+
+def test_the_worker_needs_a_queue_and_a_shared_database() -> None:
+    redis, postgres = "redis://127.0.0.1:6379/3", "postgresql+asyncpg://postgres@db/sm"
+    with pytest.raises(ValueError, match="set STORE_MONITOR_REDIS_URL"):
+        worker_settings(Settings(database_url=postgres, redis_url=None))
+    # The embedded server belongs to the process that started it: no worker can share it.
+    with pytest.raises(ValueError, match="set STORE_MONITOR_DATABASE_URL"):
+        worker_settings(Settings(database_url=None, redis_url=redis))

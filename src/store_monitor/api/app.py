@@ -26,6 +26,7 @@ from store_monitor.api.routes import docs, health
 from store_monitor.api.routes import ingest as ingest_routes
 from store_monitor.api.routes import metrics as metrics_routes
 from store_monitor.api.routes import reports as report_routes
+from store_monitor.db.embedded import database
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import Poll
 from store_monitor.db.session import create_engine, create_sessionmaker
@@ -34,9 +35,11 @@ from store_monitor.sources import read_business_hours, read_polls, read_timezone
 
 log = logging.getLogger(__name__)
 
-# The embedded mode's first-start sample: small enough to load in a few seconds on SQLite.
+# The embedded mode's first-start sample, loaded in well under a second. Its store ids have a
+# prefix of their own, so that no upload (nor `store-monitor generate`) can share one with it.
 SAMPLE_STORES: Final = 200
 SAMPLE_DAYS: Final = 8
+SAMPLE_STORE_PREFIX: Final = "sample-"
 _SAMPLE_SEED: Final = 0
 
 
@@ -95,42 +98,12 @@ def _lifespan(
         if problem is not None:
             raise RuntimeError(problem)
         _log_access_mode(settings)
-        url = settings.resolved_database_url
-        if settings.embedded_database:
-            # The embedded mode has no deployment step: it brings its own schema up to date.
-            await upgrade_to_head(url)
-        engine = create_engine(
-            url,
-            process_name="store-monitor-api",
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-            pool_timeout=settings.database_pool_timeout_seconds,
-        )
-        try:
-            sessionmaker = create_sessionmaker(engine)
-            if settings.embedded_database and settings.sample_data:
-                await _load_sample_if_empty(sessionmaker)
-            queue = await _open_queue(settings, sessionmaker)
-            try:
-                async with _upkeep(settings, sessionmaker, queue):
-                    yield {
-                        STATE_KEY: AppState(
-                            settings=settings,
-                            engine=engine,
-                            sessionmaker=sessionmaker,
-                            queue=queue,
-                            metrics=metrics,
-                            session_secret=_session_secret(settings),
-                            limiter=FailureLimiter(
-                                burst=settings.auth_failures_per_minute,
-                                per_minute=settings.auth_failures_per_minute,
-                            ),
-                        )
-                    }
-            finally:
-                await queue.close()
-        finally:
-            await engine.dispose()
+        async with database(settings.database_url, data_dir=settings.data_dir) as url:
+            if settings.embedded_database:
+                # The embedded mode has no deployment step: it brings its own schema up to date.
+                await upgrade_to_head(url)
+            async with _state(settings, metrics, url) as state:
+                yield {STATE_KEY: state}
 
     return lifespan
 
@@ -155,6 +128,40 @@ def _log_access_mode(settings: Settings) -> None:
         settings.host,
         settings.port,
     )
+
+
+@asynccontextmanager
+async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterator[AppState]:
+    engine = create_engine(
+        url,
+        process_name="store-monitor-api",
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+    )
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        if settings.embedded_database and settings.sample_data:
+            await _load_sample_if_empty(sessionmaker)
+        queue = await _open_queue(settings, sessionmaker)
+        try:
+            async with _upkeep(settings, sessionmaker, queue):
+                yield AppState(
+                    settings=settings,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    queue=queue,
+                    metrics=metrics,
+                    session_secret=_session_secret(settings),
+                    limiter=FailureLimiter(
+                        burst=settings.auth_failures_per_minute,
+                        per_minute=settings.auth_failures_per_minute,
+                    ),
+                )
+        finally:
+            await queue.close()
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager
@@ -210,6 +217,7 @@ async def _load_sample_if_empty(sessionmaker: async_sessionmaker[AsyncSession]) 
             stores=SAMPLE_STORES,
             days=SAMPLE_DAYS,
             seed=_SAMPLE_SEED,
+            store_id_prefix=SAMPLE_STORE_PREFIX,
         )
         polls = await asyncio.to_thread(read_polls, files.store_status)
         hours = await asyncio.to_thread(read_business_hours, files.menu_hours)

@@ -42,9 +42,9 @@ def alembic_config(url: str | None = None) -> Config:
 async def upgrade_to_head(url: str) -> None:
     """Apply every migration not yet applied to the database at `url`; a no-op when up to date.
 
-    Runs in one transaction (on SQLite too), so a failed migration leaves the schema as it was.
+    Runs in one transaction, so a failed migration leaves the schema as it was.
     """
-    engine = create_engine(url, process_name="store-monitor-migrations", enforce_foreign_keys=False)
+    engine = create_engine(url, process_name="store-monitor-migrations")
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade)

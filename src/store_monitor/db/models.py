@@ -21,13 +21,13 @@ NAMING_CONVENTION: Final = {
     "pk": "pk_%(table_name)s",
 }
 
-# Store ids compare byte by byte on Postgres, as in Polars and SQLite: indexes then serve
-# `ORDER BY store_id` in the report's order, and memcmp keeps index maintenance cheap.
-StoreId: Final = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+# Store ids compare byte by byte, as in Polars: indexes then serve `ORDER BY store_id` in the
+# report's order, and memcmp keeps index maintenance cheap.
+StoreId: Final = sa.Text(collation="C")
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """A time-zone-aware UTC instant on every dialect (SQLite keeps no zone: stored as UTC)."""
+    """A time-zone-aware UTC instant: naive datetimes are refused, results come back in UTC."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
@@ -43,13 +43,12 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.astimezone(UTC)
 
 
 class PollStatus(StrEnum):
     # Declaration order is the Postgres enum's sort order: inactive after active, so that
     # "latest poll, inactive wins a tie" is `ORDER BY timestamp_utc DESC, status DESC`.
-    # SQLite stores the text, which sorts the same way.
     active = "active"
     inactive = "inactive"
 

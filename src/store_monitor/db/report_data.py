@@ -17,18 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import (
     Base,
-    BusinessHours,
-    Poll,
     ReportDay,
     ReportIncident,
     ReportRow,
-    Timezone,
 )
 from store_monitor.db.owners import visible_to
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.frames import (
-    BUSINESS_HOURS,
     DAILY,
     INCIDENT_COUNTS,
     INCIDENTS,
@@ -41,16 +37,6 @@ from store_monitor.frames import (
 # The engine looks back one week from `now`; a poll before that matters only as the status a
 # store has when the week starts (see `load_report_inputs`).
 _LOOK_BACK: Final = timedelta(weeks=1)
-# How SQLAlchemy writes instants and times into SQLite's text columns; both sort as text.
-_SQLITE_INSTANT: Final = "%Y-%m-%d %H:%M:%S%.f"
-_SQLITE_TIME: Final = "%H:%M:%S%.f"
-_TEXT_POLLS: Final = {"store_id": pl.String(), "timestamp_utc": pl.String(), "status": pl.String()}
-_TEXT_HOURS: Final = {
-    "store_id": pl.String(),
-    "day_of_week": pl.Int8(),
-    "start_time_local": pl.String(),
-    "end_time_local": pl.String(),
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,16 +61,13 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
     gives the same rows as on the full tables; take `ignored_polls` from here, not from it.
-    The read is one consistent snapshot. On Postgres: for a session not yet in a transaction,
-    the stores in parts on connections of its engine sharing one read-only snapshot (the session
-    itself stays unused); for a session in a transaction, one statement in it, whatever its
-    isolation level. On SQLite: the session's transaction (see db/session.py).
+    The read is one consistent snapshot: for a session not yet in a transaction, the stores in
+    parts on connections of its engine sharing one read-only snapshot (the session itself stays
+    unused); for a session in a transaction, one statement in it, whatever its isolation level.
     """
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be time-zone aware")
-    if session.get_bind().dialect.name == "postgresql":
-        return await _load_postgres(session, as_of)
-    return await _load_sqlite(session, as_of)
+    return await _load_postgres(session, as_of)
 
 
 # One statement for one part of the stores (see `_load_postgres`). It gathers, store by store,
@@ -329,93 +312,6 @@ def _statuses(inactive: pl.Series) -> pl.Series:
     )
 
 
-def _inputs(
-    *,
-    polls: pl.DataFrame,
-    business_hours: pl.DataFrame,
-    timezones: pl.DataFrame,
-    now: datetime | None,
-    ignored_polls: int,
-) -> ReportInputs:
-    polled = polls.select(pl.col("store_id").unique())
-    return ReportInputs(
-        polls=polls,
-        business_hours=business_hours.join(polled, on="store_id", how="semi"),
-        timezones=timezones.join(polled, on="store_id", how="semi"),
-        now=now,
-        ignored_polls=ignored_polls,
-    )
-
-
-async def _load_sqlite(session: AsyncSession, as_of: datetime | None) -> ReportInputs:
-    # The same reads as on Postgres, in several statements of the session's transaction.
-    # Instants and times are fetched as their stored text, parsed by Polars. The last poll
-    # before the week is found by a window function: SQLite has no LATERAL.
-    now = as_of
-    if now is None:
-        now = await session.scalar(sa.select(sa.func.max(Poll.timestamp_utc)))
-    if now is None:
-        return ReportInputs(
-            polls=POLLS.to_frame(),
-            business_hours=BUSINESS_HOURS.to_frame(),
-            timezones=TIMEZONES.to_frame(),
-            now=None,
-            ignored_polls=0,
-        )
-    week_start = now - _LOOK_BACK
-    ignored = await session.scalar(
-        sa.select(sa.func.count()).select_from(Poll).where(Poll.timestamp_utc > now)
-    )
-
-    stored = sa.type_coerce(Poll.timestamp_utc, sa.String).label("timestamp_utc")
-    in_window = sa.select(Poll.store_id, stored, Poll.status).where(
-        Poll.timestamp_utc >= week_start, Poll.timestamp_utc <= now
-    )
-    latest_first = sa.func.row_number().over(
-        partition_by=Poll.store_id, order_by=(Poll.timestamp_utc.desc(), Poll.status.desc())
-    )
-    before = (
-        sa.select(Poll.store_id, stored, Poll.status, latest_first.label("rank"))
-        .where(Poll.timestamp_utc < week_start)
-        .subquery()
-    )
-    last_before = sa.select(before.c.store_id, before.c.timestamp_utc, before.c.status).where(
-        before.c.rank == 1
-    )
-    polls = await session.execute(sa.union_all(in_window, last_before))
-    poll_frame = pl.DataFrame(polls.all(), schema=_TEXT_POLLS, orient="row").select(
-        "store_id",
-        pl.col("timestamp_utc").str.to_datetime(_SQLITE_INSTANT, time_unit="us", time_zone="UTC"),
-        pl.col("status").cast(STATUS),
-    )
-
-    hours = await session.execute(
-        sa.select(
-            BusinessHours.store_id,
-            BusinessHours.day_of_week,
-            sa.type_coerce(BusinessHours.start_time_local, sa.String),
-            sa.type_coerce(BusinessHours.end_time_local, sa.String),
-        )
-    )
-    hours_frame = pl.DataFrame(hours.all(), schema=_TEXT_HOURS, orient="row").select(
-        "store_id",
-        "day_of_week",
-        *(
-            pl.col(name).str.to_time(_SQLITE_TIME)
-            for name in ("start_time_local", "end_time_local")
-        ),
-    )
-    zones = await session.execute(sa.select(Timezone.store_id, Timezone.timezone_str))
-    zone_frame = pl.DataFrame(zones.all(), schema=TIMEZONES, orient="row")
-    return _inputs(
-        polls=poll_frame,
-        business_hours=hours_frame,
-        timezones=zone_frame,
-        now=now,
-        ignored_polls=ignored or 0,
-    )
-
-
 async def replace_report_rows(
     session: AsyncSession,
     report_id: uuid.UUID,
@@ -451,12 +347,11 @@ async def replace_report_details(
             downtime_hours="downtime_hours",
         )
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # COPY takes the JSON text; floats print as the shortest text that reads back the same.
-        weeks = weeks.with_columns(
-            pl.format("[{}]", pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(","))
-            for name in ("uptime_hours", "downtime_hours")
-        )
+    # COPY takes the JSON text; floats print as the shortest text that reads back the same.
+    weeks = weeks.with_columns(
+        pl.format("[{}]", pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(","))
+        for name in ("uptime_hours", "downtime_hours")
+    )
     await _replace(session, ReportDay, report_id, weeks)
 
 
@@ -468,14 +363,8 @@ async def _replace(
         .where(model.__table__.c.report_id == report_id)
         .execution_options(synchronize_session=False)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        with_id = frame.select(pl.lit(str(report_id)).alias("report_id"), pl.all())
-        await copy_in(session, model.__tablename__, with_id)
-    elif frame.height:
-        await session.execute(
-            sa.insert(model),
-            [{"report_id": report_id, **row} for row in frame.iter_rows(named=True)],
-        )
+    with_id = frame.select(pl.lit(str(report_id)).alias("report_id"), pl.all())
+    await copy_in(session, model.__tablename__, with_id)
 
 
 async def report_rows(

@@ -10,7 +10,7 @@ from typing import Final
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import ReportFile
@@ -71,8 +71,7 @@ async def store_report_file(
         "rows": info.rows,
         "gzip": compressed,
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(ReportFile).values(values)
+    insert = postgresql.insert(ReportFile).values(values)
     keys = [ReportFile.report_id, ReportFile.kind]
     if replace:
         changed = {name: insert.excluded[name] for name in ("sha256", "size", "rows", "gzip")}

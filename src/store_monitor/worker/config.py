@@ -28,6 +28,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of `arq.worker.Worker` (what `arq.run_worker` accepts as settings)."""
     if settings.redis_url is None:
         raise ValueError("the worker needs a queue: set STORE_MONITOR_REDIS_URL")
+    if settings.database_url is None:
+        # The embedded server belongs to the one process that started it.
+        raise ValueError("the worker needs a shared database: set STORE_MONITOR_DATABASE_URL")
     return {
         # Each job is one attempt, and the sweep queues the next one when it is due: Arq runs
         # a job once (a retry of its own would find the attempt made) and keeps no result, so
@@ -45,7 +48,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = context.settings(ctx)
-    engine = create_engine(settings.resolved_database_url, process_name="store-monitor-worker")
+    assert settings.database_url is not None  # checked by worker_settings
+    engine = create_engine(settings.database_url, process_name="store-monitor-worker")
     ctx[context.ENGINE] = engine
     ctx[context.SESSIONMAKER] = sessionmaker = create_sessionmaker(engine)
     ctx[context.RUNNER] = runner = reports.Runner(
