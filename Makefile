@@ -27,7 +27,7 @@ $(TOOLS)/uv-$(UV_VERSION):
 	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@touch $@
 
-run: install ## Run the service on http://127.0.0.1:8000/docs (embedded PostgreSQL + in-process jobs unless configured)
+run: install ## Run the service: the dashboard on http://127.0.0.1:8000/, the API at /docs (embedded PostgreSQL + in-process jobs unless configured)
 	$(UV) run store-monitor serve
 
 test: install ## Run the tests (needs PostgreSQL and Redis on localhost, see README)
