@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from .conftest import PHONE
+from .conftest import DESKTOP, PHONE
 
 WAIT_SECONDS = 60
 """A bound, not a pause: each wait returns as soon as its condition holds."""
@@ -77,6 +77,10 @@ async def test_trigger_watch_open_report_and_store(
     assert browser.execute_script(_DOWNTIME_PIXELS) > 0
     assert browser.find_elements(By.CSS_SELECTOR, "table.incidents tbody tr")
     browser.save_screenshot(str(tmp_path / "store.png"))
+    # The whole page too: the window as tall as the document.
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(DESKTOP[0], height)
+    browser.save_screenshot(str(tmp_path / "store-full.png"))
 
     browser.set_window_size(*PHONE)
     browser.refresh()
