@@ -8,6 +8,7 @@ once the caller rolls back.
 
 import asyncio
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
 import polars as pl
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, Store, Timezone
+from store_monitor.db.partitions import ensure_poll_weeks
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES
 
@@ -32,12 +34,19 @@ CROSS JOIN LATERAL (
 ) AS p
 """
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
-# A store's row follows its latest poll; the same words on both dialects (on SQLite the instants
-# are fixed-width text, which sorts as they do).
-_LATER_POLL: Final = (
-    "ON CONFLICT (store_id) DO UPDATE SET latest_poll_at = excluded.latest_poll_at "
-    "WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at"
-)
+# A store's row follows its latest and its first poll; the same words on both dialects (on
+# SQLite the instants are fixed-width text, which sorts as they do).
+_SPAN_OF_POLLS: Final = """
+ON CONFLICT (store_id) DO UPDATE SET
+    latest_poll_at = CASE WHEN stores.latest_poll_at IS NULL
+        OR stores.latest_poll_at < excluded.latest_poll_at
+        THEN excluded.latest_poll_at ELSE stores.latest_poll_at END,
+    first_poll_at = CASE WHEN stores.first_poll_at IS NULL
+        OR stores.first_poll_at > excluded.first_poll_at
+        THEN excluded.first_poll_at ELSE stores.first_poll_at END
+WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at
+    OR stores.first_poll_at IS NULL OR stores.first_poll_at > excluded.first_poll_at
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,20 +97,28 @@ async def _add_polls_postgres(
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
     # spans, and COPY only the rest.
+    # A poll outside every partition would fail the COPY: make its week's partition first.
+    await ensure_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
-    ids, lasts = spans["store_id"].to_list(), spans["last"].to_list()
-    stored = await copy_out(session, _STORED_POLLS, ids, spans["first"].to_list(), lasts)
+    ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
+    stored = await copy_out(session, _STORED_POLLS, ids, firsts, lasts)
     new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
     await session.execute(
         sa.text(
-            "INSERT INTO stores (store_id, latest_poll_at) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[])) "
-            + _LATER_POLL
+            "INSERT INTO stores (store_id, latest_poll_at, first_poll_at) SELECT * FROM unnest("
+            "CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]), CAST(:firsts AS timestamptz[]))"
+            + _SPAN_OF_POLLS
         ),
-        {"ids": ids, "lasts": lasts},
+        {"ids": ids, "lasts": lasts, "firsts": firsts},
     )
     await copy_in_binary(session, Poll.__tablename__, new)
     return new.height
+
+
+def _weeks(polls: pl.DataFrame) -> list[date]:
+    """The Mondays (UTC) of the weeks the polls fall in: Polars' weeks start on Monday."""
+    weeks = polls["timestamp_utc"].drop_nulls().dt.truncate("1w").dt.date().unique()
+    return weeks.to_list()
 
 
 def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
@@ -116,9 +133,11 @@ def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
 async def _add_polls_sqlite(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame) -> int:
     connection = await session.connection()
     await connection.exec_driver_sql(
-        f"INSERT INTO {Store.__tablename__} (store_id, latest_poll_at) VALUES (?, ?) "
-        + _LATER_POLL,
-        spans.select("store_id", pl.col("last").dt.strftime(_SQLITE_INSTANT)).rows(),
+        f"INSERT INTO {Store.__tablename__} (store_id, latest_poll_at, first_poll_at) "
+        "VALUES (?, ?, ?)" + _SPAN_OF_POLLS,
+        spans.select(
+            "store_id", *(pl.col(name).dt.strftime(_SQLITE_INSTANT) for name in ("last", "first"))
+        ).rows(),
     )
     rows = coded.select(
         pl.col("store_id").cast(pl.String),

@@ -5,6 +5,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports, synthetic
+from store_monitor import ingest, jobs, maintenance, reports, synthetic
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.errors import install_error_handlers
 from store_monitor.api.observability import InstrumentedApp, Metrics
@@ -70,6 +71,14 @@ def _lifespan(
         engine = create_engine(url, process_name="store-monitor-api")
         try:
             sessionmaker = create_sessionmaker(engine)
+            if settings.in_process_jobs:
+                # No worker in this mode: this process keeps the poll partitions, as a worker's
+                # start does (before the sample, whose polls then find their weeks).
+                await maintenance.maintain_poll_partitions(
+                    sessionmaker,
+                    now=datetime.now(UTC),
+                    retention_days=settings.poll_retention_days,
+                )
             if settings.embedded_database and settings.sample_data:
                 await _load_sample_if_empty(sessionmaker)
             queue = await _open_queue(settings, sessionmaker)

@@ -1,12 +1,13 @@
 """The Arq worker's configuration: jobs, queue, limits, and the start-up that builds its engine."""
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from store_monitor import jobs, reports
+from store_monitor import jobs, maintenance, reports
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.worker import context, tasks
@@ -42,6 +43,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(settings.resolved_database_url, process_name="store-monitor-worker")
     ctx[context.ENGINE] = engine
     ctx[context.SESSIONMAKER] = sessionmaker = create_sessionmaker(engine)
+    # The coming weeks' partitions before any poll needs them; old weeks past the retention go.
+    await maintenance.maintain_poll_partitions(
+        sessionmaker, now=datetime.now(UTC), retention_days=settings.poll_retention_days
+    )
     queue = jobs.ArqQueue(context.redis(ctx), queue_name=settings.queue_name)
     # Reports left unfinished by a worker that died, or never queued: requeue or fail them now.
     swept = await reports.sweep_orphans(
