@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, Store, Timezone
-from store_monitor.db.partitions import ensure_poll_weeks
+from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, POLLS, STATUS, TIMEZONES
 
@@ -97,8 +97,9 @@ async def _add_polls_postgres(
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
     # spans, and COPY only the rest.
-    # A poll outside every partition would fail the COPY: make its week's partition first.
-    await ensure_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
+    # A poll outside every partition would fail the COPY: its week's table is made first, and
+    # filled before it is attached (see `create_poll_weeks`).
+    weeks = await create_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
     ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
     stored = await copy_out(session, _STORED_POLLS, ids, firsts, lasts)
@@ -111,7 +112,13 @@ async def _add_polls_postgres(
         ),
         {"ids": ids, "lasts": lasts, "firsts": firsts},
     )
-    await copy_in_binary(session, Poll.__tablename__, new)
+    rest = new
+    if weeks:
+        into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, weeks)
+        for monday, week_polls in into_new_weeks.items():
+            await copy_in_binary(session, partition_name(monday), week_polls)
+        await attach_poll_weeks(session, weeks)
+    await copy_in_binary(session, Poll.__tablename__, rest)
     return new.height
 
 
@@ -119,6 +126,19 @@ def _weeks(polls: pl.DataFrame) -> list[date]:
     """The Mondays (UTC) of the weeks the polls fall in: Polars' weeks start on Monday."""
     weeks = polls["timestamp_utc"].drop_nulls().dt.truncate("1w").dt.date().unique()
     return weeks.to_list()
+
+
+def _split_by_week(
+    polls: pl.DataFrame, weeks: list[date]
+) -> tuple[dict[date, pl.DataFrame], pl.DataFrame]:
+    """The polls of each of these weeks (Mondays), in order, and the others."""
+    keyed = polls.with_columns(_week=pl.col("timestamp_utc").dt.truncate("1w").dt.date())
+    in_weeks = pl.col("_week").is_in(pl.Series(weeks, dtype=pl.Date))
+    parts = keyed.filter(in_weeks).partition_by("_week", as_dict=True, include_key=False)
+    return (
+        {key[0]: part for key, part in parts.items() if isinstance(key[0], date)},
+        keyed.filter(~in_weeks.fill_null(False)).drop("_week"),
+    )
 
 
 def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:

