@@ -133,7 +133,7 @@ def _split_by_week(
 ) -> tuple[dict[date, pl.DataFrame], pl.DataFrame]:
     """The polls of each of these weeks (Mondays), in order, and the others."""
     keyed = polls.with_columns(_week=pl.col("timestamp_utc").dt.truncate("1w").dt.date())
-    in_weeks = pl.col("_week").is_in(pl.Series(weeks, dtype=pl.Date))
+    in_weeks = pl.col("_week").is_in(weeks)
     parts = keyed.filter(in_weeks).partition_by("_week", as_dict=True, include_key=False)
     return (
         {key[0]: part for key, part in parts.items() if isinstance(key[0], date)},
