@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 PARTITIONS_AHEAD: Final = timedelta(weeks=2)
 """How far past `now` the weekly partitions exist, so that live polls never wait for one."""
 
+MIN_RETENTION_DAYS: Final = 7
+"""A report reads the week before its `now`: a shorter retention would cut it."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PollPartitionChanges:
@@ -36,8 +39,11 @@ async def maintain_poll_partitions(
     """Make the partitions of the weeks from `now`'s through `now + PARTITIONS_AHEAD`; with a
     retention, drop the weeks that ended `retention_days` days before `now` or earlier (a week
     with any instant inside the retention stays whole). None keeps every poll."""
-    if retention_days is not None and retention_days < 1:
-        raise ValueError(f"retention_days must be at least 1, not {retention_days}")
+    if retention_days is not None and retention_days < MIN_RETENTION_DAYS:
+        # Fewer would drop polls of the week a report at the latest poll reads.
+        raise ValueError(
+            f"retention_days must be at least {MIN_RETENTION_DAYS}, not {retention_days}"
+        )
     async with sessionmaker.begin() as session:
         if session.get_bind().dialect.name != "postgresql":
             # SQLite (the embedded mode, being replaced by Postgres) has no partitions.

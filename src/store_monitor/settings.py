@@ -26,9 +26,9 @@ class Settings(BaseSettings):
     job_max_tries: int = Field(default=3, ge=1)
     """Attempts a report gets when its worker dies or is stopped under it; errors fail at once."""
     max_concurrent_jobs: int = Field(default=4, ge=1)
-    poll_retention_days: int | None = Field(default=None, ge=1)
+    poll_retention_days: int | None = Field(default=None, ge=7)
     """Polls are kept this many days, then dropped a whole week at a time (a week is kept until
-    all of it is older); None keeps every poll."""
+    all of it is older); None keeps every poll. At least a report's week."""
     log_level: str = "INFO"
     log_json: bool | None = None
     """Log JSON lines (True) or plain text (False); None: JSON unless stderr is a terminal."""

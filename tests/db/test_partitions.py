@@ -182,12 +182,12 @@ async def test_without_retention_nothing_is_dropped(
         assert (await stored_polls(session)).height == ACROSS_WEEKS.height
 
 
-async def test_a_retention_of_no_days_is_refused(
+async def test_a_retention_shorter_than_a_report_week_is_refused(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     with pytest.raises(ValueError, match="retention_days"):
         await maintain_poll_partitions(
-            sessionmaker, now=at("2031-01-01 00:00:00"), retention_days=0
+            sessionmaker, now=at("2031-01-01 00:00:00"), retention_days=6
         )
 
 
