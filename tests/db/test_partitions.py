@@ -2,6 +2,7 @@
 ahead and dropped by retention, idempotent ingest across weeks, reports reading only the
 partitions they need."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import date
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 from polars.testing import assert_frame_equal
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.db import report_data
 from store_monitor.db.models import Base
@@ -241,3 +242,49 @@ async def test_the_report_reads_only_the_partitions_of_its_week_and_of_the_last_
         partition_name(date(2030, 11, 25)),
     }
     assert partition_name(date(2030, 9, 2)) in await partition_names(session)
+
+
+async def test_two_loads_into_one_new_week_at_once_both_store_their_polls(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    makers = async_sessionmaker(engine, expire_on_commit=False)
+    first = polls(("x1", "2033-05-04 10:00:00", "active"))
+    second = polls(("x1", "2033-05-04 10:00:00", "active"), ("x2", "2033-05-04 11:00:00", "active"))
+
+    async def load(frame: pl.DataFrame) -> IngestResult:
+        async with makers.begin() as session:
+            return await ingest_polls(session, frame)
+
+    try:
+        async with makers.begin() as session:
+            assert (await ingest_polls(session, first)).added == 1
+            # The second load waits for the first's lock on polls before it looks for the week.
+            other = asyncio.create_task(load(second))
+            async with asyncio.timeout(30):
+                while True:
+                    if await _waiting_for_polls(engine):
+                        break
+                    await asyncio.sleep(0.05)
+        assert (await other).added == 1
+
+        async with makers() as session:
+            stored = await stored_polls(session)
+            assert stored.filter(pl.col("store_id").is_in(["x1", "x2"])).height == 2
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("DELETE FROM stores WHERE store_id IN ('x1', 'x2')"))
+            await connection.execute(sa.text("DROP TABLE IF EXISTS polls_20330502"))
+        await engine.dispose()
+
+
+async def _waiting_for_polls(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_locks "
+                "WHERE NOT granted AND relation = CAST('polls' AS regclass) "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        )
+    return bool(waiting)
