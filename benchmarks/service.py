@@ -31,6 +31,7 @@ from benchmarks.table import print_table
 from store_monitor import access, frames, ingest, synthetic
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import KeyScope
+from store_monitor.db.partitions import ensure_poll_partitions
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
@@ -62,14 +63,25 @@ def database() -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def ingest_data_set(url: str, folder: Path) -> tuple[int, float]:
-    """Load one generated data set; the polls' count and the seconds their load took."""
+async def ingest_data_set(
+    url: str, folder: Path, *, weeks_ahead: bool = False
+) -> tuple[int, float]:
+    """Load one generated data set; the polls' count and the seconds their load took.
+
+    `weeks_ahead`: the polls' weekly partitions are made (empty) first, as the maintenance does
+    for live polls; otherwise the load makes them (a backfill)."""
     polls = read_polls(folder / frames.POLLS_FILE)
     hours = read_business_hours(folder / frames.HOURS_FILE)
     zones = read_timezones(folder / frames.TIMEZONES_FILE)
     engine = create_engine(url, process_name="store-monitor-bench")
     try:
         sessionmaker = create_sessionmaker(engine)
+        if weeks_ahead:
+            async with sessionmaker.begin() as session:
+                first, last = polls["timestamp_utc"].min(), polls["timestamp_utc"].max()
+                assert isinstance(first, datetime)
+                assert isinstance(last, datetime)
+                await ensure_poll_partitions(session, start=first, through=last)
         started = time.perf_counter()
         async with sessionmaker.begin() as session:
             await ingest.ingest_polls(session, polls)
@@ -250,6 +262,8 @@ def run(root: Path, *, runs: int) -> None:
     offline = best_of(runs, lambda: full_report(eight_days, root / "report.csv"))
 
     with database() as url:
+        _, seconds_ahead = asyncio.run(ingest_data_set(url, eight_days, weeks_ahead=True))
+    with database() as url:
         polls, seconds = asyncio.run(ingest_data_set(url, eight_days))
         with service(url) as client:
             complete, report_id = min(trigger_to_complete(client) for _ in range(runs))
@@ -280,7 +294,16 @@ def run(root: Path, *, runs: int) -> None:
         f"Service (Postgres + Arq, and embedded), 14,000 stores, best of {runs}",
         ["measure", "value", "target"],
         [
-            ["polls ingest rate (COPY)", f"{polls / seconds:,.0f} rows/s", ">= 300,000 rows/s"],
+            [
+                "polls ingest rate, new weeks (COPY)",
+                f"{polls / seconds:,.0f} rows/s",
+                ">= 500,000 rows/s",
+            ],
+            [
+                "polls ingest rate, weeks made ahead",
+                f"{polls / seconds_ahead:,.0f} rows/s",
+                ">= 500,000 rows/s",
+            ],
             ["offline report (same files, same run)", f"{offline:.2f} s", ""],
             ["trigger -> Complete, 8 days of polls", f"{complete:.2f} s", ""],
             ["  ratio to the offline report", f"{complete / offline:.2f}x", "<= 2x"],

@@ -13,6 +13,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 import polars as pl
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import BusinessHours, Poll, StoreOwner, Timezone
+from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES
 from store_monitor.sources import SHOWN_CHARS, shortened
@@ -34,11 +36,18 @@ CROSS JOIN LATERAL (
 ) AS p
 """
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
-# A store's row follows its latest poll.
-_LATER_POLL: Final = (
-    "ON CONFLICT (store_id) DO UPDATE SET latest_poll_at = excluded.latest_poll_at "
-    "WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at"
-)
+# A store's row follows its latest and its first poll.
+_SPAN_OF_POLLS: Final = """
+ON CONFLICT (store_id) DO UPDATE SET
+    latest_poll_at = CASE WHEN stores.latest_poll_at IS NULL
+        OR stores.latest_poll_at < excluded.latest_poll_at
+        THEN excluded.latest_poll_at ELSE stores.latest_poll_at END,
+    first_poll_at = CASE WHEN stores.first_poll_at IS NULL
+        OR stores.first_poll_at > excluded.first_poll_at
+        THEN excluded.first_poll_at ELSE stores.first_poll_at END
+WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_poll_at
+    OR stores.first_poll_at IS NULL OR stores.first_poll_at > excluded.first_poll_at
+"""
 
 
 # Postgres error classes of a value the database cannot take: data exceptions (e.g. a NUL in
@@ -127,22 +136,50 @@ async def _add_polls(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataF
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
     # spans, and COPY only the rest.
+    # A poll outside every partition would fail the COPY: its week's table is made first, and
+    # filled before it is attached (see `create_poll_weeks`).
+    weeks = await create_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
-    ids, lasts = spans["store_id"].to_list(), spans["last"].to_list()
+    ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
     async with _refused_values(Poll.__tablename__):
-        stored = await copy_out(session, _STORED_POLLS, ids, spans["first"].to_list(), lasts)
+        stored = await copy_out(session, _STORED_POLLS, ids, firsts, lasts)
         await session.execute(
             sa.text(
-                "INSERT INTO stores (store_id, latest_poll_at) "
-                "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[])) "
-                + _LATER_POLL
+                "INSERT INTO stores (store_id, latest_poll_at, first_poll_at) SELECT * FROM "
+                "unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]), "
+                "CAST(:firsts AS timestamptz[]))" + _SPAN_OF_POLLS
             ),
-            {"ids": ids, "lasts": lasts},
+            {"ids": ids, "lasts": lasts, "firsts": firsts},
         )
     new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
+    rest = new
     async with _refused_values(Poll.__tablename__, new):
-        await copy_in_binary(session, Poll.__tablename__, new)
+        if weeks:
+            into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, weeks)
+            for monday, week_polls in into_new_weeks.items():
+                await copy_in_binary(session, partition_name(monday), week_polls)
+            await attach_poll_weeks(session, weeks)
+        await copy_in_binary(session, Poll.__tablename__, rest)
     return new.height
+
+
+def _weeks(polls: pl.DataFrame) -> list[date]:
+    """The Mondays (UTC) of the weeks the polls fall in: Polars' weeks start on Monday."""
+    weeks = polls["timestamp_utc"].drop_nulls().dt.truncate("1w").dt.date().unique()
+    return weeks.to_list()
+
+
+def _split_by_week(
+    polls: pl.DataFrame, weeks: list[date]
+) -> tuple[dict[date, pl.DataFrame], pl.DataFrame]:
+    """The polls of each of these weeks (Mondays), in order, and the others."""
+    keyed = polls.with_columns(_week=pl.col("timestamp_utc").dt.truncate("1w").dt.date())
+    in_weeks = pl.col("_week").is_in(weeks)
+    parts = keyed.filter(in_weeks).partition_by("_week", as_dict=True, include_key=False)
+    return (
+        {key[0]: part for key, part in parts.items() if isinstance(key[0], date)},
+        keyed.filter(~in_weeks.fill_null(False)).drop("_week"),
+    )
 
 
 def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job, JobStatus
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import reports
+from store_monitor import maintenance, reports
 from store_monitor.reports import JobState, Runner
 
 log = logging.getLogger(__name__)
@@ -164,13 +164,16 @@ class Upkeep:
     max_attempts: int
     retention: timedelta
     """Reports created longer ago are deleted."""
+    poll_retention_days: int | None = None
+    """Poll partitions of weeks older than this are dropped; None keeps every poll."""
 
 
 async def keep_up(
     sessionmaker: async_sessionmaker[AsyncSession], queue: ReportQueue, upkeep: Upkeep
 ) -> None:
     """Forever, once every interval (the first after one: start-up does a round of its own):
-    sweep the reports (takeovers, requeues, give-ups) and delete the expired ones.
+    make the coming weeks' poll partitions and drop those past the poll retention, sweep the
+    reports (takeovers, requeues, give-ups) and delete the expired ones.
 
     An error (the database or the queue away) is logged and the round tried again at the next
     interval, so the task outlives outages; cancel it to stop.
@@ -194,6 +197,9 @@ async def keep_up(
 async def upkeep_round(
     sessionmaker: async_sessionmaker[AsyncSession], queue: ReportQueue, upkeep: Upkeep
 ) -> reports.Sweep:
+    await maintenance.maintain_poll_partitions(
+        sessionmaker, now=datetime.now(UTC), retention_days=upkeep.poll_retention_days
+    )
     swept = await reports.sweep(
         sessionmaker,
         look_up=queue.job_state,

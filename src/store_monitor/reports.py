@@ -508,12 +508,7 @@ async def _heartbeat(
             async with sessionmaker.begin() as session:
                 renewed = await session.execute(
                     sa.update(Report)
-                    .where(
-                        Report.id == report_id,
-                        Report.attempts == attempt,
-                        Report.status == ReportStatus.running,
-                        Report.lease_owner == runner.owner,
-                    )
+                    .where(*_held(report_id, attempt), Report.lease_owner == runner.owner)
                     .values(lease_expires_at=_clock(plus=runner.lease_seconds))
                     .returning(Report.id)
                 )
@@ -745,16 +740,10 @@ async def write_complete(
     the rows. Fenced: the status is written (and the report row locked) only if the report is
     still running as this attempt; else nothing is written and the answer is False.
     Flushes, never commits."""
-    # The UPDATE comes first, no read before it: it is the check and the lock in one statement
-    # (on SQLite a transaction that reads and then writes fails at once if another writer
-    # committed in between).
+    # The UPDATE comes first, no read before it: it is the check and the lock in one statement.
     held = await session.execute(
         sa.update(Report)
-        .where(
-            Report.id == report_id,
-            Report.attempts == attempt,
-            Report.status == ReportStatus.running,
-        )
+        .where(*_held(report_id, attempt))
         .values(
             status=ReportStatus.complete,
             finished_at=datetime.now(UTC),
@@ -785,8 +774,7 @@ async def _fail(
     sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, attempt: int, reason: str
 ) -> ReportStatus | None:
     """Fail the report if this attempt still holds it; the status it is left with."""
-    fenced = (Report.attempts == attempt, Report.status == ReportStatus.running)
-    if await _finish_failed(sessionmaker, report_id, reason, *fenced):
+    if await _finish_failed(sessionmaker, report_id, reason, *_held(report_id, attempt)):
         return ReportStatus.failed
     log.warning(
         "report %s: attempt %d lost its lease; its failure is not recorded", report_id, attempt
@@ -834,12 +822,7 @@ async def _set_pending(
     async with sessionmaker.begin() as session:
         await session.execute(
             sa.update(Report)
-            .where(
-                Report.id == report_id,
-                Report.attempts == attempt,
-                Report.status == ReportStatus.running,
-                Report.lease_owner == runner.owner,
-            )
+            .where(*_held(report_id, attempt), Report.lease_owner == runner.owner)
             .values(
                 status=ReportStatus.pending,
                 error=reason,
@@ -867,6 +850,15 @@ async def _set_pending_if_possible(
             attempt,
             exc_info=True,
         )
+
+
+def _held(report_id: UUID, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The fence of every write of an attempt: the report still running as that attempt."""
+    return (
+        Report.id == report_id,
+        Report.attempts == attempt,
+        Report.status == ReportStatus.running,
+    )
 
 
 def _clock(*, plus: float = 0.0) -> sa.ColumnElement[datetime]:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     """How often every runner looks for reports to take over, requeue, fail or delete."""
     report_retention_days: float = Field(default=30.0, gt=0)
     """Reports created longer ago than this are deleted, rows and all."""
+    poll_retention_days: int | None = Field(default=None, ge=7)
+    """Polls are kept this many days, then dropped a whole week at a time (a week is kept until
+    all of it is older); None keeps every poll. At least a report's week."""
     log_level: str = "INFO"
     log_json: bool | None = None
     """Log JSON lines (True) or plain text (False); None: JSON unless stderr is a terminal."""

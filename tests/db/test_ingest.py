@@ -83,6 +83,27 @@ async def test_stores_remember_their_latest_poll(db_session: AsyncSession) -> No
     ]
 
 
+async def test_stores_remember_their_first_poll(db_session: AsyncSession) -> None:
+    await ingest_polls(db_session, FIRST)
+    await ingest_polls(
+        db_session,
+        polls(
+            ("1", "2023-01-20 00:00:00", "active"),  # older than 1's first: the new first
+            ("2", "2023-01-23 08:00:00.5", "inactive"),  # newer than 2's first: no change
+            ("3", "2023-01-01 00:00:00", "active"),
+        ),
+    )
+
+    first = await db_session.execute(
+        sa.select(Store.store_id, Store.first_poll_at).order_by(Store.store_id)
+    )
+    assert first.all() == [
+        ("1", at("2023-01-20 00:00:00")),
+        ("2", at("2023-01-22 12:00:00.000001")),
+        ("3", at("2023-01-01 00:00:00")),
+    ]
+
+
 async def test_an_active_and_an_inactive_poll_at_one_instant_are_both_kept(
     db_session: AsyncSession,
 ) -> None:

@@ -13,16 +13,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store_monitor.db.migrations import alembic_config, is_at_head, script_location, upgrade_to_head
 from store_monitor.db.models import Base, Poll, Store
+from store_monitor.db.partitions import is_poll_partition
 from store_monitor.db.session import create_engine
 from store_monitor.settings import get_settings
 
 from .frames import at
 
 ROOT = Path(__file__).resolve().parents[2]
+# The revision before polls were partitioned.
+BEFORE = "97b987e2c479"
 TABLES = {
     "stores",
     "polls",
@@ -42,7 +45,8 @@ async def tables_and_types(engine: AsyncEngine) -> tuple[set[str], set[str]]:
     def inspect(connection: Connection) -> tuple[set[str], set[str]]:
         inspector = sa.inspect(connection)
         enums = {enum["name"] for enum in inspector.get_enums()}  # type: ignore[attr-defined]
-        return set(inspector.get_table_names()) - {"alembic_version"}, enums
+        tables = {name for name in inspector.get_table_names() if not is_poll_partition(name)}
+        return tables - {"alembic_version"}, enums
 
     async with engine.connect() as connection:
         return await connection.run_sync(inspect)
@@ -50,7 +54,16 @@ async def tables_and_types(engine: AsyncEngine) -> tuple[set[str], set[str]]:
 
 async def test_the_migrated_schema_is_the_models(db_engine: AsyncEngine) -> None:
     def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        # As env.py does: the weekly partitions of polls are not in the models.
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, type_, _: (
+                    not (type_ == "table" and is_poll_partition(name))
+                ),
+            },
+        )
         return list(compare_metadata(context, Base.metadata))
 
     async with db_engine.connect() as connection:
@@ -126,6 +139,86 @@ async def test_stores_learn_their_latest_poll_from_the_stored_polls(
             assert latest.all() == [("a", at("2023-01-25 09:30:00.25")), ("b", None)]
     finally:
         await engine.dispose()
+
+
+async def test_partitioning_moves_the_stored_polls_and_back(empty_database_url: str) -> None:
+    if empty_database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no partitions")
+    engine = create_engine(empty_database_url, process_name="test")
+    stored = [
+        ("a", at("2023-01-15 23:59:59.999999"), "active"),  # a Sunday: the week of 01-09
+        ("a", at("2023-01-16 00:00:00"), "inactive"),  # the next Monday: the week of 01-16
+        ("a", at("2023-01-25 09:30:00.25"), "inactive"),
+        ("b", at("2022-12-01 10:00:00"), "active"),
+    ]
+    polls = sa.select(Poll.store_id, Poll.timestamp_utc, Poll.status).order_by(
+        Poll.store_id, Poll.timestamp_utc
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(_with_connection(sync), BEFORE))
+            await connection.execute(
+                sa.insert(Store),
+                [
+                    {"store_id": "a", "latest_poll_at": at("2023-01-25 09:30:00.25")},
+                    {"store_id": "b", "latest_poll_at": at("2022-12-01 10:00:00")},
+                ],
+            )
+            await connection.execute(
+                sa.text("INSERT INTO polls VALUES (:store_id, :at, CAST(:status AS poll_status))"),
+                [{"store_id": s, "at": when, "status": status} for s, when, status in stored],
+            )
+
+        await upgrade_to_head(empty_database_url)
+
+        async with engine.connect() as connection:
+            assert [tuple(row) for row in await connection.execute(polls)] == [
+                (store, when, status) for store, when, status in stored
+            ]
+            placed = await connection.execute(
+                sa.text(
+                    "SELECT tableoid::regclass::text FROM polls ORDER BY store_id, timestamp_utc"
+                )
+            )
+            assert placed.scalars().all() == [
+                "polls_20230109",
+                "polls_20230116",
+                "polls_20230123",
+                "polls_20221128",
+            ]
+            firsts = await connection.execute(
+                sa.select(Store.store_id, Store.first_poll_at).order_by(Store.store_id)
+            )
+            assert firsts.all() == [("a", at("2023-01-15 23:59:59.999999")), ("b", stored[3][1])]
+            assert await _polls_kind(connection) == "p"
+
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(_with_connection(sync), BEFORE)
+            )
+        async with engine.connect() as connection:
+            assert [tuple(row) for row in await connection.execute(polls)] == [
+                (store, when, status) for store, when, status in stored
+            ]
+            assert await _polls_kind(connection) == "r"
+            indexes = await connection.run_sync(
+                lambda sync: {index["name"] for index in sa.inspect(sync).get_indexes("polls")}
+            )
+            assert indexes == {"ix_polls_timestamp_utc"}
+            partitions = await connection.scalar(
+                sa.text(r"SELECT count(*) FROM pg_class WHERE relname LIKE 'polls\_%'")
+            )
+            assert partitions == 0
+    finally:
+        await engine.dispose()
+
+
+async def _polls_kind(connection: AsyncConnection) -> str | None:
+    """pg_class.relkind of polls: "p" partitioned, "r" a plain table."""
+    kind = await connection.scalar(
+        sa.text("SELECT relkind::text FROM pg_class WHERE relname = 'polls'")
+    )
+    return None if kind is None else str(kind)
 
 
 def _with_connection(connection: Connection) -> Config:

@@ -1,21 +1,25 @@
-"""Fixtures of the worker tests: a Postgres database holding a small data set, and settings
-with a queue of their own on the real Redis."""
+"""Fixtures of the worker tests: a Postgres database holding a small data set, settings with a
+queue of their own on the real Redis, that queue; and reading a report back."""
 
+import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
+from uuid import UUID
 
 import polars as pl
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.service import empty_postgres, postgres_mode
-from store_monitor import ingest
+from store_monitor import ingest, jobs, reports
+from store_monitor.db.models import Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
 
 Frames = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
+Sessions = async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +52,27 @@ async def sessionmaker(
         await ingest.ingest_timezones(session, zones)
     yield maker
     await engine.dispose()
+
+
+@pytest.fixture
+async def queue(settings: Settings) -> AsyncIterator[jobs.ArqQueue]:
+    assert settings.redis_url is not None
+    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    yield queue
+    await queue.close()
+
+
+async def load_report(sessions: Sessions, report_id: UUID) -> Report:
+    async with sessions() as session:
+        report = await session.get(Report, report_id)
+    assert report is not None
+    return report
+
+
+async def stored_csv(sessions: Sessions, report_id: UUID) -> bytes:
+    """The complete report's stored CSV file, as downloads send it."""
+    async with sessions() as session:
+        stored = await reports.report_file(session, report_id, content=True)
+    assert stored is not None
+    assert stored.gzip is not None
+    return gzip.decompress(stored.gzip)

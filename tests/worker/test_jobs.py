@@ -4,9 +4,8 @@ after a worker stops, and the sweep at start-up."""
 import asyncio
 import contextlib
 import gc
-import gzip
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,7 +13,6 @@ from uuid import UUID
 import polars as pl
 import pytest
 from arq.worker import Worker
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import store_monitor.worker
 from api.service import close_worker, run_burst
@@ -26,32 +24,7 @@ from store_monitor.reports import JobState, Runner
 from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings
 
-from .conftest import Frames
-
-Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[jobs.ArqQueue]:
-    assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
-    yield queue
-    await queue.close()
-
-
-async def _load(sessions: Sessions, report_id: UUID) -> Report:
-    async with sessions() as session:
-        report = await session.get(Report, report_id)
-    assert report is not None
-    return report
-
-
-async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
-    async with sessions() as session:
-        stored = await reports.report_file(session, report_id, content=True)
-    assert stored is not None
-    assert stored.gzip is not None
-    return gzip.decompress(stored.gzip)
+from .conftest import Frames, Sessions, load_report, stored_csv
 
 
 def _expected(frames: Frames) -> bytes:
@@ -88,11 +61,11 @@ async def test_worker_computes_the_report(
     worker = await run_burst(settings)
 
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 1, None)
     assert report.row_count == frames[0]["store_id"].n_unique()
     assert report.now == frames[0]["timestamp_utc"].max()
-    assert await _csv(sessionmaker, report_id) == _expected(frames)
+    assert await stored_csv(sessionmaker, report_id) == _expected(frames)
     assert (report.lease_owner, report.lease_expires_at) == (None, None)
     # No result kept: the job of an attempt that did not run can be queued again.
     assert await queue.job_state(report_id, 1) is JobState.missing
@@ -114,8 +87,8 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
     ctx = {context.SESSIONMAKER: sessionmaker, context.RUNNER: _runner(settings)}
 
     assert await tasks.run_report(ctx, str(report_id), 1) == "complete"
-    first = await _load(sessionmaker, report_id)
-    first_csv = await _csv(sessionmaker, report_id)
+    first = await load_report(sessionmaker, report_id)
+    first_csv = await stored_csv(sessionmaker, report_id)
     assert first.now is not None
 
     # A poll newer than the report's `now` arrives; then a duplicate of the job, and a job of
@@ -134,8 +107,8 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
     assert await tasks.run_report(ctx, str(report_id), 1) is None
     assert await tasks.run_report(ctx, str(report_id), 2) is None
 
-    second = await _load(sessionmaker, report_id)
-    assert await _csv(sessionmaker, report_id) == first_csv == _expected(frames)
+    second = await load_report(sessionmaker, report_id)
+    assert await stored_csv(sessionmaker, report_id) == first_csv == _expected(frames)
     assert (second.attempts, second.finished_at, second.ignored_polls) == (
         1,
         first.finished_at,
@@ -169,9 +142,9 @@ async def test_a_taken_over_report_is_computed_at_the_same_now(
         await ingest.ingest_polls(session, later)
 
     assert await reports.run_report(sessionmaker, report_id, 2, runner) is ReportStatus.complete
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert (report.attempts, report.now, report.ignored_polls) == (2, first_now, 1)
-    assert await _csv(sessionmaker, report_id) == _expected(frames)
+    assert await stored_csv(sessionmaker, report_id) == _expected(frames)
 
 
 async def test_a_failing_job_fails_the_report_with_its_reason(
@@ -190,7 +163,7 @@ async def test_a_failing_job_fails_the_report_with_its_reason(
 
     await run_burst(settings)
 
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert report.status is ReportStatus.failed
     # A sentence for clients; the exception and its stack are in the log, under the request id.
     assert report.error == (
@@ -215,7 +188,7 @@ async def test_a_job_over_its_time_fails_the_report(
 
     await run_burst(settings)
 
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert report.status is ReportStatus.failed
     assert report.error == "timed out after 0.3 s (attempt 1)"
 
@@ -242,16 +215,16 @@ async def test_a_stopped_worker_requeues_its_job(
     with contextlib.suppress(asyncio.CancelledError):
         await running
 
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert report.status is ReportStatus.pending
     assert report.error == "attempt 1 was interrupted: its runner stopped"
     assert await queue.job_state(report_id, 2) is JobState.missing
 
     monkeypatch.undo()
     await run_burst(settings)  # its start-up sweep queues attempt 2
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 2, None)
-    assert await _csv(sessionmaker, report_id) == _expected(frames)
+    assert await stored_csv(sessionmaker, report_id) == _expected(frames)
     gc.collect()
 
 
@@ -284,21 +257,21 @@ async def test_orphans_are_swept_at_worker_start(
     await run_burst(settings)
 
     for report_id, attempts in ((died, 2), (no_lease, 2), (never_queued, 1), (queued, 1)):
-        report = await _load(sessionmaker, report_id)
+        report = await load_report(sessionmaker, report_id)
         assert (report.status, report.attempts) == (ReportStatus.complete, attempts)
-        assert await _csv(sessionmaker, report_id) == _expected(frames)
-    killed = await _load(sessionmaker, killed_thrice)
+        assert await stored_csv(sessionmaker, report_id) == _expected(frames)
+    killed = await load_report(sessionmaker, killed_thrice)
     assert (killed.status, killed.error) == (
         ReportStatus.failed,
         "gave up after 3 attempts: the runner of the last one stopped renewing its lease "
         "(killed, e.g. out of memory, or cut off)",
     )
-    stopped = await _load(sessionmaker, stopped_thrice)
+    stopped = await load_report(sessionmaker, stopped_thrice)
     assert (stopped.status, stopped.error) == (
         ReportStatus.failed,
         "gave up after 3 attempts (last: attempt 3 was interrupted: its runner stopped)",
     )
-    untouched = await _load(sessionmaker, done)
+    untouched = await load_report(sessionmaker, done)
     assert (untouched.status, untouched.attempts, untouched.row_count) == (
         ReportStatus.complete,
         1,
@@ -320,14 +293,14 @@ async def test_a_job_arq_times_out_is_attempted_again(
         await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     ).report.id
     await run_burst(settings, job_timeout=0.3)
-    assert (await _load(sessionmaker, report_id)).status is ReportStatus.pending
+    assert (await load_report(sessionmaker, report_id)).status is ReportStatus.pending
 
     monkeypatch.undo()
     await run_burst(settings)
 
-    report = await _load(sessionmaker, report_id)
+    report = await load_report(sessionmaker, report_id)
     assert (report.status, report.attempts) == (ReportStatus.complete, 2)
-    assert await _csv(sessionmaker, report_id) == _expected(frames)
+    assert await stored_csv(sessionmaker, report_id) == _expected(frames)
 
 
 async def test_sweep_leaves_reports_whose_jobs_are_alive(sessionmaker: Sessions) -> None:
@@ -349,7 +322,7 @@ async def test_sweep_leaves_reports_whose_jobs_are_alive(sessionmaker: Sessions)
 
     swept = await reports.sweep(sessionmaker, look_up=look_up, enqueue=enqueue, max_attempts=3)
     assert swept == reports.Sweep()
-    assert (await _load(sessionmaker, leased)).status is ReportStatus.running
+    assert (await load_report(sessionmaker, leased)).status is ReportStatus.running
 
 
 async def _wait_for(
@@ -357,7 +330,7 @@ async def _wait_for(
 ) -> Report:
     async with asyncio.timeout(10):
         while True:
-            report = await _load(sessions, report_id)
+            report = await load_report(sessions, report_id)
             if condition(report):
                 return report
             await asyncio.sleep(0.02)

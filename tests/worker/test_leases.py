@@ -3,17 +3,15 @@ its runner's, the final write is fenced by the attempt, a cut database connectio
 attempt, a refused query fails the report without its SQL, and old reports are deleted."""
 
 import asyncio
-import gzip
 import logging
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.service import arq_worker, run_burst
 from store_monitor import jobs, reports
@@ -25,38 +23,13 @@ from store_monitor.logs import RequestIdFilter, request_context
 from store_monitor.reports import Runner
 from store_monitor.settings import Settings
 
-from .conftest import Frames
-
-Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[jobs.ArqQueue]:
-    assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
-    yield queue
-    await queue.close()
-
-
-async def _load(sessions: Sessions, report_id: UUID) -> Report:
-    async with sessions() as session:
-        report = await session.get(Report, report_id)
-    assert report is not None
-    return report
-
-
-async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
-    async with sessions() as session:
-        stored = await reports.report_file(session, report_id, content=True)
-    assert stored is not None
-    assert stored.gzip is not None
-    return gzip.decompress(stored.gzip)
+from .conftest import Frames, Sessions, load_report, stored_csv
 
 
 async def _until_final(sessions: Sessions, report_id: UUID, *, within: float = 30) -> Report:
     async with asyncio.timeout(within):
         while True:
-            report = await _load(sessions, report_id)
+            report = await load_report(sessions, report_id)
             if report.status in (ReportStatus.complete, ReportStatus.failed):
                 return report
             await asyncio.sleep(0.05)
@@ -81,7 +54,9 @@ async def test_the_heartbeat_keeps_a_long_report_its_runners(
     async with arq_worker(settings):
         report = await _until_final(sessionmaker, created.report.id)
     assert (report.status, report.attempts) == (ReportStatus.complete, 1)
-    assert await _csv(sessionmaker, report.id) == report_csv_bytes(compute_report(*frames).rows)
+    assert await stored_csv(sessionmaker, report.id) == report_csv_bytes(
+        compute_report(*frames).rows
+    )
 
 
 async def test_an_attempt_that_lost_its_lease_writes_nothing(
@@ -103,20 +78,22 @@ async def test_an_attempt_that_lost_its_lease_writes_nothing(
             sa.update(Report).values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     assert await reports.run_report(sessionmaker, report.id, 2, second) is ReportStatus.complete
-    taken_over = await _load(sessionmaker, report.id)
+    taken_over = await load_report(sessionmaker, report.id)
 
     # Attempt 1 comes back with its (different) result: refused, and nothing of it lands.
     async with sessionmaker.begin() as session:
         assert not await reports.write_complete(session, report.id, 1, stale, 0)
     assert await reports.run_report(sessionmaker, report.id, 2, first) is None
-    after = await _load(sessionmaker, report.id)
+    after = await load_report(sessionmaker, report.id)
     assert (after.status, after.attempts, after.finished_at, after.now) == (
         ReportStatus.complete,
         2,
         taken_over.finished_at,
         taken_over.now,
     )
-    assert await _csv(sessionmaker, report.id) == report_csv_bytes(compute_report(*frames).rows)
+    assert await stored_csv(sessionmaker, report.id) == report_csv_bytes(
+        compute_report(*frames).rows
+    )
 
 
 async def test_a_cut_database_connection_costs_one_attempt(
@@ -147,7 +124,9 @@ async def test_a_cut_database_connection_costs_one_attempt(
         report = await _until_final(sessionmaker, created.report.id)
 
     assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 2, None)
-    assert await _csv(sessionmaker, report.id) == report_csv_bytes(compute_report(*frames).rows)
+    assert await stored_csv(sessionmaker, report.id) == report_csv_bytes(
+        compute_report(*frames).rows
+    )
 
 
 async def _terminate_backend_running(marker: str, sessions: Sessions) -> bool:
@@ -180,7 +159,7 @@ async def test_a_refused_query_fails_the_report_with_a_sentence_not_its_sql(
     with caplog.at_level(logging.ERROR, logger="store_monitor"):
         await run_burst(settings)
 
-    report = await _load(sessionmaker, created.report.id)
+    report = await load_report(sessionmaker, created.report.id)
     assert (report.status, report.attempts) == (ReportStatus.failed, 1)
     assert report.error == (
         "the database refused the report's query (attempt 1); "

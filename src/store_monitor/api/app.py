@@ -176,6 +176,7 @@ async def _upkeep(
         interval_seconds=settings.sweep_interval_seconds,
         max_attempts=settings.job_max_tries,
         retention=timedelta(days=settings.report_retention_days),
+        poll_retention_days=settings.poll_retention_days,
     )
     # This process is the only runner: whatever is unfinished was cut short by its previous
     # run, and is queued again before the first request.

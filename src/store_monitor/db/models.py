@@ -82,6 +82,10 @@ class Store(Base):
     latest_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """The instant of the store's latest poll (its greatest `timestamp_utc`): the latest of all
     stores is a report's default `now`, read here rather than from a pass over the polls."""
+    first_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """No poll of the store is earlier (its least `timestamp_utc`, or earlier once retention
+    dropped old weeks): the search for its last poll before a week stops here, not at the first
+    partition of all."""
 
 
 class Poll(Base):
@@ -89,10 +93,9 @@ class Poll(Base):
     # through its (store_id, timestamp_utc) prefix, the index of each store's polls in time.
     # No foreign key to `stores`: ingest writes both, and a per-row check would slow COPY.
     __tablename__ = "polls"
-    # The report's window is a range of timestamps. A B-tree on them would be updated at random
-    # places by every ingested poll (bulk loads ran several times slower); a BRIN index costs
-    # next to nothing and skips the old block ranges once polls arrive in time order.
-    __table_args__ = (sa.Index("ix_polls_timestamp_utc", "timestamp_utc", postgresql_using="brin"),)
+    # On Postgres, one partition per week (see db/partitions.py): a time range reads only its
+    # weeks' partitions, old weeks are dropped whole, and no index on timestamp_utc is needed.
+    __table_args__ = {"postgresql_partition_by": "RANGE (timestamp_utc)"}  # noqa: RUF012
 
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
     timestamp_utc: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)

@@ -82,6 +82,10 @@ async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -
 # polls' instants and the hours, as (day, start, end) records. Per store with a poll before the
 # week, its id, the instant and whether inactive of the last such poll (DESC on status: an
 # instant's inactive poll first). Per reported store with a time zone, its id and the zone.
+# Polls are partitioned by week (db/partitions.py), and each look-up reads only the partitions
+# its time bounds leave (pruned as it runs): the week's, and for the last poll before the week,
+# latest first, down to the first partition with one of the store's polls, never below the
+# store's first poll nor above its latest (a store silent since before the week: that one poll).
 # Sub-queries stay lateral so that each store is looked up on the indexes, never hashed. Only
 # the stores in [from_store, to_store) are read (None: no bound), and their later polls counted.
 _POSTGRES_INPUTS: Final = sa.text("""
@@ -99,6 +103,7 @@ reported AS (
     LEFT JOIN LATERAL (
         SELECT p.timestamp_utc, p.status FROM polls AS p
         WHERE p.store_id = s.store_id AND p.timestamp_utc < bounds.week_start
+          AND p.timestamp_utc BETWEEN s.first_poll_at AND s.latest_poll_at
         ORDER BY p.timestamp_utc DESC, p.status DESC
         LIMIT 1
     ) AS before ON true

@@ -63,6 +63,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         interval_seconds=settings.sweep_interval_seconds,
         max_attempts=settings.job_max_tries,
         retention=timedelta(days=settings.report_retention_days),
+        poll_retention_days=settings.poll_retention_days,
     )
     # The first round before any job is picked: reports left by a worker that died, or never
     # queued, are queued (or failed) now; then one round every interval, in every worker.
