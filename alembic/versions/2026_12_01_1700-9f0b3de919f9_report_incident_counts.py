@@ -1,7 +1,7 @@
 """Reports count their incidents, in all and per store over the last day and week.
 
 Revision ID: 9f0b3de919f9
-Revises: 97b987e2c479
+Revises: 3a03ad6a5132
 Create Date: 2026-12-01 17:00:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9f0b3de919f9"
-down_revision: str | Sequence[str] | None = "97b987e2c479"
+down_revision: str | Sequence[str] | None = "3a03ad6a5132"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
