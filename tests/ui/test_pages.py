@@ -6,6 +6,8 @@ import httpx
 import polars as pl
 
 from api.service import expected_csv
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
@@ -140,3 +142,26 @@ async def test_a_malformed_list_position_is_a_400(open_client: httpx.AsyncClient
     response = await open_client.get("/", params={"before": "not-a-cursor"})
     assert response.status_code == 400
     assert "not a cursor" in response.text
+
+
+async def test_a_failed_report_shows_why_and_has_no_stores(
+    open_client: httpx.AsyncClient, postgres_url: str
+) -> None:
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            report = Report(status=ReportStatus.failed, error="the engine gave up")
+            session.add(report)
+        report_id = report.id
+    finally:
+        await engine.dispose()
+    page = await open_client.get(f"/ui/reports/{report_id}")
+    assert page.status_code == 200
+    assert "Failed" in page.text
+    assert "the engine gave up" in page.text
+    assert 'table class="stores"' not in page.text
+    assert (await open_client.get(f"/ui/reports/{report_id}/stores/x")).status_code == 404
+    download = await open_client.get(f"/ui/reports/{report_id}/files/report.csv")
+    assert download.status_code == 404
+    unknown = await open_client.get("/ui/reports/0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b")
+    assert unknown.status_code == 404
