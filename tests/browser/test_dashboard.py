@@ -2,12 +2,17 @@
 a reload; open it, open a store, and see the week's chart drawn. Screenshots go to the test's
 temporary folder (desktop and phone width)."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
+
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.session import create_engine, create_sessionmaker
 
 from .conftest import DESKTOP, PHONE
 
@@ -134,3 +139,34 @@ async def test_sign_in_then_an_owner_sees_only_their_stores(
 
     browser.find_element(By.CSS_SELECTOR, "header.site form button").click()
     wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "key")))
+
+
+async def test_a_report_page_opened_early_shows_the_stores_once_done(
+    service: str, postgres_url: str, browser: webdriver.Chrome
+) -> None:
+    # A report held by a runner that is not there, its lease far off (so no sweep takes it
+    # over): running until the test says it is done.
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            report = Report(
+                status=ReportStatus.running,
+                attempts=1,
+                lease_owner="the-tests",
+                lease_expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+            session.add(report)
+        browser.get(f"{service}/ui/reports/{report.id}")
+        assert browser.find_elements(By.ID, "report-waiting")
+        async with create_sessionmaker(engine).begin() as session:
+            await session.execute(
+                sa.update(Report)
+                .where(Report.id == report.id)
+                .values(status=ReportStatus.complete, row_count=0, incident_count=0)
+            )
+    finally:
+        await engine.dispose()
+    wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.stores"))
+    )
+    assert not browser.find_elements(By.ID, "report-waiting")

@@ -132,6 +132,7 @@ async def test_static_files_are_served_with_the_vendored_chart(
         "/ui/static/vendor/uplot/uPlot.min.css",
         "/ui/static/store-chart.js",
         "/ui/static/reports.js",
+        "/ui/static/report-wait.js",
         "/ui/static/dashboard.css",
     ):
         response = await open_client.get(path)
