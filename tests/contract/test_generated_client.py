@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
+from support.live import cli_report, new_key
 
-from .live import cli_report, new_key
 from .test_openapi import OPENAPI
 
 PACKAGE = "store_monitor_client"
