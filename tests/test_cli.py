@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
-from api.service import embedded_data_dir
 from store_monitor import frames, synthetic
 from store_monitor.cli import app
 from store_monitor.db.embedded import embedded_postgres
@@ -20,6 +19,7 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.settings import get_settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from support.service import embedded_data_dir
 
 runner = CliRunner()
 

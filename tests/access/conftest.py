@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from api.service import create_key, empty_postgres, postgres_with_keys, serve
 from store_monitor.db.models import KeyScope
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles, generate
+from support.service import create_key, empty_postgres, postgres_with_keys, serve
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.service import TEST_HOST, embedded, serve
 from store_monitor.api.hardening import MAX_HEADER_BYTES
 from store_monitor.api.limits import FailureLimiter
 from store_monitor.settings import AuthMode, Settings
+from support.service import TEST_HOST, embedded, serve
 
 CSV = {"Content-Type": "text/csv"}
 POLLS = b"store_id,status,timestamp_utc\n1,active,2023-01-22 12:09:39.388884 UTC\n"

@@ -10,7 +10,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from api.service import SECRET_KEY, bearer, create_key, serve, upload_all
 from store_monitor import access
 from store_monitor.api import create_app
 from store_monitor.db.models import ApiKey, KeyScope
@@ -18,6 +17,7 @@ from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.logs import RequestIdFilter
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
+from support.service import SECRET_KEY, bearer, create_key, serve, upload_all
 
 from .conftest import Keys
 

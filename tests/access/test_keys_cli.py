@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from api.service import SECRET_KEY, empty_postgres
 from store_monitor.cli import KeyScopeOption, app, parse_expiry
 from store_monitor.db.models import ApiKey, KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import get_settings
+from support.service import SECRET_KEY, empty_postgres
 
 runner = CliRunner()
 

@@ -7,7 +7,11 @@ import httpx
 import polars as pl
 import sqlalchemy as sa
 
-from api.service import (
+from store_monitor.db.models import StoreOwner
+from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.settings import Settings
+from store_monitor.synthetic import GeneratedFiles
+from support.service import (
     arq_worker,
     bearer,
     create_key,
@@ -15,10 +19,6 @@ from api.service import (
     upload_all,
     wait_until_final,
 )
-from store_monitor.db.models import StoreOwner
-from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.settings import Settings
-from store_monitor.synthetic import GeneratedFiles
 
 from .conftest import Keys
 

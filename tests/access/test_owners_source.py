@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-from api.service import empty_postgres
 from store_monitor import frames
 from store_monitor.cli import app
 from store_monitor.db.models import StoreOwner
@@ -18,6 +17,7 @@ from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import get_settings
 from store_monitor.sources import SourceError, read_owners
 from store_monitor.synthetic import generate
+from support.service import empty_postgres
 
 HEADER = "owner_id,store_id\n"
 

@@ -9,8 +9,7 @@ import pytest
 
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles, generate
-
-from .service import arq_worker, embedded, empty_postgres, postgres_mode, serve
+from support.service import arq_worker, embedded, empty_postgres, postgres_mode, serve
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from store_monitor.api import create_app
-
-from .service import embedded
+from support.service import embedded
 
 _ASSET_TYPES = {
     ".js": {"text/javascript", "application/javascript"},

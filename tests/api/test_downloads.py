@@ -22,8 +22,7 @@ from store_monitor.api.downloads import accepts_gzip, inflate, not_modified
 from store_monitor.db.models import Report, ReportFile
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
-
-from .service import (
+from support.service import (
     TEST_HOST,
     app_state,
     arq_worker,

@@ -16,8 +16,7 @@ from store_monitor import jobs
 from store_monitor.api import create_app
 from store_monitor.api.routes.reports import MAX_BODY_BYTES
 from store_monitor.synthetic import GeneratedFiles
-
-from .service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
+from support.service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
 
 
 @pytest.fixture

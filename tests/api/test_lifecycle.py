@@ -10,8 +10,7 @@ import pytest
 
 from store_monitor.engine import compute_report
 from store_monitor.synthetic import GeneratedFiles
-
-from .service import upload_all, wait_until_final
+from support.service import upload_all, wait_until_final
 
 
 async def _complete_reports(client: httpx.AsyncClient, count: int) -> list[str]:

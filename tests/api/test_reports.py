@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from store_monitor.synthetic import GeneratedFiles
-
-from .service import expected_csv, upload_all, wait_until_final
+from support.service import expected_csv, upload_all, wait_until_final
 
 
 async def test_report_matches_the_cli(

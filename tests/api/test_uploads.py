@@ -11,8 +11,14 @@ import httpx
 import pytest
 
 from store_monitor.synthetic import GeneratedFiles
-
-from .service import embedded, empty_postgres, postgres_mode, serve, upload_all, wait_until_final
+from support.service import (
+    embedded,
+    empty_postgres,
+    postgres_mode,
+    serve,
+    upload_all,
+    wait_until_final,
+)
 
 CSV = {"Content-Type": "text/csv"}
 POLLS = b"store_id,status,timestamp_utc\n"

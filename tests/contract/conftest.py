@@ -7,10 +7,10 @@ from uuid import uuid4
 
 import pytest
 
-from api.service import REDIS_URL, SECRET_KEY, empty_postgres
 from store_monitor.synthetic import GeneratedFiles, generate
-
-from .live import free_port, running, wait_until_ready
+from support.live import running, wait_until_ready
+from support.processes import free_port
+from support.service import REDIS_URL, SECRET_KEY, empty_postgres
 
 
 @pytest.fixture(scope="module")

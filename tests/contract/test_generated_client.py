@@ -20,8 +20,8 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
+from support.live import cli_report, new_key
 
-from .live import cli_report, new_key
 from .test_openapi import OPENAPI
 
 PACKAGE = "store_monitor_client"

@@ -17,8 +17,8 @@ from uuid import uuid4
 import pytest
 
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
+from support.live import cli_report, new_key
 
-from .live import cli_report, new_key
 from .test_openapi import OPENAPI
 
 PACKAGE = "store_monitor_openapi_client"

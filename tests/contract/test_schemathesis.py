@@ -15,14 +15,6 @@ from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from api.service import (
-    REDIS_URL,
-    bearer,
-    create_key,
-    embedded,
-    empty_postgres,
-    postgres_with_keys,
-)
 from store_monitor import ingest, reports
 from store_monitor.api import create_app
 from store_monitor.api.schemas import EXAMPLE_REPORT_ID
@@ -31,6 +23,14 @@ from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.reports import Runner
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+from support.service import (
+    REDIS_URL,
+    bearer,
+    create_key,
+    embedded,
+    empty_postgres,
+    postgres_with_keys,
+)
 
 if TYPE_CHECKING:
     from schemathesis.specs.openapi.schemas import OpenApiCase

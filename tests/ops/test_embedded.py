@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from api.service import embedded, embedded_data_dir, expected_csv, serve, upload_all
-from api.service import wait_until_final as final
 from store_monitor.api.app import SAMPLE_STORE_PREFIX, SAMPLE_STORES
 from store_monitor.synthetic import GeneratedFiles, generate
-
-from .processes import environment, exit_of, free_port, ready
+from support.processes import environment, exit_of, free_port, ready
+from support.service import embedded, embedded_data_dir, expected_csv, serve, upload_all
+from support.service import wait_until_final as final
 
 
 @asynccontextmanager

@@ -11,7 +11,12 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from api.service import (
+from store_monitor.api.observability import Metrics
+from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.engine import compute_report
+from store_monitor.reports import JobState
+from store_monitor.synthetic import GeneratedFiles
+from support.service import (
     embedded,
     empty_postgres,
     postgres_mode,
@@ -20,11 +25,6 @@ from api.service import (
     upload_all,
     wait_until_final,
 )
-from store_monitor.api.observability import Metrics
-from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.engine import compute_report
-from store_monitor.reports import JobState
-from store_monitor.synthetic import GeneratedFiles
 
 from .scraping import Samples, scrape
 

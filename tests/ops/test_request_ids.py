@@ -12,7 +12,11 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from api.service import (
+from store_monitor.api import create_app
+from store_monitor.logs import RequestIdFilter, request_id
+from store_monitor.settings import Settings
+from store_monitor.synthetic import GeneratedFiles
+from support.service import (
     TEST_HOST,
     embedded,
     empty_postgres,
@@ -22,10 +26,6 @@ from api.service import (
     upload_all,
     wait_until_final,
 )
-from store_monitor.api import create_app
-from store_monitor.logs import RequestIdFilter, request_id
-from store_monitor.settings import Settings
-from store_monitor.synthetic import GeneratedFiles
 
 from .scraping import scrape
 

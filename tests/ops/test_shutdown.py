@@ -14,7 +14,6 @@ from uuid import UUID
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.service import embedded_data_dir, empty_postgres, postgres_mode, run_burst
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
@@ -23,8 +22,8 @@ from store_monitor.reports import JobState
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
-
-from .processes import environment, exit_of, free_port, ready
+from support.processes import environment, exit_of, free_port, ready
+from support.service import embedded_data_dir, empty_postgres, postgres_mode, run_burst
 
 # The worker command, with the report's computation slowed down so that SIGTERM finds it busy.
 _SLOW_WORKER = """

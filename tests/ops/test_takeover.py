@@ -20,13 +20,13 @@ from uuid import UUID
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.service import empty_postgres, expected_csv, postgres_mode
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
+from support.service import empty_postgres, expected_csv, postgres_mode
 
 # The worker command with a test-only hook around the computation: `slow` sleeps the given
 # seconds first (so that a test finds the report computing), `die` kills its own process.

@@ -10,13 +10,13 @@ import polars as pl
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.service import empty_postgres, postgres_mode
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+from support.service import empty_postgres, postgres_mode
 
 Frames = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
 Sessions = async_sessionmaker[AsyncSession]

@@ -11,7 +11,6 @@ from uuid import UUID
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.service import embedded, empty_postgres, serve, wait_until_final
 from store_monitor import reports
 from store_monitor.db.embedded import embedded_postgres
 from store_monitor.db.models import Report, ReportStatus
@@ -20,6 +19,7 @@ from store_monitor.engine import compute_report
 from store_monitor.jobs import InProcessQueue
 from store_monitor.reports import Runner
 from store_monitor.settings import Settings
+from support.service import embedded, empty_postgres, serve, wait_until_final
 
 
 async def _stored(settings: Settings, report_id: str) -> Report:

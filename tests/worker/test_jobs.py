@@ -15,7 +15,6 @@ import pytest
 from arq.worker import Worker
 
 import store_monitor.worker
-from api.service import close_worker, run_burst
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
@@ -23,6 +22,7 @@ from store_monitor.formats import report_csv_bytes
 from store_monitor.reports import JobState, Runner
 from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings
+from support.service import close_worker, run_burst
 
 from .conftest import Frames, Sessions, load_report, stored_csv
 

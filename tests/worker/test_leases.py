@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.service import arq_worker, run_burst
 from store_monitor import jobs, reports
 from store_monitor.db.models import Report, ReportRow, ReportStatus
 from store_monitor.db.report_data import load_report_inputs
@@ -22,6 +21,7 @@ from store_monitor.formats import report_csv_bytes
 from store_monitor.logs import RequestIdFilter, request_context
 from store_monitor.reports import Runner
 from store_monitor.settings import Settings
+from support.service import arq_worker, run_burst
 
 from .conftest import Frames, Sessions, load_report, stored_csv
 

@@ -4,7 +4,6 @@ worker` as processes of their own, and the CLI's report to compare their downloa
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -13,13 +12,6 @@ from pathlib import Path
 import httpx
 
 from store_monitor.synthetic import GeneratedFiles
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
