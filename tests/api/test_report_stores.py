@@ -11,8 +11,7 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
-
-from .service import upload_all, wait_until_final
+from support.service import upload_all, wait_until_final
 
 
 def offline(files: GeneratedFiles) -> Any:

@@ -15,9 +15,10 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from api.service import SECRET_KEY, empty_postgres
-from contract.live import free_port, new_key, running, wait_until_ready
 from store_monitor.synthetic import GeneratedFiles, generate
+from support.live import new_key, running, wait_until_ready
+from support.processes import free_port
+from support.service import SECRET_KEY, empty_postgres
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

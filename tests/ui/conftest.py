@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.service import (
+from store_monitor.db.models import KeyScope
+from store_monitor.synthetic import GeneratedFiles, generate
+from support.service import (
     arq_worker,
     bearer,
     create_key,
@@ -18,8 +20,6 @@ from api.service import (
     upload_all,
     wait_until_final,
 )
-from store_monitor.db.models import KeyScope
-from store_monitor.synthetic import GeneratedFiles, generate
 
 _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 

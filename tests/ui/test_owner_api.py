@@ -3,7 +3,7 @@ dashboard's are; another owner's store is as absent as a store not in the report
 
 import httpx
 
-from api.service import bearer
+from support.service import bearer
 
 Keyed = tuple[httpx.AsyncClient, dict[str, str], str]
 

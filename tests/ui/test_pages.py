@@ -5,7 +5,6 @@ import re
 import httpx
 import polars as pl
 
-from api.service import expected_csv
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
@@ -13,6 +12,7 @@ from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.ui.pages import CSP
+from support.service import expected_csv
 
 from .conftest import csrf_token
 
