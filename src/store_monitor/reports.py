@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -293,14 +293,14 @@ async def incidents_csv(
     *,
     store_id: str | None = None,
     owner_id: str | None = None,
-) -> AsyncIterator[bytes]:
+) -> bytes:
     """The report's incidents (only `store_id`'s, if given; with `owner_id`, only that owner's
-    stores) as the CLI's CSV, in chunks read in a session of its own that lives as long as the
-    stream."""
+    stores) as the CLI's CSV. Read whole in a short session of its own, as `report_file` reads
+    the report's: a download is sent with the connection back in the pool, so status reads
+    never wait behind downloads (a few MB for 14,000 stores)."""
     async with sessionmaker() as session:
         chunks = report_incidents_csv(session, report_id, store_id=store_id, owner_id=owner_id)
-        async for chunk in chunks:
-            yield chunk
+        return b"".join([chunk async for chunk in chunks])
 
 
 async def daily_csv(
@@ -309,12 +309,11 @@ async def daily_csv(
     *,
     store_id: str | None = None,
     owner_id: str | None = None,
-) -> AsyncIterator[bytes]:
-    """The report's daily figures, narrowed and streamed as `incidents_csv` does its incidents."""
+) -> bytes:
+    """The report's daily figures, narrowed and read as `incidents_csv` does its incidents."""
     async with sessionmaker() as session:
         chunks = report_daily_csv(session, report_id, store_id=store_id, owner_id=owner_id)
-        async for chunk in chunks:
-            yield chunk
+        return b"".join([chunk async for chunk in chunks])
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
-from starlette.responses import StreamingResponse
 
 from store_monitor import access, reports
 from store_monitor.access import Principal
@@ -437,12 +436,12 @@ async def download(
         )
     else:
         maker, owner_id = state.sessionmaker, visitor.owner_id
-        chunks = (
+        body = await (
             reports.incidents_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
             if kind is views.FileKind.incidents
             else reports.daily_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
         )
-        response = StreamingResponse(chunks, media_type=_CSV, headers=disposition)
+        response = Response(body, media_type=_CSV, headers=disposition)
     return _secured(request, sessions, visitor, response)
 
 

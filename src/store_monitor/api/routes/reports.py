@@ -1,12 +1,12 @@
 """Report routes: trigger a report, poll it, read its metadata and its stores, download its
 CSVs, list reports, delete one."""
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, Security, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
 from starlette.types import Message, Receive
@@ -123,6 +123,18 @@ _CSV_HEADERS: Final = {
         "schema": {"type": "integer"},
     },
     **_VALIDATOR_HEADERS,
+}
+# The incidents' and daily figures' CSVs: made from their rows for each request, sent whole.
+_DETAIL_CSV_HEADERS: Final = {
+    "Content-Disposition": _header(
+        '`attachment; filename="incidents-{report_id}.csv"` or `daily-…`'
+    ),
+    _STATUS_HEADER: _header("Always `Complete` with the CSV."),
+    "Content-Length": {
+        "description": "Always sent: the exact length of the body; a shorter body is a cut "
+        "download.",
+        "schema": {"type": "integer"},
+    },
 }
 _NOT_MODIFIED: Final[dict[int | str, dict[str, Any]]] = {
     304: {
@@ -455,13 +467,13 @@ StoreId = Annotated[
 @router.get(
     "/reports/{report_id}/incidents",
     operation_id="download_report_incidents_csv",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={
         200: {
             "description": "The report's incidents as CSV, as `store-monitor report --incidents` "
             "writes them: by store, then start.",
             "content": _INCIDENTS_CONTENT,
-            "headers": _CSV_HEADERS,
+            "headers": _DETAIL_CSV_HEADERS,
         },
         **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
     },
@@ -473,10 +485,10 @@ async def download_report_incidents_csv(
     sessionmaker: SessionmakerDep,
     principal: ReportReaderDep,
     store_id: StoreIdFilter = None,
-) -> StreamingResponse:
+) -> Response:
     report = _complete(await _existing(session, report_id))
-    return _stream(
-        reports.incidents_csv(
+    return _csv_file(
+        await reports.incidents_csv(
             sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
         ),
         f"incidents-{report.id}.csv",
@@ -486,13 +498,13 @@ async def download_report_incidents_csv(
 @router.get(
     "/reports/{report_id}/daily",
     operation_id="download_report_daily_csv",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={
         200: {
             "description": "The report's daily figures as CSV, as `store-monitor report --daily` "
             "writes them: by store, then local date.",
             "content": _DAILY_CONTENT,
-            "headers": _CSV_HEADERS,
+            "headers": _DETAIL_CSV_HEADERS,
         },
         **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
     },
@@ -504,10 +516,12 @@ async def download_report_daily_csv(
     sessionmaker: SessionmakerDep,
     principal: ReportReaderDep,
     store_id: StoreIdFilter = None,
-) -> StreamingResponse:
+) -> Response:
     report = _complete(await _existing(session, report_id))
-    return _stream(
-        reports.daily_csv(sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id),
+    return _csv_file(
+        await reports.daily_csv(
+            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
+        ),
         f"daily-{report.id}.csv",
     )
 
@@ -555,10 +569,11 @@ def _complete(report: Report) -> Report:
     return report
 
 
-def _stream(chunks: AsyncIterator[bytes], filename: str) -> StreamingResponse:
-    return StreamingResponse(
-        chunks,
-        media_type="text/csv; charset=utf-8",
+def _csv_file(body: bytes, filename: str) -> Response:
+    # Whole, with its Content-Length: a cut download is detectable.
+    return Response(
+        body,
+        media_type=_CSV_MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
             _STATUS_HEADER: WireReportStatus.Complete.value,
