@@ -4,7 +4,6 @@ worker that outlives a Redis outage (on a private redis-server of its own)."""
 
 import asyncio
 import contextlib
-import gzip
 import os
 import signal
 import socket
@@ -26,7 +25,7 @@ from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
-from support.service import empty_postgres, expected_csv, postgres_mode
+from support.service import empty_postgres, expected_csv, postgres_mode, stored_csv
 
 # The worker command with a test-only hook around the computation: `slow` sleeps the given
 # seconds first (so that a test finds the report computing), `die` kills its own process.
@@ -153,14 +152,6 @@ def _holder(workers: _Workers, report: Report) -> asyncio.subprocess.Process:
     return workers.processes[pid]
 
 
-async def _csv(sessions: Sessions, report_id: UUID) -> bytes:
-    async with sessions() as session:
-        stored = await reports.report_file(session, report_id, content=True)
-    assert stored is not None
-    assert stored.gzip is not None
-    return gzip.decompress(stored.gzip)
-
-
 async def test_a_killed_workers_report_is_finished_by_another_within_a_minute(
     postgres_url: str, data_files: GeneratedFiles, tmp_path: Path
 ) -> None:
@@ -185,7 +176,7 @@ async def test_a_killed_workers_report_is_finished_by_another_within_a_minute(
         # The lease ran out (at most 3 s), a sweep saw it (1 s), attempt 2 computed (3 s).
         print(f"SIGKILL -> Complete: {takeover_seconds:.1f} s")
         assert (done.attempts, done.error, done.lease_owner) == (2, None, None)
-        assert await _csv(sessions, created.report.id) == expected_csv(data_files)
+        assert await stored_csv(sessions, created.report.id) == expected_csv(data_files)
         [survivor] = [p for p in workers.processes.values() if p is not victim]
         assert "attempt 2 takes it over" in workers.log(survivor)
 
@@ -219,7 +210,7 @@ async def test_a_paused_worker_that_lost_its_lease_writes_nothing_when_it_resume
             2,
             done.finished_at,
         )
-        assert await _csv(sessions, created.report.id) == expected_csv(data_files)
+        assert await stored_csv(sessions, created.report.id) == expected_csv(data_files)
         assert zombie.returncode is None
 
 
@@ -320,7 +311,7 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
                 done = await _until(
                     sessions, report_id, lambda r: r.status is ReportStatus.complete, within=30
                 )
-                assert await _csv(sessions, done.id) == expected_csv(data_files)
+                assert await stored_csv(sessions, done.id) == expected_csv(data_files)
             assert worker.returncode is None
             log = workers.log(worker)
             assert "Redis is back" in log

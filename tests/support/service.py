@@ -5,6 +5,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import gzip
 import os
 import shutil
 import subprocess
@@ -15,14 +16,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import polars as pl
 import sqlalchemy as sa
 from arq.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import access
+from store_monitor import access, reports
 from store_monitor.api import create_app
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.db.embedded import initialise
@@ -263,3 +265,12 @@ async def create_key(
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+async def stored_csv(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -> bytes:
+    """The complete report's stored CSV file, as downloads send it."""
+    async with sessions() as session:
+        stored = await reports.report_file(session, report_id, content=True)
+    assert stored is not None
+    assert stored.gzip is not None
+    return gzip.decompress(stored.gzip)

@@ -1,7 +1,6 @@
 """Fixtures of the worker tests: a Postgres database holding a small data set, settings with a
 queue of their own on the real Redis, that queue; and reading a report back."""
 
-import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID
@@ -10,7 +9,7 @@ import polars as pl
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports
+from store_monitor import ingest, jobs
 from store_monitor.db.models import Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
@@ -67,12 +66,3 @@ async def load_report(sessions: Sessions, report_id: UUID) -> Report:
         report = await session.get(Report, report_id)
     assert report is not None
     return report
-
-
-async def stored_csv(sessions: Sessions, report_id: UUID) -> bytes:
-    """The complete report's stored CSV file, as downloads send it."""
-    async with sessions() as session:
-        stored = await reports.report_file(session, report_id, content=True)
-    assert stored is not None
-    assert stored.gzip is not None
-    return gzip.decompress(stored.gzip)

@@ -22,9 +22,9 @@ from store_monitor.formats import report_csv_bytes
 from store_monitor.reports import JobState, Runner
 from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings
-from support.service import close_worker, run_burst
+from support.service import close_worker, run_burst, stored_csv
 
-from .conftest import Frames, Sessions, load_report, stored_csv
+from .conftest import Frames, Sessions, load_report
 
 
 def _expected(frames: Frames) -> bytes:

@@ -21,9 +21,9 @@ from store_monitor.formats import report_csv_bytes
 from store_monitor.logs import RequestIdFilter, request_context
 from store_monitor.reports import Runner
 from store_monitor.settings import Settings
-from support.service import arq_worker, run_burst
+from support.service import arq_worker, run_burst, stored_csv
 
-from .conftest import Frames, Sessions, load_report, stored_csv
+from .conftest import Frames, Sessions, load_report
 
 
 async def _until_final(sessions: Sessions, report_id: UUID, *, within: float = 30) -> Report:
