@@ -42,6 +42,12 @@ _PLAIN_TIME: Final = r"^[0-9]{2}:[0-5][0-9]:[0-5][0-9]$"
 # Tab and CR, also formula starts there, are control characters: refused anywhere in an id.
 _FORMULA_STARTS: Final = ("=", "+", "-", "@")
 _NOT_A_STORE_ID: Final = r"^[=+\-@]|\p{Cc}"
+STORE_ID_PATTERN: Final = r"^[^=+\-@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+"""The store-id rule but its length, as one regular expression that Python, JavaScript and
+Rust read alike: for a request parameter naming a store (with `max_length=STORE_ID_MAX_CHARS`),
+so that no value the database would refuse (a NUL) reaches a query."""
+TEXT_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""Text without control characters: for a free-text request parameter that reaches a query."""
 # Magic bytes of the formats Polars would decompress unasked, past any size limit.
 _COMPRESSED: Final = (
     (b"\x1f\x8b", "gzip"),

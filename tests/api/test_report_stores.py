@@ -117,3 +117,20 @@ async def test_unknown_store_and_unfinished_report(
     for path in ("incidents", "daily"):
         response = await client.get(f"/reports/0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b/{path}")
         assert response.status_code == 404
+
+
+async def test_a_store_id_no_store_can_have_is_refused_before_any_query(
+    client: httpx.AsyncClient, data_files: GeneratedFiles
+) -> None:
+    # A NUL would make Postgres refuse the query (a 500 before this rule): the store-id rule
+    # holds for the names of stores in requests as in uploads.
+    report_id = (await complete_report(client, data_files))["report_id"]
+    for url in (
+        f"/reports/{report_id}/incidents?store_id=%00",
+        f"/reports/{report_id}/daily?store_id=a%00b",
+        f"/reports/{report_id}/stores/a%00b",
+        f"/reports/{report_id}/stores/=HYPERLINK(1)",
+    ):
+        response = await client.get(url)
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"

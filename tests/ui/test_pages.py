@@ -84,6 +84,15 @@ async def test_report_page_sorts_filters_and_pages(
     )
     bad = await open_client.get(f"/ui/reports/{complete}", params={"sort": "nonsense"})
     assert bad.status_code == 422
+    # Control characters never reach a query (Postgres refuses a NUL): the filter, a store's
+    # page and a store's download answer 422 instead of a 500.
+    for url, params in (
+        (f"/ui/reports/{complete}", {"q": "a\x00b"}),
+        (f"/ui/reports/{complete}/stores/a%00b", {}),
+        (f"/ui/reports/{complete}/files/incidents.csv", {"store_id": "\x00"}),
+    ):
+        refused = await open_client.get(url, params=params)
+        assert refused.status_code == 422, (url, refused.text)
 
 
 async def test_store_page_and_downloads(

@@ -30,6 +30,7 @@ from store_monitor.api.schemas import decode_cursor, encode_cursor
 from store_monitor.db.models import KeyScope, ReportStatus
 from store_monitor.db.report_views import StoreSort
 from store_monitor.settings import AuthMode
+from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN, TEXT_PATTERN
 from store_monitor.ui import views
 from store_monitor.ui.sessions import (
     CSRF_FIELD,
@@ -323,7 +324,7 @@ async def report_page(
     visitor: ReaderDep,
     sort: StoreSort = StoreSort.downtime_last_week,
     order: Annotated[str | None, Query(pattern="^(asc|desc)$")] = None,
-    q: Annotated[str, Query(max_length=_MAX_FILTER_CHARS)] = "",
+    q: Annotated[str, Query(max_length=_MAX_FILTER_CHARS, pattern=TEXT_PATTERN)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     report = await reports.get_report(session, report_id)
@@ -406,7 +407,10 @@ async def download(
     state: StateDep,
     sessions: SessionsDep,
     visitor: ReaderDep,
-    store_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    store_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN),
+    ] = None,
 ) -> Response:
     """The API's CSV downloads, for the dashboard's session."""
     report = await reports.get_report(session, report_id)

@@ -17,8 +17,9 @@ from store_monitor.api.schemas import wire_status
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.report_views import StoreFigures, StoreSort
 from store_monitor.reports import StoreDetails
+from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 
-STORE_ID_PATH: Final = Path(min_length=1, max_length=255)
+STORE_ID_PATH: Final = Path(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN)
 
 
 class FileKind(StrEnum):

@@ -34,6 +34,7 @@ from store_monitor.api.schemas import (
     wire_status,
 )
 from store_monitor.db.models import Report, ReportStatus
+from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 
 MAX_BODY_BYTES: Final = 64 * 1024
 """Of any request to these routes: the trigger's JSON options are a few dozen bytes."""
@@ -446,10 +447,18 @@ _DAILY_CONTENT: Final = {
 }
 StoreIdFilter = Annotated[
     str | None,
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": STORE_ID_MAX_CHARS,
+            "pattern": STORE_ID_PATTERN,
+        }
+    ),
     Query(
         min_length=1,
-        max_length=255,
+        max_length=STORE_ID_MAX_CHARS,
+        pattern=STORE_ID_PATTERN,
         description="Only this store's rows (none if the report has no such store).",
     ),
 ]
@@ -457,7 +466,8 @@ StoreId = Annotated[
     str,
     Path(
         min_length=1,
-        max_length=255,
+        max_length=STORE_ID_MAX_CHARS,
+        pattern=STORE_ID_PATTERN,
         description="A store of the report, as in its CSV.",
         examples=["8419537941919820732"],
     ),
