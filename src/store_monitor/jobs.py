@@ -1,9 +1,10 @@
-"""The report queue: job names, the two ways a report's job gets run, and the periodic upkeep
+"""The report queue: job names, the two ways a report's jobs get run, and the periodic upkeep
 every runner does.
 
-`ArqQueue` hands (report id, attempt) pairs to Arq workers through Redis; `InProcessQueue` (the
-embedded mode) runs them as asyncio tasks in the API process. Either way the report's state is
-in the database, and `keep_up` sweeps it: takeovers, requeues, retention.
+`ArqQueue` hands (report id, attempt) pairs, and (report id, shard, attempt) triples for the
+shards of a large report, to Arq workers through Redis; `InProcessQueue` (the embedded mode)
+runs them as asyncio tasks in the API process. Either way the reports' state is in the
+database, and `keep_up` sweeps it: takeovers, requeues, retention.
 """
 
 import asyncio
@@ -17,13 +18,16 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job, JobStatus
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import maintenance, reports
-from store_monitor.reports import JobState, Runner
+from store_monitor import maintenance, reports, shards
+from store_monitor.leases import JobState, Runner
 
 log = logging.getLogger(__name__)
 
 RUN_REPORT: Final = "run_report"
 """The Arq function name of the report job; its arguments: the report id as text, the attempt."""
+RUN_SHARD: Final = "run_shard"
+"""The Arq function name of a shard's job; its arguments: the report id as text, the shard, the
+attempt."""
 
 
 class QueueClosed(RuntimeError):
@@ -36,8 +40,13 @@ class ReportQueue(Protocol):
 
     async def job_state(self, report_id: UUID, attempt: int) -> JobState: ...
 
+    async def enqueue_shard(self, report_id: UUID, shard: int, attempt: int) -> None:
+        """Queue the job of the shard's attempt; a no-op if that job is queued or running."""
+
+    async def shard_state(self, report_id: UUID, shard: int, attempt: int) -> JobState: ...
+
     async def depth(self) -> int:
-        """Report jobs queued or running, not yet finished."""
+        """Report and shard jobs queued or running, not yet finished."""
 
     async def ping(self) -> None:
         """Raise if the queue cannot take jobs."""
@@ -69,8 +78,24 @@ class ArqQueue:
             _queue_name=self._queue_name,
         )
 
+    async def enqueue_shard(self, report_id: UUID, shard: int, attempt: int) -> None:
+        await self._redis.enqueue_job(
+            RUN_SHARD,
+            str(report_id),
+            shard,
+            attempt,
+            _job_id=shard_job_id(report_id, shard, attempt),
+            _queue_name=self._queue_name,
+        )
+
     async def job_state(self, report_id: UUID, attempt: int) -> JobState:
-        job = Job(job_id(report_id, attempt), self._redis, _queue_name=self._queue_name)
+        return await self._state(job_id(report_id, attempt))
+
+    async def shard_state(self, report_id: UUID, shard: int, attempt: int) -> JobState:
+        return await self._state(shard_job_id(report_id, shard, attempt))
+
+    async def _state(self, arq_job_id: str) -> JobState:
+        job = Job(arq_job_id, self._redis, _queue_name=self._queue_name)
         status = await job.status()
         if status in (JobStatus.queued, JobStatus.deferred):
             return JobState.waiting
@@ -97,6 +122,14 @@ def job_id(report_id: UUID, attempt: int) -> str:
     return f"{report_id}:{attempt}"
 
 
+def shard_job_id(report_id: UUID, shard: int, attempt: int) -> str:
+    return f"{report_id}:shard-{shard}:{attempt}"
+
+
+_Key = tuple[UUID, int | None, int]
+"""(report, shard or None for the report's own job, attempt)."""
+
+
 class InProcessQueue:
     """Runs report jobs as tasks of the current event loop, `concurrency` at a time.
 
@@ -114,21 +147,20 @@ class InProcessQueue:
         self._sessionmaker = sessionmaker
         self._runner = runner
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[tuple[UUID, int], asyncio.Task[None]] = {}
+        self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._closed = False
 
     async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
-        if self._closed:
-            raise QueueClosed("the in-process job runner is shut down")
-        key = (report_id, attempt)
-        if key in self._tasks:
-            return
-        task = asyncio.create_task(self._run(report_id, attempt), name=f"report-{report_id}")
-        self._tasks[key] = task
-        task.add_done_callback(lambda done: self._forget(key, done))
+        self._start((report_id, None, attempt))
+
+    async def enqueue_shard(self, report_id: UUID, shard: int, attempt: int) -> None:
+        self._start((report_id, shard, attempt))
 
     async def job_state(self, report_id: UUID, attempt: int) -> JobState:
-        return JobState.running if (report_id, attempt) in self._tasks else JobState.missing
+        return JobState.running if (report_id, None, attempt) in self._tasks else JobState.missing
+
+    async def shard_state(self, report_id: UUID, shard: int, attempt: int) -> JobState:
+        return JobState.running if (report_id, shard, attempt) in self._tasks else JobState.missing
 
     async def depth(self) -> int:
         return len(self._tasks)
@@ -144,11 +176,30 @@ class InProcessQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, report_id: UUID, attempt: int) -> None:
-        async with self._slots:
-            await reports.run_report(self._sessionmaker, report_id, attempt, self._runner)
+    def _start(self, key: _Key) -> None:
+        if self._closed:
+            raise QueueClosed("the in-process job runner is shut down")
+        if key in self._tasks:
+            return
+        task = asyncio.create_task(self._run(key), name=f"report-{key[0]}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
 
-    def _forget(self, key: tuple[UUID, int], task: asyncio.Task[None]) -> None:
+    async def _run(self, key: _Key) -> None:
+        report_id, shard, attempt = key
+        async with self._slots:
+            if shard is None:
+                await reports.run_report(
+                    self._sessionmaker,
+                    report_id,
+                    attempt,
+                    self._runner,
+                    enqueue_shard=self.enqueue_shard,
+                )
+            else:
+                await shards.run_shard(self._sessionmaker, report_id, shard, attempt, self._runner)
+
+    def _forget(self, key: _Key, task: asyncio.Task[None]) -> None:
         self._tasks.pop(key, None)
         # run_report records every failure in the report; what escapes it (say, the database
         # being down) would otherwise vanish with the task.
@@ -204,6 +255,12 @@ async def upkeep_round(
         sessionmaker,
         look_up=queue.job_state,
         enqueue=queue.enqueue_report,
+        max_attempts=upkeep.max_attempts,
+    )
+    await shards.sweep(
+        sessionmaker,
+        look_up=queue.shard_state,
+        enqueue=queue.enqueue_shard,
         max_attempts=upkeep.max_attempts,
     )
     cutoff = datetime.now(UTC) - upkeep.retention

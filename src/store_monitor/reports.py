@@ -4,34 +4,25 @@ delete; and the sweep that takes over, requeues, fails and expires reports.
 A report's state lives in the `reports` table; a queue only carries (report id, attempt) pairs
 to a runner. A running attempt holds a lease on its report that its runner renews; a report
 whose lease ran out is taken over by a new attempt, and every write of an attempt is fenced by
-its number, so a runner that lost its lease changes nothing.
+its number, so a runner that lost its lease changes nothing (see `store_monitor.leases`). A
+report too large for one job runs in shards (see `store_monitor.shards`).
 """
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Final, TypeVar
+from datetime import UTC, datetime
+from typing import Final
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor.db.models import Report, ReportStatus, UtcDateTime
-from store_monitor.db.report_data import (
-    load_report_inputs,
-    replace_report_details,
-    replace_report_rows,
-    report_daily_csv,
-    report_incidents_csv,
-    report_rows,
-)
+from store_monitor import shards
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.report_data import report_daily_csv, report_incidents_csv, report_rows
 from store_monitor.db.report_files import (
     StoredFile,
     encode_report_csv,
@@ -39,53 +30,30 @@ from store_monitor.db.report_files import (
     store_report_file,
 )
 from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
-from store_monitor.db.session import transient_error
-from store_monitor.engine import compute_report, incident_counts
 from store_monitor.engine.localtime import known_timezones
 from store_monitor.engine.report import Report as ComputedReport
 from store_monitor.frames import DEFAULT_TIMEZONE
+from store_monitor.leases import (
+    Claimed,
+    JobState,
+    LeaseLost,
+    Runner,
+    db_clock,
+    failed_values,
+    run,
+)
 from store_monitor.logs import request_context, request_id
+from store_monitor.shards import EnqueueShard
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 UNFINISHED: Final = (ReportStatus.pending, ReportStatus.running)
-_MAX_ERROR_CHARS: Final = 500
-_DETAILS_IN_LOGS: Final = "the runner's log has the details under the report's request id"
-
-
-class JobState(StrEnum):
-    """What a queue knows of the job of one attempt of a report."""
-
-    waiting = "waiting"
-    running = "running"
-    finished = "finished"
-    missing = "missing"
-    """The queue never had the job, or has forgotten it."""
 
 
 Enqueue = Callable[[UUID, int], Awaitable[None]]
 """Queue the job of attempt `attempt` of the report (1 for a new report); a no-op if that
 attempt's job is already queued or running."""
 LookUpJob = Callable[[UUID, int], Awaitable[JobState]]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Runner:
-    """Who runs report attempts, and within which limits."""
-
-    owner: str
-    """Names the runner in leases and logs; unique per process (see `runner_name`)."""
-    lease_seconds: float
-    """A lease lasts this long from its last renewal; it is renewed every third of it."""
-    timeout_seconds: float
-    max_attempts: int
-
-
-def runner_name() -> str:
-    """`host:pid:token`: which machine and process holds a lease, unique even if a pid recurs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class IdempotencyKeyReused(Exception):
@@ -102,10 +70,6 @@ class NotEnqueued(Exception):
         super().__init__(f"report {report_id} could not be queued: {reason}")
         self.report_id = report_id
         self.reason = reason
-
-
-class _LeaseLost(Exception):
-    """The attempt no longer holds its report: taken over after its lease ran out, or deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,155 +332,134 @@ async def run_report(
     report_id: UUID,
     attempt: int,
     runner: Runner,
+    *,
+    enqueue_shard: EnqueueShard | None = None,
 ) -> ReportStatus | None:
     """The job's body: make attempt `attempt` of the report, if the report is waiting for it.
 
     The attempt claims the report only if it has had `attempt - 1` attempts and is pending, or
     running under a lease that ran out (its runner died or stalled): the report becomes running,
     leased to `runner`. Any other job for the report (a duplicate, a stale retry, a report
-    finished or deleted) does nothing. While computing, a heartbeat renews the lease; the rows
-    and the `complete` status are written in one transaction that first checks, on the locked
-    report row, that the attempt still holds it. Same inputs, same `now`: a takeover computes
-    the same report.
-    An error fails the report with a short reason (details in the logs); a transient database
-    error, or a cancellation (the runner stopping), puts it back to pending for the sweep to
-    queue the next attempt, within `runner.max_attempts`.
-    Returns the report's status as the job leaves it; None if the attempt did not run (no such
-    report, made already, or the database unavailable as it started).
-    Logs under the id of the request that created the report.
+    finished or deleted) does nothing. A report of at most `runner.shard_stores` stores is
+    computed here: the rows and the `complete` status are written in one transaction that
+    first checks, on the locked report row, that the attempt still holds it. A larger one is
+    planned into shards (see `store_monitor.shards`), queued with `enqueue_shard` (without it,
+    by the next sweep), and left running. Same inputs, same `now`: a takeover computes the
+    same report.
+    For errors, timeouts and cancellations, see `store_monitor.leases.run`.
+    Returns the report's status as the job leaves it; None if the attempt did not run.
     """
-    try:
-        claimed = await _claim(sessionmaker, report_id, attempt, runner)
-    except asyncio.CancelledError:
-        # The claim may have committed just before the cancellation reached this task.
-        interrupted = f"attempt {attempt} was interrupted as it started: its runner stopped"
-        await asyncio.shield(_set_pending(sessionmaker, report_id, attempt, runner, interrupted))
-        raise
-    except Exception as error:
-        if not transient_error(error):
-            raise
-        log.warning(
-            "report %s: attempt %d could not start, the database is unavailable; "
-            "the sweep queues it again",
-            report_id,
-            attempt,
-            exc_info=True,
-        )
-        return None
-    if claimed is None:
-        log.info(
-            "report %s: attempt %d not needed (made already, or no such report)", report_id, attempt
-        )
-        return None
-    with request_context(claimed.request_id):
-        return await _attempt(sessionmaker, report_id, claimed, runner)
+    made = _ReportAttempt(sessionmaker, report_id, attempt, runner, enqueue_shard)
+    return await run(made, runner)
 
 
-async def _attempt(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    claimed: "_Claim",
-    runner: Runner,
-) -> ReportStatus | None:
-    attempt = claimed.attempt
-    log.info("report %s: attempt %d started", report_id, attempt, extra={"runner": runner.owner})
-    work = _compute_and_store(sessionmaker, report_id, attempt, as_of=claimed.pinned)
-    try:
-        async with asyncio.timeout(runner.timeout_seconds) as deadline:
-            await _under_lease(sessionmaker, report_id, attempt, runner, work)
-    except asyncio.CancelledError:
-        # Shielded: the write must land although this task is being cancelled.
-        stopped = f"attempt {attempt} was interrupted: its runner stopped"
-        await asyncio.shield(_set_pending(sessionmaker, report_id, attempt, runner, stopped))
-        raise
-    except _LeaseLost:
-        log.warning(
-            "report %s: attempt %d lost its lease (taken over by a later attempt, or the report "
-            "was deleted); its result is dropped",
-            report_id,
-            attempt,
-        )
-        return None
-    except Exception as error:
-        if isinstance(error, TimeoutError) and deadline.expired():
-            reason = f"timed out after {runner.timeout_seconds:g} s (attempt {attempt})"
-            return await _fail(sessionmaker, report_id, attempt, reason)
-        if transient_error(error):
+@dataclass(slots=True)
+class _ReportAttempt:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    report_id: UUID
+    number: int
+    runner: Runner
+    enqueue_shard: EnqueueShard | None
+    _as_of: datetime | None = None
+    """The `now` to compute at: the requested `as_of`, else the `now` a previous run resolved."""
+
+    @property
+    def label(self) -> str:
+        return f"report {self.report_id}"
+
+    async def claim(self) -> Claimed | None:
+        if self.number > self.runner.max_attempts:
+            return None
+        # One UPDATE, no read before it: the conditions are checked on the row it locks.
+        async with self.sessionmaker.begin() as session:
+            row = (
+                await session.execute(
+                    sa.update(Report)
+                    .where(
+                        Report.id == self.report_id,
+                        Report.attempts == self.number - 1,
+                        _needs_attempt(),
+                    )
+                    .values(
+                        status=ReportStatus.running,
+                        attempts=self.number,
+                        started_at=datetime.now(UTC),
+                        finished_at=None,
+                        error=None,
+                        lease_owner=self.runner.owner,
+                        lease_expires_at=db_clock(plus=self.runner.lease_seconds),
+                    )
+                    .returning(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        self._as_of = row[0]
+        return Claimed(request_id=row[1])
+
+    async def work(self) -> ReportStatus:
+        async with self.sessionmaker() as session:
+            planned = await shards.plan(
+                session, as_of=self._as_of, shard_stores=self.runner.shard_stores
+            )
+        if len(planned.ranges) > 1:
+            return await self._fan_out(planned)
+        result, inputs = await shards.compute_stores(self.sessionmaker, as_of=self._as_of)
+        async with self.sessionmaker.begin() as session:
+            # Polls after `now` are never loaded, so the engine cannot count them.
+            if not await write_complete(
+                session, self.report_id, self.number, result, inputs.ignored_polls
+            ):
+                raise LeaseLost
+        return ReportStatus.complete
+
+    async def _fan_out(self, planned: shards.Plan) -> ReportStatus:
+        async with self.sessionmaker.begin() as session:
+            if not await shards.write_plan(session, self.report_id, self.number, planned):
+                raise LeaseLost
+        total = len(planned.ranges)
+        log.info("report %s: planned in %d shards", self.report_id, total)
+        if self.enqueue_shard is None:
+            return ReportStatus.running
+        try:
+            for shard in range(1, total + 1):
+                await self.enqueue_shard(self.report_id, shard, 1)
+        except Exception:
+            # The shards are recorded, pending: the sweep queues those not queued here.
             log.warning(
-                "report %s: attempt %d lost the database; the sweep queues the next attempt",
-                report_id,
-                attempt,
+                "report %s: could not queue its shards; the sweep will",
+                self.report_id,
                 exc_info=True,
             )
-            lost = f"attempt {attempt} lost its database connection"
-            await _set_pending_if_possible(sessionmaker, report_id, attempt, runner, lost)
-            return ReportStatus.pending
-        log.exception("report %s: attempt %d failed", report_id, attempt)
-        return await _fail(sessionmaker, report_id, attempt, _reason(error, attempt))
-    log.info("report %s: complete", report_id)
-    return ReportStatus.complete
+        return ReportStatus.running
 
-
-def _reason(error: Exception, attempt: int) -> str:
-    """A short sentence for clients: never the statement, parameters or stack (those are logged)."""
-    if isinstance(error, DBAPIError):
-        return f"the database refused the report's query (attempt {attempt}); {_DETAILS_IN_LOGS}"
-    return (
-        f"the report could not be computed ({type(error).__name__}, attempt {attempt}); "
-        f"{_DETAILS_IN_LOGS}"
-    )
-
-
-async def _under_lease(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    attempt: int,
-    runner: Runner,
-    work: Awaitable[T],
-) -> T:
-    """`work`'s result, with the attempt's lease renewed beside it; `_LeaseLost` (and `work`
-    cancelled) as soon as a renewal finds the lease gone."""
-    working = asyncio.ensure_future(work)
-    heartbeat = asyncio.create_task(_heartbeat(sessionmaker, report_id, attempt, runner))
-    try:
-        done, _ = await asyncio.wait({working, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
-        if working in done:
-            return working.result()
-        raise _LeaseLost
-    finally:
-        working.cancel()
-        heartbeat.cancel()
-        await asyncio.gather(working, heartbeat, return_exceptions=True)
-
-
-async def _heartbeat(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    attempt: int,
-    runner: Runner,
-) -> None:
-    """Renew the lease every third of its length; return once a renewal finds it lost.
-
-    A failed renewal (say the database is briefly away) is logged and tried again at the next
-    beat: if the lease runs out meanwhile another runner takes over, and fencing keeps this
-    attempt from writing over the new one.
-    """
-    while True:
-        await asyncio.sleep(runner.lease_seconds / 3)
-        try:
-            async with sessionmaker.begin() as session:
-                renewed = await session.execute(
-                    sa.update(Report)
-                    .where(*_held(report_id, attempt), Report.lease_owner == runner.owner)
-                    .values(lease_expires_at=_clock(plus=runner.lease_seconds))
-                    .returning(Report.id)
-                )
-                if renewed.one_or_none() is None:
-                    return
-        except Exception:
-            log.warning(
-                "report %s: attempt %d could not renew its lease", report_id, attempt, exc_info=True
+    async def renew(self) -> bool:
+        async with self.sessionmaker.begin() as session:
+            renewed = await session.execute(
+                sa.update(Report)
+                .where(*_held(self.report_id, self.number), Report.lease_owner == self.runner.owner)
+                .values(lease_expires_at=db_clock(plus=self.runner.lease_seconds))
+                .returning(Report.id)
             )
+            return renewed.one_or_none() is not None
+
+    async def give_back(self, reason: str) -> None:
+        async with self.sessionmaker.begin() as session:
+            await session.execute(
+                sa.update(Report)
+                .where(*_held(self.report_id, self.number), Report.lease_owner == self.runner.owner)
+                .values(
+                    status=ReportStatus.pending,
+                    error=reason,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    async def fail(self, reason: str) -> bool:
+        return await _finish_failed(
+            self.sessionmaker, self.report_id, reason, *_held(self.report_id, self.number)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,7 +490,7 @@ async def sweep(
         due = (
             await session.execute(
                 sa.select(Report.id, Report.status, Report.attempts, Report.error)
-                .where(_needs_attempt(session))
+                .where(_needs_attempt())
                 .order_by(Report.created_at)
             )
         ).all()
@@ -584,13 +527,15 @@ async def sweep(
     return swept
 
 
-def _needs_attempt(session: AsyncSession) -> sa.ColumnElement[bool]:
+def _needs_attempt() -> sa.ColumnElement[bool]:
     return sa.or_(
         Report.status == ReportStatus.pending,
         sa.and_(
             Report.status == ReportStatus.running,
+            # A report in shards is left to its shards' sweep (see `store_monitor.shards`).
+            Report.shards_total.is_(None),
             # No lease at all: a report left running by a version without leases.
-            sa.or_(Report.lease_expires_at.is_(None), Report.lease_expires_at < _clock()),
+            sa.or_(Report.lease_expires_at.is_(None), Report.lease_expires_at < db_clock()),
         ),
     )
 
@@ -602,8 +547,8 @@ async def _give_up(
         # Fenced: only if no attempt started, and none renewed its lease, since the sweep looked.
         failed = await session.execute(
             sa.update(Report)
-            .where(Report.id == report_id, Report.attempts == attempts, _needs_attempt(session))
-            .values(_failed(reason))
+            .where(Report.id == report_id, Report.attempts == attempts, _needs_attempt())
+            .values(failed_values(reason))
             .returning(Report.request_id)
         )
         row = failed.one_or_none()
@@ -661,73 +606,6 @@ def _duration_seconds() -> sa.ColumnElement[float]:
     return sa.cast(sa.extract("epoch", end - start), sa.Double)
 
 
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    pinned: datetime | None
-    """The `now` to compute at: the requested `as_of`, else the `now` a previous run resolved."""
-    attempt: int
-    request_id: str | None
-
-
-async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    attempt: int,
-    runner: Runner,
-) -> _Claim | None:
-    """Make the report running under a lease of `runner`'s, as attempt `attempt`; None if the
-    report is not waiting for that attempt (see `run_report`) or it is over the limit."""
-    if attempt > runner.max_attempts:
-        return None
-    # One UPDATE, no read before it: the conditions are checked on the row it locks.
-    async with sessionmaker.begin() as session:
-        row = (
-            await session.execute(
-                sa.update(Report)
-                .where(
-                    Report.id == report_id, Report.attempts == attempt - 1, _needs_attempt(session)
-                )
-                .values(
-                    status=ReportStatus.running,
-                    attempts=attempt,
-                    started_at=datetime.now(UTC),
-                    finished_at=None,
-                    error=None,
-                    lease_owner=runner.owner,
-                    lease_expires_at=_clock(plus=runner.lease_seconds),
-                )
-                .returning(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)
-            )
-        ).one_or_none()
-    if row is None:
-        return None
-    pinned, request = row
-    return _Claim(pinned=pinned, attempt=attempt, request_id=request)
-
-
-async def _compute_and_store(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    attempt: int,
-    *,
-    as_of: datetime | None,
-) -> None:
-    async with sessionmaker() as session:
-        inputs = await load_report_inputs(session, as_of=as_of)
-    # Polars releases the GIL: computing in a thread keeps the event loop serving.
-    result = await asyncio.to_thread(
-        compute_report,
-        inputs.polls,
-        inputs.business_hours,
-        inputs.timezones,
-        as_of=inputs.now,
-    )
-    async with sessionmaker.begin() as session:
-        # Polls after `now` are never loaded, so the engine cannot count them.
-        if not await write_complete(session, report_id, attempt, result, inputs.ignored_polls):
-            raise _LeaseLost
-
-
 async def write_complete(
     session: AsyncSession,
     report_id: UUID,
@@ -751,6 +629,8 @@ async def write_complete(
             unknown_timezones=len(result.unknown_timezones),
             ignored_polls=ignored_polls,
             incident_count=None if result.incidents is None else result.incidents.height,
+            shards_total=1,
+            shards_left=0,
             error=None,
             lease_owner=None,
             lease_expires_at=None,
@@ -761,24 +641,8 @@ async def write_complete(
         return False
     # Same transaction as the status: a complete report always has its file.
     await store_report_file(session, report_id, result.rows)
-    assert result.incidents is not None
-    assert result.daily is not None
-    counts = None if result.now is None else incident_counts(result.incidents, now=result.now)
-    await replace_report_rows(session, report_id, result.rows, incident_counts=counts)
-    await replace_report_details(session, report_id, incidents=result.incidents, daily=result.daily)
+    await shards.write_results(session, report_id, result)
     return True
-
-
-async def _fail(
-    sessionmaker: async_sessionmaker[AsyncSession], report_id: UUID, attempt: int, reason: str
-) -> ReportStatus | None:
-    """Fail the report if this attempt still holds it; the status it is left with."""
-    if await _finish_failed(sessionmaker, report_id, reason, *_held(report_id, attempt)):
-        return ReportStatus.failed
-    log.warning(
-        "report %s: attempt %d lost its lease; its failure is not recorded", report_id, attempt
-    )
-    return None
 
 
 async def _finish_failed(
@@ -793,62 +657,10 @@ async def _finish_failed(
         result = await session.execute(
             sa.update(Report)
             .where(Report.id == report_id, *conditions)
-            .values(_failed(reason))
+            .values(failed_values(reason))
             .returning(Report.id)
         )
         return result.one_or_none() is not None
-
-
-def _failed(reason: str) -> dict[str, object]:
-    return {
-        "status": ReportStatus.failed,
-        "finished_at": datetime.now(UTC),
-        "error": reason[:_MAX_ERROR_CHARS],
-        "row_count": None,
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
-
-
-async def _set_pending(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    attempt: int,
-    runner: Runner,
-    reason: str,
-) -> None:
-    """Give the report back (pending, no lease) if this attempt of this runner holds it."""
-    async with sessionmaker.begin() as session:
-        await session.execute(
-            sa.update(Report)
-            .where(*_held(report_id, attempt), Report.lease_owner == runner.owner)
-            .values(
-                status=ReportStatus.pending,
-                error=reason,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
-
-
-async def _set_pending_if_possible(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    attempt: int,
-    runner: Runner,
-    reason: str,
-) -> None:
-    # The database may still be away: then the lease runs out and the sweep takes over.
-    try:
-        await _set_pending(sessionmaker, report_id, attempt, runner, reason)
-    except Exception:
-        log.warning(
-            "report %s: attempt %d could not give the report back; it waits for its lease to run "
-            "out",
-            report_id,
-            attempt,
-            exc_info=True,
-        )
 
 
 def _held(report_id: UUID, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
@@ -858,10 +670,3 @@ def _held(report_id: UUID, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
         Report.attempts == attempt,
         Report.status == ReportStatus.running,
     )
-
-
-def _clock(*, plus: float = 0.0) -> sa.ColumnElement[datetime]:
-    """The instant leases are set and read by, `plus` seconds later: the database's clock, one
-    for every runner whatever their machines' clocks say."""
-    instant = sa.func.statement_timestamp(type_=UtcDateTime())
-    return instant + sa.literal(timedelta(seconds=plus), sa.Interval()) if plus else instant

@@ -9,6 +9,8 @@ from typing import Final
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store_monitor.leases import DEFAULT_SHARD_STORES
+
 DEFAULT_ALLOWED_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
 _MIN_SECRET_KEY_CHARS: Final = 32
 
@@ -49,6 +51,11 @@ class Settings(BaseSettings):
     job_max_tries: int = Field(default=3, ge=1)
     """Attempts a report gets when its worker dies or is stopped under it; errors fail at once."""
     max_concurrent_jobs: int = Field(default=4, ge=1)
+    """Jobs (reports, or shards of large ones) a worker runs at once: its memory is about this
+    many shards' (see `shard_stores`)."""
+    shard_stores: int = Field(default=DEFAULT_SHARD_STORES, ge=1)
+    """A report of more stores is computed in shards of about this many stores, each a job of
+    its own that any worker may run; a shard holds about 15 KB per store while it computes."""
     lease_seconds: float = Field(default=15.0, gt=0)
     """How long a report being computed stays its runner's without a heartbeat (one every third
     of it): a runner silent for longer is taken to be dead and the report is taken over."""

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import reports
+from store_monitor import leases, reports
 from store_monitor.api import create_app
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.downloads import accepts_gzip, inflate, not_modified
@@ -175,12 +175,12 @@ async def test_a_failed_report_has_no_file(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the engine broke")
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", broken)
+    monkeypatch.setattr("store_monitor.shards.compute_report", broken)
     async with sessions(client) as sessionmaker:
         async with sessionmaker.begin() as session:
             report = Report()
             session.add(report)
-        runner = reports.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
+        runner = leases.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
         await reports.run_report(sessionmaker, report.id, 1, runner)
     report_id = str(report.id)
 

@@ -226,7 +226,7 @@ async def test_failed_report_shows_its_reason(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", broken)
+    monkeypatch.setattr("store_monitor.shards.compute_report", broken)
     report_id = (await embedded_client.post("/trigger_report")).json()["report_id"]
     assert (await wait_until_final(embedded_client, report_id))["status"] == "Failed"
 

@@ -100,7 +100,7 @@ async def test_deleting_a_report_being_computed_cancels_it(
         release.wait(30)
         return compute_report(*args, **kwargs)
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", held)
+    monkeypatch.setattr("store_monitor.shards.compute_report", held)
     report_id = (await client.post("/trigger_report")).json()["report_id"]
     try:
         assert await asyncio.to_thread(computing.wait, 30)  # the job runs on this loop

@@ -20,7 +20,7 @@ from store_monitor.api import create_app
 from store_monitor.api.schemas import EXAMPLE_REPORT_ID
 from store_monitor.db.models import KeyScope, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.reports import Runner
+from store_monitor.leases import Runner
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
 from support.service import (

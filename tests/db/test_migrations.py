@@ -38,6 +38,7 @@ TABLES = {
     "report_incidents",
     "report_days",
     "report_files",
+    "report_shards",
 }
 
 

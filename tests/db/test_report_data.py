@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from store_monitor import reports
+from store_monitor import leases, reports
 from store_monitor.db.models import (
     BusinessHours,
     Poll,
@@ -518,7 +518,7 @@ async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(
     assert isinstance(latest, datetime)
     as_of = latest - timedelta(hours=30)
 
-    runner = reports.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
+    runner = leases.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
 
     async def run_now(report_id: UUID, attempt: int) -> None:
         await reports.run_report(sessions, report_id, attempt, runner)

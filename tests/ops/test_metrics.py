@@ -14,7 +14,7 @@ import pytest
 from store_monitor.api.observability import Metrics
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
-from store_monitor.reports import JobState
+from store_monitor.leases import JobState
 from store_monitor.synthetic import GeneratedFiles
 from support.service import (
     embedded,
@@ -126,7 +126,7 @@ async def test_reports_queue_and_ingest_in_embedded_mode(
         time.sleep(0.3)
         return compute_report(*args, **kwargs)
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", slow)
+    monkeypatch.setattr("store_monitor.shards.compute_report", slow)
     async with serve(embedded(tmp_path)) as client:
         bodies = await upload_all(client, data_files)
         report_id = await trigger(client)
@@ -156,6 +156,12 @@ class _Unreachable:
         raise NotImplementedError
 
     async def job_state(self, report_id: UUID, attempt: int) -> JobState:
+        raise NotImplementedError
+
+    async def enqueue_shard(self, report_id: UUID, shard: int, attempt: int) -> None:
+        raise NotImplementedError
+
+    async def shard_state(self, report_id: UUID, shard: int, attempt: int) -> JobState:
         raise NotImplementedError
 
     async def ping(self) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.leases import JobState
 from store_monitor.logs import request_context
-from store_monitor.reports import JobState
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
@@ -28,16 +28,16 @@ from support.service import embedded_data_dir, empty_postgres, postgres_mode, ru
 # The worker command, with the report's computation slowed down so that SIGTERM finds it busy.
 _SLOW_WORKER = """
 import sys, time
-from store_monitor import reports
+from store_monitor import shards
 from store_monitor.cli import app
 
-compute = reports.compute_report
+compute = shards.compute_report
 
 def slow(*args, **kwargs):
     time.sleep(float(sys.argv[1]))
     return compute(*args, **kwargs)
 
-reports.compute_report = slow
+shards.compute_report = slow
 app(["worker"])
 """
 

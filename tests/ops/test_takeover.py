@@ -31,10 +31,10 @@ from support.service import empty_postgres, expected_csv, postgres_mode, stored_
 # seconds first (so that a test finds the report computing), `die` kills its own process.
 _WORKER = """
 import os, signal, sys, time
-from store_monitor import reports
+from store_monitor import shards
 from store_monitor.cli import app
 
-compute = reports.compute_report
+compute = shards.compute_report
 mode, seconds = sys.argv[1], float(sys.argv[2])
 
 def hooked(*args, **kwargs):
@@ -43,7 +43,7 @@ def hooked(*args, **kwargs):
     time.sleep(seconds)
     return compute(*args, **kwargs)
 
-reports.compute_report = hooked
+shards.compute_report = hooked
 app(["worker"])
 """
 

@@ -44,7 +44,8 @@ _OPEN = {"auth": AuthMode.off, "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS
 SECRET_KEY = "the-tests-server-secret-key-0123456789"
 """The server secret of the tests' apps with authentication required."""
 _DATA_TABLES = (
-    "report_files, report_rows, report_incidents, report_days, reports, polls, stores, "
+    "report_files, report_rows, report_incidents, report_days, report_shards, reports, polls, "
+    "stores, "
     "business_hours, timezones, store_owners, api_keys"
 )
 

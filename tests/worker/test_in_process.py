@@ -17,7 +17,7 @@ from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.jobs import InProcessQueue
-from store_monitor.reports import Runner
+from store_monitor.leases import Runner
 from store_monitor.settings import Settings
 from support.service import embedded, empty_postgres, serve, wait_until_final
 
@@ -45,7 +45,7 @@ async def test_shutdown_interrupts_jobs_and_the_next_start_finishes_them(
         return compute_report(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr("store_monitor.reports.compute_report", slow)
+        patch.setattr("store_monitor.shards.compute_report", slow)
         async with serve(settings) as client:
             report_id = (await client.post("/trigger_report")).json()["report_id"]
             while (await client.get(f"/reports/{report_id}")).json()["status"] != "Running":
@@ -86,7 +86,7 @@ async def _status(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -
 async def test_a_job_stopped_just_after_its_claim_is_pending(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_claim = reports._claim
+    real_claim = reports._ReportAttempt.claim
     claimed = asyncio.Event()
 
     async def claim_then_wait(*args: Any, **kwargs: Any) -> Any:
@@ -94,7 +94,7 @@ async def test_a_job_stopped_just_after_its_claim_is_pending(
         claimed.set()
         await asyncio.Event().wait()  # the cancellation lands here, the claim committed
 
-    monkeypatch.setattr(reports, "_claim", claim_then_wait)
+    monkeypatch.setattr(reports._ReportAttempt, "claim", claim_then_wait)
     queue = _queue(sessions)
     created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
     await claimed.wait()

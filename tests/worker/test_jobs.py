@@ -19,7 +19,7 @@ from store_monitor import ingest, jobs, reports
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.reports import JobState, Runner
+from store_monitor.leases import JobState, Runner
 from store_monitor.settings import Settings, get_settings
 from store_monitor.worker import context, tasks, worker_settings
 from support.service import close_worker, run_burst, stored_csv
@@ -48,7 +48,7 @@ def _slow_compute(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
         time.sleep(seconds)
         return compute_report(*args, **kwargs)
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", slow)
+    monkeypatch.setattr("store_monitor.shards.compute_report", slow)
 
 
 async def test_worker_computes_the_report(
@@ -84,7 +84,13 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
     sessionmaker: Sessions, settings: Settings, frames: Frames
 ) -> None:
     report_id = await _insert(sessionmaker)
-    ctx = {context.SESSIONMAKER: sessionmaker, context.RUNNER: _runner(settings)}
+    assert settings.redis_url is not None
+    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    ctx = {
+        context.SESSIONMAKER: sessionmaker,
+        context.RUNNER: _runner(settings),
+        context.QUEUE: queue,
+    }
 
     assert await tasks.run_report(ctx, str(report_id), 1) == "complete"
     first = await load_report(sessionmaker, report_id)
@@ -106,6 +112,7 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
         await ingest.ingest_polls(session, later)
     assert await tasks.run_report(ctx, str(report_id), 1) is None
     assert await tasks.run_report(ctx, str(report_id), 2) is None
+    await queue.close()
 
     second = await load_report(sessionmaker, report_id)
     assert await stored_csv(sessionmaker, report_id) == first_csv == _expected(frames)
@@ -156,7 +163,7 @@ async def test_a_failing_job_fails_the_report_with_its_reason(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", broken)
+    monkeypatch.setattr("store_monitor.shards.compute_report", broken)
     report_id = (
         await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     ).report.id
@@ -338,11 +345,11 @@ async def _wait_for(
 
 def test_worker_settings(settings: Settings) -> None:
     kwargs = worker_settings(settings)
-    assert [f.name for f in kwargs["functions"]] == [jobs.RUN_REPORT]
+    assert [f.name for f in kwargs["functions"]] == [jobs.RUN_REPORT, jobs.RUN_SHARD]
     assert kwargs["queue_name"] == settings.queue_name
     # One try per job, no result kept: the sweep queues each attempt (see worker_settings).
-    [function] = kwargs["functions"]
-    assert (function.max_tries, function.keep_result_s) == (1, 0)
+    for function in kwargs["functions"]:
+        assert (function.max_tries, function.keep_result_s) == (1, 0)
     assert kwargs["job_timeout"] > settings.job_timeout_seconds
     with pytest.raises(ValueError, match="REDIS_URL"):
         worker_settings(Settings(redis_url=None))

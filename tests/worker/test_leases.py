@@ -18,8 +18,8 @@ from store_monitor.db.models import Report, ReportRow, ReportStatus
 from store_monitor.db.report_data import load_report_inputs
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
+from store_monitor.leases import Runner
 from store_monitor.logs import RequestIdFilter, request_context
-from store_monitor.reports import Runner
 from store_monitor.settings import Settings
 from support.service import arq_worker, run_burst, stored_csv
 
@@ -49,7 +49,7 @@ async def test_the_heartbeat_keeps_a_long_report_its_runners(
         time.sleep(2.0)
         return compute_report(*args, **kwargs)
 
-    monkeypatch.setattr("store_monitor.reports.compute_report", slow)
+    monkeypatch.setattr("store_monitor.shards.compute_report", slow)
     created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     async with arq_worker(settings):
         report = await _until_final(sessionmaker, created.report.id)
@@ -71,7 +71,7 @@ async def test_an_attempt_that_lost_its_lease_writes_nothing(
     assert isinstance(latest, datetime)
     stale = compute_report(*frames, as_of=latest - timedelta(days=1))
 
-    assert await reports._claim(sessionmaker, report.id, 1, first) is not None
+    assert await reports._ReportAttempt(sessionmaker, report.id, 1, first, None).claim() is not None
     # Attempt 1's runner goes silent; its lease runs out and attempt 2 takes the report over.
     async with sessionmaker.begin() as session:
         await session.execute(
@@ -106,14 +106,14 @@ async def test_a_cut_database_connection_costs_one_attempt(
     settings = settings.model_copy(update={"sweep_interval_seconds": 0.1})
     calls = 0
 
-    async def load_slowly_once(session: AsyncSession, *, as_of: datetime | None) -> Any:
+    async def load_slowly_once(session: AsyncSession, **arguments: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
             await session.execute(sa.text("SELECT pg_sleep(60) /* report query to cut */"))
-        return await load_report_inputs(session, as_of=as_of)
+        return await load_report_inputs(session, **arguments)
 
-    monkeypatch.setattr("store_monitor.reports.load_report_inputs", load_slowly_once)
+    monkeypatch.setattr("store_monitor.shards.load_report_inputs", load_slowly_once)
     created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     async with arq_worker(settings):
         async with asyncio.timeout(30):
@@ -149,10 +149,10 @@ async def test_a_refused_query_fails_the_report_with_a_sentence_not_its_sql(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def refused(session: AsyncSession, *, as_of: datetime | None) -> Any:
+    async def refused(session: AsyncSession, **arguments: Any) -> Any:
         await session.execute(sa.text("SELECT 1 / 0 AS report_inputs"))
 
-    monkeypatch.setattr("store_monitor.reports.load_report_inputs", refused)
+    monkeypatch.setattr("store_monitor.shards.load_report_inputs", refused)
     with request_context("request-with-a-bad-query"):
         created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
     caplog.handler.addFilter(RequestIdFilter())

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports, synthetic, ui
+from store_monitor import ingest, jobs, leases, synthetic, ui
 from store_monitor.api.auth import AUTH_ERRORS
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.errors import documented, install_error_handlers
@@ -195,11 +195,12 @@ async def _open_queue(
 ) -> jobs.ReportQueue:
     if settings.redis_url is not None:
         return await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
-    runner = reports.Runner(
-        owner=reports.runner_name(),
+    runner = leases.Runner(
+        owner=leases.runner_name(),
         lease_seconds=settings.lease_seconds,
         timeout_seconds=settings.job_timeout_seconds,
         max_attempts=settings.job_max_tries,
+        shard_stores=settings.shard_stores,
     )
     return jobs.InProcessQueue(
         sessionmaker, runner=runner, concurrency=settings.max_concurrent_jobs

@@ -159,6 +159,44 @@ class Report(Base):
     idempotency_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
     request_id: Mapped[str | None] = mapped_column(sa.Text)
     """The `X-Request-ID` of the request that created the report; its job logs under it."""
+    shards_total: Mapped[int | None] = mapped_column(sa.Integer)
+    """The shards the report is computed in (see `ReportShard`); None until it is planned,
+    and for a report computed in one job until it is complete (then 1)."""
+    shards_left: Mapped[int | None] = mapped_column(sa.Integer)
+    """Shards not yet complete: each finishing shard decrements it, and the one that brings it
+    to zero completes the report."""
+
+
+class ReportShard(Base):
+    """One shard of a report too large for one job: a contiguous range of store ids, in the
+    report's order, computed by a job of its own under a lease of its own, as a report is."""
+
+    __tablename__ = "report_shards"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
+    )
+    shard: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    """1, 2, ...: the shards' rows concatenate in this order into the report's."""
+    first_store: Mapped[str | None] = mapped_column(StoreId)
+    """The range's first store id (included); None: from the first of all."""
+    end_store: Mapped[str | None] = mapped_column(StoreId)
+    """The store id the range ends before (excluded); None: to the last of all."""
+    status: Mapped[ReportStatus] = mapped_column(
+        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    row_count: Mapped[int | None] = mapped_column(sa.Integer)
+    incident_count: Mapped[int | None] = mapped_column(sa.Integer)
+    unknown_timezones: Mapped[int | None] = mapped_column(sa.Integer)
+    ignored_polls: Mapped[int | None] = mapped_column(sa.Integer)
+    csv: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
+    """The shard's part of the report's CSV (no header), until the report's file is made."""
 
 
 class ReportRow(Base):

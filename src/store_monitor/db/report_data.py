@@ -20,6 +20,7 @@ from store_monitor.db.models import (
     ReportDay,
     ReportIncident,
     ReportRow,
+    Store,
 )
 from store_monitor.db.owners import visible_to
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, copy_in
@@ -56,18 +57,55 @@ class ReportInputs:
     """Polls after `now`: not loaded, so the engine cannot count them itself."""
 
 
-async def load_report_inputs(session: AsyncSession, *, as_of: datetime | None) -> ReportInputs:
-    """The engine's inputs for a report at `as_of` (None: at the latest poll).
+@dataclass(frozen=True, slots=True)
+class StoreRange:
+    """The store ids in `[first, end)` in byte order; None: no bound on that side."""
+
+    first: str | None = None
+    end: str | None = None
+
+
+ALL_STORES: Final = StoreRange()
+
+
+async def load_report_inputs(
+    session: AsyncSession,
+    *,
+    as_of: datetime | None,
+    stores: StoreRange = ALL_STORES,
+    count_later: bool | None = None,
+) -> ReportInputs:
+    """The engine's inputs for a report at `as_of` (None: at the latest poll), of the stores
+    in `stores` only.
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
-    gives the same rows as on the full tables; take `ignored_polls` from here, not from it.
+    gives the same rows as on the full tables; take `ignored_polls` from here, not from it. It
+    counts the polls after `now` if `count_later` (by default: if `as_of` is given); else 0.
     The read is one consistent snapshot: for a session not yet in a transaction, the stores in
     parts on connections of its engine sharing one read-only snapshot (the session itself stays
     unused); for a session in a transaction, one statement in it, whatever its isolation level.
     """
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be time-zone aware")
-    return await _load_postgres(session, as_of)
+    later = as_of is not None if count_later is None else count_later
+    return await _load_postgres(session, as_of, stores, later)
+
+
+async def store_ranges(session: AsyncSession, *, per_range: int) -> tuple[int, list[StoreRange]]:
+    """How many stores there are, and contiguous ranges of them in byte order, of about
+    `per_range` stores each, that together cover every store id (one range if they fit)."""
+    connection = await session.connection()
+    count = await connection.scalar(sa.select(sa.func.count()).select_from(Store))
+    assert isinstance(count, int)
+    parts = max(1, -(-count // per_range))
+    cuts = await _splits(connection, parts, ALL_STORES)
+    bounds = [None, *cuts, None]
+    return count, [StoreRange(first, end) for first, end in itertools.pairwise(bounds)]
+
+
+async def latest_poll(session: AsyncSession) -> datetime | None:
+    """The latest poll of all stores: a report's `now` when no `as_of` is asked for."""
+    return await session.scalar(sa.select(sa.func.max(Store.latest_poll_at)))
 
 
 # One statement for one part of the stores (see `_load_postgres`). It gathers, store by store,
@@ -133,8 +171,7 @@ reported AS (
 )
 SELECT
     (SELECT now FROM bounds) AS now,
-    -- Without as_of, `now` is the latest poll: none can come after it.
-    CASE WHEN CAST(:as_of AS timestamptz) IS NULL THEN 0 ELSE (
+    CASE WHEN NOT CAST(:count_later AS boolean) THEN 0 ELSE (
         SELECT CAST(coalesce(sum(later.polls), 0) AS bigint)
         FROM stores AS s
         CROSS JOIN bounds
@@ -174,11 +211,13 @@ _PARTS: Final = 2
 _SNAPSHOT_ID: Final = re.compile(r"[0-9A-F]+(-[0-9A-F]+)*")
 
 
-async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> ReportInputs:
+async def _load_postgres(
+    session: AsyncSession, as_of: datetime | None, stores: StoreRange, count_later: bool
+) -> ReportInputs:
     engine = session.bind
     if session.in_transaction() or not isinstance(engine, AsyncEngine):
         # In the caller's transaction: one statement, which sees its writes too.
-        return await _read_part(await session.connection(), as_of, None, None)
+        return await _read_part(await session.connection(), as_of, stores, count_later)
     # A session yet to start its transaction reads committed data: in parts, on connections of
     # its engine that share one snapshot (exported by the first, as `pg_dump --jobs` does).
     reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -187,7 +226,8 @@ async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> Repor
         snapshot = await first.scalar(sa.text("SELECT pg_export_snapshot()"))
         if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
             raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-        ranges = list(itertools.pairwise([None, *await _splits(first), None]))
+        bounds = [stores.first, *await _splits(first, _PARTS, stores), stores.end]
+        ranges = [StoreRange(start, end) for start, end in itertools.pairwise(bounds)]
         connections = [first]
         for _ in ranges[1:]:
             other = await stack.enter_async_context(_reading(reader))
@@ -196,8 +236,8 @@ async def _load_postgres(session: AsyncSession, as_of: datetime | None) -> Repor
             connections.append(other)
         parts = await asyncio.gather(
             *(
-                _read_part(connection, as_of, start, end)
-                for connection, (start, end) in zip(connections, ranges, strict=True)
+                _read_part(connection, as_of, part, count_later)
+                for connection, part in zip(connections, ranges, strict=True)
             )
         )
     return ReportInputs(
@@ -224,25 +264,47 @@ async def _reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         await connection.close()
 
 
-async def _splits(connection: AsyncConnection) -> list[str]:
-    """Store ids that cut the stores into `_PARTS` parts of about as many stores; none if
-    there are no stores."""
+async def _splits(connection: AsyncConnection, parts: int, stores: StoreRange) -> list[str]:
+    """Store ids that cut the stores in `stores` into `parts` parts of about as many stores,
+    in order, each cut inside the range; fewer if there are fewer stores."""
+    if parts < 2:
+        return []
     splits = await connection.scalar(
         sa.text(
             "SELECT percentile_disc(CAST(:fractions AS float8[])) WITHIN GROUP (ORDER BY store_id) "
-            "FROM stores"
+            "FROM stores "
+            "WHERE store_id >= coalesce(CAST(:first AS text), '') "
+            "AND (CAST(:end AS text) IS NULL OR store_id < CAST(:end AS text))"
         ),
-        {"fractions": [part / _PARTS for part in range(1, _PARTS)]},
+        {
+            "fractions": [part / parts for part in range(1, parts)],
+            "first": stores.first,
+            "end": stores.end,
+        },
     )
-    return [] if splits is None else list(splits)
+    # A cut equal to the range's start, or to the cut before it, would make an empty part.
+    cuts: list[str] = []
+    for cut in splits or []:
+        if cut != stores.first and (not cuts or cut != cuts[-1]):
+            cuts.append(cut)
+    return cuts
 
 
 async def _read_part(
-    connection: AsyncConnection, as_of: datetime | None, start: str | None, end: str | None
+    connection: AsyncConnection,
+    as_of: datetime | None,
+    stores: StoreRange,
+    count_later: bool,
 ) -> ReportInputs:
-    """The inputs of the stores in [start, end) (None: no bound)."""
+    """The inputs of the stores in `stores`."""
     packed = await connection.execute(
-        _POSTGRES_INPUTS, {"as_of": as_of, "from_store": start, "to_store": end}
+        _POSTGRES_INPUTS,
+        {
+            "as_of": as_of,
+            "from_store": stores.first,
+            "to_store": stores.end,
+            "count_later": count_later,
+        },
     )
     # Some tens of milliseconds of decoding for millions of polls: off the event loop.
     return await asyncio.to_thread(_unpack_postgres_inputs, packed.one()._mapping)
@@ -323,25 +385,33 @@ async def replace_report_rows(
     rows: pl.DataFrame,
     *,
     incident_counts: pl.DataFrame | None = None,
+    stores: StoreRange = ALL_STORES,
 ) -> None:
-    """Make `rows` (schema REPORT) the report's rows, replacing any it had: a retried job
-    leaves exactly one set. `incident_counts` (schema INCIDENT_COUNTS) go with them; a store
-    without counts has none. Flushes, never commits."""
+    """Make `rows` (schema REPORT) the report's rows of the stores in `stores`, replacing any
+    it had there: a retried job leaves exactly one set. `incident_counts` (schema
+    INCIDENT_COUNTS) go with them; a store without counts has none. Flushes, never commits."""
     frame = rows.select(REPORT.names())
     if incident_counts is not None:
         counts = incident_counts.select(INCIDENT_COUNTS.names())
         frame = frame.join(counts, on="store_id", how="left", maintain_order="left").with_columns(
             pl.col(name).fill_null(0) for name in INCIDENT_COUNTS.names()[1:]
         )
-    await _replace(session, ReportRow, report_id, frame)
+    await _replace(session, ReportRow, report_id, frame, stores)
 
 
 async def replace_report_details(
-    session: AsyncSession, report_id: uuid.UUID, *, incidents: pl.DataFrame, daily: pl.DataFrame
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    *,
+    incidents: pl.DataFrame,
+    daily: pl.DataFrame,
+    stores: StoreRange = ALL_STORES,
 ) -> None:
-    """Make `incidents` (schema INCIDENTS) and `daily` (schema DAILY) the report's, replacing
-    any it had, as `replace_report_rows` does its rows. Flushes, never commits."""
-    await _replace(session, ReportIncident, report_id, incidents.select(INCIDENTS.names()))
+    """Make `incidents` (schema INCIDENTS) and `daily` (schema DAILY) the report's in `stores`,
+    replacing any it had there, as `replace_report_rows` does its rows. Flushes, never
+    commits."""
+    incidents = incidents.select(INCIDENTS.names())
+    await _replace(session, ReportIncident, report_id, incidents, stores)
     # Each store's dates are consecutive, from its first: a row per store keeps them all.
     weeks = (
         daily.select(DAILY.names())
@@ -357,15 +427,25 @@ async def replace_report_details(
         pl.format("[{}]", pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(","))
         for name in ("uptime_hours", "downtime_hours")
     )
-    await _replace(session, ReportDay, report_id, weeks)
+    await _replace(session, ReportDay, report_id, weeks, stores)
 
 
 async def _replace(
-    session: AsyncSession, model: type[Base], report_id: uuid.UUID, frame: pl.DataFrame
+    session: AsyncSession,
+    model: type[Base],
+    report_id: uuid.UUID,
+    frame: pl.DataFrame,
+    stores: StoreRange,
 ) -> None:
+    columns = model.__table__.c
+    bounds = []
+    if stores.first is not None:
+        bounds.append(columns.store_id >= stores.first)
+    if stores.end is not None:
+        bounds.append(columns.store_id < stores.end)
     await session.execute(
         sa.delete(model)
-        .where(model.__table__.c.report_id == report_id)
+        .where(columns.report_id == report_id, *bounds)
         .execution_options(synchronize_session=False)
     )
     with_id = frame.select(pl.lit(str(report_id)).alias("report_id"), pl.all())

@@ -43,14 +43,18 @@ class StoredFile:
 
 def encode_report_csv(rows: pl.DataFrame) -> tuple[FileInfo, bytes]:
     """The report's CSV as the CLI writes it (schema REPORT, in the frame's order), compressed."""
-    data = report_csv_bytes(rows)
+    return encode_csv(report_csv_bytes(rows), rows=rows.height)
+
+
+def encode_csv(data: bytes, *, rows: int) -> tuple[FileInfo, bytes]:
+    """A CSV file of `rows` data rows, compressed."""
     # mtime=0: the same rows always give the same bytes.
     compressed = gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
     info = FileInfo(
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
         gzip_size=len(compressed),
-        rows=rows.height,
+        rows=rows,
     )
     return info, compressed
 
@@ -62,7 +66,27 @@ async def store_report_file(
     only if it has none. Flushes, never commits: call it in the
     transaction that writes the report's final status, so a complete report has its file."""
     # Formatting and compressing release the GIL: off the event loop, as the engine is.
-    info, compressed = await asyncio.to_thread(encode_report_csv, rows)
+    encoded = await asyncio.to_thread(encode_report_csv, rows)
+    await _store(session, report_id, *encoded, replace=replace)
+
+
+async def store_report_csv(
+    session: AsyncSession, report_id: uuid.UUID, data: bytes, *, rows: int
+) -> None:
+    """Make `data`, the CSV's bytes (header included, `rows` data rows), the report's file, as
+    `store_report_file` does."""
+    encoded = await asyncio.to_thread(encode_csv, data, rows=rows)
+    await _store(session, report_id, *encoded, replace=True)
+
+
+async def _store(
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    info: FileInfo,
+    compressed: bytes,
+    *,
+    replace: bool,
+) -> None:
     values = {
         "report_id": report_id,
         "kind": REPORT_CSV,

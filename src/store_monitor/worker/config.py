@@ -12,7 +12,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from store_monitor import jobs, reports
+from store_monitor import jobs, leases
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.worker import context, tasks
@@ -35,7 +35,10 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # Each job is one attempt, and the sweep queues the next one when it is due: Arq runs
         # a job once (a retry of its own would find the attempt made) and keeps no result, so
         # that the job of an attempt that did not run can be queued again.
-        "functions": [func(tasks.run_report, name=jobs.RUN_REPORT, max_tries=1, keep_result=0)],
+        "functions": [
+            func(tasks.run_report, name=jobs.RUN_REPORT, max_tries=1, keep_result=0),
+            func(tasks.run_shard, name=jobs.RUN_SHARD, max_tries=1, keep_result=0),
+        ],
         "queue_name": settings.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
@@ -52,13 +55,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(settings.database_url, process_name="store-monitor-worker")
     ctx[context.ENGINE] = engine
     ctx[context.SESSIONMAKER] = sessionmaker = create_sessionmaker(engine)
-    ctx[context.RUNNER] = runner = reports.Runner(
-        owner=reports.runner_name(),
+    ctx[context.RUNNER] = runner = leases.Runner(
+        owner=leases.runner_name(),
         lease_seconds=settings.lease_seconds,
         timeout_seconds=settings.job_timeout_seconds,
         max_attempts=settings.job_max_tries,
+        shard_stores=settings.shard_stores,
     )
-    queue = jobs.ArqQueue(context.redis(ctx), queue_name=settings.queue_name)
+    ctx[context.QUEUE] = queue = jobs.ArqQueue(context.redis(ctx), queue_name=settings.queue_name)
     upkeep = jobs.Upkeep(
         interval_seconds=settings.sweep_interval_seconds,
         max_attempts=settings.job_max_tries,

@@ -10,13 +10,15 @@ from typing import Any, Final
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from store_monitor.reports import Runner
+from store_monitor.jobs import ArqQueue
+from store_monitor.leases import Runner
 from store_monitor.settings import Settings
 
 SETTINGS: Final = "store_monitor_settings"
 ENGINE: Final = "store_monitor_engine"
 SESSIONMAKER: Final = "store_monitor_sessionmaker"
 RUNNER: Final = "store_monitor_runner"
+QUEUE: Final = "store_monitor_queue"
 UPKEEP: Final = "store_monitor_upkeep"
 
 
@@ -47,6 +49,13 @@ def redis(ctx: dict[str, Any]) -> ArqRedis:
 def runner(ctx: dict[str, Any]) -> Runner:
     value = ctx[RUNNER]
     assert isinstance(value, Runner)
+    return value
+
+
+def queue(ctx: dict[str, Any]) -> ArqQueue:
+    """The queue the worker takes its jobs from, to queue more (a report's shards)."""
+    value = ctx[QUEUE]
+    assert isinstance(value, ArqQueue)
     return value
 
 

@@ -3,13 +3,25 @@
 from typing import Any
 from uuid import UUID
 
-from store_monitor import reports
+from store_monitor import reports, shards
 from store_monitor.worker import context
 
 
 async def run_report(ctx: dict[str, Any], report_id: str, attempt: int) -> str | None:
     """Make one attempt of a report; returns the status the attempt left it with, if it ran."""
     status = await reports.run_report(
-        context.sessionmaker(ctx), UUID(report_id), attempt, context.runner(ctx)
+        context.sessionmaker(ctx),
+        UUID(report_id),
+        attempt,
+        context.runner(ctx),
+        enqueue_shard=context.queue(ctx).enqueue_shard,
+    )
+    return None if status is None else status.value
+
+
+async def run_shard(ctx: dict[str, Any], report_id: str, shard: int, attempt: int) -> str | None:
+    """Make one attempt of a shard of a report; the status it left the shard with, if it ran."""
+    status = await shards.run_shard(
+        context.sessionmaker(ctx), UUID(report_id), shard, attempt, context.runner(ctx)
     )
     return None if status is None else status.value
