@@ -175,3 +175,23 @@ async def test_a_failed_report_shows_why_and_has_no_stores(
     assert download.status_code == 404
     unknown = await open_client.get("/ui/reports/0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b")
     assert unknown.status_code == 404
+
+
+async def test_a_report_computed_in_shards_shows_its_progress(
+    open_client: httpx.AsyncClient, postgres_url: str
+) -> None:
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            report = Report(status=ReportStatus.running, shards_total=4, shards_left=3)
+            session.add(report)
+        report_id = report.id
+    finally:
+        await engine.dispose()
+    bar = '<progress value="1" max="4"></progress> <span class="progress-text">1 of 4 shards'
+    for path in ("/", f"/ui/reports/{report_id}"):
+        page = await open_client.get(path)
+        assert page.status_code == 200
+        assert bar in page.text
+    status = await open_client.get(f"/ui/reports/{report_id}/status.json")
+    assert (status.json()["shards_done"], status.json()["shards_total"]) == (1, 4)

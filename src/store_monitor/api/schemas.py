@@ -137,6 +137,8 @@ class ReportMetadata(BaseModel):
                     "ignored_polls": 0,
                     "incident_count": 31877,
                     "attempts": 1,
+                    "shards_done": 1,
+                    "shards_total": 1,
                 }
             ]
         }
@@ -158,7 +160,15 @@ class ReportMetadata(BaseModel):
     incident_count: int | None = Field(
         description="The report's incidents, all stores together (see `/incidents`)."
     )
-    attempts: int
+    attempts: int = Field(description="Attempts at the report's job (planning it, if sharded).")
+    shards_done: int | None = Field(
+        description="Shards complete; null until the report is planned (see `shards_total`)."
+    )
+    shards_total: int | None = Field(
+        description="The parts the report is computed in, each a job of its own (a report of "
+        "many stores is split); null until it is planned, or until complete when it is one "
+        "job. `shards_done` / `shards_total` is the report's progress."
+    )
     request_id: str | None = Field(
         description="`X-Request-ID` of the request that created the report; its logs carry it."
     )
@@ -179,8 +189,16 @@ class ReportMetadata(BaseModel):
             ignored_polls=report.ignored_polls,
             incident_count=report.incident_count,
             attempts=report.attempts,
+            shards_done=_shards_done(report),
+            shards_total=report.shards_total,
             request_id=report.request_id,
         )
+
+
+def _shards_done(report: Report) -> int | None:
+    if report.shards_total is None:
+        return None
+    return report.shards_total - (report.shards_left or 0)
 
 
 class ReportList(BaseModel):

@@ -98,6 +98,9 @@ class ReportLine:
     error: str | None
     url: str
     status_url: str
+    shards_done: int | None
+    """With `shards_total`, the progress of a report being computed in shards; else None."""
+    shards_total: int | None
 
 
 def report_line(report: Report, request: Request, *, narrowed: bool) -> ReportLine:
@@ -118,7 +121,15 @@ def report_line(report: Report, request: Request, *, narrowed: bool) -> ReportLi
         error=report.error,
         url=request.url_for("report_page", report_id=report.id).path,
         status_url=request.url_for("report_status", report_id=report.id).path,
+        **_progress(report),
     )
+
+
+def _progress(report: Report) -> dict[str, int | None]:
+    total = report.shards_total
+    if report.status is not ReportStatus.running or total is None or total < 2:
+        return {"shards_done": None, "shards_total": None}
+    return {"shards_done": total - (report.shards_left or 0), "shards_total": total}
 
 
 def status_json(line: ReportLine) -> dict[str, object]:
@@ -135,6 +146,8 @@ def status_json(line: ReportLine) -> dict[str, object]:
         "error": line.error,
         "url": line.url,
         "status_url": line.status_url,
+        "shards_done": line.shards_done,
+        "shards_total": line.shards_total,
     }
 
 

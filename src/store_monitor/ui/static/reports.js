@@ -28,6 +28,10 @@
     badge.className = "status " + report.status_class;
     badge.textContent = report.status;
     status.appendChild(badge);
+    if (report.shards_total) {
+      status.appendChild(document.createTextNode(" "));
+      status.appendChild(progress(report));
+    }
     if (report.error) {
       var error = document.createElement("span");
       error.className = "error-text";
@@ -38,6 +42,22 @@
     cell(row, "duration").textContent = report.duration;
     cell(row, "stores").textContent = text(report.stores);
     cell(row, "incidents").textContent = text(report.incidents);
+  }
+
+  // A report computed in shards: a bar and "2 of 4 shards", as the page renders it.
+  function progress(report) {
+    var wrap = document.createElement("span");
+    wrap.className = "progress";
+    var bar = document.createElement("progress");
+    bar.max = report.shards_total;
+    bar.value = report.shards_done;
+    var words = document.createElement("span");
+    words.className = "progress-text";
+    words.textContent = report.shards_done + " of " + report.shards_total + " shards";
+    wrap.appendChild(bar);
+    wrap.appendChild(document.createTextNode(" "));
+    wrap.appendChild(words);
+    return wrap;
   }
 
   function newRow(report) {
