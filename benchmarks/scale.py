@@ -42,7 +42,7 @@ TIME_RATIO_TARGET: Final = 1.2
 POLL_SECONDS: Final = 0.5
 """The longest pause between status reads while a report runs (1% of the time so far until
 then): every 20 ms, as the smaller benchmarks read, is 50 requests a second on the shared cores
-for a minute or more."""
+for half a minute or more."""
 REPORT_TIMEOUT_SECONDS: Final = 1_200
 """A report not Complete by then fails the benchmark rather than hanging it (e.g. shards that
 wait for a job slot their parent holds)."""
@@ -136,7 +136,8 @@ def _mib(peak: int | None) -> str:
 
 def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
     """`runs`: how many reports each configuration computes (the best time is kept); each takes
-    a minute or more at 280,000 stores, so one by default."""
+    about 25 s at 280,000 stores on 2 shared cores, and the service is started for each
+    configuration, so one by default."""
     load_before = os.getloadavg()
     folder = data_set(root, stores=stores, days=DAYS)
     offline_csv = root / f"scale-{stores}-report.csv"
