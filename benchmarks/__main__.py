@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import load, report, service
+from benchmarks import load, report, scale, service
 
 
 def main() -> None:
@@ -13,7 +13,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timings per measure; the best is kept")
     parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
     parser.add_argument(
-        "--only", choices=["report", "service", "load"], help="run one group of benchmarks only"
+        "--only",
+        choices=["report", "service", "load", "scale"],
+        help="run one group of benchmarks only",
     )
     parser.add_argument(
         "--load-seconds",
@@ -23,6 +25,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--load-rate", type=float, default=100.0, help="status polls per second in the load"
+    )
+    parser.add_argument(
+        "--scale-runs",
+        type=int,
+        default=1,
+        help="reports per configuration of the scale-out (1: each report takes about 25 s)",
+    )
+    parser.add_argument(
+        "--scale-stores",
+        type=int,
+        default=scale.STORES,
+        help=f"stores of the scale-out benchmark ({scale.STORES:,}; fewer for a quick run)",
     )
     args = parser.parse_args()
     print(
@@ -34,6 +48,8 @@ def main() -> None:
         service.run(args.data, runs=args.runs)
     if args.only in (None, "load"):
         load.run(args.data, seconds=args.load_seconds, rate=args.load_rate)
+    if args.only in (None, "scale"):
+        scale.run(args.data, runs=args.scale_runs, stores=args.scale_stores)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -41,8 +42,9 @@ ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("STORE_MONITOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-async def _admin(statement: str) -> None:
-    admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+async def autocommit(statement: str, *, url: str = ADMIN_URL) -> None:
+    """Run one statement outside a transaction (CREATE DATABASE, VACUUM)."""
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         async with admin.connect() as connection:
             await connection.execute(sa.text(statement))
@@ -54,13 +56,13 @@ async def _admin(statement: str) -> None:
 def database() -> Iterator[str]:
     """A fresh database at the latest schema, dropped afterwards."""
     name = f"store_monitor_bench_{uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(autocommit(f'CREATE DATABASE "{name}"'))
     url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         asyncio.run(upgrade_to_head(url))
         yield url
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(autocommit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def ingest_data_set(
@@ -126,10 +128,58 @@ def _environment(**settings: str) -> dict[str, str]:
     return {**environment, "STORE_MONITOR_LOG_LEVEL": "WARNING"}
 
 
+def vm_hwm_bytes(status: str) -> int | None:
+    """The peak resident memory (`VmHWM`) in a `/proc/<pid>/status` text, in bytes; None when
+    the text has none (a process that has exited: a zombie's status has no memory lines)."""
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name == "VmHWM":
+            number, unit = value.split()
+            if unit != "kB":
+                raise ValueError(f"VmHWM in {unit!r}, not kB")
+            return int(number) * 1024
+    return None
+
+
+def peak_resident_bytes(pid: int) -> int | None:
+    """A running process's peak resident memory so far; None once it has exited."""
+    try:
+        return vm_hwm_bytes(Path(f"/proc/{pid}/status").read_text())
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class PeakMemory:
+    """Peak resident memory (bytes) of a service's processes, read by `read`: by the service
+    just before it stops them, and by its user whenever it likes (e.g. idle, after start)."""
+
+    pids: list[int] = field(default_factory=list)
+    """The API's, then each worker's, while they run."""
+    api: int | None = None
+    workers: list[int | None] = field(default_factory=list)
+
+    def read(self) -> None:
+        self.api, *self.workers = (peak_resident_bytes(pid) for pid in self.pids)
+
+    @property
+    def worst_worker(self) -> int | None:
+        return max((peak for peak in self.workers if peak is not None), default=None)
+
+
 @contextmanager
-def service(url: str, *, workers: int = 1) -> Iterator[httpx.Client]:
+def service(
+    url: str,
+    *,
+    workers: int = 1,
+    settings: Mapping[str, str] | None = None,
+    peaks: PeakMemory | None = None,
+) -> Iterator[httpx.Client]:
     """`store-monitor serve` and `workers` `store-monitor worker` processes on a queue of their
-    own, keys required as in production; a client of it that sends an admin key."""
+    own, keys required as in production; a client of it that sends an admin key.
+
+    `settings`: more of every process's settings, by name (`{"max_concurrent_jobs": "1"}`).
+    `peaks`, if given, is filled with the processes' peak memory as they stop."""
     server_key = secrets.token_urlsafe(32)
     environment = _environment(
         database_url=url,
@@ -137,9 +187,10 @@ def service(url: str, *, workers: int = 1) -> Iterator[httpx.Client]:
         queue_name=f"store-monitor-bench:{uuid4().hex[:8]}",
         auth="required",
         secret_key=server_key,
+        **(settings or {}),
     )
     key = asyncio.run(_new_key(url, server_key))
-    with _processes(environment, workers=workers, key=key) as client:
+    with _processes(environment, workers=workers, key=key, peaks=peaks) as client:
         yield client
 
 
@@ -166,13 +217,15 @@ def embedded_service(data_dir: Path) -> Iterator[httpx.Client]:
 
 @contextmanager
 def _processes(
-    environment: dict[str, str], *, workers: int, key: str | None
+    environment: dict[str, str], *, workers: int, key: str | None, peaks: PeakMemory | None = None
 ) -> Iterator[httpx.Client]:
     port = _free_port()
     processes = [
         subprocess.Popen([*_COMMAND, "serve", "--port", str(port)], env=environment),
         *(subprocess.Popen([*_COMMAND, "worker"], env=environment) for _ in range(workers)),
     ]
+    if peaks is not None:
+        peaks.pids = [process.pid for process in processes]
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -189,23 +242,32 @@ def _processes(
         with httpx.Client(base_url=base, timeout=60, headers=headers) as client:
             yield client
     finally:
+        if peaks is not None:
+            peaks.read()
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=60)
 
 
-def trigger_to_complete(client: httpx.Client) -> tuple[float, str]:
-    """Seconds from POST /trigger_report to a Complete report; the report's id."""
+def trigger_to_complete(
+    client: httpx.Client, *, poll_seconds: float = 0.02, timeout_seconds: float | None = None
+) -> tuple[float, str]:
+    """Seconds from POST /trigger_report to a Complete report; the report's id. The status is
+    read every 20 ms, or for a longer report every 1% of the time so far up to `poll_seconds`:
+    the measure's resolution, and a load on the API. Raises TimeoutError after
+    `timeout_seconds` (None: waits as long as the report is neither Complete nor Failed)."""
     started = time.perf_counter()
     report_id = client.post("/trigger_report").raise_for_status().json()["report_id"]
     while True:
-        status = client.get(f"/reports/{report_id}").raise_for_status().json()["status"]
-        if status == "Complete":
+        report = client.get(f"/reports/{report_id}").raise_for_status().json()
+        if report["status"] == "Complete":
             return time.perf_counter() - started, report_id
-        if status == "Failed":
-            raise RuntimeError(f"report {report_id} failed")
-        time.sleep(0.02)
+        if report["status"] == "Failed":
+            raise RuntimeError(f"report {report_id} failed: {report['error']}")
+        if timeout_seconds is not None and time.perf_counter() - started > timeout_seconds:
+            raise TimeoutError(f"report {report_id} not Complete after {timeout_seconds:g} s")
+        time.sleep(min(poll_seconds, max(0.02, (time.perf_counter() - started) / 100)))
 
 
 def download(client: httpx.Client, report_id: str) -> tuple[float, float, int]:
