@@ -108,7 +108,9 @@ class Plan:
 
 
 async def plan(session: AsyncSession, *, as_of: datetime | None, shard_stores: int) -> Plan:
-    _, ranges = await store_ranges(session, per_range=shard_stores)
+    """How a report at `as_of` is to be computed: in ranges of at most about `shard_stores`
+    stores, at which `now`."""
+    ranges = await store_ranges(session, per_range=shard_stores)
     now = as_of if as_of is not None else await latest_poll(session)
     return Plan(now=now, ranges=ranges)
 
@@ -363,7 +365,7 @@ async def _complete(session: AsyncSession, report_id: UUID) -> None:
     log.info("report %s: complete, from %d shards", report_id, len(parts))
 
 
-def describe(stores: StoreRange) -> str:
+def _describe(stores: StoreRange) -> str:
     """The range in words, for reasons and logs."""
     start = "the first store" if stores.first is None else repr(stores.first)
     end = "the last store" if stores.end is None else f"before {stores.end!r}"
@@ -399,7 +401,7 @@ async def _fail_report(
         ).one_or_none()
         if report is None:  # failed by another shard already, or deleted
             return True
-        stores = describe(StoreRange(failed.first_store, failed.end_store))
+        stores = _describe(StoreRange(failed.first_store, failed.end_store))
         why = f"shard {shard} of {report.shards_total} ({stores}): {reason}"
         await session.execute(
             sa.update(Report).where(Report.id == report_id).values(failed_values(why))

@@ -91,16 +91,16 @@ async def load_report_inputs(
     return await _load_postgres(session, as_of, stores, later)
 
 
-async def store_ranges(session: AsyncSession, *, per_range: int) -> tuple[int, list[StoreRange]]:
-    """How many stores there are, and contiguous ranges of them in byte order, of about
-    `per_range` stores each, that together cover every store id (one range if they fit)."""
+async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRange]:
+    """Contiguous ranges of the stores in byte order, as few as hold at most about `per_range`
+    stores each, as even as can be, that together cover every store id (one if all fit)."""
     connection = await session.connection()
     count = await connection.scalar(sa.select(sa.func.count()).select_from(Store))
     assert isinstance(count, int)
     parts = max(1, -(-count // per_range))
     cuts = await _splits(connection, parts, ALL_STORES)
     bounds = [None, *cuts, None]
-    return count, [StoreRange(first, end) for first, end in itertools.pairwise(bounds)]
+    return [StoreRange(first, end) for first, end in itertools.pairwise(bounds)]
 
 
 async def latest_poll(session: AsyncSession) -> datetime | None:
