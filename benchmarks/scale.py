@@ -72,6 +72,8 @@ class Measured:
     digests: frozenset[str]
     """SHA-256 of each run's downloaded CSV."""
     memory: PeakMemory
+    cpu: "CpuSeconds"
+    """Of the last run, trigger to Complete."""
 
     def shard_stores(self, stores: int) -> int:
         """The stores of the largest shard the reports had."""
@@ -80,6 +82,35 @@ class Measured:
     def worker_mib(self) -> float:
         peak = self.memory.worst_worker
         return math.nan if peak is None else peak / MIB
+
+
+@dataclass(frozen=True)
+class CpuSeconds:
+    """CPU time spent while a report ran, by the service's processes and by the rest of the
+    machine: Postgres, mostly (and whatever else shares it, which the load average hints at)."""
+
+    service: float
+    rest: float
+
+
+_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    # The first line of /proc/stat: user nice system idle iowait irq softirq steal ...
+    user, nice, system, _, _, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def _process_cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        # After the command's closing parenthesis: state is field 3, utime 14 and stime 15.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 def _file_digest(path: Path) -> str:
@@ -119,14 +150,17 @@ def _measure(url: str, configuration: Configuration, *, runs: int) -> Measured:
     with service(url, workers=configuration.workers, settings=settings, peaks=peaks) as client:
         timings, digests = [], set()
         for _ in range(runs):
+            machine, own = _machine_busy_seconds(), _process_cpu_seconds(peaks.pids)
             seconds, report_id = trigger_to_complete(
                 client, poll_seconds=POLL_SECONDS, timeout_seconds=REPORT_TIMEOUT_SECONDS
             )
+            own = _process_cpu_seconds(peaks.pids) - own
+            cpu = CpuSeconds(service=own, rest=_machine_busy_seconds() - machine - own)
             timings.append(seconds)
             digests.add(_csv_digest(client, report_id))
         report = client.get(f"/reports/{report_id}").raise_for_status().json()
     return Measured(
-        configuration, min(timings), report.get("shards_total"), frozenset(digests), peaks
+        configuration, min(timings), report.get("shards_total"), frozenset(digests), peaks, cpu
     )
 
 
@@ -234,6 +268,10 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
             [
                 f"{m.configuration.name}: s per 1 M polls",
                 f"{m.seconds / per_million:.3f} s",
+            ],
+            [
+                f"{m.configuration.name}: CPU s per 1 M polls, API + workers / rest (Postgres)",
+                f"{m.cpu.service / per_million:.3f} / {m.cpu.rest / per_million:.3f} s",
             ],
             [
                 f"{m.configuration.name}: peak worker MiB per 1,000 stores of a shard",

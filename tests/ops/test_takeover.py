@@ -17,10 +17,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import ingest, jobs, reports
-from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.models import Report, ReportShard, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
@@ -85,7 +86,7 @@ def _environment(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORE_MONITOR_")}
     names = (
         *("database_url", "redis_url", "queue_name", "lease_seconds", "sweep_interval_seconds"),
-        "job_max_tries",
+        *("job_max_tries", "shard_stores"),
     )
     env |= {f"STORE_MONITOR_{name.upper()}": str(getattr(settings, name)) for name in names}
     return env
@@ -179,6 +180,67 @@ async def test_a_killed_workers_report_is_finished_by_another_within_a_minute(
         assert await stored_csv(sessions, created.report.id) == expected_csv(data_files)
         [survivor] = [p for p in workers.processes.values() if p is not victim]
         assert "attempt 2 takes it over" in workers.log(survivor)
+
+
+async def test_a_killed_workers_shard_is_taken_over_alone(
+    postgres_url: str, data_files: GeneratedFiles, tmp_path: Path
+) -> None:
+    async with _service(
+        postgres_url,
+        data_files,
+        tmp_path,
+        lease_seconds=3.0,
+        sweep_interval_seconds=1.0,
+        shard_stores=4,  # the 10 stores in 3 shards
+    ) as (sessions, queue, workers):
+        for _ in range(2):
+            await workers.start("slow", 2.0)
+        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        async with asyncio.timeout(30):
+            while True:
+                running = await _running_shards(sessions, created.report.id)
+                if running:
+                    break
+                await asyncio.sleep(0.05)
+        shard, owner = running[0]
+        victim = workers.processes[int(owner.rsplit(":", 2)[1])]
+        victim.send_signal(signal.SIGKILL)
+        done = await _until(
+            sessions, created.report.id, lambda r: r.status is ReportStatus.complete, within=60
+        )
+
+        assert await victim.wait() == -signal.SIGKILL
+        assert (done.attempts, done.shards_total, done.error) == (1, 3, None)
+        assert await stored_csv(sessions, created.report.id) == expected_csv(data_files)
+        async with sessions() as session:
+            attempts = dict(
+                (
+                    await session.execute(
+                        sa.select(ReportShard.shard, ReportShard.attempts).where(
+                            ReportShard.report_id == created.report.id
+                        )
+                    )
+                ).all()
+            )
+        # The killed shard's attempt 2 finished it; a shard the victim had not started (if
+        # any) ran once; none ran more than twice.
+        assert attempts[shard] == 2
+        assert set(attempts.values()) <= {1, 2}
+        [survivor] = [p for p in workers.processes.values() if p is not victim]
+        assert f"shard {shard}'s attempt 1 ran out" in workers.log(survivor)
+
+
+async def _running_shards(sessions: Sessions, report_id: UUID) -> list[tuple[int, str]]:
+    """(shard, lease owner) of the report's shards being computed."""
+    async with sessions() as session:
+        found = await session.execute(
+            sa.select(ReportShard.shard, ReportShard.lease_owner).where(
+                ReportShard.report_id == report_id,
+                ReportShard.status == ReportStatus.running,
+                ReportShard.lease_owner.is_not(None),
+            )
+        )
+        return [(shard, owner) for shard, owner in found.all() if owner is not None]
 
 
 async def test_a_paused_worker_that_lost_its_lease_writes_nothing_when_it_resumes(
