@@ -153,12 +153,15 @@ async def _add_polls(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataF
         )
     new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
     rest = new
-    async with _refused_values(Poll.__tablename__, new):
-        if weeks:
-            into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, weeks)
-            for monday, week_polls in into_new_weeks.items():
+    if weeks:
+        into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, weeks)
+        for monday, week_polls in into_new_weeks.items():
+            # A refused row's line is counted in the frame its COPY sent.
+            async with _refused_values(Poll.__tablename__, week_polls):
                 await copy_in_binary(session, partition_name(monday), week_polls)
+        async with _refused_values(Poll.__tablename__):
             await attach_poll_weeks(session, weeks)
+    async with _refused_values(Poll.__tablename__, rest):
         await copy_in_binary(session, Poll.__tablename__, rest)
     return new.height
 

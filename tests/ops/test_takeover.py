@@ -205,9 +205,16 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
         shard, owner = running[0]
         victim = workers.processes[int(owner.rsplit(":", 2)[1])]
         victim.send_signal(signal.SIGKILL)
-        done = await _until(
-            sessions, created.report.id, lambda r: r.status is ReportStatus.complete, within=60
-        )
+        try:
+            done = await _until(
+                sessions, created.report.id, lambda r: r.status is ReportStatus.complete, within=30
+            )
+        except TimeoutError:
+            for pid in workers.processes:
+                print("=== worker", pid, workers.logs[pid].read_text()[-6000:])
+            async with sessions() as session:
+                print((await session.execute(sa.select(ReportShard.shard, ReportShard.status, ReportShard.attempts, ReportShard.lease_owner, ReportShard.lease_expires_at, ReportShard.error))).all())
+            raise
 
         assert await victim.wait() == -signal.SIGKILL
         assert (done.attempts, done.shards_total, done.error) == (1, 3, None)
