@@ -15,6 +15,7 @@ from typing import Final, Protocol
 from uuid import UUID
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
 from arq.jobs import Job, JobStatus
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -54,16 +55,48 @@ class ReportQueue(Protocol):
     async def close(self) -> None: ...
 
 
+def arq_job_timeout(job_timeout_seconds: float) -> float:
+    """Arq's timeout of a job: ours, which the attempt enforces and records in its report, and
+    a backstop for a job that does not give way when cancelled."""
+    return job_timeout_seconds + _BACKSTOP_SECONDS
+
+
+_BACKSTOP_SECONDS: Final = 60.0
+# arq.worker: a started job's in-progress key lasts the longest job timeout and 10 s more.
+_ARQ_IN_PROGRESS_EXTRA_SECONDS: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Staleness:
+    """When a started job is stale (see `JobState.stale`)."""
+
+    job_timeout_seconds: float
+    """The workers' `job_timeout_seconds`: with it, how long Arq keeps a job in progress."""
+    claim_seconds: float
+    """A runner claims its work within this long of starting its job (the lease's length)."""
+
+
 class ArqQueue:
-    def __init__(self, redis: ArqRedis, *, queue_name: str, owns_pool: bool = False) -> None:
+    def __init__(
+        self,
+        redis: ArqRedis,
+        *,
+        queue_name: str,
+        staleness: Staleness | None = None,
+        owns_pool: bool = False,
+    ) -> None:
+        """Without `staleness`, no job is ever `stale`."""
         self._redis = redis
         self._queue_name = queue_name
+        self._staleness = staleness
         self._owns_pool = owns_pool
 
     @classmethod
-    async def connect(cls, redis_url: str, *, queue_name: str) -> "ArqQueue":
+    async def connect(
+        cls, redis_url: str, *, queue_name: str, staleness: Staleness | None = None
+    ) -> "ArqQueue":
         pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue_name)
-        return cls(pool, queue_name=queue_name, owns_pool=True)
+        return cls(pool, queue_name=queue_name, staleness=staleness, owns_pool=True)
 
     async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
         # One Arq job id per attempt: Arq refuses a second job with the id of one it still has,
@@ -100,10 +133,22 @@ class ArqQueue:
         if status in (JobStatus.queued, JobStatus.deferred):
             return JobState.waiting
         if status is JobStatus.in_progress:
-            return JobState.running
+            return await self._started_state(arq_job_id)
         if status is JobStatus.complete:
             return JobState.finished
         return JobState.missing
+
+    async def _started_state(self, arq_job_id: str) -> JobState:
+        if self._staleness is None:
+            return JobState.running
+        # The in-progress key's time to live says when the job started: it was set to Arq's
+        # in-progress timeout then.
+        left_ms = await self._redis.pttl(in_progress_key_prefix + arq_job_id)
+        lasts = arq_job_timeout(self._staleness.job_timeout_seconds)
+        started_ago = lasts + _ARQ_IN_PROGRESS_EXTRA_SECONDS - left_ms / 1000
+        if left_ms > 0 and started_ago > self._staleness.claim_seconds:
+            return JobState.stale
+        return JobState.running
 
     async def depth(self) -> int:
         # Arq keeps a job in the queue's sorted set until it finishes, so this counts the jobs

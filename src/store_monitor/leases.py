@@ -41,6 +41,41 @@ class JobState(StrEnum):
     finished = "finished"
     missing = "missing"
     """The queue never had the job, or has forgotten it."""
+    stale = "stale"
+    """Started longer ago than a runner takes to claim its work: if its attempt has not claimed
+    the work, its runner died as it started (the queue keeps such a job for its whole timeout)."""
+
+
+async def next_attempt(
+    look_up: Callable[[int], Awaitable[JobState]], attempts: int, max_attempts: int
+) -> int | None:
+    """The attempt to queue for work that needs one, after `attempts` started: the next, past
+    any whose job went stale before it claimed the work; None if the job of one is waiting or
+    running. More than `max_attempts` means the work has had them all."""
+    attempt = attempts + 1
+    while attempt <= max_attempts:
+        state = await look_up(attempt)
+        if state in (JobState.waiting, JobState.running):
+            return None
+        if state is not JobState.stale:
+            return attempt
+        attempt += 1
+    return attempt
+
+
+def gave_up(attempts: int, max_attempts: int, status: ReportStatus, error: str | None) -> str:
+    """Why work that needs an attempt, after `attempts` started, has had them all."""
+    if attempts < max_attempts:
+        return (
+            f"gave up after {max_attempts} attempts: the runners of the last ones died as they "
+            "started"
+        )
+    if status is ReportStatus.running:
+        return (
+            f"gave up after {attempts} attempts: the runner of the last one stopped renewing its "
+            "lease (killed, e.g. out of memory, or cut off)"
+        )
+    return f"gave up after {attempts} attempts" + (f" (last: {error})" if error else "")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

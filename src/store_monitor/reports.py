@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 from uuid import UUID
 
@@ -40,6 +41,8 @@ from store_monitor.leases import (
     Runner,
     db_clock,
     failed_values,
+    gave_up,
+    next_attempt,
     run,
 )
 from store_monitor.logs import request_context, request_id
@@ -377,7 +380,9 @@ class _ReportAttempt:
                     sa.update(Report)
                     .where(
                         Report.id == self.report_id,
-                        Report.attempts == self.number - 1,
+                        # Not only `number - 1`: an attempt whose runner died before its claim
+                        # is skipped (see `next_attempt`).
+                        Report.attempts < self.number,
                         _needs_attempt(),
                     )
                     .values(
@@ -483,8 +488,10 @@ async def sweep(
 
     A report needs one when it is pending (new, interrupted, or its attempt lost the database)
     and no job of its next attempt is queued; or running under a lease that ran out: its runner
-    died or stalled, and the new attempt takes the report over. Safe to run in every runner at
-    once: queues deduplicate the job of one attempt, and only one job can claim it.
+    died or stalled, and the new attempt takes the report over. An attempt whose job started
+    but never claimed the report (its runner died as it started) is skipped. Safe to run in
+    every runner at once: queues deduplicate the job of one attempt, and only one job can claim
+    it.
     """
     async with sessionmaker() as session:
         due = (
@@ -496,33 +503,26 @@ async def sweep(
         ).all()
     swept = Sweep()
     for report_id, status, attempts, error in due:
-        if attempts >= max_attempts:
-            if status is ReportStatus.running:
-                reason = (
-                    f"gave up after {attempts} attempts: the runner of the last one stopped "
-                    "renewing its lease (killed, e.g. out of memory, or cut off)"
-                )
-            else:
-                reason = f"gave up after {attempts} attempts" + (
-                    f" (last: {error})" if error else ""
-                )
+        attempt = await next_attempt(partial(look_up, report_id), attempts, max_attempts)
+        if attempt is None:
+            continue
+        if attempt > max_attempts:
+            reason = gave_up(attempts, max_attempts, status, error)
             if await _give_up(sessionmaker, report_id, attempts, reason):
                 swept.failed.append(report_id)
             continue
-        if await look_up(report_id, attempts + 1) in (JobState.waiting, JobState.running):
-            continue
-        await enqueue(report_id, attempts + 1)
+        await enqueue(report_id, attempt)
         if status is ReportStatus.running:
             log.warning(
                 "report %s: the lease of attempt %d ran out (its runner died or stalled); "
                 "attempt %d takes it over",
                 report_id,
                 attempts,
-                attempts + 1,
+                attempt,
             )
             swept.taken_over.append(report_id)
         else:
-            log.info("report %s: pending; attempt %d queued", report_id, attempts + 1)
+            log.info("report %s: pending; attempt %d queued", report_id, attempt)
             swept.requeued.append(report_id)
     return swept
 

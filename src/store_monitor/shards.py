@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -47,6 +48,8 @@ from store_monitor.leases import (
     Runner,
     db_clock,
     failed_values,
+    gave_up,
+    next_attempt,
     run,
 )
 from store_monitor.logs import request_context
@@ -191,7 +194,7 @@ class _ShardAttempt:
                     .where(
                         ReportShard.report_id == self.report_id,
                         ReportShard.shard == self.shard,
-                        ReportShard.attempts == self.number - 1,
+                        ReportShard.attempts < self.number,  # see `next_attempt`
                         _needs_attempt(),
                         Report.id == ReportShard.report_id,
                         Report.status == ReportStatus.running,
@@ -459,24 +462,17 @@ async def sweep(
         ).all()
     swept = Sweep()
     for report_id, shard, status, attempts, error in due:
-        if attempts >= max_attempts:
-            if status is ReportStatus.running:
-                reason = (
-                    f"gave up after {attempts} attempts: the runner of the last one stopped "
-                    "renewing its lease (killed, e.g. out of memory, or cut off)"
-                )
-            else:
-                reason = f"gave up after {attempts} attempts" + (
-                    f" (last: {error})" if error else ""
-                )
+        attempt = await next_attempt(partial(look_up, report_id, shard), attempts, max_attempts)
+        if attempt is None:
+            continue
+        if attempt > max_attempts:
+            reason = gave_up(attempts, max_attempts, status, error)
             # Fenced: only if no attempt started, and none renewed its lease, since we looked.
             fence = (ReportShard.attempts == attempts, _needs_attempt())
             if await _fail_report(sessionmaker, report_id, shard, reason, *fence):
                 swept.failed.append((report_id, shard))
             continue
-        if await look_up(report_id, shard, attempts + 1) in (JobState.waiting, JobState.running):
-            continue
-        await enqueue(report_id, shard, attempts + 1)
+        await enqueue(report_id, shard, attempt)
         if status is ReportStatus.running:
             log.warning(
                 "report %s: the lease of shard %d's attempt %d ran out (its runner died or "
@@ -484,12 +480,10 @@ async def sweep(
                 report_id,
                 shard,
                 attempts,
-                attempts + 1,
+                attempt,
             )
             swept.taken_over.append((report_id, shard))
         else:
-            log.info(
-                "report %s: shard %d pending; attempt %d queued", report_id, shard, attempts + 1
-            )
+            log.info("report %s: shard %d pending; attempt %d queued", report_id, shard, attempt)
             swept.requeued.append((report_id, shard))
     return swept

@@ -205,16 +205,9 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
         shard, owner = running[0]
         victim = workers.processes[int(owner.rsplit(":", 2)[1])]
         victim.send_signal(signal.SIGKILL)
-        try:
-            done = await _until(
-                sessions, created.report.id, lambda r: r.status is ReportStatus.complete, within=30
-            )
-        except TimeoutError:
-            for pid in workers.processes:
-                print("=== worker", pid, workers.logs[pid].read_text()[-6000:])
-            async with sessions() as session:
-                print((await session.execute(sa.select(ReportShard.shard, ReportShard.status, ReportShard.attempts, ReportShard.lease_owner, ReportShard.lease_expires_at, ReportShard.error))).all())
-            raise
+        done = await _until(
+            sessions, created.report.id, lambda r: r.status is ReportStatus.complete, within=60
+        )
 
         assert await victim.wait() == -signal.SIGKILL
         assert (done.attempts, done.shards_total, done.error) == (1, 3, None)
@@ -229,8 +222,9 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
                     )
                 ).all()
             )
-        # The killed shard's attempt 2 finished it; a shard the victim had not started (if
-        # any) ran once; none ran more than twice.
+        # The killed shard's attempt 2 finished it. A shard whose job the victim had taken but
+        # not yet claimed is finished by attempt 2 as well (its attempt 1 never ran), the others
+        # by attempt 1.
         assert attempts[shard] == 2
         assert set(attempts.values()) <= {1, 2}
         [survivor] = [p for p in workers.processes.values() if p is not victim]

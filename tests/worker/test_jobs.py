@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import polars as pl
 import pytest
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 
 import store_monitor.worker
@@ -330,6 +331,67 @@ async def test_sweep_leaves_reports_whose_jobs_are_alive(sessionmaker: Sessions)
     swept = await reports.sweep(sessionmaker, look_up=look_up, enqueue=enqueue, max_attempts=3)
     assert swept == reports.Sweep()
     assert (await load_report(sessionmaker, leased)).status is ReportStatus.running
+
+
+async def test_sweep_skips_an_attempt_whose_runner_died_as_it_started(
+    sessionmaker: Sessions, frames: Frames
+) -> None:
+    # Attempt 1's job was taken by a worker that died before claiming the report: the queue
+    # keeps that job in progress for its whole timeout, but it is stale.
+    dead_at_start = await _insert(sessionmaker)
+    # Every attempt's runner died so: out of attempts.
+    dead_thrice = await _insert(sessionmaker)
+    states = {
+        (dead_at_start, 1): JobState.stale,
+        (dead_at_start, 2): JobState.missing,
+        **{(dead_thrice, attempt): JobState.stale for attempt in (1, 2, 3)},
+    }
+    queued: list[tuple[UUID, int]] = []
+
+    async def look_up(report_id: UUID, attempt: int) -> JobState:
+        return states[report_id, attempt]
+
+    async def enqueue(report_id: UUID, attempt: int) -> None:
+        queued.append((report_id, attempt))
+
+    swept = await reports.sweep(sessionmaker, look_up=look_up, enqueue=enqueue, max_attempts=3)
+    assert (swept.requeued, swept.failed, queued) == (
+        [dead_at_start],
+        [dead_thrice],
+        [(dead_at_start, 2)],
+    )
+    failed = await load_report(sessionmaker, dead_thrice)
+    assert (failed.status, failed.error) == (
+        ReportStatus.failed,
+        "gave up after 3 attempts: the runners of the last ones died as they started",
+    )
+    # Attempt 2 claims the report, though attempt 1 never did; attempt 1, late, does nothing.
+    runner = Runner(owner="tests", lease_seconds=30, timeout_seconds=30, max_attempts=3)
+    assert await reports.run_report(sessionmaker, dead_at_start, 2, runner) is (
+        ReportStatus.complete
+    )
+    assert await reports.run_report(sessionmaker, dead_at_start, 1, runner) is None
+    done = await load_report(sessionmaker, dead_at_start)
+    assert (done.status, done.attempts) == (ReportStatus.complete, 2)
+    assert await stored_csv(sessionmaker, dead_at_start) == _expected(frames)
+
+
+async def test_a_started_job_goes_stale_after_the_claim_time(
+    settings: Settings, queue: jobs.ArqQueue
+) -> None:
+    staleness = jobs.Staleness(job_timeout_seconds=600, claim_seconds=15)
+    arq = jobs.ArqQueue(queue._redis, queue_name=settings.queue_name, staleness=staleness)
+    report_id = uuid4()
+    await arq.enqueue_report(report_id, 1)
+    key = in_progress_key_prefix + jobs.job_id(report_id, 1)
+    # What a worker sets as it starts the job: Arq's in-progress timeout (600 + 60 + 10 s).
+    lasts_ms = 670_000
+    await queue._redis.psetex(key, lasts_ms - 1_000, b"1")  # started a second ago
+    assert await arq.job_state(report_id, 1) is JobState.running
+    await queue._redis.psetex(key, lasts_ms - 20_000, b"1")  # 20 s ago, never claimed
+    assert await arq.job_state(report_id, 1) is JobState.stale
+    assert await queue.job_state(report_id, 1) is JobState.running  # no staleness asked for
+    await queue._redis.delete(key)
 
 
 async def _wait_for(

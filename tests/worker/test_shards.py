@@ -400,3 +400,28 @@ async def test_progress_counts_the_shards_done(sessionmaker: Sessions, settings:
         metadata = (await client.get(f"/reports/{report_id}")).json()
     assert metadata["status"] == "Running"
     assert (metadata["shards_done"], metadata["shards_total"]) == (1, _SHARDS)
+
+
+async def test_a_shard_whose_runner_died_as_it_started_is_queued_again(
+    sessionmaker: Sessions, frames: Frames
+) -> None:
+    report_id = await _planned(sessionmaker)
+    for shard in (1, 3, 4):
+        assert await shards.run_shard(sessionmaker, report_id, shard, 1, _runner())
+
+    async def shard_2_stale(report_id: UUID, shard: int, attempt: int) -> JobState:
+        return JobState.stale if attempt == 1 else JobState.missing
+
+    queued: list[tuple[UUID, int, int]] = []
+
+    async def enqueue(report_id: UUID, shard: int, attempt: int) -> None:
+        queued.append((report_id, shard, attempt))
+
+    swept = await shards.sweep(sessionmaker, look_up=shard_2_stale, enqueue=enqueue, max_attempts=3)
+    assert (swept.requeued, queued) == ([(report_id, 2)], [(report_id, 2, 2)])
+    assert await shards.run_shard(sessionmaker, report_id, 2, 2, _runner()) is (
+        ReportStatus.complete
+    )
+    assert await stored_csv(sessionmaker, report_id) == report_csv_bytes(
+        compute_report(*frames).rows
+    )

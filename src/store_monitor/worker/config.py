@@ -19,10 +19,6 @@ from store_monitor.worker import context, tasks
 
 log = logging.getLogger(__name__)
 
-# run_report enforces the job timeout itself and records it in the report; Arq's own timeout,
-# this much later, is only a backstop for a job that does not give way when cancelled.
-_BACKSTOP_SECONDS: Final = 60.0
-
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of `arq.worker.Worker` (what `arq.run_worker` accepts as settings)."""
@@ -45,8 +41,15 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "ctx": {context.SETTINGS: settings},
         "max_jobs": settings.max_concurrent_jobs,
-        "job_timeout": settings.job_timeout_seconds + _BACKSTOP_SECONDS,
+        "job_timeout": jobs.arq_job_timeout(settings.job_timeout_seconds),
     }
+
+
+def _staleness(settings: Settings) -> jobs.Staleness:
+    """When a started job whose attempt has not claimed its work is taken for dead."""
+    return jobs.Staleness(
+        job_timeout_seconds=settings.job_timeout_seconds, claim_seconds=settings.lease_seconds
+    )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -62,7 +65,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         max_attempts=settings.job_max_tries,
         shard_stores=settings.shard_stores,
     )
-    ctx[context.QUEUE] = queue = jobs.ArqQueue(context.redis(ctx), queue_name=settings.queue_name)
+    ctx[context.QUEUE] = queue = jobs.ArqQueue(
+        context.redis(ctx), queue_name=settings.queue_name, staleness=_staleness(settings)
+    )
     upkeep = jobs.Upkeep(
         interval_seconds=settings.sweep_interval_seconds,
         max_attempts=settings.job_max_tries,
