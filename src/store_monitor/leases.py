@@ -20,7 +20,7 @@ from typing import Final, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from store_monitor.db.models import ReportStatus, UtcDateTime
+from store_monitor.db.models import Report, ReportShard, ReportStatus, UtcDateTime
 from store_monitor.db.session import transient_error
 from store_monitor.logs import request_context
 
@@ -290,6 +290,54 @@ async def _heartbeat(renew: Renew, lease_seconds: float, what: str) -> None:
                 return
         except Exception:
             log.warning("%s could not renew its lease", what, exc_info=True)
+
+
+Leased = type[Report] | type[ReportShard]
+"""Work that attempts claim under a lease: a report, or a shard of one (the same columns)."""
+
+
+def needs_attempt(model: Leased) -> sa.ColumnElement[bool]:
+    """Work waiting for an attempt: pending, or running under a lease that ran out (or none:
+    a report left running by a version without leases)."""
+    return sa.or_(
+        model.status == ReportStatus.pending,
+        sa.and_(
+            model.status == ReportStatus.running,
+            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < db_clock()),
+        ),
+    )
+
+
+def held(model: Leased, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The fence of every write of an attempt: its work still running as that attempt."""
+    return (model.attempts == attempt, model.status == ReportStatus.running)
+
+
+def claimed_values(runner: Runner, attempt: int) -> dict[str, object]:
+    """The columns that make work running as `attempt`, leased to `runner`."""
+    return {
+        "status": ReportStatus.running,
+        "attempts": attempt,
+        "started_at": datetime.now(UTC),
+        "finished_at": None,
+        "error": None,
+        "lease_owner": runner.owner,
+        "lease_expires_at": db_clock(plus=runner.lease_seconds),
+    }
+
+
+def renewed_values(runner: Runner) -> dict[str, object]:
+    return {"lease_expires_at": db_clock(plus=runner.lease_seconds)}
+
+
+def given_back_values(reason: str) -> dict[str, object]:
+    """The columns that make work pending again, without a lease, saying why."""
+    return {
+        "status": ReportStatus.pending,
+        "error": reason,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 def failed_values(reason: str) -> dict[str, object]:

@@ -39,10 +39,14 @@ from store_monitor.leases import (
     JobState,
     LeaseLost,
     Runner,
-    db_clock,
+    claimed_values,
     failed_values,
     gave_up,
+    given_back_values,
+    held,
+    needs_attempt,
     next_attempt,
+    renewed_values,
     run,
 )
 from store_monitor.logs import request_context, request_id
@@ -340,8 +344,8 @@ async def run_report(
 ) -> ReportStatus | None:
     """The job's body: make attempt `attempt` of the report, if the report is waiting for it.
 
-    The attempt claims the report only if it has had `attempt - 1` attempts and is pending, or
-    running under a lease that ran out (its runner died or stalled): the report becomes running,
+    The attempt claims the report only if it has had fewer than `attempt` attempts and is
+    pending, or running under a lease that ran out (its runner died or stalled): it becomes running,
     leased to `runner`. Any other job for the report (a duplicate, a stale retry, a report
     finished or deleted) does nothing. A report of at most `runner.shard_stores` stores is
     computed here: the rows and the `complete` status are written in one transaction that
@@ -385,15 +389,7 @@ class _ReportAttempt:
                         Report.attempts < self.number,
                         _needs_attempt(),
                     )
-                    .values(
-                        status=ReportStatus.running,
-                        attempts=self.number,
-                        started_at=datetime.now(UTC),
-                        finished_at=None,
-                        error=None,
-                        lease_owner=self.runner.owner,
-                        lease_expires_at=db_clock(plus=self.runner.lease_seconds),
-                    )
+                    .values(claimed_values(self.runner, self.number))
                     .returning(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)
                 )
             ).one_or_none()
@@ -443,7 +439,7 @@ class _ReportAttempt:
             renewed = await session.execute(
                 sa.update(Report)
                 .where(*_held(self.report_id, self.number), Report.lease_owner == self.runner.owner)
-                .values(lease_expires_at=db_clock(plus=self.runner.lease_seconds))
+                .values(renewed_values(self.runner))
                 .returning(Report.id)
             )
             return renewed.one_or_none() is not None
@@ -453,12 +449,7 @@ class _ReportAttempt:
             await session.execute(
                 sa.update(Report)
                 .where(*_held(self.report_id, self.number), Report.lease_owner == self.runner.owner)
-                .values(
-                    status=ReportStatus.pending,
-                    error=reason,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                .values(given_back_values(reason))
             )
 
     async def fail(self, reason: str) -> bool:
@@ -528,16 +519,9 @@ async def sweep(
 
 
 def _needs_attempt() -> sa.ColumnElement[bool]:
-    return sa.or_(
-        Report.status == ReportStatus.pending,
-        sa.and_(
-            Report.status == ReportStatus.running,
-            # A report in shards is left to its shards' sweep (see `store_monitor.shards`).
-            Report.shards_total.is_(None),
-            # No lease at all: a report left running by a version without leases.
-            sa.or_(Report.lease_expires_at.is_(None), Report.lease_expires_at < db_clock()),
-        ),
-    )
+    # A report in shards is left to its shards' sweep (see `store_monitor.shards`).
+    in_shards = sa.and_(Report.status == ReportStatus.running, Report.shards_total.is_not(None))
+    return sa.and_(needs_attempt(Report), sa.not_(in_shards))
 
 
 async def _give_up(
@@ -665,8 +649,4 @@ async def _finish_failed(
 
 def _held(report_id: UUID, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
     """The fence of every write of an attempt: the report still running as that attempt."""
-    return (
-        Report.id == report_id,
-        Report.attempts == attempt,
-        Report.status == ReportStatus.running,
-    )
+    return (Report.id == report_id, *held(Report, attempt))

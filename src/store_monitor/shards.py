@@ -46,10 +46,14 @@ from store_monitor.leases import (
     JobState,
     LeaseLost,
     Runner,
-    db_clock,
+    claimed_values,
     failed_values,
     gave_up,
+    given_back_values,
+    held,
+    needs_attempt,
     next_attempt,
+    renewed_values,
     run,
 )
 from store_monitor.logs import request_context
@@ -195,19 +199,11 @@ class _ShardAttempt:
                         ReportShard.report_id == self.report_id,
                         ReportShard.shard == self.shard,
                         ReportShard.attempts < self.number,  # see `next_attempt`
-                        _needs_attempt(),
+                        needs_attempt(ReportShard),
                         Report.id == ReportShard.report_id,
                         Report.status == ReportStatus.running,
                     )
-                    .values(
-                        status=ReportStatus.running,
-                        attempts=self.number,
-                        started_at=datetime.now(UTC),
-                        finished_at=None,
-                        error=None,
-                        lease_owner=self.runner.owner,
-                        lease_expires_at=db_clock(plus=self.runner.lease_seconds),
-                    )
+                    .values(claimed_values(self.runner, self.number))
                     .returning(
                         ReportShard.first_store,
                         ReportShard.end_store,
@@ -294,7 +290,7 @@ class _ShardAttempt:
                     Report.id == ReportShard.report_id,
                     Report.status == ReportStatus.running,
                 )
-                .values(lease_expires_at=db_clock(plus=self.runner.lease_seconds))
+                .values(renewed_values(self.runner))
                 .returning(ReportShard.shard)
             )
             return renewed.one_or_none() is not None
@@ -304,12 +300,7 @@ class _ShardAttempt:
             await session.execute(
                 sa.update(ReportShard)
                 .where(*self._held(), ReportShard.lease_owner == self.runner.owner)
-                .values(
-                    status=ReportStatus.pending,
-                    error=reason,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                .values(given_back_values(reason))
             )
 
     async def fail(self, reason: str) -> bool:
@@ -322,8 +313,7 @@ class _ShardAttempt:
         return (
             ReportShard.report_id == self.report_id,
             ReportShard.shard == self.shard,
-            ReportShard.attempts == self.number,
-            ReportShard.status == ReportStatus.running,
+            *held(ReportShard, self.number),
         )
 
 
@@ -414,18 +404,6 @@ async def _fail_report(
     return True
 
 
-def _needs_attempt() -> sa.ColumnElement[bool]:
-    return sa.or_(
-        ReportShard.status == ReportStatus.pending,
-        sa.and_(
-            ReportShard.status == ReportStatus.running,
-            sa.or_(
-                ReportShard.lease_expires_at.is_(None), ReportShard.lease_expires_at < db_clock()
-            ),
-        ),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Sweep:
     requeued: list[tuple[UUID, int]] = field(default_factory=list)
@@ -456,7 +434,7 @@ async def sweep(
                     ReportShard.error,
                 )
                 .join(Report, Report.id == ReportShard.report_id)
-                .where(Report.status == ReportStatus.running, _needs_attempt())
+                .where(Report.status == ReportStatus.running, needs_attempt(ReportShard))
                 .order_by(Report.created_at, ReportShard.shard)
             )
         ).all()
@@ -468,7 +446,7 @@ async def sweep(
         if attempt > max_attempts:
             reason = gave_up(attempts, max_attempts, status, error)
             # Fenced: only if no attempt started, and none renewed its lease, since we looked.
-            fence = (ReportShard.attempts == attempts, _needs_attempt())
+            fence = (ReportShard.attempts == attempts, needs_attempt(ReportShard))
             if await _fail_report(sessionmaker, report_id, shard, reason, *fence):
                 swept.failed.append((report_id, shard))
             continue
