@@ -31,6 +31,7 @@ from store_monitor.db.report_files import (
     store_report_file,
 )
 from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
+from store_monitor.db.session import reading
 from store_monitor.engine.localtime import known_timezones
 from store_monitor.engine.report import Report as ComputedReport
 from store_monitor.frames import DEFAULT_TIMEZONE
@@ -399,7 +400,7 @@ class _ReportAttempt:
         return Claimed(request_id=row[1])
 
     async def work(self) -> ReportStatus:
-        async with self.sessionmaker() as session:
+        async with reading(self.sessionmaker) as session:
             planned = await shards.plan(
                 session, as_of=self._as_of, shard_stores=self.runner.shard_stores
             )
@@ -484,7 +485,7 @@ async def sweep(
     every runner at once: queues deduplicate the job of one attempt, and only one job can claim
     it.
     """
-    async with sessionmaker() as session:
+    async with reading(sessionmaker) as session:
         due = (
             await session.execute(
                 sa.select(Report.id, Report.status, Report.attempts, Report.error)

@@ -37,6 +37,7 @@ from store_monitor.db.report_data import (
     store_ranges,
 )
 from store_monitor.db.report_files import store_report_csv
+from store_monitor.db.session import reading
 from store_monitor.engine import compute_report, incident_counts
 from store_monitor.engine.report import Report as ComputedReport
 from store_monitor.formats import report_csv_bytes
@@ -423,7 +424,7 @@ async def sweep(
 ) -> Sweep:
     """Queue the next attempt of every shard of a running report that needs one, or fail the
     report if the shard has had them all: as `store_monitor.reports.sweep` does for reports."""
-    async with sessionmaker() as session:
+    async with reading(sessionmaker) as session:
         due = (
             await session.execute(
                 sa.select(

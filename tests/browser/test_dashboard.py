@@ -170,3 +170,64 @@ async def test_a_report_page_opened_early_shows_the_stores_once_done(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.stores"))
     )
     assert not browser.find_elements(By.ID, "report-waiting")
+
+
+async def test_a_report_in_shards_shows_its_progress_as_it_goes(
+    service: str, postgres_url: str, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    # A report planned in 4 shards, one of them done; no shard is there for a sweep to queue.
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    sessions = create_sessionmaker(engine)
+
+    def progress_text(driver: webdriver.Chrome, where: str) -> str:
+        # Read in one go: the list's script rebuilds the cell every second.
+        text = driver.execute_script(
+            "const found = document.querySelector(arguments[0]);"
+            "return found ? found.textContent : '';",
+            f"{where} .progress-text",
+        )
+        assert isinstance(text, str)
+        return text
+
+    try:
+        async with sessions.begin() as session:
+            report = Report(status=ReportStatus.running, attempts=1, shards_total=4, shards_left=3)
+            session.add(report)
+        list_page = f"{service}/"
+        browser.get(list_page)
+        row = f'#reports tr[data-report-id="{report.id}"]'
+        assert progress_text(browser, row) == "1 of 4 shards"
+        bar = browser.execute_script(
+            "const bar = document.querySelector(arguments[0]); return [bar.value, bar.max];",
+            f"{row} progress",
+        )
+        assert bar == [1, 4]
+
+        browser.get(f"{service}/ui/reports/{report.id}")
+        assert progress_text(browser, "#report-waiting") == "1 of 4 shards"
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(Report).where(Report.id == report.id).values(shards_left=1)
+            )
+        # The page's script follows the report without a reload.
+        wait(browser).until(
+            lambda driver: progress_text(driver, "#report-waiting") == "3 of 4 shards"
+        )
+        browser.save_screenshot(str(tmp_path / "report-in-shards.png"))
+        browser.get(list_page)
+        assert progress_text(browser, row) == "3 of 4 shards"
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(Report)
+                .where(Report.id == report.id)
+                .values(status=ReportStatus.complete, shards_left=0, row_count=0, incident_count=0)
+            )
+        # The list's script too: the bar goes once the report is complete.
+        wait(browser).until(
+            lambda driver: (
+                driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-finished") == "true"
+            )
+        )
+        assert not browser.find_elements(By.CSS_SELECTOR, f"{row} progress")
+    finally:
+        await engine.dispose()

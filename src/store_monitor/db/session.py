@@ -1,5 +1,7 @@
 """The one engine and session factory, shared by the API, the worker, the CLI and the tests."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from sqlalchemy import event, exc
@@ -77,6 +79,19 @@ _POSTGRES_UNAVAILABLE: Final = ("08", "28", "3D000", "53", "57P")
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Loaded attributes stay readable after commit: no lazy refresh, which async forbids.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads only, whose connection is dropped, not given back, if the block is
+    cut short: a query cancelled midway (a job stopped) leaves asyncpg's connection unusable,
+    and resetting it would raise in place of the original error."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.invalidate()
+            raise
 
 
 def _connect_errors_as_operational(engine: AsyncEngine) -> None:
