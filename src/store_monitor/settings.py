@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     many shards' (see `shard_stores`)."""
     shard_stores: int = Field(default=DEFAULT_SHARD_STORES, ge=1)
     """A report of more stores is computed in shards of about this many stores, each a job of
-    its own that any worker may run; at hourly polls a shard holds about 10 KB per store while it computes."""
+    its own that any worker may run; at hourly polls a shard holds about 10 KB per store while
+    it computes."""
     lease_seconds: float = Field(default=15.0, gt=0)
     """How long a report being computed stays its runner's without a heartbeat (one every third
     of it): a runner silent for longer is taken to be dead and the report is taken over."""
