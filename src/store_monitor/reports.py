@@ -23,7 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import shards
 from store_monitor.db.models import Report, ReportStatus
-from store_monitor.db.report_data import report_daily_csv, report_incidents_csv, report_rows
+from store_monitor.db.report_data import (
+    StoreRange,
+    report_daily_csv,
+    report_incidents_csv,
+    report_rows,
+    store_ranges,
+)
 from store_monitor.db.report_files import (
     StoredFile,
     encode_report_csv,
@@ -401,11 +407,9 @@ class _ReportAttempt:
 
     async def work(self) -> ReportStatus:
         async with reading(self.sessionmaker) as session:
-            planned = await shards.plan(
-                session, as_of=self._as_of, shard_stores=self.runner.shard_stores
-            )
-        if len(planned.ranges) > 1:
-            return await self._fan_out(planned)
+            ranges = await store_ranges(session, per_range=self.runner.shard_stores)
+        if len(ranges) > 1:
+            return await self._fan_out(ranges)
         result, inputs = await shards.compute_stores(self.sessionmaker, as_of=self._as_of)
         async with self.sessionmaker.begin() as session:
             # Polls after `now` are never loaded, so the engine cannot count them.
@@ -415,11 +419,13 @@ class _ReportAttempt:
                 raise LeaseLost
         return ReportStatus.complete
 
-    async def _fan_out(self, planned: shards.Plan) -> ReportStatus:
+    async def _fan_out(self, ranges: list[StoreRange]) -> ReportStatus:
         async with self.sessionmaker.begin() as session:
-            if not await shards.write_plan(session, self.report_id, self.number, planned):
+            if not await shards.write_plan(
+                session, self.report_id, self.number, as_of=self._as_of, ranges=ranges
+            ):
                 raise LeaseLost
-        total = len(planned.ranges)
+        total = len(ranges)
         log.info("report %s: planned in %d shards", self.report_id, total)
         if self.enqueue_shard is None:
             return ReportStatus.running

@@ -1,14 +1,14 @@
 """Reports in shards: computing a range of a report's stores, and a report too large for one job
 split into ranges that jobs of their own compute.
 
-A report's first job plans it (`plan`): with more stores than the runner's `shard_stores`, it
-pins the report's `now` and cuts the stores, in store-id order, into contiguous ranges, one
-shard each (`write_plan`). Each shard is claimed, leased, fenced, taken over and retried alone,
-as a report is (see `store_monitor.leases`); it reads only its stores' polls of the week and
-writes only its stores' rows, incidents and days. A counter on the report counts the shards
-left; the shard that brings it to zero completes the report in the same transaction, its CSV
-file made of the shards' parts in order. A shard out of attempts, or with an error, fails the
-report with a reason that names it.
+A report's first job plans it: with more stores than the runner's `shard_stores`, it cuts the
+stores, in store-id order, into contiguous ranges (`store_ranges`), one shard each, and pins
+the report's `now` (`write_plan`). Each shard is claimed, leased, fenced, taken over and
+retried alone, as a report is (see `store_monitor.leases`); it reads only its stores' polls of
+the week and writes only its stores' rows, incidents and days. A counter on the report counts
+the shards left; the shard that brings it to zero completes the report in the same
+transaction, its CSV file made of the shards' parts in order. A shard out of attempts, or with
+an error, fails the report with a reason that names it.
 
 Every shard computes at the pinned `now`, so polls that arrive while a report runs (at later
 instants) change none of its figures.
@@ -25,16 +25,14 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor.db.models import Report, ReportShard, ReportStatus
+from store_monitor.db.models import Report, ReportShard, ReportStatus, Store
 from store_monitor.db.report_data import (
     ALL_STORES,
     ReportInputs,
     StoreRange,
-    latest_poll,
     load_report_inputs,
     replace_report_details,
     replace_report_rows,
-    store_ranges,
 )
 from store_monitor.db.report_files import store_report_csv
 from store_monitor.db.session import reading
@@ -107,41 +105,31 @@ async def write_results(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    now: datetime | None
-    """The `now` every shard computes at: `as_of`, or else the latest poll when planned."""
-    ranges: list[StoreRange]
-    """In store-id order; one range means the report is one job."""
-
-
-async def plan(session: AsyncSession, *, as_of: datetime | None, shard_stores: int) -> Plan:
-    """How a report at `as_of` is to be computed: in ranges of at most about `shard_stores`
-    stores, at which `now`."""
-    ranges = await store_ranges(session, per_range=shard_stores)
-    now = as_of if as_of is not None else await latest_poll(session)
-    return Plan(now=now, ranges=ranges)
-
-
-async def write_plan(session: AsyncSession, report_id: UUID, attempt: int, planned: Plan) -> bool:
-    """Record the report's shards, all pending, and its pinned `now`; False (and nothing
-    written) if attempt `attempt` no longer holds the report. Flushes, never commits.
+async def write_plan(
+    session: AsyncSession,
+    report_id: UUID,
+    attempt: int,
+    *,
+    as_of: datetime | None,
+    ranges: list[StoreRange],
+) -> bool:
+    """Record the report's shards, one per range of `ranges` (in store-id order, see
+    `store_ranges`), all pending, and pin the `now` every shard computes at: `as_of`, or else
+    the latest poll. False (and nothing written) if attempt `attempt` no longer holds the
+    report. Flushes, never commits.
 
     The report stays running; from now on its shards hold the leases, and the report's own
     sweep leaves it to theirs (see `sweep`).
     """
-    total = len(planned.ranges)
-    held = await session.execute(
+    latest = sa.select(sa.func.max(Store.latest_poll_at)).scalar_subquery()
+    total = len(ranges)
+    planned = await session.execute(
         sa.update(Report)
-        .where(
-            Report.id == report_id,
-            Report.attempts == attempt,
-            Report.status == ReportStatus.running,
-        )
-        .values(now=planned.now, shards_total=total, shards_left=total)
+        .where(Report.id == report_id, *held(Report, attempt))
+        .values(now=latest if as_of is None else as_of, shards_total=total, shards_left=total)
         .returning(Report.id)
     )
-    if held.one_or_none() is None:
+    if planned.one_or_none() is None:
         return False
     await session.execute(
         sa.insert(ReportShard),
@@ -153,7 +141,7 @@ async def write_plan(session: AsyncSession, report_id: UUID, attempt: int, plann
                 "end_store": stores.end,
                 "status": ReportStatus.pending,
             }
-            for shard, stores in enumerate(planned.ranges, start=1)
+            for shard, stores in enumerate(ranges, start=1)
         ],
     )
     return True

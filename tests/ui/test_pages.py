@@ -142,6 +142,7 @@ async def test_static_files_are_served_with_the_vendored_chart(
         "/ui/static/store-chart.js",
         "/ui/static/reports.js",
         "/ui/static/report-wait.js",
+        "/ui/static/progress.js",
         "/ui/static/dashboard.css",
     ):
         response = await open_client.get(path)

@@ -189,16 +189,10 @@ class ReportMetadata(BaseModel):
             ignored_polls=report.ignored_polls,
             incident_count=report.incident_count,
             attempts=report.attempts,
-            shards_done=_shards_done(report),
+            shards_done=report.shards_done,
             shards_total=report.shards_total,
             request_id=report.request_id,
         )
-
-
-def _shards_done(report: Report) -> int | None:
-    if report.shards_total is None:
-        return None
-    return report.shards_total - (report.shards_left or 0)
 
 
 class ReportList(BaseModel):

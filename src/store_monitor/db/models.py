@@ -166,6 +166,13 @@ class Report(Base):
     """Shards not yet complete: each finishing shard decrements it, and the one that brings it
     to zero completes the report."""
 
+    @property
+    def shards_done(self) -> int | None:
+        """Shards complete, the report's progress with `shards_total`; None until planned."""
+        if self.shards_total is None:
+            return None
+        return self.shards_total - (self.shards_left or 0)
+
 
 class ReportShard(Base):
     """One shard of a report too large for one job: a contiguous range of store ids, in the

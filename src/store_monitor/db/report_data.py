@@ -103,11 +103,6 @@ async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRa
     return [StoreRange(first, end) for first, end in itertools.pairwise(bounds)]
 
 
-async def latest_poll(session: AsyncSession) -> datetime | None:
-    """The latest poll of all stores: a report's `now` when no `as_of` is asked for."""
-    return await session.scalar(sa.select(sa.func.max(Store.latest_poll_at)))
-
-
 # One statement for one part of the stores (see `_load_postgres`). It gathers, store by store,
 # what the report needs of each, found through the store's index entries (primary keys led by
 # store_id): the cost follows the week's polls and the number of stores, not the length of the

@@ -129,7 +129,7 @@ def _progress(report: Report) -> dict[str, int | None]:
     total = report.shards_total
     if report.status is not ReportStatus.running or total is None or total < 2:
         return {"shards_done": None, "shards_total": None}
-    return {"shards_done": total - (report.shards_left or 0), "shards_total": total}
+    return {"shards_done": report.shards_done, "shards_total": total}
 
 
 def status_json(line: ReportLine) -> dict[str, object]:

@@ -7,23 +7,14 @@
   // A report computed in shards: keep its bar and "2 of 4 shards" up to date.
   function showProgress(report) {
     if (!report.shards_total) { return; }
-    var wrap = waiting.querySelector(".progress");
-    if (!wrap) {
-      wrap = document.createElement("span");
-      wrap.className = "progress";
-      wrap.appendChild(document.createElement("progress"));
-      wrap.appendChild(document.createTextNode(" "));
-      var words = document.createElement("span");
-      words.className = "progress-text";
-      wrap.appendChild(words);
+    var shown = waiting.querySelector(".progress");
+    var fresh = window.shardProgress(report);
+    if (shown) {
+      shown.replaceWith(fresh);
+    } else {
       waiting.appendChild(document.createTextNode(" "));
-      waiting.appendChild(wrap);
+      waiting.appendChild(fresh);
     }
-    var bar = wrap.querySelector("progress");
-    bar.max = report.shards_total;
-    bar.value = report.shards_done;
-    wrap.querySelector(".progress-text").textContent =
-      report.shards_done + " of " + report.shards_total + " shards";
   }
   function step() {
     fetch(waiting.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })

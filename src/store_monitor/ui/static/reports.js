@@ -30,7 +30,7 @@
     status.appendChild(badge);
     if (report.shards_total) {
       status.appendChild(document.createTextNode(" "));
-      status.appendChild(progress(report));
+      status.appendChild(window.shardProgress(report));
     }
     if (report.error) {
       var error = document.createElement("span");
@@ -42,22 +42,6 @@
     cell(row, "duration").textContent = report.duration;
     cell(row, "stores").textContent = text(report.stores);
     cell(row, "incidents").textContent = text(report.incidents);
-  }
-
-  // A report computed in shards: a bar and "2 of 4 shards", as the page renders it.
-  function progress(report) {
-    var wrap = document.createElement("span");
-    wrap.className = "progress";
-    var bar = document.createElement("progress");
-    bar.max = report.shards_total;
-    bar.value = report.shards_done;
-    var words = document.createElement("span");
-    words.className = "progress-text";
-    words.textContent = report.shards_done + " of " + report.shards_total + " shards";
-    wrap.appendChild(bar);
-    wrap.appendChild(document.createTextNode(" "));
-    wrap.appendChild(words);
-    return wrap;
   }
 
   function newRow(report) {
