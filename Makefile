@@ -7,6 +7,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
+# `install` syncs .venv once per target; `uv run` would sync (and recompile) again on every command.
+RUN := $(UV) run --no-sync
 # Installed libraries come with their bytecode: else every command compiles them again where
 # PYTHONDONTWRITEBYTECODE is set (a second or so per CLI run).
 export UV_COMPILE_BYTECODE := 1
@@ -28,23 +30,23 @@ $(TOOLS)/uv-$(UV_VERSION):
 	@touch $@
 
 run: install ## Run the service: the dashboard on http://127.0.0.1:8000/, the API at /docs (embedded PostgreSQL + in-process jobs unless configured)
-	$(UV) run store-monitor serve
+	$(RUN) store-monitor serve
 
 test: install ## Run the tests (needs PostgreSQL and Redis on localhost, see README)
-	$(UV) run pytest
+	$(RUN) pytest
 
 lint: install ## ruff, formatting, mypy (strict) and the import layers
-	$(UV) run ruff check src tests
-	$(UV) run ruff format --check src tests
-	$(UV) run mypy
-	$(UV) run lint-imports
+	$(RUN) ruff check src tests
+	$(RUN) ruff format --check src tests
+	$(RUN) mypy
+	$(RUN) lint-imports
 
 format: install ## Apply ruff's fixes and formatting
-	$(UV) run ruff check --fix src tests
-	$(UV) run ruff format src tests
+	$(RUN) ruff check --fix src tests
+	$(RUN) ruff format src tests
 
 bench: install ## Benchmarks: report vs plain CSV read, scaling, service, load, scale-out (prints tables)
-	$(UV) run python -m benchmarks
+	$(RUN) python -m benchmarks
 
 openapi: install ## Rewrite the committed openapi.json from the app
-	$(UV) run store-monitor openapi > openapi.json
+	$(RUN) store-monitor openapi > openapi.json

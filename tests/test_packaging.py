@@ -104,3 +104,19 @@ def test_docker_compose_config_parses() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_make_targets_run_without_syncing_again() -> None:
+    """`make install` syncs .venv; a `uv run` that synced again would recompile every library's
+    bytecode and print so on each `make run` or `make test`."""
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "run", "test", "lint", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    runs = [line for line in dry.stdout.splitlines() if " run " in f" {line} " and "uv" in line]
+    assert runs, dry.stdout
+    assert all("run --no-sync" in line for line in runs), runs
