@@ -20,13 +20,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports
+from store_monitor import ingest
 from store_monitor.db.models import Report, ReportShard, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.work.arq import ArqQueue
 from support.service import empty_postgres, expected_csv, postgres_mode, stored_csv
+from support.work import create_report
 
 # The worker command with a test-only hook around the computation: `slow` sleeps the given
 # seconds first (so that a test finds the report computing), `die` kills its own process.
@@ -34,6 +36,7 @@ _WORKER = """
 import os, signal, sys, time
 from store_monitor import shards
 from store_monitor.cli import app
+from support.work import create_report
 
 compute = shards.compute_report
 mode, seconds = sys.argv[1], float(sys.argv[2])
@@ -95,7 +98,7 @@ def _environment(settings: Settings) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def _service(
     postgres_url: str, data_files: GeneratedFiles, tmp_path: Path, **overrides: Any
-) -> AsyncIterator[tuple[Sessions, jobs.ArqQueue, _Workers]]:
+) -> AsyncIterator[tuple[Sessions, ArqQueue, _Workers]]:
     await empty_postgres(postgres_url)
     settings = postgres_mode(postgres_url, **overrides)
     engine = create_engine(postgres_url, process_name="store-monitor-tests")
@@ -105,7 +108,11 @@ async def _service(
         await ingest.ingest_business_hours(session, read_business_hours(data_files.menu_hours))
         await ingest.ingest_timezones(session, read_timezones(data_files.timezones))
     assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    queue = await ArqQueue.connect(
+        settings.redis_url,
+        queue_name=settings.queue_name,
+        job_timeout_seconds=settings.job_timeout_seconds,
+    )
     workers = _Workers(settings, tmp_path)
     try:
         yield sessions, queue, workers
@@ -161,7 +168,7 @@ async def test_a_killed_workers_report_is_finished_by_another_within_a_minute(
     ) as (sessions, queue, workers):
         for _ in range(2):
             await workers.start("slow", 3.0)
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         running = await _until(sessions, created.report.id, _computing, within=30)
         victim = _holder(workers, running)
 
@@ -195,7 +202,7 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
     ) as (sessions, queue, workers):
         for _ in range(2):
             await workers.start("slow", 2.0)
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         async with asyncio.timeout(30):
             while True:
                 running = await _running_shards(sessions, created.report.id)
@@ -252,7 +259,7 @@ async def test_a_paused_worker_that_lost_its_lease_writes_nothing_when_it_resume
     ) as (sessions, queue, workers):
         for _ in range(2):
             await workers.start("slow", 3.0)
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         zombie = _holder(workers, await _until(sessions, created.report.id, _computing, within=30))
 
         zombie.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM, a partition
@@ -289,7 +296,7 @@ async def test_a_report_that_kills_every_worker_fails_saying_so(
         job_max_tries=2,
     ) as (sessions, queue, workers):
         first, second = [await workers.start("die") for _ in range(2)]
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         async with asyncio.timeout(60):
             assert await first.wait() == await second.wait() == -signal.SIGKILL
         # Both attempts killed their workers; the next worker to come fails the report.
@@ -355,7 +362,7 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
         ) as (sessions, queue, workers),
     ):
         worker = await workers.start()
-        before = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        before = await create_report(sessions, queue, as_of=None)
         await _until(
             sessions, before.report.id, lambda r: r.status is ReportStatus.complete, within=30
         )
@@ -369,7 +376,7 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
             session.add(during)
 
         async with _redis_server(redis_port):
-            after = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+            after = await create_report(sessions, queue, as_of=None)
             for report_id in (during.id, after.report.id):
                 done = await _until(
                     sessions, report_id, lambda r: r.status is ReportStatus.complete, within=30
