@@ -4,6 +4,7 @@ the next start."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,8 @@ from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.settings import Settings
 from store_monitor.work.lease import Runner
-from store_monitor.work.queue import InProcessQueue
+from store_monitor.work.queue import InProcessQueue, JobState
+from store_monitor.work.table import Key
 from support.service import embedded, empty_postgres, serve, wait_until_final
 from support.work import create_report
 
@@ -106,3 +108,21 @@ async def test_a_job_stopped_just_after_its_claim_is_pending(
     report = await _status(sessions, created.report.id)
     assert report.status is ReportStatus.pending
     assert report.error == "attempt 1 was interrupted as it started: its runner stopped"
+
+
+async def test_a_job_due_later_starts_then() -> None:
+    queue = InProcessQueue(concurrency=1)
+    started = asyncio.Event()
+
+    async def handler(key: Key, attempt: int) -> None:
+        started.set()
+
+    queue.handlers["kind"] = handler
+    due_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    await queue.enqueue("kind", ("key",), 1, due_at=due_at)
+    await asyncio.sleep(0.2)
+    assert not started.is_set()
+    assert await queue.state("kind", ("key",), 1) is JobState.running
+    await asyncio.wait_for(started.wait(), timeout=5)
+    assert datetime.now(UTC) >= due_at
+    await queue.close()
