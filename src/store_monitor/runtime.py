@@ -35,7 +35,7 @@ async def build_work(
         lease_seconds=settings.lease_seconds,
         timeout_seconds=settings.job_timeout_seconds,
         max_attempts=settings.job_max_tries,
-        **({} if settings.shard_stores is None else {"shard_stores": settings.shard_stores}),
+        shard_stores=settings.shard_stores,
     )
     upkeep = jobs.Upkeep(
         interval_seconds=settings.sweep_interval_seconds,

@@ -50,10 +50,10 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=4, ge=1)
     """Jobs (reports, or shards of large ones) a worker runs at once: its memory is about this
     many shards' (see `shard_stores`)."""
-    shard_stores: int | None = Field(default=None, ge=1)
+    shard_stores: int = Field(default=50_000, ge=1)
     """A report of more stores is computed in shards of about this many stores, each a job of
     its own that any worker may run; at hourly polls a shard holds about 10 KB per store while
-    it computes. None: 50,000 (`store_monitor.work.lease.DEFAULT_SHARD_STORES`)."""
+    it computes. The runner's default too (`store_monitor.work.lease.DEFAULT_SHARD_STORES`)."""
     lease_seconds: float = Field(default=15.0, gt=0)
     """How long a report being computed stays its runner's without a heartbeat (one every third
     of it): a runner silent for longer is taken to be dead and the report is taken over."""

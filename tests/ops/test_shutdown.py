@@ -33,7 +33,6 @@ _SLOW_WORKER = """
 import sys, time
 from store_monitor import shards
 from store_monitor.cli import app
-from support.work import create_report
 
 compute = shards.compute_report
 

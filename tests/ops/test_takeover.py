@@ -27,7 +27,7 @@ from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.work.arq import ArqQueue
-from support.service import empty_postgres, expected_csv, postgres_mode, stored_csv
+from support.service import empty_postgres, expected_csv, postgres_mode, serve, stored_csv
 from support.work import create_report
 
 # The worker command with a test-only hook around the computation: `slow` sleeps the given
@@ -36,7 +36,6 @@ _WORKER = """
 import os, signal, sys, time
 from store_monitor import shards
 from store_monitor.cli import app
-from support.work import create_report
 
 compute = shards.compute_report
 mode, seconds = sys.argv[1], float(sys.argv[2])
@@ -367,17 +366,20 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
             sessions, before.report.id, lambda r: r.status is ReportStatus.complete, within=30
         )
 
-        redis.terminate()
-        await redis.wait()
-        await _logged(workers, worker, "lost Redis")
-        # Created while Redis was away: the API's enqueue was lost (so was Redis' whole queue).
-        during = Report()
-        async with sessions.begin() as session:
-            session.add(during)
+        # Triggered while Redis is away: stored pending, answered 202; the database is the
+        # source of truth, and the sweep queues the report once Redis is back.
+        async with serve(workers.settings) as client:
+            redis.terminate()
+            await redis.wait()
+            await _logged(workers, worker, "lost Redis")
+            triggered = await client.post("/trigger_report")
+        assert (triggered.status_code, triggered.json()["status"]) == (202, "Pending")
+        during = UUID(triggered.json()["report_id"])
+        assert (await _report(sessions, during)).status is ReportStatus.pending
 
         async with _redis_server(redis_port):
             after = await create_report(sessions, queue, as_of=None)
-            for report_id in (during.id, after.report.id):
+            for report_id in (during, after.report.id):
                 done = await _until(
                     sessions, report_id, lambda r: r.status is ReportStatus.complete, within=30
                 )

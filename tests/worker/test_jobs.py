@@ -21,11 +21,12 @@ from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.report_runs import REPORTS, RUN_REPORT
+from store_monitor.runtime import build_work
 from store_monitor.settings import Settings, get_settings
 from store_monitor.shards import RUN_SHARD
 from store_monitor.work.arq import ArqQueue
-from store_monitor.work.lease import Runner
-from store_monitor.work.queue import JobState, job_id
+from store_monitor.work.lease import DEFAULT_SHARD_STORES, Runner
+from store_monitor.work.queue import InProcessQueue, JobState, job_id
 from store_monitor.work.sweep import Sweep, sweep
 from store_monitor.work.table import Key
 from store_monitor.worker import context, tasks, worker_settings
@@ -441,3 +442,21 @@ def test_the_worker_needs_a_queue_and_a_shared_database() -> None:
     # The embedded server belongs to the process that started it: no worker can share it.
     with pytest.raises(ValueError, match="set STORE_MONITOR_DATABASE_URL"):
         worker_settings(Settings(database_url=None, redis_url=redis))
+
+
+async def test_settings_build_the_runner_upkeep_and_queue(
+    settings: Settings, sessionmaker: Sessions
+) -> None:
+    # The settings' default shard size is the runner's own (settings may not import it).
+    assert Settings.model_fields["shard_stores"].default == DEFAULT_SHARD_STORES
+    tuned = settings.model_copy(update={"shard_stores": 7, "job_max_tries": 5})
+    work = await build_work(tuned, sessionmaker)
+    try:
+        assert (work.runner.shard_stores, work.runner.max_attempts) == (7, 5)
+        assert work.upkeep.max_attempts == 5
+        assert isinstance(work.queue, ArqQueue)
+    finally:
+        await work.queue.close()
+    embedded = await build_work(tuned.model_copy(update={"redis_url": None}), sessionmaker)
+    assert isinstance(embedded.queue, InProcessQueue)
+    await embedded.queue.close()
