@@ -234,7 +234,7 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
         assert attempts[shard] == 2
         assert set(attempts.values()) <= {1, 2}
         [survivor] = [p for p in workers.processes.values() if p is not victim]
-        assert f"shard {shard}'s attempt 1 ran out" in workers.log(survivor)
+        assert f"shard {shard}: the lease of attempt 1 ran out" in workers.log(survivor)
 
 
 async def _running_shards(sessions: Sessions, report_id: UUID) -> list[tuple[int, str]]:
