@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.pool import NullPool
 
 from store_monitor.db.migrations import upgrade_to_head
-from store_monitor.db.models import Base
 from store_monitor.db.session import create_engine
+from support.database import empty_tables
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "STORE_MONITOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -88,8 +88,7 @@ async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     async with db_engine.connect() as connection:
         transaction = await connection.begin()
         # Other tests commit into the same databases: start from empty tables all the same.
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
+        await empty_tables(connection)
         session = AsyncSession(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )

@@ -19,6 +19,7 @@ import polars as pl
 import typer
 
 from store_monitor import frames, synthetic
+from store_monitor.clock import latest_allowed_poll
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.sources import (
@@ -142,10 +143,6 @@ OwnersFile = Annotated[
 ]
 
 
-def _latest_allowed_poll(clock_skew_seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=clock_skew_seconds)
-
-
 def _source(explicit: Path | None, data: Path | None, default_name: str, option: str) -> Path:
     path = explicit if explicit is not None else (data / default_name if data else None)
     if path is None:
@@ -193,7 +190,7 @@ def report(
     no upper bound (polls after it are left out).
     """
     as_of_instant = parse_instant(as_of) if as_of is not None else None
-    latest = None if as_of_instant is not None else _latest_allowed_poll(clock_skew)
+    latest = None if as_of_instant is not None else latest_allowed_poll(clock_skew)
     outputs = [path for path in (output, incidents, daily) if path is not None]
     if len({path.resolve() for path in outputs}) < len(outputs):
         _fail("--output, --incidents and --daily must name different files")
@@ -321,7 +318,7 @@ def ingest(
 
     settings = get_settings()
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
-        "polls": partial(read_polls, latest=settings.latest_allowed_poll),
+        "polls": partial(read_polls, latest=latest_allowed_poll(settings.clock_skew_seconds)),
         "hours": read_business_hours,
         "timezones": read_timezones,
         "owners": read_owners,
@@ -429,7 +426,8 @@ def worker() -> None:
     """Run an Arq worker that computes queued reports (needs STORE_MONITOR_REDIS_URL)."""
     from store_monitor.logs import configure_logging
     from store_monitor.settings import get_settings
-    from store_monitor.worker import OutlastingWorker, worker_settings
+    from store_monitor.work.arq import OutlastingWorker
+    from store_monitor.worker import worker_settings
 
     settings = get_settings()
     try:

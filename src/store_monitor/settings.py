@@ -1,6 +1,5 @@
 """The service's configuration from `STORE_MONITOR_*` environment variables, read at the edges."""
 
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -8,8 +7,6 @@ from typing import Final
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from store_monitor.leases import DEFAULT_SHARD_STORES
 
 DEFAULT_ALLOWED_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
 _MIN_SECRET_KEY_CHARS: Final = 32
@@ -53,10 +50,10 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=4, ge=1)
     """Jobs (reports, or shards of large ones) a worker runs at once: its memory is about this
     many shards' (see `shard_stores`)."""
-    shard_stores: int = Field(default=DEFAULT_SHARD_STORES, ge=1)
+    shard_stores: int = Field(default=50_000, ge=1)
     """A report of more stores is computed in shards of about this many stores, each a job of
     its own that any worker may run; at hourly polls a shard holds about 10 KB per store while
-    it computes."""
+    it computes. The runner's default too (`store_monitor.work.lease.DEFAULT_SHARD_STORES`)."""
     lease_seconds: float = Field(default=15.0, gt=0)
     """How long a report being computed stays its runner's without a heartbeat (one every third
     of it): a runner silent for longer is taken to be dead and the report is taken over."""
@@ -120,11 +117,6 @@ class Settings(BaseSettings):
     @property
     def in_process_jobs(self) -> bool:
         return self.redis_url is None
-
-    @property
-    def latest_allowed_poll(self) -> datetime:
-        """The latest timestamp a poll may have now: the clock plus the allowed skew."""
-        return datetime.now(UTC) + timedelta(seconds=self.clock_skew_seconds)
 
 
 @lru_cache(maxsize=1)

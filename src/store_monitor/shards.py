@@ -4,7 +4,7 @@ split into ranges that jobs of their own compute.
 A report's first job plans it: with more stores than the runner's `shard_stores`, it cuts the
 stores, in store-id order, into contiguous ranges (`store_ranges`), one shard each, and pins
 the report's `now` (`write_plan`). Each shard is claimed, leased, fenced, taken over and
-retried alone, as a report is (see `store_monitor.leases`); it reads only its stores' polls of
+retried alone, as a report is (see `store_monitor.work`); it reads only its stores' polls of
 the week and writes only its stores' rows, incidents and days. A counter on the report counts
 the shards left; the shard that brings it to zero completes the report in the same
 transaction, its CSV file made of the shards' parts in order. A shard out of attempts, or with
@@ -16,15 +16,14 @@ instants) change none of its figures.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from typing import Final
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store_monitor import engine
 from store_monitor.db.models import Report, ReportShard, ReportStatus, Store
 from store_monitor.db.report_data import (
     ALL_STORES,
@@ -35,34 +34,18 @@ from store_monitor.db.report_data import (
     replace_report_rows,
 )
 from store_monitor.db.report_files import store_report_csv
-from store_monitor.db.session import reading
 from store_monitor.engine import compute_report, incident_counts
-from store_monitor.engine.report import Report as ComputedReport
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT
-from store_monitor.leases import (
-    Claimed,
-    JobState,
-    LeaseLost,
-    Runner,
-    claimed_values,
-    failed_values,
-    gave_up,
-    given_back_values,
-    held,
-    needs_attempt,
-    next_attempt,
-    renewed_values,
-    run,
-)
 from store_monitor.logs import request_context
+from store_monitor.work.attempt import Attempt, Claimed, run
+from store_monitor.work.lease import LeaseLost, Runner, failed_values, finished_values
+from store_monitor.work.table import Hold, Key, WorkTable
 
 log = logging.getLogger(__name__)
 
-EnqueueShard = Callable[[UUID, int, int], Awaitable[None]]
-"""Queue the job of attempt `attempt` of shard `shard` of the report; a no-op if that job is
-already queued or running."""
-LookUpShard = Callable[[UUID, int, int], Awaitable[JobState]]
+RUN_SHARD: Final = "run_shard"
+"""The job of a shard's attempt; its arguments: the report id as text, the shard, the attempt."""
 
 
 async def compute_stores(
@@ -71,7 +54,7 @@ async def compute_stores(
     as_of: datetime | None,
     stores: StoreRange = ALL_STORES,
     count_later: bool | None = None,
-) -> tuple[ComputedReport, ReportInputs]:
+) -> tuple[engine.Report, ReportInputs]:
     """The report of the stores in `stores` at `as_of` (None: the latest poll), with its
     incidents and days, read from one snapshot; and the inputs it was computed from."""
     async with sessionmaker() as session:
@@ -80,7 +63,11 @@ async def compute_stores(
         )
     # Polars releases the GIL: computing in a thread keeps the event loop serving.
     result = await asyncio.to_thread(
-        compute_report, inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now
+        compute_report,
+        inputs.polls,
+        inputs.business_hours,
+        inputs.timezones,
+        as_of=inputs.now,
     )
     return result, inputs
 
@@ -88,7 +75,7 @@ async def compute_stores(
 async def write_results(
     session: AsyncSession,
     report_id: UUID,
-    result: ComputedReport,
+    result: engine.Report,
     *,
     stores: StoreRange = ALL_STORES,
 ) -> None:
@@ -108,24 +95,24 @@ async def write_results(
 async def write_plan(
     session: AsyncSession,
     report_id: UUID,
-    attempt: int,
+    fence: tuple[sa.ColumnElement[bool], ...],
     *,
     as_of: datetime | None,
     ranges: list[StoreRange],
 ) -> bool:
     """Record the report's shards, one per range of `ranges` (in store-id order, see
     `store_ranges`), all pending, and pin the `now` every shard computes at: `as_of`, or else
-    the latest poll. False (and nothing written) if attempt `attempt` no longer holds the
-    report. Flushes, never commits.
+    the latest poll. False (and nothing written) if the report's attempt no longer holds it
+    (`fence`, its row's conditions). Flushes, never commits.
 
     The report stays running; from now on its shards hold the leases, and the report's own
-    sweep leaves it to theirs (see `sweep`).
+    sweep leaves it to theirs (see `SHARDS`).
     """
     latest = sa.select(sa.func.max(Store.latest_poll_at)).scalar_subquery()
     total = len(ranges)
     planned = await session.execute(
         sa.update(Report)
-        .where(Report.id == report_id, *held(Report, attempt))
+        .where(*fence)
         .values(now=latest if as_of is None else as_of, shards_total=total, shards_left=total)
         .returning(Report.id)
     )
@@ -147,6 +134,51 @@ async def write_plan(
     return True
 
 
+def _report_running() -> sa.ColumnElement[bool]:
+    # A report failed by another shard, or deleted, stops its shards too.
+    return sa.and_(Report.id == ReportShard.report_id, Report.status == ReportStatus.running)
+
+
+async def _fail_report(session: AsyncSession, key: Key, reason: str) -> None:
+    """Fail the shard's report, if still running, with a reason that names the shard."""
+    report_id, shard = key
+    failed = (
+        await session.execute(
+            sa.select(ReportShard.first_store, ReportShard.end_store).where(
+                ReportShard.report_id == report_id, ReportShard.shard == shard
+            )
+        )
+    ).one()
+    report = (
+        await session.execute(
+            sa.select(Report.shards_total, Report.request_id)
+            .where(Report.id == report_id, Report.status == ReportStatus.running)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if report is None:  # failed by another shard already, or deleted
+        return
+    stores = _describe(StoreRange(failed.first_store, failed.end_store))
+    why = f"shard {shard} of {report.shards_total} ({stores}): {reason}"
+    await session.execute(
+        sa.update(Report).where(Report.id == report_id).values(failed_values(why))
+    )
+    with request_context(report.request_id):
+        log.warning("report %s: failed: %s", report_id, why)
+
+
+SHARDS: Final = WorkTable(
+    kind=RUN_SHARD,
+    model=ReportShard,
+    key=(ReportShard.report_id, ReportShard.shard),
+    order_by=(Report.created_at, ReportShard.shard),
+    label=lambda key: f"report {key[0]}, shard {key[1]}",
+    waiting=_report_running,
+    alive=_report_running,
+    on_fail=_fail_report,
+)
+
+
 async def run_shard(
     sessionmaker: async_sessionmaker[AsyncSession],
     report_id: UUID,
@@ -155,106 +187,88 @@ async def run_shard(
     runner: Runner,
 ) -> ReportStatus | None:
     """The shard job's body: make attempt `attempt` of the shard, if the shard is waiting for
-    it and its report is running (see `store_monitor.leases.run`). The status the shard is left
-    with (`complete` also when it completed the report); None if the attempt did not run."""
-    return await run(_ShardAttempt(sessionmaker, report_id, shard, attempt, runner), runner)
+    it and its report is running (see `store_monitor.work.attempt.run`). The status the shard
+    is left with (`complete` also when it completed the report); None if the attempt did not
+    run."""
+    hold = Hold(sessionmaker, SHARDS, (report_id, shard), attempt, runner)
+    return await run(ShardAttempt(hold), runner)
 
 
-@dataclass(slots=True)
-class _ShardAttempt:
-    sessionmaker: async_sessionmaker[AsyncSession]
-    report_id: UUID
-    shard: int
-    number: int
-    runner: Runner
-    _stores: StoreRange = ALL_STORES
-    _now: datetime | None = None
-    _count_later: bool = False
-    _total: int = 0
+class ShardAttempt(Attempt):
+    def __init__(self, hold: Hold) -> None:
+        super().__init__(hold)
+        self.stores = ALL_STORES
+        self.now: datetime | None = None
+        self.count_later = False
+        self.total = 0
 
     @property
-    def label(self) -> str:
-        return f"report {self.report_id}, shard {self.shard}"
+    def report_id(self) -> UUID:
+        report_id = self.hold.key[0]
+        assert isinstance(report_id, UUID)
+        return report_id
 
     async def claim(self) -> Claimed | None:
-        if self.number > self.runner.max_attempts:
-            return None
-        async with self.sessionmaker.begin() as session:
-            # One UPDATE, no read before it: the conditions are checked on the rows it locks.
-            row = (
-                await session.execute(
-                    sa.update(ReportShard)
-                    .where(
-                        ReportShard.report_id == self.report_id,
-                        ReportShard.shard == self.shard,
-                        ReportShard.attempts < self.number,  # see `next_attempt`
-                        needs_attempt(ReportShard),
-                        Report.id == ReportShard.report_id,
-                        Report.status == ReportStatus.running,
-                    )
-                    .values(claimed_values(self.runner, self.number))
-                    .returning(
-                        ReportShard.first_store,
-                        ReportShard.end_store,
-                        Report.now,
-                        Report.as_of,
-                        Report.shards_total,
-                        Report.request_id,
-                    )
-                )
-            ).one_or_none()
+        row = await self.hold.claim(
+            ReportShard.first_store,
+            ReportShard.end_store,
+            Report.now,
+            Report.as_of,
+            Report.shards_total,
+            Report.request_id,
+        )
         if row is None:
             return None
-        self._stores = StoreRange(row.first_store, row.end_store)
-        self._now, self._count_later = row.now, row.as_of is not None
-        self._total = row.shards_total or 0
+        self.stores = StoreRange(row.first_store, row.end_store)
+        self.now, self.count_later = row.now, row.as_of is not None
+        self.total = row.shards_total or 0
         return Claimed(request_id=row.request_id)
 
     async def work(self) -> ReportStatus:
         # A report is sharded only when it has stores, so polls: its `now` is resolved.
-        assert self._now is not None
+        assert self.now is not None
+        sessionmaker = self.hold.sessionmaker
         result, inputs = await compute_stores(
-            self.sessionmaker, as_of=self._now, stores=self._stores, count_later=self._count_later
+            sessionmaker, as_of=self.now, stores=self.stores, count_later=self.count_later
         )
         part = await asyncio.to_thread(report_csv_bytes, result.rows, header=False)
-        async with self.sessionmaker.begin() as session:
+        async with sessionmaker.begin() as session:
             left = await self._write(session, result, part, inputs.ignored_polls)
             if left is None:
                 raise LeaseLost
             if left == 0:
                 await _complete(session, self.report_id)
         log.info(
-            "report %s: shard %d of %d complete (%d stores)",
+            "report %s: shard %s of %d complete (%d stores)",
             self.report_id,
-            self.shard,
-            self._total,
+            self.hold.key[1],
+            self.total,
             result.rows.height,
         )
         return ReportStatus.complete
 
     async def _write(
-        self, session: AsyncSession, result: ComputedReport, part: bytes, ignored: int
+        self, session: AsyncSession, result: engine.Report, part: bytes, ignored: int
     ) -> int | None:
         """The shard's results and its count off the report's shards left (None: not held)."""
         held = await session.execute(
             sa.update(ReportShard)
-            .where(*self._held())
+            .where(*self.hold.fence())
             .values(
-                status=ReportStatus.complete,
-                finished_at=datetime.now(UTC),
-                row_count=result.rows.height,
-                incident_count=None if result.incidents is None else result.incidents.height,
-                unknown_timezones=len(result.unknown_timezones),
-                ignored_polls=ignored,
-                csv=part,
-                lease_owner=None,
-                lease_expires_at=None,
+                {
+                    **finished_values(),
+                    "row_count": result.rows.height,
+                    "incident_count": None if result.incidents is None else result.incidents.height,
+                    "unknown_timezones": len(result.unknown_timezones),
+                    "ignored_polls": ignored,
+                    "csv": part,
+                }
             )
             .returning(ReportShard.shard)
         )
         if held.one_or_none() is None:
             return None
-        await write_results(session, self.report_id, result, stores=self._stores)
+        await write_results(session, self.report_id, result, stores=self.stores)
         # The fan-in: last, so that the report's row is locked only until the commit.
         counted = await session.execute(
             sa.update(Report)
@@ -267,43 +281,6 @@ class _ShardAttempt:
             .returning(Report.shards_left)
         )
         return counted.scalar_one_or_none()
-
-    async def renew(self) -> bool:
-        async with self.sessionmaker.begin() as session:
-            renewed = await session.execute(
-                sa.update(ReportShard)
-                .where(
-                    *self._held(),
-                    ReportShard.lease_owner == self.runner.owner,
-                    # A report failed by another shard, or deleted, stops its shards too.
-                    Report.id == ReportShard.report_id,
-                    Report.status == ReportStatus.running,
-                )
-                .values(renewed_values(self.runner))
-                .returning(ReportShard.shard)
-            )
-            return renewed.one_or_none() is not None
-
-    async def give_back(self, reason: str) -> None:
-        async with self.sessionmaker.begin() as session:
-            await session.execute(
-                sa.update(ReportShard)
-                .where(*self._held(), ReportShard.lease_owner == self.runner.owner)
-                .values(given_back_values(reason))
-            )
-
-    async def fail(self, reason: str) -> bool:
-        return await _fail_report(
-            self.sessionmaker, self.report_id, self.shard, reason, *self._held()
-        )
-
-    def _held(self) -> tuple[sa.ColumnElement[bool], ...]:
-        """The fence of every write of the attempt: the shard still running as it."""
-        return (
-            ReportShard.report_id == self.report_id,
-            ReportShard.shard == self.shard,
-            *held(ReportShard, self.number),
-        )
 
 
 async def _complete(session: AsyncSession, report_id: UUID) -> None:
@@ -352,105 +329,3 @@ def _describe(stores: StoreRange) -> str:
     start = "the first store" if stores.first is None else repr(stores.first)
     end = "the last store" if stores.end is None else f"before {stores.end!r}"
     return f"stores from {start} to {end}"
-
-
-async def _fail_report(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    shard: int,
-    reason: str,
-    *conditions: sa.ColumnElement[bool],
-) -> bool:
-    """Fail the shard, if `conditions` hold, and its report with a reason naming the shard;
-    False if nothing changed."""
-    async with sessionmaker.begin() as session:
-        failed = (
-            await session.execute(
-                sa.update(ReportShard)
-                .where(ReportShard.report_id == report_id, ReportShard.shard == shard, *conditions)
-                .values(failed_values(reason))
-                .returning(ReportShard.first_store, ReportShard.end_store)
-            )
-        ).one_or_none()
-        if failed is None:
-            return False
-        report = (
-            await session.execute(
-                sa.select(Report.shards_total, Report.request_id)
-                .where(Report.id == report_id, Report.status == ReportStatus.running)
-                .with_for_update()
-            )
-        ).one_or_none()
-        if report is None:  # failed by another shard already, or deleted
-            return True
-        stores = _describe(StoreRange(failed.first_store, failed.end_store))
-        why = f"shard {shard} of {report.shards_total} ({stores}): {reason}"
-        await session.execute(
-            sa.update(Report).where(Report.id == report_id).values(failed_values(why))
-        )
-    with request_context(report.request_id):
-        log.warning("report %s: failed: %s", report_id, why)
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class Sweep:
-    requeued: list[tuple[UUID, int]] = field(default_factory=list)
-    """(report, shard) of pending shards whose next attempt was not queued."""
-    taken_over: list[tuple[UUID, int]] = field(default_factory=list)
-    """Running shards whose lease ran out: their next attempt was queued."""
-    failed: list[tuple[UUID, int]] = field(default_factory=list)
-    """Shards out of attempts: their reports failed."""
-
-
-async def sweep(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    look_up: LookUpShard,
-    enqueue: EnqueueShard,
-    max_attempts: int,
-) -> Sweep:
-    """Queue the next attempt of every shard of a running report that needs one, or fail the
-    report if the shard has had them all: as `store_monitor.reports.sweep` does for reports."""
-    async with reading(sessionmaker) as session:
-        due = (
-            await session.execute(
-                sa.select(
-                    ReportShard.report_id,
-                    ReportShard.shard,
-                    ReportShard.status,
-                    ReportShard.attempts,
-                    ReportShard.error,
-                )
-                .join(Report, Report.id == ReportShard.report_id)
-                .where(Report.status == ReportStatus.running, needs_attempt(ReportShard))
-                .order_by(Report.created_at, ReportShard.shard)
-            )
-        ).all()
-    swept = Sweep()
-    for report_id, shard, status, attempts, error in due:
-        attempt = await next_attempt(partial(look_up, report_id, shard), attempts, max_attempts)
-        if attempt is None:
-            continue
-        if attempt > max_attempts:
-            reason = gave_up(attempts, max_attempts, status, error)
-            # Fenced: only if no attempt started, and none renewed its lease, since we looked.
-            fence = (ReportShard.attempts == attempts, needs_attempt(ReportShard))
-            if await _fail_report(sessionmaker, report_id, shard, reason, *fence):
-                swept.failed.append((report_id, shard))
-            continue
-        await enqueue(report_id, shard, attempt)
-        if status is ReportStatus.running:
-            log.warning(
-                "report %s: the lease of shard %d's attempt %d ran out (its runner died or "
-                "stalled); attempt %d takes it over",
-                report_id,
-                shard,
-                attempts,
-                attempt,
-            )
-            swept.taken_over.append((report_id, shard))
-        else:
-            log.info("report %s: shard %d pending; attempt %d queued", report_id, shard, attempt)
-            swept.requeued.append((report_id, shard))
-    return swept

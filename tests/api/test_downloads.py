@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import leases, reports
+from store_monitor import report_runs
 from store_monitor.api import create_app
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.downloads import accepts_gzip, inflate, not_modified
 from store_monitor.db.models import Report, ReportFile
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.work.lease import Runner
 from support.service import (
     TEST_HOST,
     app_state,
@@ -180,8 +181,8 @@ async def test_a_failed_report_has_no_file(
         async with sessionmaker.begin() as session:
             report = Report()
             session.add(report)
-        runner = leases.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
-        await reports.run_report(sessionmaker, report.id, 1, runner)
+        runner = Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
+        await report_runs.run_report(sessionmaker, report.id, 1, runner)
     report_id = str(report.id)
 
     assert (await client.get(f"/reports/{report_id}")).json()["status"] == "Failed"
@@ -195,24 +196,6 @@ async def test_a_failed_report_has_no_file(
             sa.select(sa.func.count()).where(ReportFile.report_id == report.id)
         )
     assert files == 0
-
-
-async def test_a_report_completed_without_a_file_gets_it_at_its_first_download(
-    client: httpx.AsyncClient, mode: Settings, data_files: GeneratedFiles
-) -> None:
-    report_id = await complete_report(client, data_files)
-    # As a report completed before report files existed, or by a worker of an older version.
-    async with sessions(client) as sessionmaker, sessionmaker.begin() as session:
-        await session.execute(sa.delete(ReportFile))
-
-    for headers in (GZIP, PLAIN):
-        response = await client.get(f"/get_report/{report_id}", headers=headers)
-        assert response.status_code == 200
-        assert response.content == expected_csv(data_files)
-
-    async with sessions(client) as sessionmaker, sessionmaker() as session:
-        files = await session.scalar(sa.select(sa.func.count()).select_from(ReportFile))
-    assert files == 1
 
 
 @contextlib.asynccontextmanager

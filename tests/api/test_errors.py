@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from store_monitor import jobs
 from store_monitor.api import create_app
 from store_monitor.api.routes.reports import MAX_BODY_BYTES
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.work.queue import InProcessQueue, QueueClosed
 from support.service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
 
 
@@ -129,18 +129,17 @@ async def test_http_errors_have_the_same_shape(embedded_client: httpx.AsyncClien
     assert details["errors"][0]["location"] == "path.report_id"  # type: ignore[index]
 
 
-async def test_a_report_that_cannot_be_queued_fails_with_503(
+async def test_a_report_that_cannot_be_queued_waits_pending(
     embedded_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(self: jobs.InProcessQueue, report_id: UUID, attempt: int) -> None:
+    async def broken(self: InProcessQueue, *args: object, **kwargs: object) -> None:
         raise ConnectionError("queue is down")
 
-    monkeypatch.setattr(jobs.InProcessQueue, "enqueue_report", broken)
-    details = _error(await embedded_client.post("/trigger_report"), 503, "queue_unavailable")
-    assert details["reason"] == "could not queue the report's job (ConnectionError)"
-    metadata = (await embedded_client.get(f"/reports/{details['report_id']}")).json()
-    assert metadata["status"] == "Failed"
-    assert metadata["error"] == details["reason"]
+    monkeypatch.setattr(InProcessQueue, "enqueue", broken)
+    answer = await embedded_client.post("/trigger_report")
+    assert answer.status_code == 202
+    metadata = (await embedded_client.get(f"/reports/{answer.json()['report_id']}")).json()
+    assert (metadata["status"], metadata["error"]) == ("Pending", None)
 
 
 _DATABASE_ROUTES = [
@@ -249,10 +248,10 @@ async def test_probes(embedded_client: httpx.AsyncClient, monkeypatch: pytest.Mo
         "queue": "ok",
     }
 
-    async def down(self: jobs.InProcessQueue) -> None:
-        raise jobs.QueueClosed("gone")
+    async def down(self: InProcessQueue) -> None:
+        raise QueueClosed("gone")
 
-    monkeypatch.setattr(jobs.InProcessQueue, "ping", down)
+    monkeypatch.setattr(InProcessQueue, "ping", down)
     details = _error(await embedded_client.get("/readyz"), 503, "not_ready")
     assert details == {"component": "queue"}
 

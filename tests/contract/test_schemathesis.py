@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from store_monitor import ingest, reports
+from store_monitor import ingest, report_runs
 from store_monitor.api import create_app
 from store_monitor.api.schemas import EXAMPLE_REPORT_ID
 from store_monitor.db.models import KeyScope, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.leases import Runner
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+from store_monitor.work.lease import Runner
 from support.service import (
     REDIS_URL,
     bearer,
@@ -107,7 +107,7 @@ async def example_report(postgres_url: str, app_and_key: tuple[FastAPI, str]) ->
                 return
             session.add(Report(id=report_id))
         runner = Runner(owner="tests", lease_seconds=30, timeout_seconds=30, max_attempts=1)
-        await reports.run_report(sessionmaker, report_id, 1, runner)
+        await report_runs.run_report(sessionmaker, report_id, 1, runner)
     finally:
         await engine.dispose()
 

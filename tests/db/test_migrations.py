@@ -4,7 +4,9 @@ import argparse
 import asyncio
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store_monitor.db.migrations import alembic_config, is_at_head, script_location, upgrade_to_head
-from store_monitor.db.models import Base, Poll, Store
+from store_monitor.db.models import Base, Poll, Report, ReportFile, ReportStatus, Store
 from store_monitor.db.partitions import is_poll_partition
 from store_monitor.db.session import create_engine
 from store_monitor.settings import get_settings
@@ -142,9 +144,58 @@ async def test_stores_learn_their_latest_poll_from_the_stored_polls(
         await engine.dispose()
 
 
+async def test_work_from_before_leases_and_files_is_made_pending(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url, process_name="test")
+    unleased, leased, without_file, with_file = (uuid4() for _ in range(4))
+    in_a_minute = datetime.now(UTC) + timedelta(minutes=1)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.upgrade(_with_connection(sync), "5e2a9c41d7b3")
+            )
+            # Every row with every column: an insert of many rows takes the first row's columns.
+            await connection.execute(
+                sa.insert(Report).values(
+                    attempts=1, lease_expires_at=sa.bindparam("expires"), row_count=0
+                ),
+                [
+                    {"id": unleased, "status": ReportStatus.running, "expires": None},
+                    {"id": leased, "status": ReportStatus.running, "expires": in_a_minute},
+                    {"id": without_file, "status": ReportStatus.complete, "expires": None},
+                    {"id": with_file, "status": ReportStatus.complete, "expires": None},
+                ],
+            )
+            await connection.execute(
+                sa.insert(ReportFile),
+                [
+                    {
+                        "report_id": with_file,
+                        "kind": "report",
+                        "sha256": "",
+                        "size": 0,
+                        "rows": 0,
+                        "gzip": b"",
+                    }
+                ],
+            )
+
+        await upgrade_to_head(empty_database_url)
+
+        async with engine.connect() as connection:
+            states = await connection.execute(sa.select(Report.id, Report.status, Report.attempts))
+            assert {row.id: (row.status, row.attempts) for row in states} == {
+                unleased: (ReportStatus.pending, 0),
+                leased: (ReportStatus.running, 1),
+                without_file: (ReportStatus.pending, 0),
+                with_file: (ReportStatus.complete, 1),
+            }
+    finally:
+        await engine.dispose()
+
+
 async def test_partitioning_moves_the_stored_polls_and_back(empty_database_url: str) -> None:
-    if empty_database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no partitions")
     engine = create_engine(empty_database_url, process_name="test")
     stored = [
         ("a", at("2023-01-15 23:59:59.999999"), "active"),  # a Sunday: the week of 01-09

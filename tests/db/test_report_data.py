@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from store_monitor import leases, reports
+from store_monitor import report_runs
 from store_monitor.db.models import (
     BusinessHours,
     Poll,
@@ -38,6 +38,8 @@ from store_monitor.frames import BUSINESS_HOURS, DAILY, INCIDENTS, POLLS, REPORT
 from store_monitor.ingest import ingest_business_hours, ingest_polls, ingest_timezones
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+from store_monitor.work.lease import Runner
+from support.work import RecordingQueue, create_report
 
 from .frames import at, hours, polls, zones
 
@@ -518,12 +520,10 @@ async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(
     assert isinstance(latest, datetime)
     as_of = latest - timedelta(hours=30)
 
-    runner = leases.Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
+    runner = Runner(owner="tests", lease_seconds=30, timeout_seconds=60, max_attempts=3)
 
-    async def run_now(report_id: UUID, attempt: int) -> None:
-        await reports.run_report(sessions, report_id, attempt, runner)
-
-    created = await reports.create_report(sessions, run_now, as_of=as_of)
+    created = await create_report(sessions, RecordingQueue(), as_of=as_of)
+    await report_runs.run_report(sessions, created.report.id, 1, runner)
     try:
         async with sessions() as session:
             stored = await details_of(session, created.report.id, chunk_rows=100)

@@ -4,9 +4,10 @@ ingested rows, the queue's depth; in both modes."""
 import asyncio
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -14,8 +15,9 @@ import pytest
 from store_monitor.api.observability import Metrics
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
-from store_monitor.leases import JobState
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.work.queue import JobState
+from store_monitor.work.table import Key
 from support.service import (
     embedded,
     empty_postgres,
@@ -152,16 +154,12 @@ class _Unreachable:
     async def depth(self) -> int:
         raise ConnectionError("no route to the queue")
 
-    async def enqueue_report(self, report_id: UUID, attempt: int) -> None:
+    async def enqueue(
+        self, kind: str, key: Key, attempt: int, *, due_at: datetime | None = None
+    ) -> None:
         raise NotImplementedError
 
-    async def job_state(self, report_id: UUID, attempt: int) -> JobState:
-        raise NotImplementedError
-
-    async def enqueue_shard(self, report_id: UUID, shard: int, attempt: int) -> None:
-        raise NotImplementedError
-
-    async def shard_state(self, report_id: UUID, shard: int, attempt: int) -> JobState:
+    async def state(self, kind: str, key: Key, attempt: int) -> JobState:
         raise NotImplementedError
 
     async def ping(self) -> None:

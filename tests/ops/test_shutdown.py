@@ -14,16 +14,19 @@ from uuid import UUID
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports
+from store_monitor import ingest
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.leases import JobState
 from store_monitor.logs import request_context
+from store_monitor.report_runs import RUN_REPORT
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.work.arq import ArqQueue
+from store_monitor.work.queue import JobState
 from support.processes import environment, exit_of, free_port, ready
 from support.service import embedded_data_dir, empty_postgres, postgres_mode, run_burst
+from support.work import create_report
 
 # The worker command, with the report's computation slowed down so that SIGTERM finds it busy.
 _SLOW_WORKER = """
@@ -134,11 +137,15 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
     engine = create_engine(postgres_url, process_name="store-monitor-tests")
     sessions = create_sessionmaker(engine)
     assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    queue = await ArqQueue.connect(
+        settings.redis_url,
+        queue_name=settings.queue_name,
+        job_timeout_seconds=settings.job_timeout_seconds,
+    )
     try:
         await _load(sessions, data_files)
         with request_context("made-by-request-7"):
-            created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+            created = await create_report(sessions, queue, as_of=None)
         report_id = created.report.id
 
         worker = await asyncio.create_subprocess_exec(
@@ -166,7 +173,7 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
         assert interrupted.error == "attempt 1 was interrupted: its runner stopped"
         assert interrupted.lease_owner is None
         # Not queued yet: the sweep of the next worker to start (or of one running) does it.
-        assert await queue.job_state(report_id, 2) is JobState.missing
+        assert await queue.state(RUN_REPORT, (report_id,), 2) is JobState.missing
         [started] = [
             line for line in _json_lines(stderr) if line["message"].endswith("attempt 1 started")
         ]

@@ -20,13 +20,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, reports
+from store_monitor import ingest
 from store_monitor.db.models import Report, ReportShard, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
-from support.service import empty_postgres, expected_csv, postgres_mode, stored_csv
+from store_monitor.work.arq import ArqQueue
+from support.service import empty_postgres, expected_csv, postgres_mode, serve, stored_csv
+from support.work import create_report
 
 # The worker command with a test-only hook around the computation: `slow` sleeps the given
 # seconds first (so that a test finds the report computing), `die` kills its own process.
@@ -95,7 +97,7 @@ def _environment(settings: Settings) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def _service(
     postgres_url: str, data_files: GeneratedFiles, tmp_path: Path, **overrides: Any
-) -> AsyncIterator[tuple[Sessions, jobs.ArqQueue, _Workers]]:
+) -> AsyncIterator[tuple[Sessions, ArqQueue, _Workers]]:
     await empty_postgres(postgres_url)
     settings = postgres_mode(postgres_url, **overrides)
     engine = create_engine(postgres_url, process_name="store-monitor-tests")
@@ -105,7 +107,11 @@ async def _service(
         await ingest.ingest_business_hours(session, read_business_hours(data_files.menu_hours))
         await ingest.ingest_timezones(session, read_timezones(data_files.timezones))
     assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    queue = await ArqQueue.connect(
+        settings.redis_url,
+        queue_name=settings.queue_name,
+        job_timeout_seconds=settings.job_timeout_seconds,
+    )
     workers = _Workers(settings, tmp_path)
     try:
         yield sessions, queue, workers
@@ -161,7 +167,7 @@ async def test_a_killed_workers_report_is_finished_by_another_within_a_minute(
     ) as (sessions, queue, workers):
         for _ in range(2):
             await workers.start("slow", 3.0)
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         running = await _until(sessions, created.report.id, _computing, within=30)
         victim = _holder(workers, running)
 
@@ -195,7 +201,7 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
     ) as (sessions, queue, workers):
         for _ in range(2):
             await workers.start("slow", 2.0)
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         async with asyncio.timeout(30):
             while True:
                 running = await _running_shards(sessions, created.report.id)
@@ -228,7 +234,7 @@ async def test_a_killed_workers_shard_is_taken_over_alone(
         assert attempts[shard] == 2
         assert set(attempts.values()) <= {1, 2}
         [survivor] = [p for p in workers.processes.values() if p is not victim]
-        assert f"shard {shard}'s attempt 1 ran out" in workers.log(survivor)
+        assert f"shard {shard}: the lease of attempt 1 ran out" in workers.log(survivor)
 
 
 async def _running_shards(sessions: Sessions, report_id: UUID) -> list[tuple[int, str]]:
@@ -252,7 +258,7 @@ async def test_a_paused_worker_that_lost_its_lease_writes_nothing_when_it_resume
     ) as (sessions, queue, workers):
         for _ in range(2):
             await workers.start("slow", 3.0)
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         zombie = _holder(workers, await _until(sessions, created.report.id, _computing, within=30))
 
         zombie.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM, a partition
@@ -289,7 +295,7 @@ async def test_a_report_that_kills_every_worker_fails_saying_so(
         job_max_tries=2,
     ) as (sessions, queue, workers):
         first, second = [await workers.start("die") for _ in range(2)]
-        created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        created = await create_report(sessions, queue, as_of=None)
         async with asyncio.timeout(60):
             assert await first.wait() == await second.wait() == -signal.SIGKILL
         # Both attempts killed their workers; the next worker to come fails the report.
@@ -355,22 +361,25 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
         ) as (sessions, queue, workers),
     ):
         worker = await workers.start()
-        before = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+        before = await create_report(sessions, queue, as_of=None)
         await _until(
             sessions, before.report.id, lambda r: r.status is ReportStatus.complete, within=30
         )
 
-        redis.terminate()
-        await redis.wait()
-        await _logged(workers, worker, "lost Redis")
-        # Created while Redis was away: the API's enqueue was lost (so was Redis' whole queue).
-        during = Report()
-        async with sessions.begin() as session:
-            session.add(during)
+        # Triggered while Redis is away: stored pending, answered 202; the database is the
+        # source of truth, and the sweep queues the report once Redis is back.
+        async with serve(workers.settings) as client:
+            redis.terminate()
+            await redis.wait()
+            await _logged(workers, worker, "lost Redis")
+            triggered = await client.post("/trigger_report")
+        assert (triggered.status_code, triggered.json()["status"]) == (202, "Pending")
+        during = UUID(triggered.json()["report_id"])
+        assert (await _report(sessions, during)).status is ReportStatus.pending
 
         async with _redis_server(redis_port):
-            after = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
-            for report_id in (during.id, after.report.id):
+            after = await create_report(sessions, queue, as_of=None)
+            for report_id in (during, after.report.id):
                 done = await _until(
                     sessions, report_id, lambda r: r.status is ReportStatus.complete, within=30
                 )

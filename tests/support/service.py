@@ -20,7 +20,6 @@ from uuid import UUID, uuid4
 
 import httpx
 import polars as pl
-import sqlalchemy as sa
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,6 +35,7 @@ from store_monitor.settings import DEFAULT_ALLOWED_HOSTS, AuthMode, Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.worker import worker_settings
+from support.database import empty_tables
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TEST_HOST = "store-monitor"
@@ -43,11 +43,6 @@ TEST_HOST = "store-monitor"
 _OPEN = {"auth": AuthMode.off, "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS, TEST_HOST])}
 SECRET_KEY = "the-tests-server-secret-key-0123456789"
 """The server secret of the tests' apps with authentication required."""
-_DATA_TABLES = (
-    "report_files, report_rows, report_incidents, report_days, report_shards, reports, polls, "
-    "stores, "
-    "business_hours, timezones, store_owners, api_keys"
-)
 
 
 @contextlib.asynccontextmanager
@@ -217,7 +212,7 @@ async def empty_postgres(url: str) -> None:
     engine = create_engine(url, process_name="store-monitor-tests")
     try:
         async with engine.begin() as connection:
-            await connection.execute(sa.text(f"TRUNCATE {_DATA_TABLES}"))
+            await empty_tables(connection)
     finally:
         await engine.dispose()
 

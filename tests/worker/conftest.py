@@ -9,12 +9,13 @@ import polars as pl
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs
+from store_monitor import ingest
 from store_monitor.db.models import Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+from store_monitor.work.arq import ArqQueue
 from support.service import empty_postgres, postgres_mode
 
 Frames = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
@@ -54,9 +55,13 @@ async def sessionmaker(
 
 
 @pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[jobs.ArqQueue]:
+async def queue(settings: Settings) -> AsyncIterator[ArqQueue]:
     assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    queue = await ArqQueue.connect(
+        settings.redis_url,
+        queue_name=settings.queue_name,
+        job_timeout_seconds=settings.job_timeout_seconds,
+    )
     yield queue
     await queue.close()
 

@@ -4,6 +4,7 @@ the next start."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -11,15 +12,17 @@ from uuid import UUID
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import reports
+from store_monitor import jobs, report_runs
 from store_monitor.db.embedded import embedded_postgres
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
-from store_monitor.jobs import InProcessQueue
-from store_monitor.leases import Runner
 from store_monitor.settings import Settings
+from store_monitor.work.lease import Runner
+from store_monitor.work.queue import InProcessQueue, JobState
+from store_monitor.work.table import Key
 from support.service import embedded, empty_postgres, serve, wait_until_final
+from support.work import create_report
 
 
 async def _stored(settings: Settings, report_id: str) -> Report:
@@ -73,7 +76,7 @@ async def sessions(postgres_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
 
 def _queue(sessions: async_sessionmaker[AsyncSession]) -> InProcessQueue:
     runner = Runner(owner="tests", lease_seconds=15.0, timeout_seconds=60.0, max_attempts=3)
-    return InProcessQueue(sessions, runner=runner, concurrency=1)
+    return jobs.in_process_queue(sessions, runner, concurrency=1)
 
 
 async def _status(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -> Report:
@@ -86,7 +89,7 @@ async def _status(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -
 async def test_a_job_stopped_just_after_its_claim_is_pending(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_claim = reports._ReportAttempt.claim
+    real_claim = report_runs.ReportAttempt.claim
     claimed = asyncio.Event()
 
     async def claim_then_wait(*args: Any, **kwargs: Any) -> Any:
@@ -94,9 +97,9 @@ async def test_a_job_stopped_just_after_its_claim_is_pending(
         claimed.set()
         await asyncio.Event().wait()  # the cancellation lands here, the claim committed
 
-    monkeypatch.setattr(reports._ReportAttempt, "claim", claim_then_wait)
+    monkeypatch.setattr(report_runs.ReportAttempt, "claim", claim_then_wait)
     queue = _queue(sessions)
-    created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+    created = await create_report(sessions, queue, as_of=None)
     await claimed.wait()
     assert (await _status(sessions, created.report.id)).status is ReportStatus.running
 
@@ -105,3 +108,21 @@ async def test_a_job_stopped_just_after_its_claim_is_pending(
     report = await _status(sessions, created.report.id)
     assert report.status is ReportStatus.pending
     assert report.error == "attempt 1 was interrupted as it started: its runner stopped"
+
+
+async def test_a_job_due_later_starts_then() -> None:
+    queue = InProcessQueue(concurrency=1)
+    started = asyncio.Event()
+
+    async def handler(key: Key, attempt: int) -> None:
+        started.set()
+
+    queue.handlers["kind"] = handler
+    due_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    await queue.enqueue("kind", ("key",), 1, due_at=due_at)
+    await asyncio.sleep(0.2)
+    assert not started.is_set()
+    assert await queue.state("kind", ("key",), 1) is JobState.running
+    await asyncio.wait_for(started.wait(), timeout=5)
+    assert datetime.now(UTC) >= due_at
+    await queue.close()

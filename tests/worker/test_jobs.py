@@ -16,14 +16,22 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 
 import store_monitor.worker
-from store_monitor import ingest, jobs, reports
+from store_monitor import ingest, report_runs
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.leases import JobState, Runner
+from store_monitor.report_runs import REPORTS, RUN_REPORT
+from store_monitor.runtime import build_work
 from store_monitor.settings import Settings, get_settings
+from store_monitor.shards import RUN_SHARD
+from store_monitor.work.arq import ArqQueue
+from store_monitor.work.lease import DEFAULT_SHARD_STORES, Runner
+from store_monitor.work.queue import InProcessQueue, JobState, job_id
+from store_monitor.work.sweep import Sweep, sweep
+from store_monitor.work.table import Key
 from store_monitor.worker import context, tasks, worker_settings
 from support.service import close_worker, run_burst, stored_csv
+from support.work import RecordingQueue, create_report
 
 from .conftest import Frames, Sessions, load_report
 
@@ -32,9 +40,14 @@ def _expected(frames: Frames) -> bytes:
     return report_csv_bytes(compute_report(*frames).rows)
 
 
-async def _create(sessions: Sessions, queue: jobs.ArqQueue) -> UUID:
-    created = await reports.create_report(sessions, queue.enqueue_report, as_of=None)
+async def _create(sessions: Sessions, queue: ArqQueue) -> UUID:
+    created = await create_report(sessions, queue, as_of=None)
     return created.report.id
+
+
+def _uuid(key: Key) -> UUID:
+    assert isinstance(key[0], UUID)
+    return key[0]
 
 
 async def _insert(sessions: Sessions, **fields: Any) -> UUID:
@@ -53,11 +66,11 @@ def _slow_compute(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
 
 
 async def test_worker_computes_the_report(
-    sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue, frames: Frames
+    sessionmaker: Sessions, settings: Settings, queue: ArqQueue, frames: Frames
 ) -> None:
-    created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    created = await create_report(sessionmaker, queue, as_of=None)
     report_id = created.report.id
-    assert await queue.job_state(report_id, 1) is JobState.waiting
+    assert await queue.state(RUN_REPORT, (report_id,), 1) is JobState.waiting
 
     worker = await run_burst(settings)
 
@@ -69,7 +82,7 @@ async def test_worker_computes_the_report(
     assert await stored_csv(sessionmaker, report_id) == _expected(frames)
     assert (report.lease_owner, report.lease_expires_at) == (None, None)
     # No result kept: the job of an attempt that did not run can be queued again.
-    assert await queue.job_state(report_id, 1) is JobState.missing
+    assert await queue.state(RUN_REPORT, (report_id,), 1) is JobState.missing
 
 
 def _runner(settings: Settings, owner: str = "tests") -> Runner:
@@ -86,7 +99,11 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
 ) -> None:
     report_id = await _insert(sessionmaker)
     assert settings.redis_url is not None
-    queue = await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
+    queue = await ArqQueue.connect(
+        settings.redis_url,
+        queue_name=settings.queue_name,
+        job_timeout_seconds=settings.job_timeout_seconds,
+    )
     ctx = {
         context.SESSIONMAKER: sessionmaker,
         context.RUNNER: _runner(settings),
@@ -130,7 +147,7 @@ async def test_a_taken_over_report_is_computed_at_the_same_now(
     # Attempt 1 resolved `now`, then its runner stopped; polls arrived before attempt 2.
     report_id = await _insert(sessionmaker, status=ReportStatus.pending, attempts=1)
     runner = _runner(settings)
-    assert await reports.run_report(sessionmaker, report_id, 1, runner) is None
+    assert await report_runs.run_report(sessionmaker, report_id, 1, runner) is None
     first_now = frames[0]["timestamp_utc"].max()
     assert isinstance(first_now, datetime)
     async with sessionmaker.begin() as session:
@@ -149,7 +166,7 @@ async def test_a_taken_over_report_is_computed_at_the_same_now(
     async with sessionmaker.begin() as session:
         await ingest.ingest_polls(session, later)
 
-    assert await reports.run_report(sessionmaker, report_id, 2, runner) is ReportStatus.complete
+    assert await report_runs.run_report(sessionmaker, report_id, 2, runner) is ReportStatus.complete
     report = await load_report(sessionmaker, report_id)
     assert (report.attempts, report.now, report.ignored_polls) == (2, first_now, 1)
     assert await stored_csv(sessionmaker, report_id) == _expected(frames)
@@ -158,16 +175,14 @@ async def test_a_taken_over_report_is_computed_at_the_same_now(
 async def test_a_failing_job_fails_the_report_with_its_reason(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("engine exploded")
 
     monkeypatch.setattr("store_monitor.shards.compute_report", broken)
-    report_id = (
-        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
-    ).report.id
+    report_id = (await create_report(sessionmaker, queue, as_of=None)).report.id
 
     await run_burst(settings)
 
@@ -185,14 +200,12 @@ async def test_a_failing_job_fails_the_report_with_its_reason(
 async def test_a_job_over_its_time_fails_the_report(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = settings.model_copy(update={"job_timeout_seconds": 0.3})
     _slow_compute(monkeypatch, 1.0)
-    report_id = (
-        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
-    ).report.id
+    report_id = (await create_report(sessionmaker, queue, as_of=None)).report.id
 
     await run_burst(settings)
 
@@ -207,14 +220,12 @@ async def test_a_job_over_its_time_fails_the_report(
 async def test_a_stopped_worker_requeues_its_job(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     frames: Frames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _slow_compute(monkeypatch, 0.5)
-    report_id = (
-        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
-    ).report.id
+    report_id = (await create_report(sessionmaker, queue, as_of=None)).report.id
     worker = Worker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
     running = asyncio.create_task(worker.async_run())
     await _wait_for(sessionmaker, report_id, lambda r: r.status is ReportStatus.running)
@@ -226,7 +237,7 @@ async def test_a_stopped_worker_requeues_its_job(
     report = await load_report(sessionmaker, report_id)
     assert report.status is ReportStatus.pending
     assert report.error == "attempt 1 was interrupted: its runner stopped"
-    assert await queue.job_state(report_id, 2) is JobState.missing
+    assert await queue.state(RUN_REPORT, (report_id,), 2) is JobState.missing
 
     monkeypatch.undo()
     await run_burst(settings)  # its start-up sweep queues attempt 2
@@ -237,9 +248,9 @@ async def test_a_stopped_worker_requeues_its_job(
 
 
 async def test_orphans_are_swept_at_worker_start(
-    sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue, frames: Frames
+    sessionmaker: Sessions, settings: Settings, queue: ArqQueue, frames: Frames
 ) -> None:
-    # Left running by a worker that died, its lease run out (or from before leases: none).
+    # Left running by a worker that died, its lease run out.
     died = await _insert(
         sessionmaker,
         status=ReportStatus.running,
@@ -247,11 +258,15 @@ async def test_orphans_are_swept_at_worker_start(
         lease_owner="gone:1:abc",
         lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
     )
-    no_lease = await _insert(sessionmaker, status=ReportStatus.running, attempts=1)
     # Committed, but the API died before queuing it.
     never_queued = await _insert(sessionmaker)
     # Out of attempts: the last one's runner died; the last one was interrupted.
-    killed_thrice = await _insert(sessionmaker, status=ReportStatus.running, attempts=3)
+    killed_thrice = await _insert(
+        sessionmaker,
+        status=ReportStatus.running,
+        attempts=3,
+        lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )
     stopped_thrice = await _insert(
         sessionmaker,
         status=ReportStatus.pending,
@@ -264,7 +279,7 @@ async def test_orphans_are_swept_at_worker_start(
 
     await run_burst(settings)
 
-    for report_id, attempts in ((died, 2), (no_lease, 2), (never_queued, 1), (queued, 1)):
+    for report_id, attempts in ((died, 2), (never_queued, 1), (queued, 1)):
         report = await load_report(sessionmaker, report_id)
         assert (report.status, report.attempts) == (ReportStatus.complete, attempts)
         assert await stored_csv(sessionmaker, report_id) == _expected(frames)
@@ -290,16 +305,14 @@ async def test_orphans_are_swept_at_worker_start(
 async def test_a_job_arq_times_out_is_attempted_again(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     frames: Frames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Arq's own timeout (normally a backstop well after the report's) cancels the job while
     # the report is unfinished: the report goes back to pending, for the next attempt.
     _slow_compute(monkeypatch, 1.0)
-    report_id = (
-        await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
-    ).report.id
+    report_id = (await create_report(sessionmaker, queue, as_of=None)).report.id
     await run_burst(settings, job_timeout=0.3)
     assert (await load_report(sessionmaker, report_id)).status is ReportStatus.pending
 
@@ -321,15 +334,10 @@ async def test_sweep_leaves_reports_whose_jobs_are_alive(sessionmaker: Sessions)
         lease_expires_at=datetime.now(UTC) + timedelta(minutes=1),
     )
     states = {(waiting, 1): JobState.waiting}
+    queue = RecordingQueue(lambda kind, key, attempt: states[_uuid(key), attempt])
 
-    async def look_up(report_id: UUID, attempt: int) -> JobState:
-        return states[report_id, attempt]
-
-    async def enqueue(report_id: UUID, attempt: int) -> None:
-        raise AssertionError("nothing to queue")
-
-    swept = await reports.sweep(sessionmaker, look_up=look_up, enqueue=enqueue, max_attempts=3)
-    assert swept == reports.Sweep()
+    swept = await sweep(sessionmaker, REPORTS, queue, max_attempts=3)
+    assert (swept, queue.queued) == (Sweep(), [])
     assert (await load_report(sessionmaker, leased)).status is ReportStatus.running
 
 
@@ -346,19 +354,13 @@ async def test_sweep_skips_an_attempt_whose_runner_died_as_it_started(
         (dead_at_start, 2): JobState.missing,
         **{(dead_thrice, attempt): JobState.stale for attempt in (1, 2, 3)},
     }
-    queued: list[tuple[UUID, int]] = []
+    queue = RecordingQueue(lambda kind, key, attempt: states[_uuid(key), attempt])
 
-    async def look_up(report_id: UUID, attempt: int) -> JobState:
-        return states[report_id, attempt]
-
-    async def enqueue(report_id: UUID, attempt: int) -> None:
-        queued.append((report_id, attempt))
-
-    swept = await reports.sweep(sessionmaker, look_up=look_up, enqueue=enqueue, max_attempts=3)
-    assert (swept.requeued, swept.failed, queued) == (
-        [dead_at_start],
-        [dead_thrice],
-        [(dead_at_start, 2)],
+    swept = await sweep(sessionmaker, REPORTS, queue, max_attempts=3)
+    assert (swept.requeued, swept.failed, queue.queued) == (
+        [(dead_at_start,)],
+        [(dead_thrice,)],
+        [(RUN_REPORT, (dead_at_start,), 2)],
     )
     failed = await load_report(sessionmaker, dead_thrice)
     assert (failed.status, failed.error) == (
@@ -367,30 +369,32 @@ async def test_sweep_skips_an_attempt_whose_runner_died_as_it_started(
     )
     # Attempt 2 claims the report, though attempt 1 never did; attempt 1, late, does nothing.
     runner = Runner(owner="tests", lease_seconds=30, timeout_seconds=30, max_attempts=3)
-    assert await reports.run_report(sessionmaker, dead_at_start, 2, runner) is (
+    assert await report_runs.run_report(sessionmaker, dead_at_start, 2, runner) is (
         ReportStatus.complete
     )
-    assert await reports.run_report(sessionmaker, dead_at_start, 1, runner) is None
+    assert await report_runs.run_report(sessionmaker, dead_at_start, 1, runner) is None
     done = await load_report(sessionmaker, dead_at_start)
     assert (done.status, done.attempts) == (ReportStatus.complete, 2)
     assert await stored_csv(sessionmaker, dead_at_start) == _expected(frames)
 
 
 async def test_a_started_job_goes_stale_after_the_claim_time(
-    settings: Settings, queue: jobs.ArqQueue
+    settings: Settings, queue: ArqQueue
 ) -> None:
-    staleness = jobs.Staleness(job_timeout_seconds=600, claim_seconds=15)
-    arq = jobs.ArqQueue(queue._redis, queue_name=settings.queue_name, staleness=staleness)
+    arq = ArqQueue(
+        queue._redis, queue_name=settings.queue_name, job_timeout_seconds=600, claim_seconds=15
+    )
     report_id = uuid4()
-    await arq.enqueue_report(report_id, 1)
-    key = in_progress_key_prefix + jobs.job_id(report_id, 1)
+    await arq.enqueue(RUN_REPORT, (report_id,), 1)
+    key = in_progress_key_prefix + job_id(RUN_REPORT, (report_id,), 1)
     # What a worker sets as it starts the job: Arq's in-progress timeout (600 + 60 + 10 s).
     lasts_ms = 670_000
     await queue._redis.psetex(key, lasts_ms - 1_000, b"1")  # started a second ago
-    assert await arq.job_state(report_id, 1) is JobState.running
+    assert await arq.state(RUN_REPORT, (report_id,), 1) is JobState.running
     await queue._redis.psetex(key, lasts_ms - 20_000, b"1")  # 20 s ago, never claimed
-    assert await arq.job_state(report_id, 1) is JobState.stale
-    assert await queue.job_state(report_id, 1) is JobState.running  # no staleness asked for
+    assert await arq.state(RUN_REPORT, (report_id,), 1) is JobState.stale
+    no_staleness = ArqQueue(queue._redis, queue_name=settings.queue_name, job_timeout_seconds=600)
+    assert await no_staleness.state(RUN_REPORT, (report_id,), 1) is JobState.running
     await queue._redis.delete(key)
 
 
@@ -407,7 +411,7 @@ async def _wait_for(
 
 def test_worker_settings(settings: Settings) -> None:
     kwargs = worker_settings(settings)
-    assert [f.name for f in kwargs["functions"]] == [jobs.RUN_REPORT, jobs.RUN_SHARD]
+    assert [f.name for f in kwargs["functions"]] == [RUN_REPORT, RUN_SHARD]
     assert kwargs["queue_name"] == settings.queue_name
     # One try per job, no result kept: the sweep queues each attempt (see worker_settings).
     for function in kwargs["functions"]:
@@ -438,3 +442,21 @@ def test_the_worker_needs_a_queue_and_a_shared_database() -> None:
     # The embedded server belongs to the process that started it: no worker can share it.
     with pytest.raises(ValueError, match="set STORE_MONITOR_DATABASE_URL"):
         worker_settings(Settings(database_url=None, redis_url=redis))
+
+
+async def test_settings_build_the_runner_upkeep_and_queue(
+    settings: Settings, sessionmaker: Sessions
+) -> None:
+    # The settings' default shard size is the runner's own (settings may not import it).
+    assert Settings.model_fields["shard_stores"].default == DEFAULT_SHARD_STORES
+    tuned = settings.model_copy(update={"shard_stores": 7, "job_max_tries": 5})
+    work = await build_work(tuned, sessionmaker)
+    try:
+        assert (work.runner.shard_stores, work.runner.max_attempts) == (7, 5)
+        assert work.upkeep.max_attempts == 5
+        assert isinstance(work.queue, ArqQueue)
+    finally:
+        await work.queue.close()
+    embedded = await build_work(tuned.model_copy(update={"redis_url": None}), sessionmaker)
+    assert isinstance(embedded.queue, InProcessQueue)
+    await embedded.queue.close()

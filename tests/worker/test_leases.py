@@ -13,15 +13,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor import jobs, reports
+from store_monitor import jobs, report_runs
 from store_monitor.db.models import Report, ReportRow, ReportStatus
 from store_monitor.db.report_data import load_report_inputs
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.leases import Runner
 from store_monitor.logs import RequestIdFilter, request_context
+from store_monitor.report_runs import REPORTS
 from store_monitor.settings import Settings
+from store_monitor.work.arq import ArqQueue
+from store_monitor.work.lease import Runner
+from store_monitor.work.table import Hold
 from support.service import arq_worker, run_burst, stored_csv
+from support.work import create_report
 
 from .conftest import Frames, Sessions, load_report
 
@@ -38,7 +42,7 @@ async def _until_final(sessions: Sessions, report_id: UUID, *, within: float = 3
 async def test_the_heartbeat_keeps_a_long_report_its_runners(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     frames: Frames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -50,7 +54,7 @@ async def test_the_heartbeat_keeps_a_long_report_its_runners(
         return compute_report(*args, **kwargs)
 
     monkeypatch.setattr("store_monitor.shards.compute_report", slow)
-    created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    created = await create_report(sessionmaker, queue, as_of=None)
     async with arq_worker(settings):
         report = await _until_final(sessionmaker, created.report.id)
     assert (report.status, report.attempts) == (ReportStatus.complete, 1)
@@ -71,19 +75,20 @@ async def test_an_attempt_that_lost_its_lease_writes_nothing(
     assert isinstance(latest, datetime)
     stale = compute_report(*frames, as_of=latest - timedelta(days=1))
 
-    assert await reports._ReportAttempt(sessionmaker, report.id, 1, first, None).claim() is not None
+    hold = Hold(sessionmaker, REPORTS, (report.id,), 1, first)
+    assert await report_runs.ReportAttempt(hold, None).claim() is not None
     # Attempt 1's runner goes silent; its lease runs out and attempt 2 takes the report over.
     async with sessionmaker.begin() as session:
         await session.execute(
             sa.update(Report).values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-    assert await reports.run_report(sessionmaker, report.id, 2, second) is ReportStatus.complete
+    assert await report_runs.run_report(sessionmaker, report.id, 2, second) is ReportStatus.complete
     taken_over = await load_report(sessionmaker, report.id)
 
     # Attempt 1 comes back with its (different) result: refused, and nothing of it lands.
     async with sessionmaker.begin() as session:
-        assert not await reports.write_complete(session, report.id, 1, stale, 0)
-    assert await reports.run_report(sessionmaker, report.id, 2, first) is None
+        assert not await report_runs.write_complete(session, report.id, 1, stale, 0)
+    assert await report_runs.run_report(sessionmaker, report.id, 2, first) is None
     after = await load_report(sessionmaker, report.id)
     assert (after.status, after.attempts, after.finished_at, after.now) == (
         ReportStatus.complete,
@@ -99,7 +104,7 @@ async def test_an_attempt_that_lost_its_lease_writes_nothing(
 async def test_a_cut_database_connection_costs_one_attempt(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     frames: Frames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -114,7 +119,7 @@ async def test_a_cut_database_connection_costs_one_attempt(
         return await load_report_inputs(session, **arguments)
 
     monkeypatch.setattr("store_monitor.shards.load_report_inputs", load_slowly_once)
-    created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    created = await create_report(sessionmaker, queue, as_of=None)
     async with arq_worker(settings):
         async with asyncio.timeout(30):
             while True:
@@ -145,7 +150,7 @@ async def _terminate_backend_running(marker: str, sessions: Sessions) -> bool:
 async def test_a_refused_query_fails_the_report_with_a_sentence_not_its_sql(
     sessionmaker: Sessions,
     settings: Settings,
-    queue: jobs.ArqQueue,
+    queue: ArqQueue,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -154,7 +159,7 @@ async def test_a_refused_query_fails_the_report_with_a_sentence_not_its_sql(
 
     monkeypatch.setattr("store_monitor.shards.load_report_inputs", refused)
     with request_context("request-with-a-bad-query"):
-        created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+        created = await create_report(sessionmaker, queue, as_of=None)
     caplog.handler.addFilter(RequestIdFilter())
     with caplog.at_level(logging.ERROR, logger="store_monitor"):
         await run_burst(settings)
@@ -174,7 +179,7 @@ async def test_a_refused_query_fails_the_report_with_a_sentence_not_its_sql(
 
 
 async def test_reports_past_their_retention_are_deleted_with_their_rows(
-    sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue
+    sessionmaker: Sessions, settings: Settings, queue: ArqQueue
 ) -> None:
     now = datetime.now(UTC)
     old = Report(status=ReportStatus.complete, created_at=now - timedelta(days=31), row_count=1)

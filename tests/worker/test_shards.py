@@ -11,14 +11,21 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from store_monitor import ingest, jobs, reports, shards
+from store_monitor import ingest, report_runs, reports, shards
 from store_monitor.db.models import Report, ReportRow, ReportShard, ReportStatus
 from store_monitor.db.report_data import StoreRange, store_ranges
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
-from store_monitor.leases import JobState, LeaseLost, Runner
+from store_monitor.report_runs import REPORTS
 from store_monitor.settings import Settings
+from store_monitor.shards import RUN_SHARD, SHARDS
+from store_monitor.work.arq import ArqQueue
+from store_monitor.work.lease import LeaseLost, Runner
+from store_monitor.work.queue import JobState
+from store_monitor.work.sweep import Sweep, sweep
+from store_monitor.work.table import Hold
 from support.service import run_burst, serve, stored_csv, wait_until_final
+from support.work import RecordingQueue, create_report
 
 from .conftest import Frames, Sessions, load_report
 
@@ -47,7 +54,7 @@ async def _new_report(sessions: Sessions, *, as_of: datetime | None = None) -> U
 async def _planned(sessions: Sessions, *, as_of: datetime | None = None) -> UUID:
     """A report planned into its shards, none of them run."""
     report_id = await _new_report(sessions, as_of=as_of)
-    assert await reports.run_report(sessions, report_id, 1, _runner()) is ReportStatus.running
+    assert await report_runs.run_report(sessions, report_id, 1, _runner()) is ReportStatus.running
     return report_id
 
 
@@ -95,7 +102,7 @@ async def test_a_sharded_report_is_the_report_made_in_one_job(
     as_of = None if days_back is None else latest - timedelta(days=days_back, minutes=7)
     whole = await _new_report(sessionmaker, as_of=as_of)
     assert (
-        await reports.run_report(sessionmaker, whole, 1, _runner(shard_stores=1000))
+        await report_runs.run_report(sessionmaker, whole, 1, _runner(shard_stores=1000))
         is ReportStatus.complete
     )
 
@@ -207,23 +214,8 @@ async def test_polls_arriving_while_the_shards_run_change_nothing(
     )
 
 
-class _Queue:
-    """What the sweep asks of a queue: nothing is queued, and what it queues is recorded."""
-
-    def __init__(self) -> None:
-        self.queued: list[tuple[UUID, int, int]] = []
-
-    async def look_up(self, report_id: UUID, shard: int, attempt: int) -> JobState:
-        return JobState.missing
-
-    async def enqueue(self, report_id: UUID, shard: int, attempt: int) -> None:
-        self.queued.append((report_id, shard, attempt))
-
-
-async def _sweep(sessions: Sessions, queue: _Queue) -> shards.Sweep:
-    return await shards.sweep(
-        sessions, look_up=queue.look_up, enqueue=queue.enqueue, max_attempts=3
-    )
+async def _sweep(sessions: Sessions, queue: RecordingQueue) -> Sweep:
+    return await sweep(sessions, SHARDS, queue, max_attempts=3)
 
 
 async def _expire_leases(sessions: Sessions) -> None:
@@ -240,19 +232,17 @@ async def test_a_shard_whose_runner_died_is_taken_over_alone(
     report_id = await _planned(sessionmaker)
     for shard in (1, 3, 4):
         assert await shards.run_shard(sessionmaker, report_id, shard, 1, _runner())
-    dead = shards._ShardAttempt(sessionmaker, report_id, 2, 1, _runner("dead"))
+    dead = shards.ShardAttempt(Hold(sessionmaker, SHARDS, (report_id, 2), 1, _runner("dead")))
     assert await dead.claim() is not None
     await _expire_leases(sessionmaker)
 
-    queue = _Queue()
+    queue = RecordingQueue()
     swept = await _sweep(sessionmaker, queue)
     assert (swept.taken_over, swept.requeued, swept.failed) == ([(report_id, 2)], [], [])
-    assert queue.queued == [(report_id, 2, 2)]
+    assert queue.queued == [(RUN_SHARD, (report_id, 2), 2)]
     # The report's own lease ran out too, but a report in shards is its shards' to sweep.
-    report_sweep = await reports.sweep(
-        sessionmaker, look_up=_never_queued, enqueue=_no_enqueue, max_attempts=3
-    )
-    assert report_sweep == reports.Sweep()
+    report_sweep = await sweep(sessionmaker, REPORTS, RecordingQueue(), max_attempts=3)
+    assert report_sweep == Sweep()
 
     assert await shards.run_shard(sessionmaker, report_id, 2, 2, _runner("survivor")) is (
         ReportStatus.complete
@@ -267,28 +257,20 @@ async def test_a_shard_whose_runner_died_is_taken_over_alone(
     assert attempts == [1, 2, 1, 1]
 
 
-async def _never_queued(report_id: UUID, attempt: int) -> JobState:
-    return JobState.missing
-
-
-async def _no_enqueue(report_id: UUID, attempt: int) -> None:
-    raise AssertionError("no report job is due")
-
-
 async def test_an_interrupted_shard_is_queued_again_alone(
     sessionmaker: Sessions, frames: Frames
 ) -> None:
     report_id = await _planned(sessionmaker)
     for shard in (1, 2, 4):
         assert await shards.run_shard(sessionmaker, report_id, shard, 1, _runner())
-    stopped = shards._ShardAttempt(sessionmaker, report_id, 3, 1, _runner())
+    stopped = shards.ShardAttempt(Hold(sessionmaker, SHARDS, (report_id, 3), 1, _runner()))
     assert await stopped.claim() is not None
     await stopped.give_back("attempt 1 was interrupted: its runner stopped")
 
-    queue = _Queue()
+    queue = RecordingQueue()
     swept = await _sweep(sessionmaker, queue)
     assert (swept.requeued, swept.taken_over) == ([(report_id, 3)], [])
-    assert queue.queued == [(report_id, 3, 2)]
+    assert queue.queued == [(RUN_SHARD, (report_id, 3), 2)]
     assert await shards.run_shard(sessionmaker, report_id, 3, 2, _runner()) is (
         ReportStatus.complete
     )
@@ -303,12 +285,12 @@ async def test_a_shard_out_of_attempts_fails_the_report_naming_it(
     report_id = await _planned(sessionmaker)
     assert await shards.run_shard(sessionmaker, report_id, 1, 1, _runner())
     for attempt in (1, 2, 3):
-        killed = shards._ShardAttempt(sessionmaker, report_id, 3, attempt, _runner())
+        killed = shards.ShardAttempt(Hold(sessionmaker, SHARDS, (report_id, 3), attempt, _runner()))
         assert await killed.claim() is not None
         await _expire_leases(sessionmaker)
     [_, second, third, _] = await _shards(sessionmaker, report_id)
 
-    queue = _Queue()
+    queue = RecordingQueue()
     swept = await _sweep(sessionmaker, queue)
     assert swept.failed == [(report_id, 3)]
     # Shards 2 and 4 are pending: queued, though the report has just failed...
@@ -324,8 +306,8 @@ async def test_a_shard_out_of_attempts_fails_the_report_naming_it(
     # ... their jobs find nothing to do, and the next sweep nothing to queue.
     for shard, attempt in ((2, 1), (4, 1)):
         assert await shards.run_shard(sessionmaker, report_id, shard, attempt, _runner()) is None
-    later = _Queue()
-    assert await _sweep(sessionmaker, later) == shards.Sweep()
+    later = RecordingQueue()
+    assert await _sweep(sessionmaker, later) == Sweep()
     assert later.queued == []
 
 
@@ -352,7 +334,7 @@ async def test_an_error_in_a_shard_fails_the_report_at_once(
 
 async def test_a_deleted_report_stops_its_shards(sessionmaker: Sessions) -> None:
     report_id = await _planned(sessionmaker)
-    running = shards._ShardAttempt(sessionmaker, report_id, 1, 1, _runner())
+    running = shards.ShardAttempt(Hold(sessionmaker, SHARDS, (report_id, 1), 1, _runner()))
     assert await running.claim() is not None
     async with sessionmaker.begin() as session:
         assert await reports.delete_report(session, report_id)
@@ -361,10 +343,10 @@ async def test_a_deleted_report_stops_its_shards(sessionmaker: Sessions) -> None
 
 
 async def test_arq_workers_run_a_report_in_shards(
-    sessionmaker: Sessions, settings: Settings, queue: jobs.ArqQueue, frames: Frames
+    sessionmaker: Sessions, settings: Settings, queue: ArqQueue, frames: Frames
 ) -> None:
     settings = settings.model_copy(update={"shard_stores": _SHARD_STORES})
-    created = await reports.create_report(sessionmaker, queue.enqueue_report, as_of=None)
+    created = await create_report(sessionmaker, queue, as_of=None)
     # The report's job plans it and queues its shards, one job each, which the burst runs too.
     await run_burst(settings)
     report = await load_report(sessionmaker, created.report.id)
@@ -376,7 +358,7 @@ async def test_arq_workers_run_a_report_in_shards(
     assert await stored_csv(sessionmaker, report.id) == report_csv_bytes(
         compute_report(*frames).rows
     )
-    assert await queue.shard_state(report.id, 1, 1) is JobState.missing  # no result kept
+    assert await queue.state(RUN_SHARD, (report.id, 1), 1) is JobState.missing  # no result kept
 
 
 async def test_the_in_process_runner_runs_a_report_in_shards_and_shows_its_progress(
@@ -409,16 +391,11 @@ async def test_a_shard_whose_runner_died_as_it_started_is_queued_again(
     for shard in (1, 3, 4):
         assert await shards.run_shard(sessionmaker, report_id, shard, 1, _runner())
 
-    async def shard_2_stale(report_id: UUID, shard: int, attempt: int) -> JobState:
-        return JobState.stale if attempt == 1 else JobState.missing
-
-    queued: list[tuple[UUID, int, int]] = []
-
-    async def enqueue(report_id: UUID, shard: int, attempt: int) -> None:
-        queued.append((report_id, shard, attempt))
-
-    swept = await shards.sweep(sessionmaker, look_up=shard_2_stale, enqueue=enqueue, max_attempts=3)
-    assert (swept.requeued, queued) == ([(report_id, 2)], [(report_id, 2, 2)])
+    queue = RecordingQueue(
+        lambda kind, key, attempt: JobState.stale if attempt == 1 else JobState.missing
+    )
+    swept = await _sweep(sessionmaker, queue)
+    assert (swept.requeued, queue.queued) == ([(report_id, 2)], [(RUN_SHARD, (report_id, 2), 2)])
     assert await shards.run_shard(sessionmaker, report_id, 2, 2, _runner()) is (
         ReportStatus.complete
     )

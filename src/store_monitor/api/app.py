@@ -7,7 +7,6 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, leases, synthetic, ui
+from store_monitor import ingest, jobs, synthetic, ui
 from store_monitor.api.auth import AUTH_ERRORS
 from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.api.errors import documented, install_error_handlers
@@ -30,8 +29,10 @@ from store_monitor.db.embedded import database
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import Poll
 from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.runtime import build_work
 from store_monitor.settings import AuthMode, Settings, get_settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from store_monitor.work.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,10 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
         sessionmaker = create_sessionmaker(engine)
         if settings.embedded_database and settings.sample_data:
             await _load_sample_if_empty(sessionmaker)
-        queue = await _open_queue(settings, sessionmaker)
+        work = await build_work(settings, sessionmaker)
+        queue = work.queue
         try:
-            async with _upkeep(settings, sessionmaker, queue):
+            async with _upkeep(settings, sessionmaker, queue, work.upkeep):
                 yield AppState(
                     settings=settings,
                     engine=engine,
@@ -166,18 +168,15 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
 
 @asynccontextmanager
 async def _upkeep(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], queue: jobs.ReportQueue
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: WorkQueue,
+    upkeep: jobs.Upkeep,
 ) -> AsyncIterator[None]:
     """In the embedded mode, the periodic upkeep the workers do otherwise (see `jobs.keep_up`)."""
     if not settings.in_process_jobs:
         yield
         return
-    upkeep = jobs.Upkeep(
-        interval_seconds=settings.sweep_interval_seconds,
-        max_attempts=settings.job_max_tries,
-        retention=timedelta(days=settings.report_retention_days),
-        poll_retention_days=settings.poll_retention_days,
-    )
     # This process is the only runner: whatever is unfinished was cut short by its previous
     # run, and is queued again before the first request.
     await jobs.upkeep_round(sessionmaker, queue, upkeep)
@@ -188,23 +187,6 @@ async def _upkeep(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _open_queue(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> jobs.ReportQueue:
-    if settings.redis_url is not None:
-        return await jobs.ArqQueue.connect(settings.redis_url, queue_name=settings.queue_name)
-    runner = leases.Runner(
-        owner=leases.runner_name(),
-        lease_seconds=settings.lease_seconds,
-        timeout_seconds=settings.job_timeout_seconds,
-        max_attempts=settings.job_max_tries,
-        shard_stores=settings.shard_stores,
-    )
-    return jobs.InProcessQueue(
-        sessionmaker, runner=runner, concurrency=settings.max_concurrent_jobs
-    )
 
 
 async def _load_sample_if_empty(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.api.limits import FailureLimiter
 from store_monitor.api.observability import Metrics
-from store_monitor.jobs import ReportQueue
 from store_monitor.settings import Settings
+from store_monitor.work.queue import WorkQueue
 
 STATE_KEY: Final = "store_monitor"
 
@@ -22,7 +22,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    queue: ReportQueue
+    queue: WorkQueue
     metrics: Metrics
     session_secret: bytes
     """Signs the dashboard's session cookies: the server's secret key, or one of this process."""
@@ -47,7 +47,7 @@ def get_sessionmaker(state: StateDep) -> async_sessionmaker[AsyncSession]:
     return state.sessionmaker
 
 
-def get_queue(state: StateDep) -> ReportQueue:
+def get_queue(state: StateDep) -> WorkQueue:
     return state.queue
 
 
@@ -68,7 +68,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
-QueueDep = Annotated[ReportQueue, Depends(get_queue)]
+QueueDep = Annotated[WorkQueue, Depends(get_queue)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # scope="function": the commit happens before the response is sent, so a client that got a
 # success can rely on it; a failed commit is the client's error response, not a lost write.

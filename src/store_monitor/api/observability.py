@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store_monitor import reports
-from store_monitor.jobs import ReportQueue
+from store_monitor import report_stats
 from store_monitor.logs import request_context
+from store_monitor.work.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Metrics:
         self.rows_added.labels(kind).inc(added)
 
     async def refresh(
-        self, sessionmaker: async_sessionmaker[AsyncSession], queue: ReportQueue
+        self, sessionmaker: async_sessionmaker[AsyncSession], queue: WorkQueue
     ) -> None:
         """Read what other processes change (reports, the queue) for the next exposition.
 
@@ -106,7 +106,7 @@ class Metrics:
         """
         try:
             async with sessionmaker() as session:
-                self._readings.stats = await reports.report_stats(
+                self._readings.stats = await report_stats.report_stats(
                     session, duration_bounds=REPORT_SECONDS
                 )
         except Exception as error:
@@ -133,7 +133,7 @@ class _Readings:
     """
 
     def __init__(self) -> None:
-        self.stats: reports.ReportStats | None = None
+        self.stats: report_stats.ReportStats | None = None
         self.queue_depth: int | None = None
 
     def describe(self) -> Iterable[Metric]:
@@ -142,7 +142,9 @@ class _Readings:
     def collect(self) -> Iterable[Metric]:
         return self._families(self.stats, self.queue_depth)
 
-    def _families(self, stats: reports.ReportStats | None, queue_depth: int | None) -> list[Metric]:
+    def _families(
+        self, stats: report_stats.ReportStats | None, queue_depth: int | None
+    ) -> list[Metric]:
         by_status = GaugeMetricFamily(
             "store_monitor_reports", "Reports by status, in the database.", labels=["status"]
         )

@@ -47,8 +47,7 @@ def status_steps(polls: pl.LazyFrame, *, start_us: int, end_us: int) -> pl.Serie
         .collect()
         .to_series()
     )
-    # Single-threaded: on two cores Polars' parallel sort of one column was no faster, for twice
-    # the CPU time.
+    # Single-threaded: sorting one column in parallel gains no time and costs twice the CPU.
     keys = keys.sort(multithreaded=False)
     runs = _runs(keys, origin_us=origin_us)
     if runs["repeated"].any():

@@ -27,6 +27,7 @@ from store_monitor.api import downloads
 from store_monitor.api.deps import SessionDep, StateDep
 from store_monitor.api.errors import error_response
 from store_monitor.api.schemas import decode_cursor, encode_cursor
+from store_monitor.db import report_views
 from store_monitor.db.models import KeyScope, ReportStatus
 from store_monitor.db.report_views import StoreSort
 from store_monitor.settings import AuthMode
@@ -265,19 +266,8 @@ async def trigger_from_dashboard(
     """Start a report; answers JSON to the page's script, a redirect to a plain form post."""
     if not token_matches(None if visitor.new else visitor.session, csrf_header or csrf_form):
         return _expired(request, sessions, visitor)
-    try:
-        created = await reports.create_report(
-            state.sessionmaker, state.queue.enqueue_report, as_of=None
-        )
-    except reports.NotEnqueued as error:
-        return _page(
-            request,
-            sessions,
-            visitor,
-            "error.html",
-            {"title": "Report not started", "message": error.reason},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+    async with state.sessionmaker() as session:
+        created = await reports.create_report(session, state.queue, as_of=None)
     line = views.report_line(created.report, request, narrowed=visitor.owner_id is not None)
     if "application/json" in accept:
         return _secured(
@@ -335,7 +325,7 @@ async def report_page(
     if report.status is ReportStatus.complete:
         descending = (order or views.default_order(sort)) == "desc"
         contains = q.strip() or None
-        found = await reports.report_stores(
+        found = await report_views.store_page(
             session,
             report.id,
             sort=sort,

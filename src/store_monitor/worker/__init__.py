@@ -7,9 +7,9 @@ the environment when first looked up, not at import.
 from typing import Any
 
 from store_monitor.settings import get_settings
-from store_monitor.worker.config import OutlastingWorker, shutdown, startup, worker_settings
+from store_monitor.worker.config import shutdown, startup, worker_settings
 
-__all__ = ["OutlastingWorker", "shutdown", "startup", "worker_settings"]
+__all__ = ["shutdown", "startup", "worker_settings"]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,9 @@ from typing import Any, Final
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from store_monitor.jobs import ArqQueue
-from store_monitor.leases import Runner
 from store_monitor.settings import Settings
+from store_monitor.work.lease import Runner
+from store_monitor.work.queue import WorkQueue
 
 SETTINGS: Final = "store_monitor_settings"
 ENGINE: Final = "store_monitor_engine"
@@ -52,10 +52,9 @@ def runner(ctx: dict[str, Any]) -> Runner:
     return value
 
 
-def queue(ctx: dict[str, Any]) -> ArqQueue:
+def queue(ctx: dict[str, Any]) -> WorkQueue:
     """The queue the worker takes its jobs from, to queue more (a report's shards)."""
-    value = ctx[QUEUE]
-    assert isinstance(value, ArqQueue)
+    value: WorkQueue = ctx[QUEUE]
     return value
 
 

@@ -3,18 +3,18 @@
 from typing import Any
 from uuid import UUID
 
-from store_monitor import reports, shards
+from store_monitor import report_runs, shards
 from store_monitor.worker import context
 
 
 async def run_report(ctx: dict[str, Any], report_id: str, attempt: int) -> str | None:
     """Make one attempt of a report; returns the status the attempt left it with, if it ran."""
-    status = await reports.run_report(
+    status = await report_runs.run_report(
         context.sessionmaker(ctx),
         UUID(report_id),
         attempt,
         context.runner(ctx),
-        enqueue_shard=context.queue(ctx).enqueue_shard,
+        queue=context.queue(ctx),
     )
     return None if status is None else status.value
 

@@ -25,6 +25,7 @@ from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
 from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import IngestResponse
+from store_monitor.clock import latest_allowed_poll
 from store_monitor.sources import (
     SHOWN_CHARS,
     SourceError,
@@ -153,7 +154,7 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
         limit = BodyLimit(settings.max_upload_bytes, what="upload", limit_name="max_upload_bytes")
         read = source.read
         if source.bounded_by_clock:
-            read = partial(read, latest=settings.latest_allowed_poll)
+            read = partial(read, latest=latest_allowed_poll(settings.clock_skew_seconds))
         frame = await _read_upload(request, limit, read, source.label)
         result = await _ingested(source.store(session, frame))
         return _response(source.name, result, metrics)

@@ -33,6 +33,7 @@ from store_monitor.api.schemas import (
     stored_status,
     wire_status,
 )
+from store_monitor.clock import latest_allowed_poll
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 
@@ -191,15 +192,16 @@ _UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
                 409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
                 413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
                 **_INVALID,
-                503: "The job queue cannot be reached; the report is failed (`queue_unavailable`). "
-                "Or the database cannot be reached or is overloaded (`database_unavailable`).",
+                503: "The database cannot be reached or is overloaded (`database_unavailable`). "
+                "A job queue that cannot be reached is no error: the report waits, pending, "
+                "and is queued when the queue is back.",
             }
         ),
     },
     summary="Start computing a report",
 )
 async def trigger_report(
-    sessionmaker: SessionmakerDep,
+    session: SessionDep,
     queue: QueueDep,
     settings: SettingsDep,
     response: Response,
@@ -217,14 +219,14 @@ async def trigger_report(
     ] = None,
 ) -> TriggerReportResponse:
     """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
-    if body.as_of is not None and body.as_of > settings.latest_allowed_poll:
+    if body.as_of is not None and body.as_of > latest_allowed_poll(settings.clock_skew_seconds):
         # The schema checks the lower bound; the upper one moves with the clock, as for polls.
         raise invalid_request(
             "body.as_of", "as_of must be no later than the current time plus the allowed skew"
         )
     try:
         created = await reports.create_report(
-            sessionmaker, queue.enqueue_report, as_of=body.as_of, idempotency_key=idempotency_key
+            session, queue, as_of=body.as_of, idempotency_key=idempotency_key
         )
     except reports.IdempotencyKeyReused as error:
         raise ApiError(
@@ -232,13 +234,6 @@ async def trigger_report(
             "idempotency_key_reused",
             "this Idempotency-Key was already used for a report with a different as_of",
             {"report_id": str(error.report.id)},
-        ) from error
-    except reports.NotEnqueued as error:
-        raise ApiError(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "queue_unavailable",
-            "the report could not be queued; try again later",
-            {"report_id": str(error.report_id), "reason": error.reason},
         ) from error
     if not created.created:
         response.headers["Idempotent-Replayed"] = "true"

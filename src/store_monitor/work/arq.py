@@ -1,0 +1,153 @@
+"""Arq, behind one adapter: the queue over Redis, and the worker that outlasts Redis outages.
+
+Everything here beyond Arq's public API (the version is pinned in pyproject.toml, and
+tests/worker/test_arq_internals.py fails if these change): a started job's in-progress key
+(`arq.constants.in_progress_key_prefix`), whose time to live Arq sets to the longest job
+timeout plus 10 s; and `Worker._poll_iteration`, the one round of its poll loop.
+"""
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Final
+from uuid import UUID
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
+from arq.jobs import Job, JobStatus
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+from store_monitor.work.queue import JobState, job_id
+from store_monitor.work.table import Key
+
+log = logging.getLogger(__name__)
+
+ARQ_IN_PROGRESS_EXTRA_SECONDS: Final = 10.0
+"""arq.worker: a started job's in-progress key lasts the longest job timeout and this more."""
+_BACKSTOP_SECONDS: Final = 60.0
+
+
+def arq_job_timeout(job_timeout_seconds: float) -> float:
+    """Arq's timeout of a job: ours, which the attempt enforces and records in its work, and a
+    backstop for a job that does not give way when cancelled."""
+    return job_timeout_seconds + _BACKSTOP_SECONDS
+
+
+class ArqQueue:
+    """The queue over Redis. With `claim_seconds`, a job in progress for longer than that (by
+    its in-progress key) is `stale`; without it, no job is ever stale."""
+
+    def __init__(
+        self,
+        redis: ArqRedis,
+        *,
+        queue_name: str,
+        job_timeout_seconds: float,
+        claim_seconds: float | None = None,
+        owns_pool: bool = False,
+    ) -> None:
+        self._redis = redis
+        self._queue_name = queue_name
+        self._job_timeout_seconds = job_timeout_seconds
+        self._claim_seconds = claim_seconds
+        self._owns_pool = owns_pool
+
+    @classmethod
+    async def connect(
+        cls,
+        redis_url: str,
+        *,
+        queue_name: str,
+        job_timeout_seconds: float,
+        claim_seconds: float | None = None,
+    ) -> "ArqQueue":
+        pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue_name)
+        return cls(
+            pool,
+            queue_name=queue_name,
+            job_timeout_seconds=job_timeout_seconds,
+            claim_seconds=claim_seconds,
+            owns_pool=True,
+        )
+
+    async def enqueue(
+        self, kind: str, key: Key, attempt: int, *, due_at: datetime | None = None
+    ) -> None:
+        # One job id per attempt: Arq refuses a second job with the id of one it still has, so
+        # an attempt is queued once however many sweeps see it due; and the next attempt is not
+        # held up by the job of a dead worker, whose in-progress key Arq keeps for its timeout.
+        arguments = [str(value) if isinstance(value, UUID) else value for value in key]
+        await self._redis.enqueue_job(
+            kind,
+            *arguments,
+            attempt,
+            _job_id=job_id(kind, key, attempt),
+            _queue_name=self._queue_name,
+            _defer_until=due_at,
+        )
+
+    async def state(self, kind: str, key: Key, attempt: int) -> JobState:
+        arq_job_id = job_id(kind, key, attempt)
+        status = await Job(arq_job_id, self._redis, _queue_name=self._queue_name).status()
+        if status in (JobStatus.queued, JobStatus.deferred):
+            return JobState.waiting
+        if status is JobStatus.in_progress:
+            return await self._started_state(arq_job_id)
+        if status is JobStatus.complete:
+            return JobState.finished
+        return JobState.missing
+
+    async def _started_state(self, arq_job_id: str) -> JobState:
+        if self._claim_seconds is None:
+            return JobState.running
+        # The in-progress key's time to live says when the job started: it was set to Arq's
+        # in-progress timeout then.
+        left_ms = await self._redis.pttl(in_progress_key_prefix + arq_job_id)
+        lasts = arq_job_timeout(self._job_timeout_seconds) + ARQ_IN_PROGRESS_EXTRA_SECONDS
+        if left_ms > 0 and lasts - left_ms / 1000 > self._claim_seconds:
+            return JobState.stale
+        return JobState.running
+
+    async def depth(self) -> int:
+        # Arq keeps a job in the queue's sorted set until it finishes, so this counts the jobs
+        # waiting and those running, as the in-process queue does.
+        return int(await self._redis.zcard(self._queue_name))
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self._redis.aclose()
+
+
+class OutlastingWorker(Worker):
+    """An Arq worker that outlasts Redis outages.
+
+    Arq's poll loop lets a Redis error end the worker (and with it every job it runs). Here a
+    failed poll is logged and tried again after a growing pause (0.1 s doubling up to
+    `_MAX_PAUSE_SECONDS`); redis-py reconnects by itself on the next command, and the jobs
+    queued meanwhile are picked up at the first poll that works. Running jobs go on.
+    """
+
+    _MAX_PAUSE_SECONDS: Final = 5.0
+
+    _pause: float = 0.0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as error:
+            self._pause = min(max(self._pause * 2, 0.1), self._MAX_PAUSE_SECONDS)
+            log.warning(
+                "lost Redis (%s: %s); retrying in %.1f s",
+                type(error).__name__,
+                error,
+                self._pause,
+            )
+            await asyncio.sleep(self._pause)
+            return
+        if self._pause:
+            log.info("Redis is back; polling the queue again")
+            self._pause = 0.0
