@@ -23,19 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import shards
 from store_monitor.db.models import Report, ReportStatus
-from store_monitor.db.report_data import (
-    StoreRange,
-    report_daily_csv,
-    report_incidents_csv,
-    report_rows,
-    store_ranges,
-)
 from store_monitor.db.report_files import (
     StoredFile,
     encode_report_csv,
     read_report_file,
     store_report_file,
 )
+from store_monitor.db.report_inputs import StoreRange, store_ranges
+from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
 from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
 from store_monitor.db.session import reading
 from store_monitor.engine.localtime import known_timezones
