@@ -11,6 +11,7 @@ from store_monitor.cli.inputs import parse_instant
 from store_monitor.cli.keys import KeyScopeOption, parse_expiry
 from store_monitor.cli.loading import ingest
 from store_monitor.cli.offline import generate, report
+from store_monitor.cli.server import serve
 
 __all__ = ["KeyScopeOption", "app", "parse_expiry", "parse_instant", "report"]
 
@@ -24,5 +25,5 @@ db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 db_app.command("upgrade")(service.db_upgrade)
 app.add_typer(db_app, name="db")
 app.add_typer(keys.app, name="keys")
-for command in (report, generate, ingest, service.serve, service.worker, service.openapi):
+for command in (report, generate, ingest, serve, service.worker, service.openapi):
     app.command()(command)

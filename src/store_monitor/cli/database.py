@@ -17,11 +17,11 @@ def with_database(work: Callable[[str], Awaitable[T]]) -> T:
     # Imported here so that the offline commands start without the service's libraries.
     import asyncio
 
+    from store_monitor.cli.configuration import service_settings
     from store_monitor.db.embedded import EmbeddedDatabaseError, database
     from store_monitor.db.migrations import upgrade_to_head
-    from store_monitor.settings import get_settings
 
-    settings = get_settings()
+    settings = service_settings()
 
     async def run() -> T:
         async with database(settings.database_url, data_dir=settings.data_dir) as url:

@@ -139,9 +139,9 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 
 
 def _server_key() -> bytes:
-    from store_monitor.settings import get_settings
+    from store_monitor.cli.configuration import service_settings
 
-    secret_key = get_settings().secret_key
+    secret_key = service_settings().secret_key
     if secret_key is None or not secret_key.get_secret_value().strip():
         fail("STORE_MONITOR_SECRET_KEY is not set: keys are hashed with it, set the server's")
     return secret_key.get_secret_value().encode()

@@ -48,10 +48,10 @@ def ingest(
     if not paths:
         fail("nothing to load: give --data DIR, --polls, --hours, --timezones or --owners")
 
+    from store_monitor.cli.configuration import service_settings
     from store_monitor.ingest import ValueRefused
-    from store_monitor.settings import get_settings
 
-    settings = get_settings()
+    settings = service_settings()
     readers: dict[str, Callable[[Path], pl.DataFrame]] = {
         "polls": partial(read_polls, latest=settings.latest_allowed_poll),
         "hours": read_business_hours,
