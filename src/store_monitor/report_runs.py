@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import engine, shards
 from store_monitor.db.models import Report, ReportStatus
-from store_monitor.db.report_data import StoreRange, store_ranges
 from store_monitor.db.report_files import store_report_file
+from store_monitor.db.report_inputs import StoreRange, store_ranges
 from store_monitor.db.session import reading
 from store_monitor.logs import request_context
 from store_monitor.work.attempt import Attempt, Claimed, run

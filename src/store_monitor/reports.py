@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db.models import Report, ReportStatus
-from store_monitor.db.report_data import report_daily_csv, report_incidents_csv, report_rows
 from store_monitor.db.report_files import StoredFile, encode_report_csv, read_report_file
+from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
 from store_monitor.db.report_views import StoreView, store_view
 from store_monitor.engine.localtime import known_timezones
 from store_monitor.frames import DEFAULT_TIMEZONE

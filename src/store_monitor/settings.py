@@ -2,10 +2,11 @@
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Final
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ALLOWED_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     allowed_hosts: str = ",".join(DEFAULT_ALLOWED_HOSTS)
     """Comma-separated `Host` names the API answers (`host` is added; IPv6 without brackets);
     `*` answers any."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (`10.0.0.0/8`) of the proxies in front of the API:
+    only on their connections do `X-Forwarded-For` and `X-Forwarded-Proto` say who the client
+    is. Empty: never, the connection's own address counts."""
 
     @property
     def auth_mode(self) -> AuthMode:
@@ -93,6 +98,16 @@ class Settings(BaseSettings):
         if "*" in names:
             return frozenset()
         return frozenset({*names, self.host.lower()})
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        _networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
 
     def auth_problem(self) -> str | None:
         """Why the service must not start with these access settings, or None."""
@@ -117,6 +132,21 @@ class Settings(BaseSettings):
     @property
     def in_process_jobs(self) -> bool:
         return self.redis_url is None
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """The comma-separated addresses and networks in `text`; a ValueError names a wrong one."""
+    networks = []
+    for entry in (entry.strip() for entry in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network such as 10.0.0.0/8"
+            ) from None
+    return tuple(networks)
 
 
 @lru_cache(maxsize=1)

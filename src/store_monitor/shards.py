@@ -25,15 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import engine
 from store_monitor.db.models import Report, ReportShard, ReportStatus, Store
-from store_monitor.db.report_data import (
-    ALL_STORES,
-    ReportInputs,
-    StoreRange,
-    load_report_inputs,
-    replace_report_details,
-    replace_report_rows,
-)
 from store_monitor.db.report_files import store_report_csv
+from store_monitor.db.report_inputs import ALL_STORES, ReportInputs, StoreRange, load_report_inputs
+from store_monitor.db.report_results import replace_report_details, replace_report_rows
 from store_monitor.engine import compute_report, incident_counts
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT

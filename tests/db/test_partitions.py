@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from store_monitor.db import report_data
+from store_monitor.db import report_inputs
 from store_monitor.db.models import Base
 from store_monitor.db.partitions import ensure_poll_partitions, partition_name, poll_partitions
 from store_monitor.db.session import create_engine
@@ -226,7 +226,7 @@ async def test_the_report_reads_only_the_partitions_of_its_week_and_of_the_last_
     await ensure_poll_partitions(session, start=at("2030-09-02 00:00:00"), through=at(now))
 
     plan = await session.scalar(
-        sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {report_data._POSTGRES_INPUTS.text}"),
+        sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {report_inputs._POSTGRES_INPUTS.text}"),
         {"as_of": at(now), "from_store": None, "to_store": None, "count_later": True},
     )
     tree = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]

@@ -23,8 +23,8 @@ from store_monitor.db.models import (
     Store,
     Timezone,
 )
-from store_monitor.db.report_data import (
-    load_report_inputs,
+from store_monitor.db.report_inputs import load_report_inputs
+from store_monitor.db.report_results import (
     replace_report_details,
     replace_report_rows,
     report_daily_csv,

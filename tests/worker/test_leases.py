@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor import jobs, report_runs
 from store_monitor.db.models import Report, ReportRow, ReportStatus
-from store_monitor.db.report_data import load_report_inputs
+from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.logs import RequestIdFilter, request_context

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from store_monitor import ingest, report_runs, reports, shards
 from store_monitor.db.models import Report, ReportRow, ReportShard, ReportStatus
-from store_monitor.db.report_data import StoreRange, store_ranges
+from store_monitor.db.report_inputs import StoreRange, store_ranges
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.report_runs import REPORTS

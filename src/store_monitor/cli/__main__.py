@@ -1,0 +1,3 @@
+from store_monitor.cli import app
+
+app()

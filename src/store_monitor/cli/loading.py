@@ -1,0 +1,93 @@
+"""`ingest`: validated CSV files loaded into the service's database in one transaction."""
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import polars as pl
+
+from store_monitor import frames
+from store_monitor.cli.console import fail, say, step
+from store_monitor.cli.database import with_database
+from store_monitor.cli.inputs import DataDir, HoursFile, OwnersFile, PollsFile, ZonesFile, source
+from store_monitor.clock import latest_allowed_poll
+from store_monitor.sources import (
+    SourceError,
+    read_business_hours,
+    read_owners,
+    read_polls,
+    read_timezones,
+)
+
+
+def ingest(
+    data: DataDir = None,
+    polls: PollsFile = None,
+    hours: HoursFile = None,
+    timezones: ZonesFile = None,
+    owners: OwnersFile = None,
+) -> None:
+    """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else embedded).
+
+    --data loads whichever of the four standard files the folder has. Every file is validated
+    before anything is written, then all are loaded in one transaction: polls already stored are
+    not added twice; the hours and time zone of each store in a new file replace its old ones,
+    and the stores of each owner in store_owners.csv replace that owner's old ones.
+    """
+    chosen = {
+        "polls": (polls, frames.POLLS_FILE),
+        "hours": (hours, frames.HOURS_FILE),
+        "timezones": (timezones, frames.TIMEZONES_FILE),
+        "owners": (owners, frames.OWNERS_FILE),
+    }
+    paths: dict[str, Path] = {}
+    for kind, (explicit, default_name) in chosen.items():
+        if explicit is not None:
+            paths[kind] = source(explicit, None, default_name, f"--{kind}")
+        elif data is not None and (data / default_name).is_file():
+            paths[kind] = data / default_name
+    if not paths:
+        fail("nothing to load: give --data DIR, --polls, --hours, --timezones or --owners")
+
+    from store_monitor.cli.configuration import service_settings
+    from store_monitor.ingest import ValueRefused
+
+    settings = service_settings()
+    readers: dict[str, Callable[[Path], pl.DataFrame]] = {
+        "polls": partial(read_polls, latest=latest_allowed_poll(settings.clock_skew_seconds)),
+        "hours": read_business_hours,
+        "timezones": read_timezones,
+        "owners": read_owners,
+    }
+    loaded: dict[str, pl.DataFrame] = {}
+    try:
+        for kind, path in paths.items():
+            loaded[kind] = step(f"Reading {path.name}", partial(readers[kind], path))
+    except SourceError as error:
+        fail(str(error))
+    try:
+        results = step("Loading into the database", lambda: with_database(partial(_load, loaded)))
+    except ValueRefused as error:
+        fail(str(error))
+    for kind, (received, added, stores) in results.items():
+        say(f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores")
+
+
+async def _load(frames: dict[str, pl.DataFrame], url: str) -> dict[str, tuple[int, int, int]]:
+    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+    from store_monitor import ingest as ingestion
+    from store_monitor.db.session import create_engine, create_sessionmaker
+
+    loaders = {
+        "polls": ingestion.ingest_polls,
+        "hours": ingestion.ingest_business_hours,
+        "timezones": ingestion.ingest_timezones,
+        "owners": ingestion.ingest_owners,
+    }
+    engine = create_engine(url, process_name="store-monitor-cli")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            results = {kind: await loaders[kind](session, frame) for kind, frame in frames.items()}
+    finally:
+        await engine.dispose()
+    return {kind: (r.received, r.added, r.stores) for kind, r in results.items()}
