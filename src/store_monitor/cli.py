@@ -392,9 +392,9 @@ def serve(
     """Run the HTTP API (and, without STORE_MONITOR_REDIS_URL, its in-process job runner)."""
     import uvicorn
 
-    from store_monitor.api.app import create_app
     from store_monitor.logs import configure_logging
     from store_monitor.settings import get_settings
+    from store_monitor.web.app import create_app
 
     settings = get_settings()
     overrides = {"host": host, "port": port}
@@ -458,8 +458,8 @@ def db_upgrade() -> None:
 @app.command()
 def openapi() -> None:
     """Print the service's OpenAPI document (the committed openapi.json is this output)."""
-    from store_monitor.api.app import create_app
     from store_monitor.settings import Settings
+    from store_monitor.web.app import create_app
 
     document = create_app(Settings()).openapi()
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from store_monitor.api.hardening import MAX_HEADER_BYTES
-from store_monitor.api.limits import FailureLimiter
 from store_monitor.settings import AuthMode, Settings
+from store_monitor.web.hardening import MAX_HEADER_BYTES
+from store_monitor.web.limits import FailureLimiter
 from support.service import TEST_HOST, embedded, serve
 
 CSV = {"Content-Type": "text/csv"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from store_monitor.api import create_app
+from store_monitor.web.app import create_app
 from support.service import embedded
 
 _ASSET_TYPES = {

@@ -11,11 +11,11 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from store_monitor.api.observability import Metrics
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.leases import JobState
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.observability import Metrics
 from support.service import (
     embedded,
     empty_postgres,

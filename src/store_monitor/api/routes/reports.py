@@ -1,23 +1,15 @@
 """Report routes: trigger a report, poll it, read its metadata and its stores, download its
 CSVs, list reports, delete one."""
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import WithJsonSchema
-from starlette.types import Message, Receive
 
 from store_monitor import reports
 from store_monitor.access import Principal
-from store_monitor.api import downloads
-from store_monitor.api.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
-from store_monitor.api.body_limit import BodyLimit
-from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
-from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented, invalid_request
 from store_monitor.api.schemas import (
     EXAMPLE_REPORT_ID,
     ReportList,
@@ -26,59 +18,25 @@ from store_monitor.api.schemas import (
     StoreReport,
     TriggerReportRequest,
     TriggerReportResponse,
-    WireReportStatus,
-    decode_cursor,
-    encode_cursor,
     store_report,
-    stored_status,
-    wire_status,
 )
+from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
+from store_monitor.web import downloads
+from store_monitor.web.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
+from store_monitor.web.cursors import decode_cursor, encode_cursor
+from store_monitor.web.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
+from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented, invalid_request
+from store_monitor.web.report_status import WireReportStatus, stored_status, wire_status
 
-MAX_BODY_BYTES: Final = 64 * 1024
-"""Of any request to these routes: the trigger's JSON options are a few dozen bytes."""
-_BODY_LIMIT: Final = BodyLimit(MAX_BODY_BYTES, what="request body", limit_name="max_body_bytes")
 MAX_PAGE: Final = 200
 """Reports per page of `GET /reports` at most."""
 
 
-class _SmallBodyRoute(APIRoute):
-    """A route that reads at most `MAX_BODY_BYTES` of body, answering 413 beyond.
-
-    FastAPI reads a body whole before it validates anything; so does Starlette's own limit,
-    whose 413 is plain text. This one reads the body first, counting as it comes (a missing or
-    false Content-Length gets no more in), then hands it to FastAPI.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def read_then_handle(request: Request) -> Response:
-            body = await _BODY_LIMIT.read(request)
-            return await handle(Request(request.scope, _replay(body, request.receive)))
-
-        return read_then_handle
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body, already read, handed out again first."""
-    pending: bytes | None = body
-
-    async def replaying() -> Message:
-        nonlocal pending
-        if pending is None:
-            return await receive()  # what comes after the body, e.g. the client disconnecting
-        message: Message = {"type": "http.request", "body": pending, "more_body": False}
-        pending = None
-        return message
-
-    return replaying
-
-
 # Every report route needs the reports scope (or an owner key, whose downloads are narrowed).
 router = APIRouter(
-    tags=["reports"], route_class=_SmallBodyRoute, dependencies=[Security(READ_REPORTS)]
+    tags=["reports"], route_class=SmallBodyRoute, dependencies=[Security(READ_REPORTS)]
 )
 
 _CSV_CONTENT: Final = {

@@ -1,0 +1,8 @@
+"""The stored report types the edges show, named here so that the dashboard reads them from the
+use-case layer rather than from the database package."""
+
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.report_views import StoreFigures, StoreSort
+from store_monitor.reports import StoreDetails
+
+__all__ = ["Report", "ReportStatus", "StoreDetails", "StoreFigures", "StoreSort"]
