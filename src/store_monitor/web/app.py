@@ -20,6 +20,7 @@ from store_monitor.settings import AuthMode, Settings, get_settings
 from store_monitor.web.deps import STATE_KEY, AppState
 from store_monitor.web.errors import install_error_handlers
 from store_monitor.web.hardening import Hardening
+from store_monitor.web.head import HeadAsGet
 from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import InstrumentedApp, Metrics
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         Hardening,
         host_names=settings.host_names,
