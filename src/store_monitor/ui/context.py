@@ -149,7 +149,7 @@ def _sessions(state: StateDep) -> Sessions:
     return Sessions(state.session_secret)
 
 
-async def _visitor(request: Request, state: StateDep, db: SessionDep) -> Page:
+async def _page(request: Request, state: StateDep, db: SessionDep) -> Page:
     sessions = _sessions(state)
     found = sessions.read(request)
     session, new = (new_session(), True) if found is None else (found, False)
@@ -166,7 +166,7 @@ async def _visitor(request: Request, state: StateDep, db: SessionDep) -> Page:
     return Page(request, sessions, Visitor(session=session, new=new, principal=principal))
 
 
-PageDep = Annotated[Page, Depends(_visitor)]
+PageDep = Annotated[Page, Depends(_page)]
 """Any visitor's page, signed in or not."""
 
 
