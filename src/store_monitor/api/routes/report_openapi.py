@@ -173,3 +173,11 @@ CSV_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         }
     ),
 }
+
+
+def detail_csv_responses(description: str, content: dict[str, Any]) -> dict[int | str, Any]:
+    """Of a CSV made from the report's rows for each request (incidents, daily figures)."""
+    return {
+        200: {"description": description, "content": content, "headers": DETAIL_CSV_HEADERS},
+        **documented({**NOT_FOUND, **NOT_COMPLETE, **INVALID, **UNAVAILABLE}),
+    }

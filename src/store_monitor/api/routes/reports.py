@@ -19,7 +19,6 @@ from store_monitor.api.routes.report_answers import (
 from store_monitor.api.routes.report_openapi import (
     CSV_RESPONSES,
     DAILY_CONTENT,
-    DETAIL_CSV_HEADERS,
     INCIDENTS_CONTENT,
     INVALID,
     NOT_COMPLETE,
@@ -31,6 +30,7 @@ from store_monitor.api.routes.report_openapi import (
     ReportId,
     StoreId,
     StoreIdFilter,
+    detail_csv_responses,
 )
 from store_monitor.api.schemas import (
     ReportList,
@@ -296,15 +296,11 @@ async def download_report_csv(
     "/reports/{report_id}/incidents",
     operation_id="download_report_incidents_csv",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The report's incidents as CSV, as `store-monitor report --incidents` "
-            "writes them: by store, then start.",
-            "content": INCIDENTS_CONTENT,
-            "headers": DETAIL_CSV_HEADERS,
-        },
-        **documented({**NOT_FOUND, **NOT_COMPLETE, **INVALID, **UNAVAILABLE}),
-    },
+    responses=detail_csv_responses(
+        "The report's incidents as CSV, as `store-monitor report --incidents` writes them: "
+        "by store, then start.",
+        INCIDENTS_CONTENT,
+    ),
     summary="Download a complete report's incidents",
 )
 async def download_report_incidents_csv(
@@ -327,15 +323,11 @@ async def download_report_incidents_csv(
     "/reports/{report_id}/daily",
     operation_id="download_report_daily_csv",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The report's daily figures as CSV, as `store-monitor report --daily` "
-            "writes them: by store, then local date.",
-            "content": DAILY_CONTENT,
-            "headers": DETAIL_CSV_HEADERS,
-        },
-        **documented({**NOT_FOUND, **NOT_COMPLETE, **INVALID, **UNAVAILABLE}),
-    },
+    responses=detail_csv_responses(
+        "The report's daily figures as CSV, as `store-monitor report --daily` writes them: "
+        "by store, then local date.",
+        DAILY_CONTENT,
+    ),
     summary="Download a complete report's daily figures",
 )
 async def download_report_daily_csv(
