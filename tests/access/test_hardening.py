@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from store_monitor.api.hardening import MAX_HEADER_BYTES
-from store_monitor.api.limits import FailureLimiter
 from store_monitor.settings import AuthMode, Settings
+from store_monitor.web.hardening import MAX_HEADER_BYTES
+from store_monitor.web.headers import REFERRER_POLICY
+from store_monitor.web.limits import FailureLimiter
 from support.service import TEST_HOST, embedded, serve
 
 CSV = {"Content-Type": "text/csv"}
@@ -102,6 +103,8 @@ async def test_security_headers_and_the_docs_policy(tmp_path: Path) -> None:
     assert docs.headers["content-type"].startswith("text/html")
     assert docs.headers["x-content-type-options"] == "nosniff"
     assert docs.headers["x-frame-options"] == "DENY"
+    # The pages' one policy (docs/access.md says why not no-referrer).
+    assert docs.headers["referrer-policy"] == REFERRER_POLICY == "same-origin"
     policy = docs.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in policy
     assert "'unsafe-inline'" not in policy

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from store_monitor import access
-from store_monitor.api import create_app
 from store_monitor.db.models import ApiKey, KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.logs import RequestIdFilter
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.app import create_app
 from support.service import SECRET_KEY, bearer, create_key, serve, upload_all
 
 from .conftest import Keys
@@ -177,7 +177,7 @@ async def test_failures_are_logged_with_request_id_and_key_never_the_secret(
     stamp = RequestIdFilter()
     caplog.handler.addFilter(stamp)
     try:
-        with caplog.at_level(logging.WARNING, logger="store_monitor.api.auth"):
+        with caplog.at_level(logging.WARNING, logger="store_monitor.web.auth"):
             for path, secret, request_id in [
                 ("/ingest/polls", keys.ingest, "r-1"),
                 ("/trigger_report", forged, "r-2"),

@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import report_runs
-from store_monitor.api import create_app
-from store_monitor.api.deps import STATE_KEY, AppState
-from store_monitor.api.downloads import accepts_gzip, inflate, not_modified
 from store_monitor.db.models import Report, ReportFile
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.app import create_app
+from store_monitor.web.deps import STATE_KEY, AppState
+from store_monitor.web.downloads import accepts_gzip, inflate, not_modified
 from store_monitor.work.lease import Runner
 from support.service import (
     TEST_HOST,

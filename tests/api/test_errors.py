@@ -12,9 +12,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from store_monitor.api import create_app
-from store_monitor.api.routes.reports import MAX_BODY_BYTES
+from store_monitor.api.small_body import MAX_BODY_BYTES
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.app import create_app
 from store_monitor.work.queue import InProcessQueue, QueueClosed
 from support.service import embedded, empty_postgres, postgres_mode, serve, wait_until_final
 

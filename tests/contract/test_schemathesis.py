@@ -16,12 +16,12 @@ from redis.asyncio import Redis
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from store_monitor import ingest, report_runs
-from store_monitor.api import create_app
 from store_monitor.api.schemas import EXAMPLE_REPORT_ID
 from store_monitor.db.models import KeyScope, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
+from store_monitor.web.app import create_app
 from store_monitor.work.lease import Runner
 from support.service import (
     REDIS_URL,

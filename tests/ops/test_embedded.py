@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from store_monitor.api.app import SAMPLE_STORE_PREFIX, SAMPLE_STORES
+from store_monitor.sample import SAMPLE_STORE_PREFIX, SAMPLE_STORES
 from store_monitor.synthetic import GeneratedFiles, generate
 from support.processes import environment, exit_of, free_port, ready
 from support.service import embedded, embedded_data_dir, expected_csv, serve, upload_all

@@ -90,7 +90,7 @@ def test_configuring_again_replaces_only_its_own_handler(root_logger: logging.Lo
 
 def test_importing_the_service_configures_no_logging() -> None:
     code = (
-        "import logging, store_monitor.cli, store_monitor.api.app, store_monitor.worker.config;"
+        "import logging, store_monitor.cli, store_monitor.web.app, store_monitor.worker.config;"
         "root = logging.getLogger(); print(len(root.handlers), root.level)"
     )
     result = subprocess.run(

@@ -12,10 +12,10 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from store_monitor.api.observability import Metrics
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.observability import Metrics
 from store_monitor.work.queue import JobState
 from store_monitor.work.table import Key
 from support.service import (

@@ -12,10 +12,10 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from store_monitor.api import create_app
 from store_monitor.logs import RequestIdFilter, request_id
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.app import create_app
 from support.service import (
     TEST_HOST,
     embedded,
@@ -93,7 +93,7 @@ async def test_an_unexpected_error_keeps_the_request_id(
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert response.headers[HEADER] == "boom-1"
-    [logged] = [r for r in records.records if r.name == "store_monitor.api.errors"]
+    [logged] = [r for r in records.records if r.name == "store_monitor.web.errors"]
     assert logged.request_id == "boom-1"  # type: ignore[attr-defined]
     assert logged.exc_info is not None
     assert "the disk is on fire" in str(logged.exc_info[1])

@@ -24,8 +24,6 @@ from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import access, reports
-from store_monitor.api import create_app
-from store_monitor.api.deps import STATE_KEY, AppState
 from store_monitor.db.embedded import initialise
 from store_monitor.db.models import KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
@@ -34,6 +32,8 @@ from store_monitor.formats import report_csv_bytes
 from store_monitor.settings import DEFAULT_ALLOWED_HOSTS, AuthMode, Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
+from store_monitor.web.app import create_app
+from store_monitor.web.deps import STATE_KEY, AppState
 from store_monitor.worker import worker_settings
 from support.database import empty_tables
 

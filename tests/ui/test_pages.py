@@ -11,7 +11,7 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
-from store_monitor.ui.pages import CSP
+from store_monitor.web.headers import HTML_CSP, REFERRER_POLICY
 from support.service import expected_csv
 
 from .conftest import csrf_token
@@ -33,7 +33,9 @@ async def test_home_lists_reports_with_a_csrf_protected_trigger(
     home = await open_client.get("/")
     assert home.status_code == 200
     assert home.headers["content-type"].startswith("text/html")
-    assert home.headers["content-security-policy"] == CSP
+    assert home.headers["content-security-policy"] == HTML_CSP
+    assert home.headers["referrer-policy"] == REFERRER_POLICY
+    assert home.headers["x-frame-options"] == "DENY"
     assert home.headers["x-content-type-options"] == "nosniff"
     # No inline script: every script element loads a file of this host.
     assert re.findall(r"<script(?![^>]* src=\"/ui/static/)", home.text) == []

@@ -117,3 +117,19 @@ async def test_a_forged_cookie_is_no_session(keyed: Keyed) -> None:
         "store_monitor_session", value[:-3] + ("AAA" if value[-3:] != "AAA" else "BBB")
     )
     assert (await client.get("/")).status_code == 303
+
+
+async def test_sign_in_and_the_api_share_one_limiter(keyed: Keyed) -> None:
+    """Failed keys count against the client's address wherever they are tried: after the API's
+    limit of failures, even a valid key's sign-in waits."""
+    client, keys, _ = keyed
+    failures = 0
+    while (
+        await client.get("/reports", headers={"Authorization": "Bearer sm_x"})
+    ).status_code == 401:
+        failures += 1
+        assert failures < 100
+    refused = await sign_in(client, keys["admin"])
+    assert refused.status_code == 429
+    assert "Too many failed attempts: try again in" in refused.text
+    assert (await client.get("/")).status_code == 303

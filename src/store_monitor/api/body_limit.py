@@ -5,7 +5,7 @@ from collections.abc import AsyncGenerator
 
 from fastapi import Request, status
 
-from store_monitor.api.errors import ApiError
+from store_monitor.web.errors import ApiError
 
 
 class BodyLimit:

@@ -1,43 +1,16 @@
 """Wire schemas of the API: what clients send and get, kept apart from the database models."""
 
-import base64
-import binascii
 import datetime as dt
-import json
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from store_monitor.db.models import Report, ReportStatus
-from store_monitor.reports import ReportCursor, StoreDetails
+from store_monitor.db.models import Report
+from store_monitor.reports import StoreDetails
 from store_monitor.sources import EARLIEST_POLL
-
-
-class WireReportStatus(StrEnum):
-    Pending = "Pending"
-    Running = "Running"
-    Complete = "Complete"
-    Failed = "Failed"
-
-
-_WIRE_STATUS = {
-    ReportStatus.pending: WireReportStatus.Pending,
-    ReportStatus.running: WireReportStatus.Running,
-    ReportStatus.complete: WireReportStatus.Complete,
-    ReportStatus.failed: WireReportStatus.Failed,
-}
-
-
-def wire_status(status: ReportStatus) -> WireReportStatus:
-    return _WIRE_STATUS[status]
-
-
-def stored_status(status: WireReportStatus) -> ReportStatus:
-    return ReportStatus(status.value.lower())
-
+from store_monitor.web.report_status import WireReportStatus, wire_status
 
 EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
 """The report id the OpenAPI examples show."""
@@ -205,25 +178,6 @@ class ReportList(BaseModel):
         default=None,
         description="Pass as `cursor` for the next page; null on the last page.",
     )
-
-
-def encode_cursor(cursor: ReportCursor) -> str:
-    """Opaque to clients: base64url of the last report's creation instant and id."""
-    text = json.dumps([cursor.created_at.isoformat(), str(cursor.report_id)])
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> ReportCursor:
-    """The cursor `encode_cursor` made; ValueError if `text` is not one."""
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        instant, report_id = decoded
-        created_at = datetime.fromisoformat(instant)
-        if created_at.tzinfo is None:
-            raise ValueError("no time zone")
-        return ReportCursor(created_at=created_at, report_id=UUID(report_id))
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as error:
-        raise ValueError("not a cursor of GET /reports") from error
 
 
 class IngestResponse(BaseModel):

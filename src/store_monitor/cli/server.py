@@ -29,9 +29,9 @@ def serve(
     """Run the HTTP API (and, without STORE_MONITOR_REDIS_URL, its in-process job runner)."""
     import uvicorn
 
-    from store_monitor.api.app import create_app
     from store_monitor.cli.configuration import service_settings
     from store_monitor.logs import configure_logging
+    from store_monitor.web.app import create_app
 
     settings = service_settings()
     overrides = {"host": host, "port": port}

@@ -39,8 +39,8 @@ def db_upgrade() -> None:
 
 def openapi() -> None:
     """Print the service's OpenAPI document (the committed openapi.json is this output)."""
-    from store_monitor.api.app import create_app
     from store_monitor.settings import Settings
+    from store_monitor.web.app import create_app
 
     document = create_app(Settings()).openapi()
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")

@@ -1,7 +1,6 @@
-"""What the dashboard's templates show, made from the use cases' results: text in the pages'
-units, links, the little bars of a store's week and the store page's chart data."""
+"""What the dashboard's lists show, made from the use cases' results: text in the pages' units,
+links, the report table's columns and pages, and the little bars of a store's week."""
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,15 +8,12 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import urlencode
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from fastapi import Path, Request
 
-from store_monitor.api.schemas import wire_status
-from store_monitor.db.models import Report, ReportStatus
-from store_monitor.db.report_views import StoreFigures, StoreSort
-from store_monitor.reports import StoreDetails
+from store_monitor.report_types import Report, ReportStatus, StoreFigures, StoreSort
 from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
+from store_monitor.web.report_status import wire_status
 
 STORE_ID_PATH: Final = Path(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN)
 
@@ -295,106 +291,6 @@ def downloads(request: Request, report_id: UUID, *, store_id: str | None = None)
             url += "?" + urlencode({"store_id": store_id})
         found.append(Download(label=labels[kind], url=url))
     return found
-
-
-@dataclass(frozen=True, slots=True)
-class FigureRow:
-    window: str
-    unit: str
-    uptime: str
-    downtime: str
-
-
-@dataclass(frozen=True, slots=True)
-class DayRow:
-    date: str
-    weekday: str
-    uptime: str
-    downtime: str
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentRow:
-    local_start: str
-    local_end: str
-    utc_start: str
-    utc_end: str
-    minutes: str
-
-
-@dataclass(frozen=True, slots=True)
-class StorePageView:
-    store_id: str
-    timezone: str
-    figures: list[FigureRow]
-    incidents_last_day: int
-    incidents_last_week: int
-    days: list[DayRow]
-    chart_data: str
-    """JSON for the chart's script: dates, uptime and downtime hours."""
-    chart_label: str
-    incidents: list[IncidentRow]
-
-
-def store_view(details: StoreDetails, report: Report) -> StorePageView:
-    store = details.view.figures
-    zone = ZoneInfo(details.timezone)
-    days = store.days
-    return StorePageView(
-        store_id=store.store_id,
-        timezone=details.timezone,
-        figures=[
-            FigureRow(
-                "Last hour",
-                "minutes",
-                figure(store.uptime_last_hour),
-                figure(store.downtime_last_hour),
-            ),
-            FigureRow(
-                "Last day", "hours", figure(store.uptime_last_day), figure(store.downtime_last_day)
-            ),
-            FigureRow(
-                "Last week",
-                "hours",
-                figure(store.uptime_last_week),
-                figure(store.downtime_last_week),
-            ),
-        ],
-        incidents_last_day=store.incidents_last_day,
-        incidents_last_week=store.incidents_last_week,
-        days=[
-            DayRow(
-                date=day.date.isoformat(),
-                weekday=f"{day.date:%A}",
-                uptime=figure(day.uptime_hours),
-                downtime=figure(day.downtime_hours),
-            )
-            for day in days
-        ],
-        chart_data=json.dumps(
-            {
-                "dates": [day.date.isoformat() for day in days],
-                "uptime": [day.uptime_hours for day in days],
-                "downtime": [day.downtime_hours for day in days],
-            }
-        ),
-        chart_label=f"Uptime and downtime in hours per local date ({details.timezone}), "
-        f"the week to {instant(report.now)}",
-        incidents=[
-            IncidentRow(
-                local_start=_local(incident.started_at, zone),
-                local_end=_local(incident.ended_at, zone),
-                utc_start=instant(incident.started_at),
-                utc_end=instant(incident.ended_at),
-                minutes=figure(incident.minutes),
-            )
-            for incident in details.view.incidents
-        ],
-    )
-
-
-def _local(at: datetime, zone: ZoneInfo) -> str:
-    return at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z")
 
 
 _UNSAFE_IN_FILE_NAMES: Final = re.compile(r"[^A-Za-z0-9._-]")

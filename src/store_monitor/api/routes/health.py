@@ -5,10 +5,10 @@ import logging
 import sqlalchemy as sa
 from fastapi import APIRouter, status
 
-from store_monitor.api.deps import StateDep
-from store_monitor.api.errors import ApiError, documented
 from store_monitor.api.schemas import Health, Readiness
 from store_monitor.db.migrations import is_at_head
+from store_monitor.web.deps import StateDep
+from store_monitor.web.errors import ApiError, documented
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

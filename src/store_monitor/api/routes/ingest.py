@@ -20,10 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from store_monitor import ingest
-from store_monitor.api.auth import ADMIN, INGEST
 from store_monitor.api.body_limit import BodyLimit
-from store_monitor.api.deps import MetricsDep, SessionDep, SettingsDep
-from store_monitor.api.errors import DATABASE_UNAVAILABLE, ApiError, documented
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.clock import latest_allowed_poll
 from store_monitor.sources import (
@@ -36,6 +33,9 @@ from store_monitor.sources import (
     read_timezones,
     shortened,
 )
+from store_monitor.web.auth import ADMIN, INGEST
+from store_monitor.web.deps import MetricsDep, SessionDep, SettingsDep
+from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Security(INGEST)])
 

@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter, Response, Security
 
-from store_monitor.api.auth import METRICS
-from store_monitor.api.deps import StateDep
-from store_monitor.api.observability import CONTENT_TYPE
+from store_monitor.web.auth import METRICS
+from store_monitor.web.deps import StateDep
+from store_monitor.web.observability import CONTENT_TYPE
 
 # A scraper's key needs the metrics scope only (admin keys may scrape too).
 router = APIRouter(include_in_schema=False, dependencies=[Security(METRICS)])

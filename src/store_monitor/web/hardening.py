@@ -1,25 +1,20 @@
 """Request hardening, before any route: oversized headers, unknown `Host` names (DNS
 rebinding), cross-site state-changing requests while authentication is off; and the security
-headers of every response (a strict CSP on HTML pages)."""
+headers of every response (`headers.secured`)."""
 
 from collections.abc import Collection
 from typing import Final
 from urllib.parse import urlsplit
 
 from fastapi import status
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from store_monitor.api.errors import error_response
+from store_monitor.web.errors import error_response
+from store_monitor.web.headers import secured
 
 MAX_HEADER_BYTES: Final = 64 * 1024
 """Of all request header names and values together."""
 MAX_HEADERS: Final = 100
-HTML_CSP: Final = (
-    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
-"""Of HTML pages that set no policy of their own: no inline script, never in a frame."""
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 # Probes come by address (a kubelet's Host is the pod's IP), and are open and read-only anyway.
 _ANY_HOST_PATHS: Final = frozenset({"/healthz", "/readyz"})
@@ -49,9 +44,9 @@ class Hardening:
         refusal = self._refusal(scope)
         if refusal is not None:
             status_code, code, message = refusal
-            await error_response(status_code, code, message)(scope, receive, _secured(send))
+            await error_response(status_code, code, message)(scope, receive, secured(send))
             return
-        await self.app(scope, receive, _secured(send))
+        await self.app(scope, receive, secured(send))
 
     def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -100,17 +95,3 @@ def _same_origin(origin: str, host: str) -> bool:
     proxy may end TLS), port included."""
     parts = urlsplit(origin.strip())
     return bool(parts.netloc) and parts.netloc.lower() == host.strip().lower()
-
-
-def _secured(send: Send) -> Send:
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = MutableHeaders(scope=message)
-            headers.setdefault("X-Content-Type-Options", "nosniff")
-            if headers.get("content-type", "").startswith("text/html"):
-                headers.setdefault("Content-Security-Policy", HTML_CSP)
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-        await send(message)
-
-    return sending

@@ -2,8 +2,8 @@
 
 `Authenticator(scopes, owners=...)` answers 401 (with `WWW-Authenticate: Bearer`) when a request
 has no valid key, 403 when its key lacks the scope, 429 when its address failed too often, and
-otherwise gives the route the request's `Principal`. The key comes from `Authorization: Bearer`;
-a dashboard's signed session cookie would be a second source in `_presented_secret`.
+otherwise gives the route the request's `Principal`. The key comes from `Authorization: Bearer`,
+or from the dashboard's sign-in form, which calls `authenticate` with it.
 """
 
 import logging
@@ -12,12 +12,13 @@ from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor import access
-from store_monitor.api.deps import SessionDep, StateDep
-from store_monitor.api.errors import ApiError
 from store_monitor.db.models import KeyScope
 from store_monitor.settings import AuthMode
+from store_monitor.web.deps import AppState, SessionDep, StateDep
+from store_monitor.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ class Authenticator:
     ) -> access.Principal:
         if state.settings.auth_mode is AuthMode.off:
             return access.ANYBODY
+        return await self.authenticate(request, state, session, _presented_secret(bearer))
+
+    async def authenticate(
+        self, request: Request, state: AppState, session: AsyncSession, secret: str | None
+    ) -> access.Principal:
+        """The principal of the key `secret`, or an ApiError (429, 401, 403) saying why not;
+        failures count against the client's address. The dashboard's sign-in calls it too."""
         address = request.client.host if request.client else "unknown"
         wait = state.limiter.retry_after(address)
         if wait is not None:
@@ -72,7 +80,6 @@ class Authenticator:
                 {"retry_after_seconds": wait},
                 headers={"Retry-After": str(wait)},
             )
-        secret = _presented_secret(bearer)
         if secret is None:
             state.limiter.failed(address)
             log.warning("authentication failed: no API key", extra={"client": address})
@@ -103,7 +110,7 @@ class Authenticator:
         return principal
 
     async def _verified(
-        self, state: StateDep, session: SessionDep, secret: str, address: str
+        self, state: AppState, session: AsyncSession, secret: str, address: str
     ) -> access.Principal:
         assert state.settings.secret_key is not None  # checked at start-up
         server_key = state.settings.secret_key.get_secret_value().encode()

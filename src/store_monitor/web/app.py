@@ -1,47 +1,31 @@
-"""The FastAPI application: `create_app(settings)` and the lifespan that owns engine and queue."""
+"""The one FastAPI application: `create_app(settings)` mounts the JSON API and the dashboard
+beside each other, and its lifespan owns the engine and the queue."""
 
 import asyncio
 import contextlib
 import logging
 import secrets
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
-from typing import Final
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import ingest, jobs, synthetic, ui
-from store_monitor.api.auth import AUTH_ERRORS
-from store_monitor.api.deps import STATE_KEY, AppState
-from store_monitor.api.errors import documented, install_error_handlers
-from store_monitor.api.hardening import Hardening
-from store_monitor.api.limits import FailureLimiter
-from store_monitor.api.observability import InstrumentedApp, Metrics
-from store_monitor.api.routes import docs, health
-from store_monitor.api.routes import ingest as ingest_routes
-from store_monitor.api.routes import metrics as metrics_routes
-from store_monitor.api.routes import reports as report_routes
+from store_monitor import api, jobs, sample, ui
 from store_monitor.db.embedded import database
 from store_monitor.db.migrations import upgrade_to_head
-from store_monitor.db.models import Poll
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.runtime import build_work
 from store_monitor.settings import AuthMode, Settings, get_settings
-from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from store_monitor.web.deps import STATE_KEY, AppState
+from store_monitor.web.errors import install_error_handlers
+from store_monitor.web.hardening import Hardening
+from store_monitor.web.head import HeadAsGet
+from store_monitor.web.limits import FailureLimiter
+from store_monitor.web.observability import InstrumentedApp, Metrics
 from store_monitor.work.queue import WorkQueue
 
 log = logging.getLogger(__name__)
-
-# The embedded mode's first-start sample, loaded in well under a second. Its store ids have a
-# prefix of their own, so that no upload (nor `store-monitor generate`) can share one with it.
-SAMPLE_STORES: Final = 200
-SAMPLE_DAYS: Final = 8
-SAMPLE_STORE_PREFIX: Final = "sample-"
-_SAMPLE_SEED: Final = 0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,19 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         Hardening,
         host_names=settings.host_names,
         # With keys, a browser's request carries no credential: cross-site ones fail anyway.
         refuse_cross_site=settings.auth_mode is AuthMode.off,
     )
-    protected = documented(AUTH_ERRORS)
-    app.include_router(report_routes.router, responses=protected)
-    app.include_router(ingest_routes.router, responses=protected)
-    app.include_router(health.router)
-    app.include_router(metrics_routes.router)
-    app.include_router(docs.router)
-    app.mount(docs.STATIC_PATH, docs.static_files(), name="static")
+    api.install(app)
     ui.install(app)
     return app
 
@@ -143,7 +122,7 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
     try:
         sessionmaker = create_sessionmaker(engine)
         if settings.embedded_database and settings.sample_data:
-            await _load_sample_if_empty(sessionmaker)
+            await sample.load_sample_if_empty(sessionmaker)
         work = await build_work(settings, sessionmaker)
         queue = work.queue
         try:
@@ -187,27 +166,3 @@ async def _upkeep(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _load_sample_if_empty(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    async with sessionmaker() as session:
-        if await session.scalar(sa.select(sa.exists().select_from(Poll))):
-            return
-    log.info("no polls yet: loading a sample of %d stores over %d days", SAMPLE_STORES, SAMPLE_DAYS)
-    with tempfile.TemporaryDirectory(prefix="store-monitor-sample-") as directory:
-        files = await asyncio.to_thread(
-            synthetic.generate,
-            Path(directory),
-            stores=SAMPLE_STORES,
-            days=SAMPLE_DAYS,
-            seed=_SAMPLE_SEED,
-            store_id_prefix=SAMPLE_STORE_PREFIX,
-        )
-        polls = await asyncio.to_thread(read_polls, files.store_status)
-        hours = await asyncio.to_thread(read_business_hours, files.menu_hours)
-        zones = await asyncio.to_thread(read_timezones, files.timezones)
-    async with sessionmaker.begin() as session:
-        await ingest.ingest_polls(session, polls)
-        await ingest.ingest_business_hours(session, hours)
-        await ingest.ingest_timezones(session, zones)
-    log.info("sample loaded: %d polls of %d stores", polls.height, SAMPLE_STORES)

@@ -7,9 +7,9 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from store_monitor.api.limits import FailureLimiter
-from store_monitor.api.observability import Metrics
 from store_monitor.settings import Settings
+from store_monitor.web.limits import FailureLimiter
+from store_monitor.web.observability import Metrics
 from store_monitor.work.queue import WorkQueue
 
 STATE_KEY: Final = "store_monitor"

@@ -1,0 +1,103 @@
+"""How the report routes find a report and answer with it: the 404 and 409 errors, and the
+CSVs (the stored file with its validators, or one made from rows)."""
+
+from uuid import UUID
+
+from fastapi import Request, Response, status
+
+from store_monitor import reports
+from store_monitor.access import Principal
+from store_monitor.api.routes.report_openapi import CSV_MEDIA_TYPE, STATUS_HEADER
+from store_monitor.db.models import Report, ReportStatus
+from store_monitor.web import downloads
+from store_monitor.web.deps import SessionDep
+from store_monitor.web.errors import ApiError
+from store_monitor.web.report_status import WireReportStatus, wire_status
+
+
+def complete(report: Report) -> Report:
+    if report.status is not ReportStatus.complete:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "report_not_complete",
+            f"report {report.id} is {wire_status(report.status).value}, not Complete",
+            {"status": wire_status(report.status).value, "error": report.error},
+        )
+    return report
+
+
+def csv_file(body: bytes, filename: str) -> Response:
+    # Whole, with its Content-Length: a cut download is detectable.
+    return Response(
+        body,
+        media_type=CSV_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            STATUS_HEADER: WireReportStatus.Complete.value,
+        },
+    )
+
+
+async def existing(session: SessionDep, report_id: UUID) -> Report:
+    report = await reports.get_report(session, report_id)
+    if report is None:
+        raise not_found(report_id)
+    return report
+
+
+def not_found(report_id: UUID) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND,
+        "report_not_found",
+        f"no report with id {report_id}",
+        {"report_id": str(report_id)},
+    )
+
+
+async def existing_again(session: SessionDep, report: Report) -> Report:
+    """The report as it is now: complete a moment ago, it has been recomputing (or failed) since."""
+    session.expunge(report)
+    return await existing(session, report.id)
+
+
+async def csv_answer(
+    session: SessionDep,
+    request: Request,
+    report: Report,
+    principal: Principal,
+    if_none_match: str | None,
+) -> Response | None:
+    """The complete report's CSV, or a 304; None if it is no longer complete. An owner key gets
+    the rows of the owner's stores only.
+
+    Everything is read before the route returns, and the session with it: the body is sent
+    without a database connection (see `reports.report_file`).
+    """
+    gzipped = downloads.select_gzip(request)
+    if if_none_match is not None:
+        # A revalidation reads the digest only, not the file.
+        current = await reports.report_file(
+            session, report.id, content=False, owner_id=principal.owner_id
+        )
+        if current is None:
+            return None
+        if downloads.not_modified(
+            if_none_match, downloads.entity_tag(current.info, gzipped=gzipped)
+        ):
+            return downloads.not_modified_response(current.info, gzipped=gzipped)
+    stored = await reports.report_file(
+        session, report.id, content=True, owner_id=principal.owner_id
+    )
+    if stored is None:
+        return None
+    assert stored.gzip is not None
+    return downloads.file_response(
+        stored.info,
+        stored.gzip,
+        gzipped=gzipped,
+        media_type=CSV_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="report-{report.id}.csv"',
+            STATUS_HEADER: WireReportStatus.Complete.value,
+        },
+    )

@@ -1,0 +1,182 @@
+"""What every dashboard route gets: the request, who is looking, and how its answer is sent
+(templates rendered with the page's common fields, the session cookie, no shared caching)."""
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request, status
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+
+from store_monitor import access
+from store_monitor.access import Principal
+from store_monitor.settings import AuthMode
+from store_monitor.ui.sessions import CSRF_FIELD, Session, Sessions, new_session
+from store_monitor.web.deps import SessionDep, StateDep
+from store_monitor.web.errors import error_response
+
+log = logging.getLogger(__name__)
+
+UPLOT_VERSION: Final = "1.6.32"
+"""The vendored uPlot (see static/vendor/README.md)."""
+ASSET_VERSION: Final = version("store-monitor")
+"""In the static files' URLs: a browser's cached copy is not used after an update."""
+HERE: Final = Path(__file__).resolve().parent
+
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+@pass_context
+def _path_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
+    """The path of a route (behind a proxy's prefix too): links stay on the page's own origin."""
+    request: Request = context["request"]
+    return request.url_for(name, **params).path
+
+
+templates.env.globals["path_for"] = _path_for
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who is looking: their session (sent with the response when `new`), and the key they
+    act with; None until they sign in (always ANYBODY with authentication off)."""
+
+    session: Session
+    new: bool
+    principal: Principal | None
+
+    @property
+    def owner_id(self) -> str | None:
+        return None if self.principal is None else self.principal.owner_id
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A dashboard request's context: the request, the cookie's signer and the visitor."""
+
+    request: Request
+    sessions: Sessions
+    visitor: Visitor
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether the visitor is an owner, who sees their own stores only."""
+        return self.visitor.owner_id is not None
+
+    def as_visitor(self, visitor: Visitor) -> "Page":
+        return replace(self, visitor=visitor)
+
+    def render(
+        self, template: str, context: dict[str, Any], *, status_code: int = status.HTTP_200_OK
+    ) -> Response:
+        visitor = self.visitor
+        response = templates.TemplateResponse(
+            self.request,
+            template,
+            {
+                "csrf_token": visitor.session.csrf,
+                "csrf_field": CSRF_FIELD,
+                "asset_version": ASSET_VERSION,
+                "uplot_version": UPLOT_VERSION,
+                "signed_in": visitor.session.key_name is not None,
+                "owner_id": visitor.owner_id,
+                "key_name": visitor.session.key_name,
+                **context,
+            },
+            status_code=status_code,
+        )
+        return self.send(response)
+
+    def send(self, response: Response) -> Response:
+        """`response` with the visitor's session cookie when it is new; the security headers
+        are the app's one policy (`web.headers`)."""
+        if self.visitor.new:
+            secure = self.request.url.scheme == "https"
+            self.sessions.write(response, self.visitor.session, secure=secure)
+        # Pages show one person's stores: no shared cache keeps them.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def redirect(self, path: str) -> Response:
+        return self.send(RedirectResponse(path, status.HTTP_303_SEE_OTHER))
+
+    def not_found(self, message: str) -> Response:
+        return self.render(
+            "error.html",
+            {"title": "Not found", "message": message},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+
+    def expired(self) -> Response:
+        """The answer to a form whose CSRF token is not the session's."""
+        return self.render(
+            "error.html",
+            {
+                "title": "Form expired",
+                "message": "This form was not sent from the dashboard's own page, or the page "
+                "was open too long. Reload it and try again.",
+            },
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
+
+
+class SignInRequired(Exception):
+    """A page needs a signed-in key: answered with a redirect to the sign-in page."""
+
+    def __init__(self, back_to: str) -> None:
+        super().__init__("sign in first")
+        self.back_to = back_to
+
+
+async def to_sign_in(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequired)
+    if "application/json" in request.headers.get("accept", ""):
+        # The page's script: it says so rather than follow a redirect to a form.
+        return error_response(
+            status.HTTP_401_UNAUTHORIZED, "sign_in_required", "the dashboard session has ended"
+        )
+    target = request.url_for("sign_in_page").path + "?" + urlencode({"next": error.back_to})
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+
+
+def _sessions(state: StateDep) -> Sessions:
+    return Sessions(state.session_secret)
+
+
+async def _page(request: Request, state: StateDep, db: SessionDep) -> Page:
+    sessions = _sessions(state)
+    found = sessions.read(request)
+    session, new = (new_session(), True) if found is None else (found, False)
+    if state.settings.auth_mode is AuthMode.off:
+        return Page(request, sessions, Visitor(session=session, new=new, principal=access.ANYBODY))
+    if session.key_name is None:
+        return Page(request, sessions, Visitor(session=session, new=new, principal=None))
+    try:
+        principal = await access.verify_named(db, session.key_name, now=datetime.now(UTC))
+    except access.KeyRejected as rejected:
+        log.info("dashboard session of key %s ended: %s", session.key_name, rejected.reason.value)
+        signed_out = Visitor(session=session.signed_out(), new=True, principal=None)
+        return Page(request, sessions, signed_out)
+    return Page(request, sessions, Visitor(session=session, new=new, principal=principal))
+
+
+PageDep = Annotated[Page, Depends(_page)]
+"""Any visitor's page, signed in or not."""
+
+
+def _reader(page: PageDep) -> Page:
+    """A visitor who may read reports; others are sent to sign in first."""
+    if page.visitor.principal is None:
+        url = page.request.url
+        raise SignInRequired(url.path + (f"?{url.query}" if url.query else ""))
+    return page
+
+
+ReaderPageDep = Annotated[Page, Depends(_reader)]
+"""A page of a visitor who may read reports."""

@@ -1,0 +1,92 @@
+"""Signing in to the dashboard with an API key, checked by the API's own authenticator, and
+signing out."""
+
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Form, Query, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from store_monitor.settings import AuthMode
+from store_monitor.ui.context import Page, PageDep, Visitor
+from store_monitor.ui.sessions import CSRF_FIELD, token_matches
+from store_monitor.web.auth import READ_REPORTS
+from store_monitor.web.deps import SessionDep, StateDep
+from store_monitor.web.errors import ApiError
+
+router = APIRouter(include_in_schema=False)
+
+_PROBLEMS: Final = {
+    status.HTTP_401_UNAUTHORIZED: "That key is not valid: unknown, revoked or expired.",
+    status.HTTP_403_FORBIDDEN: "That key may not read reports "
+    "(it needs the reports scope or an owner).",
+}
+
+
+def _local_path(target: str | None) -> str | None:
+    """`target` if it is a path of this site (never another host: `//x` or `/\\x` is one)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
+
+
+def _target(page: Page, next: str | None) -> str:
+    return _local_path(next) or page.request.url_for("reports_page").path
+
+
+@router.get("/ui/sign-in", response_class=HTMLResponse)
+async def sign_in_page(
+    page: PageDep,
+    state: StateDep,
+    next: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    if state.settings.auth_mode is AuthMode.off or page.visitor.principal is not None:
+        return page.redirect(_target(page, next))
+    return page.render(
+        "sign_in.html", {"title": "Sign in", "next": _local_path(next) or "", "problem": None}
+    )
+
+
+@router.post("/ui/sign-in", response_class=HTMLResponse)
+async def sign_in(
+    page: PageDep,
+    state: StateDep,
+    db: SessionDep,
+    key: Annotated[str, Form(max_length=300)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    """Check the key and open a session for it; the key itself is kept nowhere."""
+    if state.settings.auth_mode is AuthMode.off:
+        return RedirectResponse(
+            page.request.url_for("reports_page").path, status.HTTP_303_SEE_OTHER
+        )
+    visitor = page.visitor
+    if not token_matches(None if visitor.new else visitor.session, csrf_form):
+        return page.expired()
+    try:
+        principal = await READ_REPORTS.authenticate(page.request, state, db, key.strip() or None)
+    except ApiError as refused:
+        if refused.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+            wait = refused.details["retry_after_seconds"]
+            problem = f"Too many failed attempts: try again in {wait} s."
+        else:
+            problem = _PROBLEMS[refused.status_code]
+        context = {"title": "Sign in", "next": _local_path(next) or "", "problem": problem}
+        return page.render("sign_in.html", context, status_code=refused.status_code)
+    assert principal.key_name is not None  # authentication is on: every principal is a key's
+    signed_in = Visitor(
+        session=visitor.session.signed_in(principal.key_name), new=True, principal=principal
+    )
+    return page.as_visitor(signed_in).redirect(_target(page, next))
+
+
+@router.post("/ui/sign-out", response_class=RedirectResponse)
+async def sign_out(
+    page: PageDep,
+    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    visitor = page.visitor
+    if not token_matches(None if visitor.new else visitor.session, csrf_form):
+        return page.expired()
+    signed_out = Visitor(session=visitor.session.signed_out(), new=True, principal=None)
+    return page.as_visitor(signed_out).redirect(page.request.url_for("sign_in_page").path)
