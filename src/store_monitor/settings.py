@@ -126,6 +126,18 @@ class Settings(BaseSettings):
         """The latest timestamp a poll may have now: the clock plus the allowed skew."""
         return datetime.now(UTC) + timedelta(seconds=self.clock_skew_seconds)
 
+    webhook_private_targets: bool = False
+    """Allow webhooks to loopback and private addresses, and plain `http` (tests, receivers on
+    premises); by default only public `https` targets, checked again after DNS resolution."""
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """The pause after a delivery's first failed attempt; each next one is longer (see
+    `webhooks.backoff`)."""
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    """Attempts per delivery before it is marked failed: about a day with the default base."""
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """The most one delivery attempt may take, resolution and connection included."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -10,7 +10,9 @@ DEFAULT_BASE = 5.0
 DEFAULT_ATTEMPTS = 12
 
 
-def _pauses(draw: float, *, base: float = DEFAULT_BASE, attempts: int = DEFAULT_ATTEMPTS) -> list[float]:
+def _pauses(
+    draw: float, *, base: float = DEFAULT_BASE, attempts: int = DEFAULT_ATTEMPTS
+) -> list[float]:
     pauses: list[float] = []
     for failed in range(1, attempts):
         pause = retry_delay(failed, max_attempts=attempts, base_seconds=base, random=lambda: draw)
@@ -65,9 +67,9 @@ def test_after_the_last_attempt_there_is_no_retry() -> None:
 
 
 def test_many_attempts_or_a_large_base_stay_at_the_cap() -> None:
-    assert retry_delay(
-        999, max_attempts=1000, base_seconds=5, random=lambda: 0.5
-    ) == pytest.approx(MAX_PAUSE_SECONDS)
+    assert retry_delay(999, max_attempts=1000, base_seconds=5, random=lambda: 0.5) == pytest.approx(
+        MAX_PAUSE_SECONDS
+    )
     assert retry_delay(
         1, max_attempts=12, base_seconds=10 * MAX_PAUSE_SECONDS, random=lambda: 0.5
     ) == pytest.approx(MAX_PAUSE_SECONDS)

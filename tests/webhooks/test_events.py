@@ -34,14 +34,21 @@ CREATED = datetime(2023, 1, 25, 18, 0, 0, 120000, tzinfo=UTC)
 REPORT_ID = uuid.UUID("8a3f2b1c-0d4e-4f5a-9b6c-7d8e9f0a1b2c")
 
 
-def _events() -> list[IncidentOpenedEvent | IncidentClosedEvent | ReportCompletedEvent | ReportFailedEvent]:
+def _events() -> list[
+    IncidentOpenedEvent | IncidentClosedEvent | ReportCompletedEvent | ReportFailedEvent
+]:
     start = datetime(2023, 1, 24, 10, 44, 30, tzinfo=UTC)
     return [
-        IncidentOpenedEvent(timestamp=CREATED, data=IncidentOpenedData(store_id="s1", started_at=start)),
+        IncidentOpenedEvent(
+            timestamp=CREATED, data=IncidentOpenedData(store_id="s1", started_at=start)
+        ),
         IncidentClosedEvent(
             timestamp=CREATED,
             data=IncidentClosedData(
-                store_id="s1", started_at=start, ended_at=start + timedelta(minutes=90), minutes=90.0
+                store_id="s1",
+                started_at=start,
+                ended_at=start + timedelta(minutes=90),
+                minutes=90.0,
             ),
         ),
         ReportCompletedEvent(
@@ -78,7 +85,11 @@ def test_every_body_is_type_timestamp_and_data() -> None:
     assert bodies[0]["data"] == {"store_id": "s1", "started_at": "2023-01-24T10:44:30.000000Z"}
     assert bodies[2]["data"]["report_id"] == str(REPORT_ID)
     assert bodies[2]["data"]["now"] == "2023-01-25T18:00:00.120000Z"
-    assert bodies[3]["data"] == {"report_id": str(REPORT_ID), "now": None, "error": "timed out after 600 s"}
+    assert bodies[3]["data"] == {
+        "report_id": str(REPORT_ID),
+        "now": None,
+        "error": "timed out after 600 s",
+    }
 
 
 def test_closed_incidents_carry_exactly_what_the_incidents_csv_writes() -> None:

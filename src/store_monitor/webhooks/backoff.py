@@ -25,7 +25,7 @@ def retry_delay(
     None when that was the last one allowed (the delivery has failed).
 
     `random` returns a float in [0, 1) (e.g. `random.random`); the pause is the nominal one
-    times a factor in [1 − JITTER, 1 + JITTER).
+    times a factor in [1 - JITTER, 1 + JITTER).
     """
     if failed_attempts < 1:
         raise ValueError("retry_delay is asked after at least one failed attempt")

@@ -87,7 +87,9 @@ class WebhookSender:
         )
 
     async def _post(self, *, url: str, secret: str, event_id: str, body: bytes) -> tuple[int, str]:
-        target = await resolve_target(url, allow_private=self._allow_private, resolver=self._resolver)
+        target = await resolve_target(
+            url, allow_private=self._allow_private, resolver=self._resolver
+        )
         headers = {
             **signed_headers(secret=secret, event_id=event_id, body=body, at=datetime.now(UTC)),
             "host": target.host_header,

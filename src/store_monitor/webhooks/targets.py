@@ -12,6 +12,7 @@ premises) any address and plain `http` are allowed; the address is pinned all th
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ MAX_URL_LENGTH: Final = 2048
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 # Prefixes whose IPv6 addresses carry an IPv4 one that a router would forward to.
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+# A DNS name once IDNA-encoded: dot-separated labels of letters, digits, `-` and `_`, not
+# starting or ending with `-`, 63 characters at most each, 253 in all, an optional final dot.
+_LABEL: Final = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
+_HOST_NAME: Final = re.compile(rf"(?=.{{1,253}}\.?$){_LABEL}(\.{_LABEL})*\.?", re.IGNORECASE)
 
 
 class UnsafeTargetError(ValueError):
@@ -123,16 +128,20 @@ def _parse(url: str, *, allow_private: bool) -> httpx.URL:
         raise UnsafeTargetError(f"not a valid URL: {error}") from error
     allowed_schemes = ("https", "http") if allow_private else ("https",)
     if parsed.scheme not in allowed_schemes:
-        raise UnsafeTargetError(f"the URL must start with {' or '.join(allowed_schemes)}://")
+        raise UnsafeTargetError(
+            f"the URL must start with {' or '.join(f'{s}://' for s in allowed_schemes)}"
+        )
     if not parsed.host:
         raise UnsafeTargetError("the URL has no host")
     if parsed.userinfo:
         raise UnsafeTargetError("the URL may not carry credentials (user:password@)")
+    literal = _literal_address(parsed.host)
+    if literal is None and not _HOST_NAME.fullmatch(parsed.raw_host.decode("ascii")):
+        raise UnsafeTargetError(f"{parsed.host} is not a valid host name")
     if not allow_private:
         host = parsed.host.rstrip(".").lower()
         if host == "localhost" or host.endswith(".localhost"):
             raise UnsafeTargetError(f"{parsed.host} is a loopback name")
-        literal = _literal_address(parsed.host)
         if literal is not None:
             _refuse_non_public(literal, what=str(literal))
     return parsed
