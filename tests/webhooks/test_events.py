@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
 import pytest
+from fastapi import FastAPI
 from pydantic import TypeAdapter, ValidationError
 
 from store_monitor.formats import incidents_csv_bytes
@@ -60,7 +61,7 @@ def _events() -> list[
                 incident_count=31877,
                 unknown_timezones=0,
                 ignored_polls=2,
-                csv_url=f"https://monitor.example/get_report?report_id={REPORT_ID}",
+                csv_url=f"https://monitor.example.com/get_report/{REPORT_ID}",
             ),
         ),
         ReportFailedEvent(
@@ -162,3 +163,36 @@ def test_the_schema_names_each_event_and_discriminates_by_type() -> None:
     assert closed["started_at"]["format"] == "date-time"
     assert closed["minutes"]["type"] == "number"
     assert schema["$defs"]["IncidentClosedEvent"]["description"]
+
+
+def test_the_models_document_the_payloads_as_openapi_webhooks() -> None:
+    app = FastAPI()
+    for event_type, model in EVENT_MODELS.items():
+
+        async def receive(body: model) -> None:  # type: ignore[valid-type]
+            """A receiver's endpoint: documented only."""
+
+        app.webhooks.post(event_type.value, operation_id=event_type.value)(receive)
+
+    spec = app.openapi()
+
+    assert spec["openapi"].startswith("3.1")
+    assert set(spec["webhooks"]) == {event_type.value for event_type in EventType}
+    schemas = spec["components"]["schemas"]
+    # One schema per model, named as a generated client would name it (no -Input/-Output pairs).
+    assert {name for name in schemas if "Event" in name or "Data" in name} == {
+        f"{model.__name__.removesuffix('Event')}{suffix}"
+        for model in EVENT_MODELS.values()
+        for suffix in ("Event", "Data")
+    }
+    for event_type, model in EVENT_MODELS.items():
+        body = spec["webhooks"][event_type.value]["post"]["requestBody"]["content"]
+        assert body["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model.__name__}"
+        }
+        schema = schemas[model.__name__]
+        assert schema["required"] == ["type", "timestamp", "data"]
+        assert schema["description"].splitlines()[0].endswith(".")
+        [example] = schema["examples"]
+        assert parse_event(json.dumps(example)) == model.model_validate(example)
+        assert json.loads(event_body(model.model_validate(example))) == example

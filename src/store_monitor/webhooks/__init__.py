@@ -12,4 +12,11 @@ The modules, each one job, for the code that stores subscriptions and runs deliv
 - `sending`: `WebhookSender.deliver()`: one attempt (resolve, check, sign, POST), its outcome as
   a `DeliveryResult`; it never raises for anything the receiver or the network does.
 - `backoff`: `retry_delay()`: how long to wait after a failed attempt, or None to give up.
+
+Wiring, from the settings: `webhook_private_targets` is `allow_private` (for both checks);
+`webhook_connect_timeout_seconds` and `webhook_timeout_seconds` build the process's one
+`WebhookSender`; `webhook_retry_base_seconds` and `webhook_max_attempts` go to `retry_delay()`.
+A delivery job loads the event's stored body, calls `deliver()` with the subscription's URL and
+secret and `event_id(row id)`, records the `DeliveryResult` as a delivery attempt, and on failure
+schedules the next attempt after `retry_delay()` (or marks the delivery failed on None).
 """

@@ -99,6 +99,22 @@ class ReportFailedData(BaseModel):
     error: str = Field(description="Why the report failed.")
 
 
+def _event_config(example_data: dict[str, Any]) -> ConfigDict:
+    """An event model's config: `type` required in its schema (it is always sent, though the
+    model fills it in) and an example body."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["required"] = ["type", *schema.get("required", [])]
+        example_type = schema["properties"]["type"]["const"]
+        schema["examples"] = [
+            {"type": example_type, "timestamp": "2023-01-25T18:00:00.120000Z", "data": example_data}
+        ]
+
+    return ConfigDict(frozen=True, json_schema_extra=extra)
+
+
+_EXAMPLE_REPORT_ID = "8a3f2b1c-0d4e-4f5a-9b6c-7d8e9f0a1b2c"
+
 _TIMESTAMP_DESCRIPTION = (
     "When the event was created (not when this attempt was sent): order events by it, as "
     "retries may deliver them out of order."
@@ -106,9 +122,14 @@ _TIMESTAMP_DESCRIPTION = (
 
 
 class IncidentOpenedEvent(BaseModel):
-    """A store is down now: its incident's start is final (announced once per incident)."""
+    """A store is down now.
 
-    model_config = _MODEL_CONFIG
+    Sent once per incident, once no later poll can move its start.
+    """
+
+    model_config = _event_config(
+        {"store_id": "8139926242460185114", "started_at": _EXAMPLE_INSTANT}
+    )
 
     type: Literal[EventType.incident_opened] = EventType.incident_opened
     timestamp: Instant = Field(description=_TIMESTAMP_DESCRIPTION)
@@ -116,10 +137,21 @@ class IncidentOpenedEvent(BaseModel):
 
 
 class IncidentClosedEvent(BaseModel):
-    """An incident ended: its start and end are final (announced once per incident, even one
-    never announced opened)."""
+    """An incident ended.
 
-    model_config = _MODEL_CONFIG
+    Sent once per incident, once no later poll can move its end; also for an incident that began
+    and ended between two evaluations (never announced opened). The data is the incident's row of
+    the incidents CSV.
+    """
+
+    model_config = _event_config(
+        {
+            "store_id": "8139926242460185114",
+            "started_at": _EXAMPLE_INSTANT,
+            "ended_at": "2023-01-24T11:44:30.000000Z",
+            "minutes": 60.0,
+        }
+    )
 
     type: Literal[EventType.incident_closed] = EventType.incident_closed
     timestamp: Instant = Field(description=_TIMESTAMP_DESCRIPTION)
@@ -127,9 +159,22 @@ class IncidentClosedEvent(BaseModel):
 
 
 class ReportCompletedEvent(BaseModel):
-    """A report is complete: its CSV can be downloaded."""
+    """A report is complete.
 
-    model_config = _MODEL_CONFIG
+    Its CSV can be downloaded from `csv_url`.
+    """
+
+    model_config = _event_config(
+        {
+            "report_id": _EXAMPLE_REPORT_ID,
+            "now": "2023-01-25T18:13:22.479220Z",
+            "row_count": 14092,
+            "incident_count": 31877,
+            "unknown_timezones": 0,
+            "ignored_polls": 0,
+            "csv_url": f"https://monitor.example.com/get_report/{_EXAMPLE_REPORT_ID}",
+        }
+    )
 
     type: Literal[EventType.report_completed] = EventType.report_completed
     timestamp: Instant = Field(description=_TIMESTAMP_DESCRIPTION)
@@ -137,9 +182,19 @@ class ReportCompletedEvent(BaseModel):
 
 
 class ReportFailedEvent(BaseModel):
-    """A report failed and will not be retried."""
+    """A report failed.
 
-    model_config = _MODEL_CONFIG
+    It will not be retried; `error` says why.
+    """
+
+    model_config = _event_config(
+        {
+            "report_id": _EXAMPLE_REPORT_ID,
+            # Not null here: FastAPI leaves nulls out of the examples in its OpenAPI document.
+            "now": "2023-01-25T18:13:22.479220Z",
+            "error": "timed out after 600 s (attempt 3)",
+        }
+    )
 
     type: Literal[EventType.report_failed] = EventType.report_failed
     timestamp: Instant = Field(description=_TIMESTAMP_DESCRIPTION)

@@ -98,8 +98,8 @@ class WebhookSender:
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
         async with httpx.AsyncClient(
             verify=self._ssl_context,
-            # The total bound is the caller's `asyncio_timeout`; this one stops reads too.
-            timeout=httpx.Timeout(self._total_timeout, connect=self._connect_timeout),
+            # Only the connection has a bound of its own: `deliver` bounds the whole attempt.
+            timeout=httpx.Timeout(None, connect=self._connect_timeout),
             follow_redirects=False,
             trust_env=False,
         ) as client:
