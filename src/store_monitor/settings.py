@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=12, ge=1)
     """Attempts per delivery before it is marked failed: about a day with the default base."""
     webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    """How long a delivery attempt may take to connect (TLS included)."""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     """The most one delivery attempt may take, resolution and connection included."""
 

@@ -94,6 +94,8 @@ class WebhookSender:
             **signed_headers(secret=secret, event_id=event_id, body=body, at=datetime.now(UTC)),
             "host": target.host_header,
             "user-agent": _USER_AGENT,
+            # The excerpt is read as sent: ask for it uncompressed rather than inflate it.
+            "accept-encoding": "identity",
         }
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
         async with httpx.AsyncClient(
