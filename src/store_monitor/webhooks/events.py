@@ -60,7 +60,7 @@ class IncidentOpenedData(BaseModel):
 
     store_id: str
     started_at: Instant = Field(
-        description="When the store went inactive within its business hours; never moved later."
+        description="Where the stretch of business time the store is inactive begins; final."
     )
 
 
