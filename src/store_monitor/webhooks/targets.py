@@ -48,7 +48,6 @@ class ResolvedTarget:
     """The `Host` the receiver expects: the URL's own host (and port)."""
     sni_hostname: str | None
     """The name TLS sends and verifies the certificate against; None for an address literal."""
-    address: IPAddress
 
 
 def check_target_url(url: str, *, allow_private: bool) -> str:
@@ -79,12 +78,10 @@ async def resolve_target(url: str, *, allow_private: bool, resolver: Resolver) -
     if not allow_private:
         for address in addresses:
             _refuse_non_public(address, what=f"{parsed.host} resolves to {address}, which")
-    address = addresses[0]
     return ResolvedTarget(
-        url=parsed.copy_with(host=str(address)),
+        url=parsed.copy_with(host=str(addresses[0])),
         host_header=parsed.netloc.decode("ascii"),
         sni_hostname=parsed.host if literal is None and parsed.scheme == "https" else None,
-        address=address,
     )
 
 
