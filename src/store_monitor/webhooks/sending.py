@@ -131,5 +131,5 @@ class WebhookSender:
 
 
 def _describe(error: httpx.HTTPError) -> str:
-    detail = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {detail}"
+    name = type(error).__name__
+    return f"{name}: {error}" if str(error) else name
