@@ -1,0 +1,1 @@
+"""Tests of the webhook cores: events, signing, target safety, sending, backoff."""
