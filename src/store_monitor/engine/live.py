@@ -3,7 +3,7 @@ down at `now` and which incidents to announce, from the report's own incidents a
 announced state. Frames in, frames out; no I/O, no clock.
 
 How to wire it: after ingests, call `evaluate_live` at `now` = N, the latest poll of all stores,
-with the evaluated stores' polls (all of them up to N; those before N − 14 days change nothing),
+with the evaluated stores' polls (all of them up to N; those before N - 14 days change nothing),
 their business hours and zones as `compute_report` takes them, and their rows of the state
 (schema `LIVE_STATE`; a store without a row is at its first evaluation). Then, in one transaction:
 replace those stores' state rows by `LiveEvaluation.state`, write `opened` and `closed` as events
@@ -12,20 +12,20 @@ as the stores' live view. Stores are evaluated independently: any subset may be 
 as long as each store's evaluations run in order (never two at once) and with N never going back.
 
 Rules, per store with latest poll L (its state: threshold T, announced start S):
-- First evaluation: T = N − 1 h, so loading a history announces no incident that ended before.
+- First evaluation: T = N - 1 h, so loading a history announces no incident that ended before.
 - An incident is *ongoing* when it reaches N and N is in business hours: the store is down now.
 - The announced incident S is the store's first incident that ends after S and starts by
-  max(T, N − 7 d) (the report clips an incident older than the week to start at N − 7 d).
+  max(T, N - 7 d) (the report clips an incident older than the week to start at N - 7 d).
   While ongoing, it stays announced and the store is down `since` S, however long it lasts.
   Once it has ended at or before L, it is announced closed with `started_at` S (so the minutes
   of an incident longer than the week count from S, not from the clip). If late polls erased it
   (no incident matches), it is announced closed at once, ending at S (0 minutes), so that every
   opened incident is closed once.
 - Any other incident that is not ongoing and ends within (T, L] is announced closed as the
-  report writes it (an incident that began before N − 7 d with its start clipped there).
+  report writes it (an incident that began before N - 7 d with its start clipped there).
 - With no incident announced, an ongoing incident is announced opened once L >= its start
   (the store's latest poll is then inactive and no later poll can move the start); one already
-  longer than the week is announced with the clipped start N − 7 d and keeps it.
+  longer than the week is announced with the clipped start N - 7 d and keeps it.
 - Then T := max(T, L): nothing ending at or before L is announced again.
 """
 
@@ -49,7 +49,7 @@ class LiveEvaluation:
     now: datetime
     down_now: pl.DataFrame
     """Schema `DOWN_NOW`: the stores with an ongoing incident, longest first, then by store_id.
-    `minutes` = `now` − `since`, rounded like the incidents' minutes."""
+    `minutes` = `now` - `since`, rounded like the incidents' minutes."""
     opened: pl.DataFrame
     """Schema `INCIDENTS_OPENED`: `incident.opened` events, sorted by store_id."""
     closed: pl.DataFrame
@@ -169,7 +169,7 @@ def _stores(
     now: datetime,
 ) -> pl.DataFrame:
     """Each store with a poll by `now`: `latest_poll_at`, its state (a new store's threshold is
-    `now` − 1 h) and `open_at_now`, whether `now` is in its business hours."""
+    `now` - 1 h) and `open_at_now`, whether `now` is in its business hours."""
     latest = (
         polls.lazy()
         .filter(pl.col("timestamp_utc") <= now)
