@@ -238,9 +238,7 @@ def test_an_ongoing_incident_keeps_its_announced_start_beyond_the_week() -> None
     assert_state(ended, ("s", "2023-01-24 12:00", None))
 
 
-def test_an_incident_that_began_before_the_week_and_was_never_opened_closes_as_the_report_clips_it() -> (  # noqa: E501
-    None
-):
+def test_an_incident_older_than_the_week_never_opened_closes_as_the_report_clips_it() -> None:
     # First evaluation at N = 2023-01-24 11:00: inactive from 2023-01-16 10:30 to 2023-01-24 10:50
     # (after the threshold 10:00). The report starts it at N - 7 d: 7 d - 10 min = 10,070 min.
     result = evaluate(
