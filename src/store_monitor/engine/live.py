@@ -2,31 +2,33 @@
 down at `now` and which incidents to announce, from the report's own incidents and each store's
 announced state. Frames in, frames out; no I/O, no clock.
 
-How to wire it: after ingests, call `evaluate_live` at `now` = N, the latest poll of all stores,
-with the evaluated stores' polls (all of them up to N; those before N - 14 days change nothing),
-their business hours and zones as `compute_report` takes them, and their rows of the state
-(schema `LIVE_STATE`; a store without a row is at its first evaluation). Then, in one transaction:
+Wiring: after ingests, call `evaluate_live` at `now` = N, the latest poll of all stores, with the
+evaluated stores' polls (those since N - 14 d plus each store's latest before give the same result
+as all of them), business hours and zones as `compute_report` takes them, and their state rows
+(schema `LIVE_STATE`; a store without a row is at its first evaluation). Then, in one transaction,
 replace those stores' state rows by `LiveEvaluation.state`, write `opened` and `closed` as events
-(format their instants and minutes with `formats`, like the incidents CSV), and keep `down_now`
-as the stores' live view. Stores are evaluated independently: any subset may be evaluated at N,
-as long as each store's evaluations run in order (never two at once) and with N never going back.
+(instants and minutes formatted by `formats`, as the incidents CSV writes them) and keep
+`down_now` as the live view. Any subset of stores may be evaluated at an N, as long as each
+store's evaluations run one at a time, in order, with N never going back.
 
-Rules, per store with latest poll L (its state: threshold T, announced start S):
+Rules, per store with latest poll L and state: threshold T, announced start S (or none).
 - First evaluation: T = N - 1 h, so loading a history announces no incident that ended before.
-- An incident is *ongoing* when it reaches N and N is in business hours: the store is down now.
-- The announced incident S is the store's first incident that ends after S and starts by
-  max(T, N - 7 d) (the report clips an incident older than the week to start at N - 7 d).
-  While ongoing, it stays announced and the store is down `since` S, however long it lasts.
-  Once it has ended at or before L, it is announced closed with `started_at` S (so the minutes
-  of an incident longer than the week count from S, not from the clip). If late polls erased it
-  (no incident matches), it is announced closed at once, ending at S (0 minutes), so that every
-  opened incident is closed once.
+- An incident is *ongoing* when it reaches N and N is in business hours: the store is down now,
+  `since` its start (S if it is the announced one), whether or not it was announced opened.
+- The announced incident is the store's first incident that ends after S and starts by
+  max(T, N - 7 d) (the report clips an incident older than the week to start at N - 7 d). While
+  ongoing, it stays announced, however long it lasts. Once it has ended at or before L, it is
+  announced closed with `started_at` S (the minutes of an incident longer than the week count
+  from S, not from the clip). While it ends after L (at a closing after the store's latest poll)
+  it stays announced: a poll before that closing could still end it earlier. If no incident
+  matches (late polls or new business hours erased it), it is announced closed at once, ending
+  at S (0 minutes), so that every incident announced opened is announced closed once.
 - Any other incident that is not ongoing and ends within (T, L] is announced closed as the
-  report writes it (an incident that began before N - 7 d with its start clipped there).
-- With no incident announced, an ongoing incident is announced opened once L >= its start
-  (the store's latest poll is then inactive and no later poll can move the start); one already
-  longer than the week is announced with the clipped start N - 7 d and keeps it.
-- Then T := max(T, L): nothing ending at or before L is announced again.
+  report's incidents CSV writes it (one that began before N - 7 d with the clipped start).
+- With no incident announced (any more), an ongoing incident is announced opened once L >= its
+  start (no later poll can move the start then); one already longer than the week is announced
+  with the clipped start N - 7 d, and keeps it.
+- Then T := max(T, L): nothing ending at or before L is announced again, whatever late polls do.
 """
 
 from dataclasses import dataclass
@@ -88,6 +90,8 @@ def evaluate_live(
             # The first matchable incident of each store (incidents are sorted by start).
             matched=matchable & (matchable.cum_sum().over("store_id") == 1),
         )
+        .collect()
+        .lazy()
     )
     ongoing, matched = pl.col("ongoing"), pl.col("matched")
     outcomes = incidents.group_by("store_id").agg(
@@ -119,7 +123,8 @@ def evaluate_live(
         .select(
             "store_id",
             started_at=announced,
-            # No matching incident: late polls erased it; it closes where it began.
+            # No matching incident (late polls or new business hours erased it): it closes where
+            # it began, so that every incident announced opened is announced closed once.
             ended_at=pl.coalesce("matched_ended_at", announced),
         )
     )
