@@ -289,3 +289,24 @@ def test_an_announced_incident_that_the_data_no_longer_has_is_closed_where_it_be
     assert_down_now(result)
     assert_closed(result, ("s", "2023-01-23 10:15", "2023-01-23 10:15", 0))
     assert_state(result, ("s", "2023-01-23 11:00", None))
+
+
+def test_an_opened_incident_is_closed_even_if_it_ended_before_the_threshold() -> None:
+    # s's polls lag: at its first evaluation (N = 12:00 from t, threshold 11:00) it is down since
+    # 08:15 and announced opened. Its next poll, active at 09:00, ends the incident at 08:45,
+    # before the threshold: it is announced closed all the same, as it was announced opened.
+    rows = [
+        ("s", "2023-01-23 08:00", "active"),
+        ("s", "2023-01-23 08:30", "inactive"),
+        ("t", "2023-01-23 12:00", "active"),
+    ]
+    first = evaluate(polls(*rows))
+    assert_opened(first, ("s", "2023-01-23 08:15"))
+    assert_state(
+        first, ("s", "2023-01-23 11:00", "2023-01-23 08:15"), ("t", "2023-01-23 12:00", None)
+    )
+
+    rows += [("s", "2023-01-23 09:00", "active"), ("t", "2023-01-23 13:00", "active")]
+    later = evaluate(polls(*rows), first.state)
+    assert_closed(later, ("s", "2023-01-23 08:15", "2023-01-23 08:45", 30))
+    assert_state(later, ("s", "2023-01-23 11:00", None), ("t", "2023-01-23 13:00", None))

@@ -11,8 +11,9 @@ collects the events. Then, against the report at the final N (without `as_of`), 
   as the CSV writes it; one that starts earlier and ends after N - 7 d ends where a report
   incident clipped to start at N - 7 d ends; no two closed events of a store overlap.
 - No flood: every closed event ends after its store's first threshold (N - 1 h at the store's
-  first evaluation); in particular the evaluation that loads a history announces no incident
-  that ended before then, and opens only incidents ongoing at its N.
+  first evaluation), but those of incidents announced opened; in particular the evaluation that
+  loads a history announces no incident that ended before then, and opens only incidents ongoing
+  at its N.
 - Opened at most once: each (store, started_at) is opened at most once, and each opened incident
   is closed with the same start, or still announced at the end: the store down since then, or its
   incident ended at a closing after its latest poll (the closed event waits for a poll).
@@ -95,9 +96,13 @@ def assert_promise(
     closed = pl.concat(done.closed).match_to_schema(INCIDENTS)
     opened = pl.concat(done.opened)
 
-    # Every closed event ends after its store's first threshold (no flood, whatever the batches).
-    for store, _, ended_at, _ in closed.iter_rows():
-        assert ended_at > done.first_threshold[store]
+    # No flood, whatever the batches: every closed event ends after its store's first threshold,
+    # but for incidents announced opened (one ongoing at N may end before N - 1 h once a late
+    # store's next poll arrives; it is closed all the same).
+    opened_starts = set(opened.iter_rows())
+    for store, started_at, ended_at, _ in closed.iter_rows():
+        if (store, started_at) not in opened_starts:
+            assert ended_at > done.first_threshold[store]
 
     promised = [
         row

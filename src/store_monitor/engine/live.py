@@ -18,11 +18,13 @@ Rules, per store with latest poll L and state: threshold T, announced start S (o
 - The announced incident is the store's first incident that ends after S and starts by
   max(T, N - 7 d) (the report clips an incident older than the week to start at N - 7 d). While
   ongoing, it stays announced, however long it lasts. Once it has ended at or before L, it is
-  announced closed with `started_at` S (the minutes of an incident longer than the week count
-  from S, not from the clip). While it ends after L (at a closing after the store's latest poll)
-  it stays announced: a poll before that closing could still end it earlier. If no incident
-  matches (late polls or new business hours erased it), it is announced closed at once, ending
-  at S (0 minutes), so that every incident announced opened is announced closed once.
+  announced closed with `started_at` S (the minutes of an incident longer than the week count from
+  S, not from the clip), even if it ended at or before T (a store whose polls lag behind N can be
+  opened at its first evaluation and then end before N - 1 h). While it ends after L (at a closing
+  after the store's latest poll) it stays announced: a poll before that closing could still end it
+  earlier. If no incident matches (late polls or new business hours erased it), it is announced
+  closed at once, ending at S (0 minutes), so that every incident announced opened is announced
+  closed once.
 - Any other incident that is not ongoing and ends within (T, L] is announced closed as the
   report's incidents CSV writes it (one that began before N - 7 d with the clipped start).
 - With no incident announced (any more), an ongoing incident is announced opened once L >= its
