@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import load, report, scale, service
+from benchmarks import live, load, report, scale, service
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
     parser.add_argument(
         "--only",
-        choices=["report", "service", "load", "scale"],
+        choices=["report", "live", "service", "load", "scale"],
         help="run one group of benchmarks only",
     )
     parser.add_argument(
@@ -44,6 +44,8 @@ def main() -> None:
     )
     if args.only in (None, "report"):
         report.run(args.data, runs=args.runs)
+    if args.only in (None, "live"):
+        live.run(args.data)
     if args.only in (None, "service"):
         service.run(args.data, runs=args.runs)
     if args.only in (None, "load"):

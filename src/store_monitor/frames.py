@@ -62,6 +62,25 @@ DAILY: Final = pl.Schema(
     }
 )
 
+# Live (issue 17). Per store, what was announced, carried from one evaluation to the next:
+# `threshold`, below which no ended incident is announced again, and the `started_at` of the
+# incident announced opened and not yet announced closed (null if none).
+LIVE_STATE: Final = pl.Schema(
+    {"store_id": pl.String(), "threshold": UTC_INSTANT, "announced_started_at": UTC_INSTANT}
+)
+# The stores down at an evaluation's `now`: since when, for how many minutes at `now`, and the
+# store's latest poll.
+DOWN_NOW: Final = pl.Schema(
+    {
+        "store_id": pl.String(),
+        "since": UTC_INSTANT,
+        "minutes": pl.Float64(),
+        "latest_poll_at": UTC_INSTANT,
+    }
+)
+# `incident.opened` events; `incident.closed` events have the schema `INCIDENTS`.
+INCIDENTS_OPENED: Final = pl.Schema({"store_id": pl.String(), "started_at": UTC_INSTANT})
+
 DEFAULT_TIMEZONE: Final = "America/Chicago"
 
 # The input files' names in a data folder, as the original export named them.

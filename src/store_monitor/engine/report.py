@@ -382,6 +382,11 @@ def _sweep(
     return _Sums(totals=totals, incidents=incidents, dates=dates)
 
 
+def minutes_between(start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """`end - start` (UTC instants) in minutes, rounded as the incidents' `minutes` are."""
+    return _round_half_up(end.dt.epoch("us") - start.dt.epoch("us"), _US_PER_MINUTE)
+
+
 def _round_half_up(microseconds: pl.Expr, unit: int) -> pl.Expr:
     """Exact microseconds → `unit`s rounded half up to 2 decimals, without float error."""
     hundredths = (microseconds * 100 + unit // 2) // unit
