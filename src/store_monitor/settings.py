@@ -85,6 +85,19 @@ class Settings(BaseSettings):
     only on their connections do `X-Forwarded-For` and `X-Forwarded-Proto` say who the client
     is. Empty: never, the connection's own address counts."""
 
+    webhook_private_targets: bool = False
+    """Allow webhooks to loopback and private addresses, and plain `http` (tests, receivers on
+    premises); by default only public `https` targets, checked again after DNS resolution."""
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """The pause after a delivery's first failed attempt; each next one is longer (see
+    `webhooks.backoff`)."""
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    """Attempts per delivery before it is marked failed: about a day with the default base."""
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    """How long a delivery attempt may take to connect (TLS included)."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """The most one delivery attempt may take, resolution and connection included."""
+
     @property
     def auth_mode(self) -> AuthMode:
         if self.auth is not None:
@@ -147,19 +160,6 @@ def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
                 f"{entry!r} is not an IP address or network such as 10.0.0.0/8"
             ) from None
     return tuple(networks)
-
-    webhook_private_targets: bool = False
-    """Allow webhooks to loopback and private addresses, and plain `http` (tests, receivers on
-    premises); by default only public `https` targets, checked again after DNS resolution."""
-    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
-    """The pause after a delivery's first failed attempt; each next one is longer (see
-    `webhooks.backoff`)."""
-    webhook_max_attempts: int = Field(default=12, ge=1)
-    """Attempts per delivery before it is marked failed: about a day with the default base."""
-    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
-    """How long a delivery attempt may take to connect (TLS included)."""
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    """The most one delivery attempt may take, resolution and connection included."""
 
 
 @lru_cache(maxsize=1)
