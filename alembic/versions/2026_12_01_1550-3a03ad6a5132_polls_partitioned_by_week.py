@@ -21,7 +21,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _COLUMNS = 'store_id text COLLATE "C" NOT NULL, timestamp_utc timestamptz NOT NULL, status poll_status NOT NULL'
-_PRIMARY_KEY = "ALTER TABLE polls ADD CONSTRAINT pk_polls PRIMARY KEY (store_id, timestamp_utc, status)"
+_PRIMARY_KEY = (
+    "ALTER TABLE polls ADD CONSTRAINT pk_polls PRIMARY KEY (store_id, timestamp_utc, status)"
+)
 # One partition per week with polls; the bounds are Monday 00:00 UTC, as the application's.
 _WEEKLY_PARTITIONS = """
 DO $$

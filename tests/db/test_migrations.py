@@ -41,6 +41,7 @@ TABLES = {
     "report_days",
     "report_files",
     "report_shards",
+    "events",
 }
 
 

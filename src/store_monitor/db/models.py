@@ -324,3 +324,24 @@ class ReportFile(Base):
     # Deferred: a conditional request (ETag) needs the digest only, not the content.
     gzip: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
     """The file's bytes as one gzip member."""
+
+
+class Event(Base):
+    """The outbox: an event to announce (a webhook body), written in the transaction that changed
+    the state it announces, so a crash between the two loses nothing; delivered after commit."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    """The order events were written in: readers of the outbox follow it."""
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, default=uuid.uuid4, unique=True)
+    """The event's identity: its `webhook-id` (`webhooks.events.event_id`), the same on every
+    delivery attempt."""
+    type: Mapped[str] = mapped_column(sa.Text)
+    """One of `webhooks.events.EventType`."""
+    store_id: Mapped[str | None] = mapped_column(StoreId)
+    """The store an incident event is about (owner keys see their stores' only); None for a
+    report's events."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    """The exact JSON bytes sent and signed (`webhooks.events.event_body`)."""
