@@ -22,19 +22,21 @@ from store_monitor.webhooks.events import (
 
 async def record(session: AsyncSession, events: Iterable[AnyEvent]) -> list[uuid.UUID]:
     """Add the events to the outbox in the session's transaction; their ids, in order."""
+    events = list(events)
+    ids = [uuid.uuid4() for _ in events]
     rows = [
         {
-            "id": uuid.uuid4(),
+            "id": event_id,
             "type": str(event.type),
             "store_id": _store_of(event),
             "created_at": event.timestamp,
             "body": event_body(event),
         }
-        for event in events
+        for event_id, event in zip(ids, events, strict=True)
     ]
     if rows:
         await session.execute(sa.insert(Event), rows)
-    return [row["id"] for row in rows]
+    return ids
 
 
 def _store_of(event: AnyEvent) -> str | None:
