@@ -5,7 +5,7 @@ read here, once, with their types checked.
 """
 
 import asyncio
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,35 +21,33 @@ RUNNER: Final = "store_monitor_runner"
 QUEUE: Final = "store_monitor_queue"
 UPKEEP: Final = "store_monitor_upkeep"
 
+T = TypeVar("T")
+
+
+def _read(ctx: dict[str, Any], key: str, kind: type[T]) -> T:
+    value = ctx[key]
+    assert isinstance(value, kind), f"ctx[{key!r}] is {type(value).__name__}, not {kind.__name__}"
+    return value
+
 
 def settings(ctx: dict[str, Any]) -> Settings:
-    value = ctx[SETTINGS]
-    assert isinstance(value, Settings)
-    return value
+    return _read(ctx, SETTINGS, Settings)
 
 
 def engine(ctx: dict[str, Any]) -> AsyncEngine:
-    value = ctx[ENGINE]
-    assert isinstance(value, AsyncEngine)
-    return value
+    return _read(ctx, ENGINE, AsyncEngine)
 
 
 def sessionmaker(ctx: dict[str, Any]) -> async_sessionmaker[AsyncSession]:
-    value = ctx[SESSIONMAKER]
-    assert isinstance(value, async_sessionmaker)
-    return value
+    return _read(ctx, SESSIONMAKER, async_sessionmaker)
 
 
 def redis(ctx: dict[str, Any]) -> ArqRedis:
-    value = ctx["redis"]
-    assert isinstance(value, ArqRedis)
-    return value
+    return _read(ctx, "redis", ArqRedis)
 
 
 def runner(ctx: dict[str, Any]) -> Runner:
-    value = ctx[RUNNER]
-    assert isinstance(value, Runner)
-    return value
+    return _read(ctx, RUNNER, Runner)
 
 
 def queue(ctx: dict[str, Any]) -> WorkQueue:
@@ -59,6 +57,4 @@ def queue(ctx: dict[str, Any]) -> WorkQueue:
 
 
 def upkeep(ctx: dict[str, Any]) -> "asyncio.Task[None]":
-    value = ctx[UPKEEP]
-    assert isinstance(value, asyncio.Task)
-    return value
+    return _read(ctx, UPKEEP, asyncio.Task)
