@@ -36,7 +36,14 @@ from store_monitor.db.report_files import (
     read_report_file,
     store_report_file,
 )
-from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
+from store_monitor.db.report_views import (
+    StorePage,
+    StoreSort,
+    StoreView,
+    report_has_store,
+    store_page,
+    store_view,
+)
 from store_monitor.db.session import reading
 from store_monitor.engine.localtime import known_timezones
 from store_monitor.engine.report import Report as ComputedReport
@@ -314,6 +321,13 @@ async def store_details(
     return StoreDetails(
         view=view, timezone=named if named in known_timezones() else DEFAULT_TIMEZONE
     )
+
+
+async def has_store(
+    session: AsyncSession, report_id: UUID, store_id: str, *, owner_id: str | None = None
+) -> bool:
+    """Whether the report has a row for the store (with `owner_id`: and it is the owner's)."""
+    return await report_has_store(session, report_id, store_id, owner_id=owner_id)
 
 
 async def report_stores(

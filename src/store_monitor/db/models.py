@@ -210,6 +210,8 @@ class ReportRow(Base):
     """One store's line of a report; the columns are the report's, in the same units."""
 
     __tablename__ = "report_rows"
+    # A store's rows across reports (its history) without reading every report's rows.
+    __table_args__ = (sa.Index("ix_report_rows_store_id", "store_id"),)
 
     report_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
