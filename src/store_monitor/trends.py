@@ -121,9 +121,7 @@ async def store_history(
     """The store's figures in each of the latest `limit` complete reports (at most
     `HISTORY_MAX`), newest `now` first; empty for a store never reported (or, with `owner_id`,
     not the owner's)."""
-    return await stored_history(
-        session, store_id, owner_id=owner_id, limit=min(limit, HISTORY_MAX)
-    )
+    return await stored_history(session, store_id, owner_id=owner_id, limit=min(limit, HISTORY_MAX))
 
 
 @dataclass(frozen=True, slots=True)

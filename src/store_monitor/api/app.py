@@ -26,6 +26,7 @@ from store_monitor.api.routes import docs, health
 from store_monitor.api.routes import ingest as ingest_routes
 from store_monitor.api.routes import metrics as metrics_routes
 from store_monitor.api.routes import reports as report_routes
+from store_monitor.api.routes import trends as trend_routes
 from store_monitor.db.embedded import database
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import Poll
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     protected = documented(AUTH_ERRORS)
     app.include_router(report_routes.router, responses=protected)
+    app.include_router(trend_routes.router, responses=protected)
     app.include_router(ingest_routes.router, responses=protected)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)

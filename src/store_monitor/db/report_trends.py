@@ -73,6 +73,19 @@ class StoreInReport:
     incidents_last_week: int
 
 
+_FIGURES: Final = (
+    "uptime_last_hour",
+    "uptime_last_day",
+    "uptime_last_week",
+    "downtime_last_hour",
+    "downtime_last_day",
+    "downtime_last_week",
+    "incidents_last_day",
+    "incidents_last_week",
+)
+"""The `StoreInReport` fields that are `report_rows` columns of the same name."""
+
+
 async def comparable_before(
     session: AsyncSession, report_id: uuid.UUID, now: datetime
 ) -> ReportRef | None:
@@ -170,18 +183,7 @@ async def store_history(
     later created first at the same `now`); empty if it is in none (or is not the owner's).
     The `report_rows` index on store_id finds them without reading other stores' rows."""
     found = await session.execute(
-        sa.select(
-            Report.id,
-            Report.now,
-            ReportRow.uptime_last_hour,
-            ReportRow.uptime_last_day,
-            ReportRow.uptime_last_week,
-            ReportRow.downtime_last_hour,
-            ReportRow.downtime_last_day,
-            ReportRow.downtime_last_week,
-            ReportRow.incidents_last_day,
-            ReportRow.incidents_last_week,
-        )
+        sa.select(Report.id, Report.now, *(ReportRow.__table__.c[name] for name in _FIGURES))
         .join(Report, Report.id == ReportRow.report_id)
         .where(
             ReportRow.store_id == store_id,
@@ -191,8 +193,11 @@ async def store_history(
         .order_by(Report.now.desc(), Report.created_at.desc(), Report.id.desc())
         .limit(limit)
     )
+    # A complete report with rows has a `now`: only a report of no polls at all has none.
     return [
-        StoreInReport(ReportRef(id=report_id, now=now), *figures)
-        for report_id, now, *figures in found.tuples()
+        StoreInReport(
+            report=ReportRef(id=row.id, now=row.now),
+            **{name: row._mapping[name] for name in _FIGURES},
+        )
+        for row in found
     ]
-

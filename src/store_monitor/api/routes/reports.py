@@ -13,7 +13,7 @@ from starlette.types import Message, Receive
 
 from store_monitor import reports
 from store_monitor.access import Principal
-from store_monitor.api import downloads
+from store_monitor.api import downloads, filenames
 from store_monitor.api.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
@@ -128,7 +128,9 @@ _CSV_HEADERS: Final = {
 # The incidents' and daily figures' CSVs: made from their rows for each request, sent whole.
 _DETAIL_CSV_HEADERS: Final = {
     "Content-Disposition": _header(
-        '`attachment; filename="incidents-{report_id}.csv"` or `daily-…`'
+        '`attachment; filename="incidents-{report_id}.csv"` or `daily-…`; with `store_id`, '
+        "`incidents-{report_id}-{store_id}.csv` (in `filename*` when the store id is not plain "
+        "ASCII letters, digits, `.`, `_` and `-`)"
     ),
     _STATUS_HEADER: _header("Always `Complete` with the CSV."),
     "Content-Length": {
@@ -163,6 +165,10 @@ ReportId = Annotated[
 # client generators turn into an optional argument they leave out of the request when unset.
 _NO_OPTIONS: Final = TriggerReportRequest()
 _NOT_FOUND: Final = {404: "No report has this id (`report_not_found`)."}
+_NOT_FOUND_WITH_STORE: Final = {
+    404: "No report has this id (`report_not_found`), or the report has no such store "
+    "(`store_not_found`)."
+}
 _NOT_COMPLETE: Final = {409: "The report is not complete (`report_not_complete`); see its status."}
 _INVALID: Final = {
     422: "The request is malformed (`invalid_request`), e.g. an id that is not a UUID."
@@ -459,7 +465,7 @@ StoreIdFilter = Annotated[
         min_length=1,
         max_length=STORE_ID_MAX_CHARS,
         pattern=STORE_ID_PATTERN,
-        description="Only this store's rows (none if the report has no such store).",
+        description="Only this store's rows; 404 if the report has no such store.",
     ),
 ]
 StoreId = Annotated[
@@ -485,7 +491,7 @@ StoreId = Annotated[
             "content": _INCIDENTS_CONTENT,
             "headers": _DETAIL_CSV_HEADERS,
         },
-        **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
+        **documented({**_NOT_FOUND_WITH_STORE, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
     },
     summary="Download a complete report's incidents",
 )
@@ -497,11 +503,12 @@ async def download_report_incidents_csv(
     store_id: StoreIdFilter = None,
 ) -> Response:
     report = _complete(await _existing(session, report_id))
+    await _has_store(session, report, store_id, principal)
     return _csv_file(
         await reports.incidents_csv(
             sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
         ),
-        f"incidents-{report.id}.csv",
+        _detail_filename("incidents", report, store_id),
     )
 
 
@@ -516,7 +523,7 @@ async def download_report_incidents_csv(
             "content": _DAILY_CONTENT,
             "headers": _DETAIL_CSV_HEADERS,
         },
-        **documented({**_NOT_FOUND, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
+        **documented({**_NOT_FOUND_WITH_STORE, **_NOT_COMPLETE, **_INVALID, **_UNAVAILABLE}),
     },
     summary="Download a complete report's daily figures",
 )
@@ -528,11 +535,12 @@ async def download_report_daily_csv(
     store_id: StoreIdFilter = None,
 ) -> Response:
     report = _complete(await _existing(session, report_id))
+    await _has_store(session, report, store_id, principal)
     return _csv_file(
         await reports.daily_csv(
             sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
         ),
-        f"daily-{report.id}.csv",
+        _detail_filename("daily", report, store_id),
     )
 
 
@@ -559,13 +567,36 @@ async def get_report_store(
     # Another owner's store is answered as one not in the report: its existence is not told.
     details = await reports.store_details(session, report.id, store_id, owner_id=principal.owner_id)
     if details is None:
-        raise ApiError(
-            status.HTTP_404_NOT_FOUND,
-            "store_not_found",
-            f"report {report_id} has no store {store_id!r}",
-            {"report_id": str(report_id), "store_id": store_id},
-        )
+        raise _store_not_found(report, store_id)
     return store_report(report, details)
+
+
+async def _has_store(
+    session: SessionDep, report: Report, store_id: str | None, principal: Principal
+) -> None:
+    """Raises the 404 for a named store the report has not (or that is another owner's, whose
+    existence is not told); an owner's store without incidents is there, with a header only."""
+    if store_id is not None and not await reports.has_store(
+        session, report.id, store_id, owner_id=principal.owner_id
+    ):
+        raise _store_not_found(report, store_id)
+
+
+def _store_not_found(report: Report, store_id: str) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND,
+        "store_not_found",
+        f"report {report.id} has no store {store_id!r}",
+        {"report_id": str(report.id), "store_id": store_id},
+    )
+
+
+def _detail_filename(kind: str, report: Report, store_id: str | None) -> str:
+    """`daily-{report}.csv`, and `daily-{report}-{store}.csv` for one store's: two downloads
+    never save to one name."""
+    if store_id is None:
+        return f"{kind}-{report.id}.csv"
+    return f"{kind}-{report.id}-{filenames.name_part(store_id)}.csv"
 
 
 def _complete(report: Report) -> Report:
@@ -585,7 +616,7 @@ def _csv_file(body: bytes, filename: str) -> Response:
         body,
         media_type=_CSV_MEDIA_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": filenames.attachment(filename),
             _STATUS_HEADER: WireReportStatus.Complete.value,
         },
     )
