@@ -158,7 +158,7 @@ async def worst_stores(
         .order_by(ReportRow.downtime_last_week.desc(), ReportRow.store_id.asc())
         .limit(limit)
     )
-    return [WorstStore(*row) for row in found.tuples()]
+    return [WorstStore(*row) for row in found]
 
 
 async def weekly_downtime(
@@ -173,7 +173,7 @@ async def weekly_downtime(
             ReportRow.report_id == report_id, ReportRow.store_id.in_(store_ids)
         )
     )
-    return dict(found.tuples().all())
+    return {store_id: downtime for store_id, downtime in found}
 
 
 async def store_history(
