@@ -173,7 +173,7 @@ async def weekly_downtime(
             ReportRow.report_id == report_id, ReportRow.store_id.in_(store_ids)
         )
     )
-    return {store_id: downtime for store_id, downtime in found}
+    return dict(found.all())
 
 
 async def store_history(
