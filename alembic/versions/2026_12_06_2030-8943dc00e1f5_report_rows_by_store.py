@@ -1,4 +1,5 @@
-"""A store's rows across reports are found by an index on store_id: its history.
+"""Indexes of report rows: by store (a store's history across reports), and by report, worst
+weekly downtime first (a summary's worst stores, the dashboard's first page).
 
 Revision ID: 8943dc00e1f5
 Revises: 5e2a9c41d7b3
@@ -7,6 +8,7 @@ Create Date: 2026-12-06 20:30:00.000000+00:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8943dc00e1f5"
@@ -17,7 +19,13 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_report_rows_store_id", "report_rows", ["store_id"])
+    op.create_index(
+        "ix_report_rows_report_id_downtime_last_week",
+        "report_rows",
+        ["report_id", sa.text("downtime_last_week DESC"), "store_id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_report_rows_report_id_downtime_last_week", table_name="report_rows")
     op.drop_index("ix_report_rows_store_id", table_name="report_rows")
