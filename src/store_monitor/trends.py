@@ -25,6 +25,12 @@ HISTORY_MAX: Final = 100
 """Reports in a store's history at most."""
 
 
+def downtime_change(downtime_hours: float, before: float | None) -> float | None:
+    """Weekly downtime minus the previous comparable report's, to the report's 2 decimals; None
+    when there is nothing to compare with."""
+    return None if before is None else round(downtime_hours - before, 2)
+
+
 @dataclass(frozen=True, slots=True)
 class WeekChange:
     """This report's figures minus the previous comparable report's."""
@@ -47,9 +53,7 @@ class WorstStore:
 
     @property
     def downtime_change_hours(self) -> float | None:
-        if self.previous_downtime_hours is None:
-            return None
-        return round(self.downtime_hours - self.previous_downtime_hours, 2)
+        return downtime_change(self.downtime_hours, self.previous_downtime_hours)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +138,7 @@ class DowntimeChanges:
     def change_hours(self, store_id: str, downtime_hours: float) -> float | None:
         """A store's weekly downtime (`downtime_hours`, of the page's report) minus the
         previous comparable report's; None without one, or if the store was not in it."""
-        before = self.previous_downtime_hours.get(store_id)
-        return None if before is None else round(downtime_hours - before, 2)
+        return downtime_change(downtime_hours, self.previous_downtime_hours.get(store_id))
 
 
 async def downtime_changes(

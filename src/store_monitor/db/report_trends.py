@@ -51,7 +51,9 @@ NO_STORES: Final = WeekTotals(
 
 
 @dataclass(frozen=True, slots=True)
-class WorstStore:
+class StoreWeek:
+    """A store's last week in a report; hours as the report states them."""
+
     store_id: str
     downtime_hours: float
     uptime_hours: float
@@ -140,7 +142,7 @@ async def week_totals(
 
 async def worst_stores(
     session: AsyncSession, report_id: uuid.UUID, *, owner_id: str | None, limit: int
-) -> list[WorstStore]:
+) -> list[StoreWeek]:
     """Up to `limit` stores with the most downtime in the week (ties by store id); only stores
     with some downtime: a store that was never down is nobody's worst."""
     found = await session.execute(
@@ -158,7 +160,7 @@ async def worst_stores(
         .order_by(ReportRow.downtime_last_week.desc(), ReportRow.store_id.asc())
         .limit(limit)
     )
-    return [WorstStore(*row) for row in found]
+    return [StoreWeek(*row) for row in found]
 
 
 async def weekly_downtime(
