@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.report_files import StoredFile, encode_report_csv, read_report_file
 from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
-from store_monitor.db.report_views import StoreView, store_view
+from store_monitor.db.report_views import StoreView, report_has_store, store_view
 from store_monitor.engine.localtime import known_timezones
 from store_monitor.frames import DEFAULT_TIMEZONE
 from store_monitor.logs import request_id
@@ -260,3 +260,10 @@ async def store_details(
     return StoreDetails(
         view=view, timezone=named if named in known_timezones() else DEFAULT_TIMEZONE
     )
+
+
+async def has_store(
+    session: AsyncSession, report_id: UUID, store_id: str, *, owner_id: str | None = None
+) -> bool:
+    """Whether the report has a row for the store (with `owner_id`: and it is the owner's)."""
+    return await report_has_store(session, report_id, store_id, owner_id=owner_id)

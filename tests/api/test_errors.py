@@ -147,6 +147,8 @@ _DATABASE_ROUTES = [
     "get_report",
     "get_report_metadata",
     "download_report_csv",
+    "get_report_summary",
+    "get_store_history",
     "ingest_polls",
     "ingest_business_hours",
     "ingest_timezones",
@@ -172,6 +174,8 @@ async def test_routes_answer_503_when_the_database_cannot_be_reached(
         "get_report": ("GET", f"/get_report/{uuid4()}", {}),
         "get_report_metadata": ("GET", report, {}),
         "download_report_csv": ("GET", f"{report}/csv", {}),
+        "get_report_summary": ("GET", f"{report}/summary", {}),
+        "get_store_history": ("GET", "/stores/s/history", {}),
     }
     for operation, route, path in (
         ("ingest_polls", "/ingest/polls", data_files.store_status),
@@ -271,6 +275,8 @@ def test_openapi_operations_are_stable() -> None:
         "download_report_incidents_csv": ("/reports/{report_id}/incidents", "get"),
         "download_report_daily_csv": ("/reports/{report_id}/daily", "get"),
         "get_report_store": ("/reports/{report_id}/stores/{store_id}", "get"),
+        "get_report_summary": ("/reports/{report_id}/summary", "get"),
+        "get_store_history": ("/stores/{store_id}/history", "get"),
         "list_reports": ("/reports", "get"),
         "delete_report": ("/reports/{report_id}", "delete"),
         "ingest_polls": ("/ingest/polls", "post"),

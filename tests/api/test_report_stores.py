@@ -58,8 +58,27 @@ async def test_incidents_and_daily_are_the_clis_bytes(
     )
     narrowed = await client.get(f"/reports/{report_id}/daily", params={"store_id": store})
     assert narrowed.content == daily_csv_bytes(expected.daily.filter(pl.col("store_id") == store))
-    nobody = await client.get(f"/reports/{report_id}/daily", params={"store_id": "no-such-store"})
-    assert nobody.content == b"store_id,date,uptime_hours,downtime_hours\n"
+    # One store's file is named after it: a second download does not overwrite the whole one.
+    assert narrowed.headers["content-disposition"] == (
+        f'attachment; filename="daily-{report_id}-{store}.csv"'
+    )
+
+
+async def test_a_store_the_report_has_not_is_404_as_for_its_json(
+    client: httpx.AsyncClient, data_files: GeneratedFiles
+) -> None:
+    report_id = (await complete_report(client, data_files))["report_id"]
+    expected = offline(data_files)
+    for kind in ("daily", "incidents"):
+        nobody = await client.get(f"/reports/{report_id}/{kind}", params={"store_id": "no-such"})
+        assert nobody.status_code == 404, nobody.text
+        assert nobody.json()["error"]["details"] == {"report_id": report_id, "store_id": "no-such"}
+        assert nobody.json()["error"]["code"] == "store_not_found"
+    quiet = expected.rows.join(expected.incidents, on="store_id", how="anti")["store_id"]
+    assert quiet.len() > 0, "the data set has no store without incidents"
+    response = await client.get(f"/reports/{report_id}/incidents", params={"store_id": quiet[0]})
+    assert response.status_code == 200
+    assert response.content == b"store_id,started_at,ended_at,minutes\n"
 
 
 async def test_a_store_says_what_the_csvs_say(

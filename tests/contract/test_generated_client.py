@@ -99,6 +99,8 @@ async def test_generated_client_runs_the_whole_flow(
         get_report,
         get_report_metadata,
         get_report_store,
+        get_report_summary,
+        get_store_history,
         list_reports,
         trigger_report,
     )
@@ -109,6 +111,8 @@ async def test_generated_client_runs_the_whole_flow(
         IngestTimezonesFilesBody,
         ReportList,
         ReportMetadata,
+        ReportSummary,
+        StoreHistory,
         StoreReport,
         TriggerReportRequest,
         TriggerReportResponse,
@@ -211,6 +215,17 @@ async def test_generated_client_runs_the_whole_flow(
             client=client, report_id=triggered.report_id, store_id="no-such-store"
         )
         assert missing.status_code == 404
+        summary = await get_report_summary.asyncio(client=client, report_id=triggered.report_id)
+        assert isinstance(summary, ReportSummary), summary
+        assert summary.week.stores == data.stores
+        assert summary.week.incidents == details.incidents.height
+        assert summary.previous is None
+        history = await get_store_history.asyncio(client=client, store_id=store_id, limit=5)
+        assert isinstance(history, StoreHistory), history
+        assert [entry.report_id for entry in history.reports] == [triggered.report_id]
+        assert history.reports[0].figures == store.figures
+        never = await get_store_history.asyncio_detailed(client=client, store_id="no-such-store")
+        assert never.status_code == 404
         listed = await list_reports.asyncio(
             client=client, status=WireReportStatus.COMPLETE, limit=10
         )

@@ -104,6 +104,12 @@ def _drive(
         assert metadata.row_count == data.stores
         download = reports.download_report_csv_with_http_info(triggered.report_id)
         assert download.raw_data == polled.raw_data
+        summary = reports.get_report_summary(triggered.report_id)
+        assert summary.week.stores == data.stores
+        assert summary.change is None
+        store_id = polled.raw_data.splitlines()[1].decode().partition(",")[0]
+        history = reports.get_store_history(store_id, limit=3)
+        assert [entry.report_id for entry in history.reports] == [triggered.report_id]
 
         # Errors are the client's ApiException with the JSON error body, not a parse failure.
         with pytest.raises(client.ApiException) as missing:

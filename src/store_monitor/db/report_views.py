@@ -171,6 +171,20 @@ async def store_view(
     )
 
 
+async def report_has_store(
+    session: AsyncSession, report_id: uuid.UUID, store_id: str, *, owner_id: str | None
+) -> bool:
+    """Whether the report has a row for the store (with `owner_id`: and it is the owner's)."""
+    found = await session.scalar(
+        sa.select(sa.literal(True)).where(
+            ReportRow.report_id == report_id,
+            ReportRow.store_id == store_id,
+            visible_to(owner_id, ReportRow.store_id),
+        )
+    )
+    return found is True
+
+
 def _figures(row: sa.Row[*tuple[Any, ...]]) -> StoreFigures:
     first: date | None = row.first_date
     days = _days(first, row.uptime_hours or [], row.downtime_hours or [])

@@ -7,6 +7,7 @@ from fastapi import Request, Response, status
 
 from store_monitor import reports
 from store_monitor.access import Principal
+from store_monitor.api import filenames
 from store_monitor.api.routes.report_openapi import CSV_MEDIA_TYPE, STATUS_HEADER
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.web import downloads
@@ -32,7 +33,7 @@ def csv_file(body: bytes, filename: str) -> Response:
         body,
         media_type=CSV_MEDIA_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": filenames.attachment(filename),
             STATUS_HEADER: WireReportStatus.Complete.value,
         },
     )
@@ -101,3 +102,31 @@ async def csv_answer(
             STATUS_HEADER: WireReportStatus.Complete.value,
         },
     )
+
+
+async def has_store(
+    session: SessionDep, report: Report, store_id: str | None, principal: Principal
+) -> None:
+    """Raises the 404 for a named store the report has not (or that is another owner's, whose
+    existence is not told); an owner's store without incidents is there, with a header only."""
+    if store_id is not None and not await reports.has_store(
+        session, report.id, store_id, owner_id=principal.owner_id
+    ):
+        raise store_not_found(report, store_id)
+
+
+def store_not_found(report: Report, store_id: str) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND,
+        "store_not_found",
+        f"report {report.id} has no store {store_id!r}",
+        {"report_id": str(report.id), "store_id": store_id},
+    )
+
+
+def detail_filename(kind: str, report: Report, store_id: str | None) -> str:
+    """`daily-{report}.csv`, and `daily-{report}-{store}.csv` for one store's: two downloads
+    never save to one name."""
+    if store_id is None:
+        return f"{kind}-{report.id}.csv"
+    return f"{kind}-{report.id}-{filenames.name_part(store_id)}.csv"

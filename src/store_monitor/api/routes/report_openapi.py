@@ -59,7 +59,9 @@ CSV_HEADERS: Final = {
 # The incidents' and daily figures' CSVs: made from their rows for each request, sent whole.
 DETAIL_CSV_HEADERS: Final = {
     "Content-Disposition": _header(
-        '`attachment; filename="incidents-{report_id}.csv"` or `daily-…`'
+        '`attachment; filename="incidents-{report_id}.csv"` or `daily-…`; with `store_id`, '
+        "`incidents-{report_id}-{store_id}.csv` (in `filename*` when the store id is not plain "
+        "ASCII letters, digits, `.`, `_` and `-`)"
     ),
     STATUS_HEADER: _header("Always `Complete` with the CSV."),
     "Content-Length": {
@@ -91,6 +93,10 @@ ReportId = Annotated[
     ),
 ]
 NOT_FOUND: Final = {404: "No report has this id (`report_not_found`)."}
+NOT_FOUND_WITH_STORE: Final = {
+    404: "No report has this id (`report_not_found`), or the report has no such store "
+    "(`store_not_found`)."
+}
 NOT_COMPLETE: Final = {409: "The report is not complete (`report_not_complete`); see its status."}
 INVALID: Final = {
     422: "The request is malformed (`invalid_request`), e.g. an id that is not a UUID."
@@ -126,7 +132,7 @@ StoreIdFilter = Annotated[
         min_length=1,
         max_length=STORE_ID_MAX_CHARS,
         pattern=STORE_ID_PATTERN,
-        description="Only this store's rows (none if the report has no such store).",
+        description="Only this store's rows; 404 if the report has no such store.",
     ),
 ]
 StoreId = Annotated[
@@ -179,5 +185,5 @@ def detail_csv_responses(description: str, content: dict[str, Any]) -> dict[int 
     """Of a CSV made from the report's rows for each request (incidents, daily figures)."""
     return {
         200: {"description": description, "content": content, "headers": DETAIL_CSV_HEADERS},
-        **documented({**NOT_FOUND, **NOT_COMPLETE, **INVALID, **UNAVAILABLE}),
+        **documented({**NOT_FOUND_WITH_STORE, **NOT_COMPLETE, **INVALID, **UNAVAILABLE}),
     }

@@ -12,9 +12,12 @@ from store_monitor.api.routes.report_answers import (
     complete,
     csv_answer,
     csv_file,
+    detail_filename,
     existing,
     existing_again,
+    has_store,
     not_found,
+    store_not_found,
 )
 from store_monitor.api.routes.report_openapi import (
     CSV_RESPONSES,
@@ -306,11 +309,12 @@ async def download_report_incidents_csv(
     store_id: StoreIdFilter = None,
 ) -> Response:
     report = complete(await existing(session, report_id))
+    await has_store(session, report, store_id, principal)
     return csv_file(
         await reports.incidents_csv(
             sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
         ),
-        f"incidents-{report.id}.csv",
+        detail_filename("incidents", report, store_id),
     )
 
 
@@ -333,11 +337,12 @@ async def download_report_daily_csv(
     store_id: StoreIdFilter = None,
 ) -> Response:
     report = complete(await existing(session, report_id))
+    await has_store(session, report, store_id, principal)
     return csv_file(
         await reports.daily_csv(
             sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
         ),
-        f"daily-{report.id}.csv",
+        detail_filename("daily", report, store_id),
     )
 
 
@@ -364,10 +369,5 @@ async def get_report_store(
     # Another owner's store is answered as one not in the report: its existence is not told.
     details = await reports.store_details(session, report.id, store_id, owner_id=principal.owner_id)
     if details is None:
-        raise ApiError(
-            status.HTTP_404_NOT_FOUND,
-            "store_not_found",
-            f"report {report_id} has no store {store_id!r}",
-            {"report_id": str(report_id), "store_id": store_id},
-        )
+        raise store_not_found(report, store_id)
     return store_report(report, details)
