@@ -38,7 +38,7 @@ from store_monitor.db.report_files import (
 )
 from store_monitor.db.report_views import StorePage, StoreSort, StoreView, store_page, store_view
 from store_monitor.db.session import reading
-from store_monitor.engine.localtime import known_timezones
+from store_monitor.engine.localtime import computable_timezone
 from store_monitor.engine.report import Report as ComputedReport
 from store_monitor.frames import DEFAULT_TIMEZONE
 from store_monitor.leases import (
@@ -312,7 +312,7 @@ async def store_details(
         return None
     named = view.timezone_str
     return StoreDetails(
-        view=view, timezone=named if named in known_timezones() else DEFAULT_TIMEZONE
+        view=view, timezone=named if computable_timezone(named) else DEFAULT_TIMEZONE
     )
 
 

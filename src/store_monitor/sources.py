@@ -459,9 +459,17 @@ def _headers(
         by_header[header] = polars_name
     found: dict[str, tuple[str, str]] = {}
     for column in columns:
-        accepted = next((h for h in column.headers if h in by_header), None)
-        if accepted is None:
+        present = [h for h in column.headers if h in by_header]
+        if not present:
             raise SourceError(name, f"missing required column {column.headers[0]!r}")
+        if len(present) > 1:
+            # Which one the user meant is a guess: refused rather than guessed.
+            raise SourceError(
+                name,
+                f"columns {' and '.join(map(repr, present))} are two names for the same column; "
+                "keep one",
+            )
+        accepted = present[0]
         found[column.name] = (accepted, by_header[accepted])
     return found
 
