@@ -312,7 +312,8 @@ async def store_details(
         return None
     named = view.timezone_str
     return StoreDetails(
-        view=view, timezone=named if computable_timezone(named) else DEFAULT_TIMEZONE
+        view=view,
+        timezone=named if named is not None and computable_timezone(named) else DEFAULT_TIMEZONE,
     )
 
 
