@@ -1,19 +1,22 @@
-"""Validated input frames (from `store_monitor.sources`) into the database.
+"""Validated input into the database: frames (from `store_monitor.sources`), or CSV bytes read
+and stored a chunk at a time, so that a file of any size loads in bounded memory.
 
 Polls are added (a re-ingested poll adds nothing); business hours and time zones replace the
-rows of the stores present in the new frame, store owners the memberships of its owners. Each
-function is a step of the caller's transaction: it flushes and never commits, so a load that
-fails part-way leaves nothing behind once the caller rolls back. A value the database refuses
-(one the readers let through) is a `ValueRefused` naming the table and, where the database
-says, the store: bad data, not a bug.
+rows of the stores present in the new file, store owners the memberships of its owners. Every
+load is a step of the caller's transaction: it flushes and never commits, so a load that fails
+part-way (a bad row in its last chunk) leaves nothing behind once the caller rolls back. A value
+the database refuses (one the readers let through) is a `ValueRefused` naming the table and,
+where the database says, the store: bad data, not a bug.
 """
 
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Final
 
 import polars as pl
@@ -24,7 +27,7 @@ from store_monitor.db.models import BusinessHours, Poll, StoreOwner, Timezone
 from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES
-from store_monitor.sources import SHOWN_CHARS, shortened
+from store_monitor.sources import SHOWN_CHARS, Chunk, CsvChunks, shortened
 
 # The stored polls of some stores, each within a span of time, found on the primary key.
 _STORED_POLLS: Final = """
@@ -105,14 +108,200 @@ class IngestResult:
     """Distinct stores in the frame."""
 
 
+class Load(ABC):
+    """One file into the database, a frame (a chunk of the file) at a time, all in the session's
+    transaction; `result` once every frame was added."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.received = 0
+        self.added = 0
+
+    @abstractmethod
+    async def add(self, frame: pl.DataFrame) -> None: ...
+
+    @abstractmethod
+    def result(self) -> IngestResult: ...
+
+
+class PollsLoad(Load):
+    """Adds polls (schema POLLS) and their stores; polls already stored are left as they are,
+    those of an earlier frame of the same load included."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self._stores: set[str] = set()
+
+    async def add(self, frame: pl.DataFrame) -> None:
+        self.received += frame.height
+        # Seconds of Polars work for millions of polls: in a thread, off the event loop.
+        spans, coded = await asyncio.to_thread(_coded, _conformed(frame, POLLS))
+        if coded.height == 0:
+            return
+        self.added += await _add_polls(self.session, coded, spans)
+        self._stores.update(spans["store_id"].to_list())
+
+    def result(self) -> IngestResult:
+        return IngestResult(received=self.received, added=self.added, stores=len(self._stores))
+
+
+class _ReplacingLoad(Load):
+    """Replaces the rows of `table` of every `key` (a store, or an owner) in the file with the
+    file's: a key's rows are deleted when the key first appears, so that rows of one key split
+    over several frames all stay."""
+
+    table: str
+    schema: pl.Schema
+    key = "store_id"
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self._keys: set[str] = set()
+        self._stores: set[str] = set()
+
+    def rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The frame's rows to store, sorted as the primary key."""
+        return frame.unique().sort(self.schema.names())
+
+    async def add(self, frame: pl.DataFrame) -> None:
+        self.received += frame.height
+        rows = self.rows(_conformed(frame, self.schema))
+        if not self._keys:
+            # Two loads replacing the same stores at once would each miss the other's new rows
+            # and then collide on them: loads of one table take turns (readers are not blocked).
+            await self.session.execute(
+                sa.text(f"LOCK TABLE {self.table} IN SHARE ROW EXCLUSIVE MODE")
+            )
+        keys = set(rows[self.key].to_list())
+        replaced, carried = self.replaced(keys), keys & self._keys
+        async with _refused_values(self.table):
+            await self.session.execute(
+                sa.text(f"DELETE FROM {self.table} WHERE {self.key} = ANY(CAST(:ids AS text[]))"),
+                {"ids": sorted(replaced)},
+            )
+            if carried - replaced:
+                rows = rows.join(
+                    await self._stored(carried - replaced), on=self.schema.names(), how="anti"
+                )
+        async with _refused_values(self.table, rows):
+            await copy_in(self.session, self.table, rows)
+        self._keys |= keys
+        self._stores.update(rows["store_id"].to_list())
+        self.added += rows.height
+
+    def replaced(self, keys: set[str]) -> set[str]:
+        """The keys whose stored rows the frame's replace: those not seen in an earlier frame."""
+        return keys - self._keys
+
+    async def _stored(self, keys: set[str]) -> pl.DataFrame:
+        """What an earlier frame stored of these keys: a row repeated across frames counts once."""
+        columns = ", ".join(self.schema.names())
+        found = await self.session.execute(
+            sa.text(
+                f"SELECT {columns} FROM {self.table} WHERE {self.key} = ANY(CAST(:ids AS text[]))"
+            ),
+            {"ids": sorted(keys)},
+        )
+        return pl.DataFrame([tuple(row) for row in found], schema=self.schema, orient="row")
+
+    def result(self) -> IngestResult:
+        return IngestResult(received=self.received, added=self.added, stores=len(self._stores))
+
+
+class HoursLoad(_ReplacingLoad):
+    """Replaces the business hours (schema BUSINESS_HOURS) of every store in the file.
+
+    A store's rows are its whole week: days without a row are closed days, so rows of an earlier
+    load are never merged with the new ones. Stores not in the file keep theirs."""
+
+    table = BusinessHours.__tablename__
+    schema = BUSINESS_HOURS
+
+
+class TimezonesLoad(_ReplacingLoad):
+    """Replaces the time zone (schema TIMEZONES) of every store in the file; where a store has
+    several rows the last one wins, as in the engine."""
+
+    table = Timezone.__tablename__
+    schema = TIMEZONES
+
+    def rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.unique(subset="store_id", keep="last").sort("store_id")
+
+    def replaced(self, keys: set[str]) -> set[str]:
+        return keys  # a later row wins over one of an earlier frame too
+
+    def result(self) -> IngestResult:
+        stores = len(self._stores)
+        return IngestResult(received=self.received, added=stores, stores=stores)
+
+
+class OwnersLoad(_ReplacingLoad):
+    """Replaces the stores of every owner in the file (schema OWNERS) with the file's; other
+    owners keep theirs. `stores` counts the distinct stores of the file."""
+
+    table = StoreOwner.__tablename__
+    schema = OWNERS
+    key = "owner_id"
+
+
+BLOCK_BYTES: Final = 1024 * 1024
+"""A file is read this much at a time."""
+
+
+async def load_csv(
+    load: Load,
+    blocks: AsyncIterable[bytes],
+    *,
+    name: str,
+    read: Callable[[bytes], pl.DataFrame],
+) -> IngestResult:
+    """CSV bytes, as they arrive, read a chunk of records at a time by `read` (a reader of
+    `store_monitor.sources`) and added to `load`: memory holds a chunk, not the file. Errors
+    are the reader's, located by the file's lines; a compressed file is a `CompressedSource`."""
+    chunks = CsvChunks(name)
+
+    async def add(found: list[Chunk]) -> None:
+        for chunk in found:
+            # Parsing is CPU work (Polars, off the GIL): a thread keeps the event loop serving.
+            await load.add(await asyncio.to_thread(chunk.read, read))
+
+    async for block in blocks:
+        await add(chunks.feed(block))
+    await add(chunks.finish())
+    return load.result()
+
+
+async def file_blocks(path: Path) -> AsyncIterator[bytes]:
+    """The file's bytes, BLOCK_BYTES at a time."""
+    with path.open("rb") as file:
+        while block := await asyncio.to_thread(file.read, BLOCK_BYTES):
+            yield block
+
+
+async def _whole(load: Load, frame: pl.DataFrame) -> IngestResult:
+    await load.add(frame)
+    return load.result()
+
+
 async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResult:
-    """Add polls (schema POLLS) and their stores; polls already stored are left as they are."""
-    # Seconds of Polars work for millions of polls: in a thread, off the event loop.
-    spans, coded = await asyncio.to_thread(_coded, _conformed(polls, POLLS))
-    if coded.height == 0:
-        return IngestResult(received=polls.height, added=0, stores=0)
-    added = await _add_polls(session, coded, spans)
-    return IngestResult(received=polls.height, added=added, stores=spans.height)
+    """A whole frame of polls, as `PollsLoad`."""
+    return await _whole(PollsLoad(session), polls)
+
+
+async def ingest_business_hours(session: AsyncSession, hours: pl.DataFrame) -> IngestResult:
+    """A whole frame of business hours, as `HoursLoad`."""
+    return await _whole(HoursLoad(session), hours)
+
+
+async def ingest_timezones(session: AsyncSession, zones: pl.DataFrame) -> IngestResult:
+    """A whole frame of time zones, as `TimezonesLoad`."""
+    return await _whole(TimezonesLoad(session), zones)
+
+
+async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestResult:
+    """A whole frame of store owners, as `OwnersLoad`."""
+    return await _whole(OwnersLoad(session), owners)
 
 
 def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -192,54 +381,6 @@ def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
         "status",
     )
     return coded.join(stored, on=POLLS.names(), how="anti", maintain_order="left")
-
-
-async def ingest_business_hours(session: AsyncSession, hours: pl.DataFrame) -> IngestResult:
-    """Replace the business hours (schema BUSINESS_HOURS) of every store in `hours`.
-
-    A store's rows are its whole week: days without a row are closed days, so rows of an earlier
-    load are never merged with the new ones. Stores not in `hours` keep theirs.
-    """
-    frame = _conformed(hours, BUSINESS_HOURS).unique().sort(BUSINESS_HOURS.names())
-    stores = await _replace(session, BusinessHours.__tablename__, frame)
-    return IngestResult(received=hours.height, added=frame.height, stores=stores)
-
-
-async def ingest_timezones(session: AsyncSession, zones: pl.DataFrame) -> IngestResult:
-    """Replace the time zone (schema TIMEZONES) of every store in `zones`; where a store has
-    several rows the last one wins, as in the engine."""
-    frame = _conformed(zones, TIMEZONES).unique(subset="store_id", keep="last").sort("store_id")
-    stores = await _replace(session, Timezone.__tablename__, frame)
-    return IngestResult(received=zones.height, added=frame.height, stores=stores)
-
-
-async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestResult:
-    """Replace the stores of every owner in `owners` (schema OWNERS) with the frame's; other
-    owners keep theirs. `stores` counts the distinct stores of the frame."""
-    frame = _conformed(owners, OWNERS).unique().sort(OWNERS.names())
-    await _replace(session, StoreOwner.__tablename__, frame, key="owner_id")
-    return IngestResult(
-        received=owners.height, added=frame.height, stores=frame["store_id"].n_unique()
-    )
-
-
-async def _replace(
-    session: AsyncSession, table: str, frame: pl.DataFrame, *, key: str = "store_id"
-) -> int:
-    """Delete the rows of `table` whose `key` (a store, or an owner) is in `frame`, then insert
-    `frame`; the number of keys replaced."""
-    stores = frame[key].unique().sort()
-    # Two loads replacing the same stores at once would each miss the other's new rows and
-    # then collide on them: loads of one table take turns (readers are not blocked).
-    await session.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
-    async with _refused_values(table):
-        await session.execute(
-            sa.text(f"DELETE FROM {table} WHERE {key} = ANY(CAST(:ids AS text[]))"),
-            {"ids": stores.to_list()},
-        )
-    async with _refused_values(table, frame):
-        await copy_in(session, table, frame)
-    return stores.len()
 
 
 def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
