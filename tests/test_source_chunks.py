@@ -23,9 +23,9 @@ POLLS_HEADER = b"store_id,status,timestamp_utc\n"
 
 
 def chunked(
-    data: bytes, *, pieces: int, chunk_bytes: int, max_record_bytes: int = 1 << 20
+    data: bytes, *, pieces: int, chunk_bytes: int, max_line_bytes: int = 1 << 20
 ) -> list[Chunk]:
-    chunks = CsvChunks("f.csv", chunk_bytes=chunk_bytes, max_record_bytes=max_record_bytes)
+    chunks = CsvChunks("f.csv", chunk_bytes=chunk_bytes, max_line_bytes=max_line_bytes)
     found: list[Chunk] = []
     for start in range(0, len(data), pieces):
         found += chunks.feed(data[start : start + pieces])
@@ -112,16 +112,19 @@ def test_an_empty_hours_file_is_zero_rows_by_chunks_too() -> None:
     assert chunk.read(read_owners).height == 0
 
 
-def test_a_record_longer_than_the_limit_is_refused_on_its_line() -> None:
-    data = POLLS_HEADER + b"1,active,2023-01-22T12:09:39Z\n" * 3 + b"x" * 5000
+@pytest.mark.parametrize("pieces", [1000, 100_000])
+@pytest.mark.parametrize("end", [b"", b"\n", b"\n1,active,2023-01-22T12:09:39Z\n"])
+def test_a_line_longer_than_the_limit_is_refused_on_its_line(pieces: int, end: bytes) -> None:
+    # Whether it arrives in pieces or at once, ends the file or not.
+    data = POLLS_HEADER + b"1,active,2023-01-22T12:09:39Z\n" * 3 + b"x" * 5000 + end
     with pytest.raises(SourceError) as excinfo:
-        chunked(data, pieces=1000, chunk_bytes=100, max_record_bytes=4096)
+        chunked(data, pieces=pieces, chunk_bytes=100, max_line_bytes=4096)
     assert excinfo.value.line == 5
-    assert "a record longer than 4,096 bytes" in excinfo.value.message
+    assert "longer than 4,096 bytes" in excinfo.value.message
 
 
 def test_a_header_without_a_line_break_is_refused_before_it_is_held_whole() -> None:
-    chunks = CsvChunks("f.csv", max_record_bytes=4096)
+    chunks = CsvChunks("f.csv", max_line_bytes=4096)
     for _ in range(4):
         assert chunks.feed(b"y" * 1000) == []
     with pytest.raises(SourceError) as excinfo:
@@ -132,7 +135,7 @@ def test_a_header_without_a_line_break_is_refused_before_it_is_held_whole() -> N
 def test_an_unclosed_quote_cannot_hold_the_rest_of_the_file() -> None:
     data = POLLS_HEADER + b'"' + b"1,active,2023-01-22T12:09:39Z\n" * 1000
     with pytest.raises(SourceError, match="unclosed quote") as excinfo:
-        chunked(data, pieces=4096, chunk_bytes=1024, max_record_bytes=8192)
+        chunked(data, pieces=4096, chunk_bytes=1024, max_line_bytes=8192)
     assert excinfo.value.line == 2
 
 

@@ -27,7 +27,8 @@ from store_monitor.db.models import BusinessHours, Poll, StoreOwner, Timezone
 from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
 from store_monitor.frames import BUSINESS_HOURS, OWNERS, POLLS, STATUS, TIMEZONES
-from store_monitor.sources import SHOWN_CHARS, Chunk, CsvChunks, shortened
+from store_monitor.sources import SHOWN_CHARS, BlankSource, Chunk, CsvChunks, shortened
+from store_monitor.sources.chunks import CHUNK_BYTES
 
 # The stored polls of some stores, each within a span of time, found on the primary key.
 _STORED_POLLS: Final = """
@@ -255,11 +256,14 @@ async def load_csv(
     *,
     name: str,
     read: Callable[[bytes], pl.DataFrame],
+    allow_blank: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> IngestResult:
     """CSV bytes, as they arrive, read a chunk of records at a time by `read` (a reader of
     `store_monitor.sources`) and added to `load`: memory holds a chunk, not the file. Errors
-    are the reader's, located by the file's lines; a compressed file is a `CompressedSource`."""
-    chunks = CsvChunks(name)
+    are the reader's, located by the file's lines; a compressed file is a `CompressedSource`,
+    and without `allow_blank` one of only whitespace a `BlankSource`."""
+    chunks = CsvChunks(name, chunk_bytes=chunk_bytes)
 
     async def add(found: list[Chunk]) -> None:
         for chunk in found:
@@ -268,6 +272,8 @@ async def load_csv(
 
     async for block in blocks:
         await add(chunks.feed(block))
+    if chunks.blank and not allow_blank:
+        raise BlankSource(name)
     await add(chunks.finish())
     return load.result()
 

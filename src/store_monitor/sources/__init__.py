@@ -16,6 +16,7 @@ from store_monitor.sources.chunks import Chunk, CsvChunks
 from store_monitor.sources.csv_reader import Source
 from store_monitor.sources.errors import (
     SHOWN_CHARS,
+    BlankSource,
     CompressedSource,
     SourceError,
     compression,
@@ -38,6 +39,7 @@ __all__ = [
     "STORE_ID_MAX_CHARS",
     "STORE_ID_PATTERN",
     "TEXT_PATTERN",
+    "BlankSource",
     "Chunk",
     "CompressedSource",
     "CsvChunks",

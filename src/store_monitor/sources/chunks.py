@@ -14,9 +14,9 @@ T = TypeVar("T")
 CHUNK_BYTES: Final = 16 * 1024 * 1024
 """About this many bytes of records per chunk: large enough that the per-chunk work (a COPY, a
 look-up of what is stored) is small beside the rows, small enough to bound memory."""
-MAX_RECORD_BYTES: Final = 1024 * 1024
-"""No record (line, or lines of a quoted field) of a valid file comes near this: a longer one
-is refused as soon as it is seen, rather than held in memory whole."""
+MAX_LINE_BYTES: Final = 1024 * 1024
+"""No line of a valid file comes near this: a longer one is refused, and so is a record (a
+quoted field may span lines) found this long before its end, rather than held whole."""
 _TEXT: Final = re.compile(rb"\S")
 _NOT_A_LINE_BREAK: Final = re.compile(rb"[^\r\n]")
 _MAGIC_BYTES: Final = 4
@@ -46,7 +46,8 @@ class CsvChunks:
     escaped quote `""` toggles twice). Blank lines are counted but never make a chunk of their
     own; a file whose records are all blank gives one chunk of its header alone, and an empty
     file one empty chunk, so that the reader applies its rules for those. A compressed file is a
-    `CompressedSource`; a record over `max_record_bytes` a `SourceError` on its first line.
+    `CompressedSource`; a line over `max_line_bytes`, or an unfinished record, a `SourceError`
+    on its first line.
     """
 
     def __init__(
@@ -54,11 +55,11 @@ class CsvChunks:
         name: str,
         *,
         chunk_bytes: int = CHUNK_BYTES,
-        max_record_bytes: int = MAX_RECORD_BYTES,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.name = name
         self.chunk_bytes = chunk_bytes
-        self.max_record_bytes = max_record_bytes
+        self.max_line_bytes = max_line_bytes
         self.blank = True
         """Nothing but whitespace was fed so far."""
         self._pending = bytearray()  # bytes after the last chunk (or header) cut off
@@ -133,6 +134,8 @@ class CsvChunks:
         self._check_record_length()
 
     def _take_header(self, end: int) -> None:
+        if end > self.max_line_bytes:
+            raise self._too_long(1)
         self._header = bytes(self._pending[:end])
         self._header_lines = self._header.count(b"\n")
         self._lines_before = self._header_lines
@@ -141,22 +144,31 @@ class CsvChunks:
 
     def _check_record_length(self) -> None:
         unfinished = len(self._pending) - self._records_end
-        if unfinished <= self.max_record_bytes:
+        if unfinished <= self.max_line_bytes:
             return
         if self._header is None:
-            line = 1
-        else:
-            line = self._lines_before + self._pending.count(b"\n", 0, self._records_end) + 1
-        raise SourceError(
+            raise self._too_long(1)
+        raise self._too_long(
+            self._lines_before + self._pending.count(b"\n", 0, self._records_end) + 1
+        )
+
+    def _too_long(self, line: int) -> SourceError:
+        return SourceError(
             self.name,
-            f"a record longer than {self.max_record_bytes:,} bytes (no row of a valid file is "
-            "near that long: a missing line break, or an unclosed quote?)",
+            f"longer than {self.max_line_bytes:,} bytes, more than any row of a valid file "
+            "(a missing line break, or an unclosed quote?)",
             line=line,
         )
 
     def _cut(self, end: int) -> list[Chunk]:
         assert self._header is not None
         records = bytes(self._pending[:end])
+        # Checked here, a whole chunk at once, so that the limit does not depend on the
+        # pieces the bytes arrived in.
+        lengths = [len(line) for line in records.split(b"\n")]
+        if max(lengths) > self.max_line_bytes:
+            too_long = next(i for i, length in enumerate(lengths) if length > self.max_line_bytes)
+            raise self._too_long(self._lines_before + too_long + 1)
         del self._pending[:end]
         self._scanned -= min(end, self._scanned)
         self._records_end = 0

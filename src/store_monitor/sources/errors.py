@@ -99,6 +99,16 @@ class CompressedSource(SourceError):
         return (CompressedSource, (self.source, self.kind))
 
 
+class BlankSource(SourceError):
+    """Nothing but whitespace where a file was expected (an upload that sent nothing)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, "the file is empty")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BlankSource, (self.source,))
+
+
 def shortened(value: str) -> str:
     """`value` quoted for a message: cut to SHOWN_CHARS characters, its full length stated."""
     if len(value) <= SHOWN_CHARS:
