@@ -43,7 +43,7 @@ format: install ## Apply ruff's fixes and formatting
 	$(UV) run ruff check --fix src tests
 	$(UV) run ruff format src tests
 
-bench: install ## Benchmarks: report vs plain CSV read, scaling, service, load, scale-out (prints tables)
+bench: install ## Benchmarks: report vs plain CSV read, scaling, service, upload memory, load, scale-out (prints tables)
 	$(UV) run python -m benchmarks
 
 openapi: install ## Rewrite the committed openapi.json from the app

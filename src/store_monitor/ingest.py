@@ -39,6 +39,14 @@ CROSS JOIN LATERAL (
     WHERE p.store_id = span.store_id AND p.timestamp_utc BETWEEN span.first AND span.last
 ) AS p
 """
+# The stored polls at exactly these instants of these stores: for stores whose polls an earlier
+# chunk of the same load added in the span, which the span's look-up would fetch again and again.
+_STORED_AT: Final = """
+SELECT p.store_id, (extract(epoch FROM p.timestamp_utc) * 1000000)::bigint, p.status
+FROM unnest($1::text[], $2::bigint[]) AS wanted (store_id, at_us)
+JOIN polls AS p ON p.store_id = wanted.store_id
+    AND p.timestamp_utc = 'epoch'::timestamptz + wanted.at_us * interval '1 microsecond'
+"""
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
 # A store's row follows its latest and its first poll.
 _SPAN_OF_POLLS: Final = """
@@ -131,7 +139,8 @@ class PollsLoad(Load):
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
-        self._stores: set[str] = set()
+        # Per store, the span of the polls this load added so far.
+        self._loaded = pl.DataFrame(schema=_SPANS)
 
     async def add(self, frame: pl.DataFrame) -> None:
         self.received += frame.height
@@ -139,11 +148,11 @@ class PollsLoad(Load):
         spans, coded = await asyncio.to_thread(_coded, _conformed(frame, POLLS))
         if coded.height == 0:
             return
-        self.added += await _add_polls(self.session, coded, spans)
-        self._stores.update(spans["store_id"].to_list())
+        self.added += await _add_polls(self.session, coded, spans, self._loaded)
+        self._loaded = _widened(self._loaded, spans)
 
     def result(self) -> IngestResult:
-        return IngestResult(received=self.received, added=self.added, stores=len(self._stores))
+        return IngestResult(received=self.received, added=self.added, stores=self._loaded.height)
 
 
 class _ReplacingLoad(Load):
@@ -310,6 +319,28 @@ async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestRe
     return await _whole(OwnersLoad(session), owners)
 
 
+_SPANS: Final = pl.Schema(
+    {"store_id": pl.String(), "first": POLLS["timestamp_utc"], "last": POLLS["timestamp_utc"]}
+)
+
+
+def _widened(loaded: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    return (
+        pl.concat([loaded, spans])
+        .group_by("store_id")
+        .agg(pl.col("first").min(), pl.col("last").max())
+    )
+
+
+def _overlapping(spans: pl.DataFrame, loaded: pl.DataFrame) -> pl.Series:
+    """Whether each span overlaps the span of its store's polls that this load added before."""
+    joined = spans.join(loaded, on="store_id", how="left", suffix="_loaded", maintain_order="left")
+    overlap = (pl.col("first") <= pl.col("last_loaded")) & (
+        pl.col("first_loaded") <= pl.col("last")
+    )
+    return joined.select(overlap.fill_null(False)).to_series()
+
+
 def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The frame's stores in text order with the span of their polls (`first`, `last`), and
     its distinct polls sorted, store ids coded."""
@@ -326,18 +357,35 @@ def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return spans.with_columns(pl.col("store_id").cast(pl.String)), distinct
 
 
-async def _add_polls(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame) -> int:
+async def _add_polls(
+    session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame, loaded: pl.DataFrame
+) -> int:
     # COPY cannot skip rows already stored, and INSERT ... ON CONFLICT from a COPY-filled
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
-    # spans, and COPY only the rest.
+    # spans, and COPY only the rest. Where an earlier chunk of the load added polls in a store's
+    # span, that store's polls are looked up by instant instead: a span would fetch the load's
+    # own rows again for every chunk.
     # A poll outside every partition would fail the COPY: its week's table is made first, and
     # filled before it is attached (see `create_poll_weeks`).
     weeks = await create_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
+    overlapping = _overlapping(spans, loaded)
+    by_span, by_instant = spans.filter(~overlapping), spans.filter(overlapping)
     ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
     async with _refused_values(Poll.__tablename__):
-        stored = await copy_out(session, _STORED_POLLS, ids, firsts, lasts)
+        stored = b""
+        if by_span.height:
+            columns = (by_span[name].to_list() for name in ("store_id", "first", "last"))
+            stored += await copy_out(session, _STORED_POLLS, *columns)
+        if by_instant.height:
+            wanted = coded.filter(pl.col("store_id").cast(pl.String).is_in(by_instant["store_id"]))
+            stored += await copy_out(
+                session,
+                _STORED_AT,
+                wanted["store_id"].cast(pl.String).to_list(),
+                wanted["timestamp_utc"].dt.epoch("us").to_list(),
+            )
         await session.execute(
             sa.text(
                 "INSERT INTO stores (store_id, latest_poll_at, first_poll_at) SELECT * FROM "
