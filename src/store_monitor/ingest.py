@@ -39,14 +39,6 @@ CROSS JOIN LATERAL (
     WHERE p.store_id = span.store_id AND p.timestamp_utc BETWEEN span.first AND span.last
 ) AS p
 """
-# The stored polls at exactly these instants of these stores: for stores whose polls an earlier
-# chunk of the same load added in the span, which the span's look-up would fetch again and again.
-_STORED_AT: Final = """
-SELECT p.store_id, (extract(epoch FROM p.timestamp_utc) * 1000000)::bigint, p.status
-FROM unnest($1::text[], $2::bigint[]) AS wanted (store_id, at_us)
-JOIN polls AS p ON p.store_id = wanted.store_id
-    AND p.timestamp_utc = 'epoch'::timestamptz + wanted.at_us * interval '1 microsecond'
-"""
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
 # A store's row follows its latest and its first poll.
 _SPAN_OF_POLLS: Final = """
@@ -135,12 +127,19 @@ class Load(ABC):
 
 class PollsLoad(Load):
     """Adds polls (schema POLLS) and their stores; polls already stored are left as they are,
-    those of an earlier frame of the same load included."""
+    those of an earlier frame of the same load included.
+
+    What was stored before the load lies within each store's span of polls as the `stores` row
+    said when the load first met the store: only that is looked up in the database. What the
+    load added itself is remembered compactly (12 bytes a poll), so that a frame's polls are
+    never looked up among the load's own rows again and again.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
-        # Per store, the span of the polls this load added so far.
-        self._loaded = pl.DataFrame(schema=_SPANS)
+        # Per store met: a code, and the span of its polls stored before the load (or nulls).
+        self._stores = pl.DataFrame(schema=_STORES_MET)
+        self._added = pl.DataFrame(schema=_ADDED)
 
     async def add(self, frame: pl.DataFrame) -> None:
         self.received += frame.height
@@ -148,11 +147,37 @@ class PollsLoad(Load):
         spans, coded = await asyncio.to_thread(_coded, _conformed(frame, POLLS))
         if coded.height == 0:
             return
-        self.added += await _add_polls(self.session, coded, spans, self._loaded)
-        self._loaded = _widened(self._loaded, spans)
+        await self._meet(spans["store_id"])
+        lookup = _stored_before(spans, self._stores)
+        unseen = await asyncio.to_thread(_not_added, coded, self._stores, self._added)
+        added = await _add_polls(self.session, unseen, spans, lookup)
+        self.added += added.height
+        self._added = pl.concat([self._added, _keyed(added, self._stores).drop("_row")])
+
+    async def _meet(self, store_ids: pl.Series) -> None:
+        """Remember the stores not met before: a code each, and their stored span."""
+        new = store_ids.filter(~store_ids.is_in(self._stores["store_id"].implode()))
+        if new.is_empty():
+            return
+        async with _refused_values(Poll.__tablename__):
+            found = await self.session.execute(
+                sa.text(
+                    "SELECT store_id, first_poll_at, latest_poll_at FROM stores "
+                    "WHERE store_id = ANY(CAST(:ids AS text[]))"
+                ),
+                {"ids": new.to_list()},
+            )
+        before = pl.DataFrame([tuple(row) for row in found], schema=_SPANS_BEFORE, orient="row")
+        met = (
+            new.to_frame("store_id")
+            .join(before, on="store_id", how="left")
+            .with_row_index("store_code", offset=self._stores.height)
+            .select(_STORES_MET.names())
+        )
+        self._stores = pl.concat([self._stores, met.cast(_STORES_MET)])
 
     def result(self) -> IngestResult:
-        return IngestResult(received=self.received, added=self.added, stores=self._loaded.height)
+        return IngestResult(received=self.received, added=self.added, stores=self._stores.height)
 
 
 class _ReplacingLoad(Load):
@@ -319,26 +344,54 @@ async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestRe
     return await _whole(OwnersLoad(session), owners)
 
 
-_SPANS: Final = pl.Schema(
+_SPANS_BEFORE: Final = pl.Schema(
     {"store_id": pl.String(), "first": POLLS["timestamp_utc"], "last": POLLS["timestamp_utc"]}
 )
+_STORES_MET: Final = pl.Schema({"store_code": pl.UInt32(), **_SPANS_BEFORE})
+# A poll of the load: its store's code, and its instant (microseconds) and status in one number.
+_ADDED: Final = pl.Schema({"store_code": pl.UInt32(), "poll": pl.Int64()})
 
 
-def _widened(loaded: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+def _keyed(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Each poll's `_ADDED` key, in order, with its row number (`_row`)."""
     return (
-        pl.concat([loaded, spans])
-        .group_by("store_id")
-        .agg(pl.col("first").min(), pl.col("last").max())
+        polls.select(
+            pl.col("store_id").cast(pl.String),
+            poll=pl.col("timestamp_utc").dt.epoch("us") * 2
+            + (pl.col("status") == "inactive").cast(pl.Int64),
+        )
+        .with_row_index("_row")
+        .join(
+            stores.select("store_id", "store_code"),
+            on="store_id",
+            how="left",
+            maintain_order="left",
+        )
+        .select("_row", *_ADDED.names())
     )
 
 
-def _overlapping(spans: pl.DataFrame, loaded: pl.DataFrame) -> pl.Series:
-    """Whether each span overlaps the span of its store's polls that this load added before."""
-    joined = spans.join(loaded, on="store_id", how="left", suffix="_loaded", maintain_order="left")
-    overlap = (pl.col("first") <= pl.col("last_loaded")) & (
-        pl.col("first_loaded") <= pl.col("last")
+def _not_added(coded: pl.DataFrame, stores: pl.DataFrame, added: pl.DataFrame) -> pl.DataFrame:
+    """The polls of `coded` that the load did not add before."""
+    keyed = _keyed(coded, stores)
+    if added.is_empty():
+        return coded
+    rows = keyed.join(added, on=_ADDED.names(), how="anti", maintain_order="left")["_row"]
+    return coded[rows]
+
+
+def _stored_before(spans: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """The part of each store's span (`first`, `last`) where it had polls before the load."""
+    return (
+        spans.join(stores, on="store_id", how="inner", suffix="_before")
+        .filter(pl.col("first_before").is_not_null())
+        .select(
+            "store_id",
+            first=pl.max_horizontal("first", "first_before"),
+            last=pl.min_horizontal("last", "last_before"),
+        )
+        .filter(pl.col("first") <= pl.col("last"))
     )
-    return joined.select(overlap.fill_null(False)).to_series()
 
 
 def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -358,34 +411,24 @@ def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 async def _add_polls(
-    session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame, loaded: pl.DataFrame
-) -> int:
+    session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame, lookup: pl.DataFrame
+) -> pl.DataFrame:
+    """Store the polls of `coded` not stored yet, looking up what is stored within the spans
+    of `lookup`; update the stores' rows by `spans`. The polls added."""
     # COPY cannot skip rows already stored, and INSERT ... ON CONFLICT from a COPY-filled
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
-    # spans, and COPY only the rest. Where an earlier chunk of the load added polls in a store's
-    # span, that store's polls are looked up by instant instead: a span would fetch the load's
-    # own rows again for every chunk.
+    # spans, and COPY only the rest.
     # A poll outside every partition would fail the COPY: its week's table is made first, and
     # filled before it is attached (see `create_poll_weeks`).
     weeks = await create_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
     await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
-    overlapping = _overlapping(spans, loaded)
-    by_span, by_instant = spans.filter(~overlapping), spans.filter(overlapping)
     ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
     async with _refused_values(Poll.__tablename__):
         stored = b""
-        if by_span.height:
-            columns = (by_span[name].to_list() for name in ("store_id", "first", "last"))
-            stored += await copy_out(session, _STORED_POLLS, *columns)
-        if by_instant.height:
-            wanted = coded.filter(pl.col("store_id").cast(pl.String).is_in(by_instant["store_id"]))
-            stored += await copy_out(
-                session,
-                _STORED_AT,
-                wanted["store_id"].cast(pl.String).to_list(),
-                wanted["timestamp_utc"].dt.epoch("us").to_list(),
-            )
+        if lookup.height:
+            columns = (lookup[name].to_list() for name in ("store_id", "first", "last"))
+            stored = await copy_out(session, _STORED_POLLS, *columns)
         await session.execute(
             sa.text(
                 "INSERT INTO stores (store_id, latest_poll_at, first_poll_at) SELECT * FROM "
@@ -406,7 +449,7 @@ async def _add_polls(
             await attach_poll_weeks(session, weeks)
     async with _refused_values(Poll.__tablename__, rest):
         await copy_in_binary(session, Poll.__tablename__, rest)
-    return new.height
+    return new
 
 
 def _weeks(polls: pl.DataFrame) -> list[date]:

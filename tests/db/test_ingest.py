@@ -364,3 +364,19 @@ async def test_a_bad_row_in_the_last_chunk_is_named_by_its_line_and_stores_nothi
     )
     assert_frame_equal(await stored_polls(db_session), FIRST.sort(POLLS.names()))
     assert await stored_stores(db_session) == ["1", "2"]
+
+
+async def test_polls_stored_before_are_skipped_in_every_chunk(db_session: AsyncSession) -> None:
+    await ingest_polls(db_session, FIRST)
+    await db_session.commit()
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "2,active,2023-01-22T12:00:00.000001Z\n"  # stored before
+        "1,active,2023-01-22 12:30:00 UTC\n"  # new, inside 1's stored span
+        "1,inactive,2023-01-22 13:09:39 UTC\n"  # stored before, in a later chunk
+        "1,active,2023-01-22 12:30:00 UTC\n"  # added by an earlier chunk
+    )
+    result = await _load_by_chunks(PollsLoad(db_session), read_polls, text)
+
+    assert result == IngestResult(received=4, added=1, stores=2)
+    assert (await stored_polls(db_session)).height == 4
