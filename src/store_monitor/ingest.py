@@ -122,6 +122,10 @@ class Load(ABC):
     async def add(self, frame: pl.DataFrame) -> None: ...
 
     @abstractmethod
+    async def finish(self) -> None:
+        """The load's last step, once every frame was added."""
+
+    @abstractmethod
     def result(self) -> IngestResult: ...
 
 
@@ -140,6 +144,8 @@ class PollsLoad(Load):
         # Per store met: a code, and the span of its polls stored before the load (or nulls).
         self._stores = pl.DataFrame(schema=_STORES_MET)
         self._added = pl.DataFrame(schema=_ADDED)
+        # Weeks' tables this load made: filled by every frame, attached by `finish`.
+        self._new_weeks: list[date] = []
 
     async def add(self, frame: pl.DataFrame) -> None:
         self.received += frame.height
@@ -147,10 +153,16 @@ class PollsLoad(Load):
         spans, coded = await asyncio.to_thread(_coded, _conformed(frame, POLLS))
         if coded.height == 0:
             return
+        # Locked first: the stores' spans read next then include what other loads committed.
+        weeks = set(await asyncio.to_thread(_weeks, coded)) - set(self._new_weeks)
+        self._new_weeks += await create_poll_weeks(self.session, weeks)
+        await self.session.execute(
+            sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE")
+        )
         await self._meet(spans["store_id"])
         lookup = _stored_before(spans, self._stores)
         unseen = await asyncio.to_thread(_not_added, coded, self._stores, self._added)
-        added = await _add_polls(self.session, unseen, spans, lookup)
+        added = await _add_polls(self.session, unseen, spans, lookup, self._new_weeks)
         self.added += added.height
         self._added = pl.concat([self._added, _keyed(added, self._stores).drop("_row")])
 
@@ -175,6 +187,11 @@ class PollsLoad(Load):
             .select(_STORES_MET.names())
         )
         self._stores = pl.concat([self._stores, met.cast(_STORES_MET)])
+
+    async def finish(self) -> None:
+        async with _refused_values(Poll.__tablename__):
+            await attach_poll_weeks(self.session, self._new_weeks)
+        self._new_weeks = []
 
     def result(self) -> IngestResult:
         return IngestResult(received=self.received, added=self.added, stores=self._stores.height)
@@ -223,6 +240,9 @@ class _ReplacingLoad(Load):
         self._keys |= keys
         self._stores.update(rows["store_id"].to_list())
         self.added += rows.height
+
+    async def finish(self) -> None:
+        """Nothing is left to do: every frame's rows went to the table as it came."""
 
     def replaced(self, keys: set[str]) -> set[str]:
         """The keys whose stored rows the frame's replace: those not seen in an earlier frame."""
@@ -309,6 +329,7 @@ async def load_csv(
     if chunks.blank and not allow_blank:
         raise BlankSource(name)
     await add(chunks.finish())
+    await load.finish()
     return load.result()
 
 
@@ -321,6 +342,7 @@ async def file_blocks(path: Path) -> AsyncIterator[bytes]:
 
 async def _whole(load: Load, frame: pl.DataFrame) -> IngestResult:
     await load.add(frame)
+    await load.finish()
     return load.result()
 
 
@@ -411,18 +433,21 @@ def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 async def _add_polls(
-    session: AsyncSession, coded: pl.DataFrame, spans: pl.DataFrame, lookup: pl.DataFrame
+    session: AsyncSession,
+    coded: pl.DataFrame,
+    spans: pl.DataFrame,
+    lookup: pl.DataFrame,
+    new_weeks: list[date],
 ) -> pl.DataFrame:
     """Store the polls of `coded` not stored yet, looking up what is stored within the spans
-    of `lookup`; update the stores' rows by `spans`. The polls added."""
+    of `lookup`; update the stores' rows by `spans`. The polls added. The caller holds the
+    locks, and has made the tables of `new_weeks`, to attach once it has added them all."""
     # COPY cannot skip rows already stored, and INSERT ... ON CONFLICT from a COPY-filled
     # temporary table was four times slower than COPY alone. So: loads take turns on the table
     # (readers are not blocked), fetch what is stored of the new polls' stores and time
     # spans, and COPY only the rest.
     # A poll outside every partition would fail the COPY: its week's table is made first, and
-    # filled before it is attached (see `create_poll_weeks`).
-    weeks = await create_poll_weeks(session, await asyncio.to_thread(_weeks, coded))
-    await session.execute(sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
+    # filled (by every frame of the load) before it is attached (see `create_poll_weeks`).
     ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
     async with _refused_values(Poll.__tablename__):
         stored = b""
@@ -439,14 +464,12 @@ async def _add_polls(
         )
     new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
     rest = new
-    if weeks:
-        into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, weeks)
+    if new_weeks:
+        into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, new_weeks)
         for monday, week_polls in into_new_weeks.items():
             # A refused row's line is counted in the frame its COPY sent.
             async with _refused_values(Poll.__tablename__, week_polls):
                 await copy_in_binary(session, partition_name(monday), week_polls)
-        async with _refused_values(Poll.__tablename__):
-            await attach_poll_weeks(session, weeks)
     async with _refused_values(Poll.__tablename__, rest):
         await copy_in_binary(session, Poll.__tablename__, rest)
     return new
