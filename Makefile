@@ -45,7 +45,7 @@ format: install ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix src tests
 	$(RUN) ruff format src tests
 
-bench: install ## Benchmarks: report vs plain CSV read, scaling, service, load, scale-out (prints tables)
+bench: install ## Benchmarks: report vs plain CSV read, scaling, service, live, trends, upload memory, load, scale-out (prints tables)
 	$(RUN) python -m benchmarks
 
 openapi: install ## Rewrite the committed openapi.json from the app

@@ -289,7 +289,7 @@ def test_ingest_loads_everything_once(data: Path, embedded_database: Path) -> No
     assert _count(embedded_database, "polls") == polls
 
 
-def test_ingest_validates_every_file_before_writing(
+def test_ingest_of_a_bad_file_stores_nothing(
     data: Path, embedded_database: Path, tmp_path: Path
 ) -> None:
     hours = tmp_path / "menu_hours.csv"
@@ -297,11 +297,9 @@ def test_ingest_validates_every_file_before_writing(
     result = runner.invoke(app, ["ingest", "--data", str(data), "--hours", str(hours)])
     assert result.exit_code == 2
     assert "menu_hours.csv, line 2, column 'dayOfWeek'" in result.stderr
-    # Nothing was written, not even the valid polls file: the database was not even touched.
-    assert (
-        _scalar(embedded_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-        == 0
-    )
+    # Nothing was written, not even the valid polls file loaded before it: one transaction.
+    assert _count(embedded_database, "polls") == 0
+    assert _count(embedded_database, "stores") == 0
 
 
 def test_db_upgrade_creates_the_schema(embedded_database: Path) -> None:

@@ -393,6 +393,15 @@ def test_day_column_may_be_called_day(day_header: str) -> None:
     assert hours.row(0) == ("7", 3, time(9), time(17))
 
 
+def test_both_day_and_day_of_week_are_refused() -> None:
+    header = "store_id,dayOfWeek,start_time_local,end_time_local,day\n"
+    with pytest.raises(SourceError) as excinfo:
+        read_business_hours(hours_csv("1,0,09:00,17:00,6", header=header), name="menu_hours.csv")
+    assert str(source_error(excinfo)) == (
+        "menu_hours.csv: columns 'dayOfWeek' and 'day' are two names for the same column; keep one"
+    )
+
+
 def test_day_errors_name_the_header_as_written() -> None:
     header = "store_id,day,start_time_local,end_time_local\n"
     with pytest.raises(SourceError) as excinfo:

@@ -21,7 +21,7 @@ from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.report_files import StoredFile, encode_report_csv, read_report_file
 from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
 from store_monitor.db.report_views import StoreView, report_has_store, store_view
-from store_monitor.engine.localtime import known_timezones
+from store_monitor.engine.localtime import computable_timezone
 from store_monitor.frames import DEFAULT_TIMEZONE
 from store_monitor.logs import request_id
 from store_monitor.report_runs import RUN_REPORT
@@ -258,7 +258,8 @@ async def store_details(
         return None
     named = view.timezone_str
     return StoreDetails(
-        view=view, timezone=named if named in known_timezones() else DEFAULT_TIMEZONE
+        view=view,
+        timezone=named if named is not None and computable_timezone(named) else DEFAULT_TIMEZONE,
     )
 
 

@@ -4,6 +4,7 @@ Dates: 2023-01-23 is a Monday (no DST anywhere near it in the zones used here). 
 `(store_id, up_hour [min], up_day [h], up_week [h], down_hour [min], down_day [h], down_week [h])`.
 """
 
+import zoneinfo
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -319,6 +320,31 @@ def test_an_empty_timezone_is_missing_data_chicago_and_counted_unknown() -> None
     )
     assert_rows(result, ("empty", 30, 0.5, 1, 0, 0, 0), ("none", 30, 0.5, 1, 0, 0, 0))
     assert result.unknown_timezones == ["empty"]
+
+
+def _polars_refuses(zone: str) -> bool:
+    try:
+        pl.select(pl.lit(0, pl.Datetime("us")).dt.replace_time_zone(zone))
+    except pl.exceptions.PolarsError:
+        return True
+    return False
+
+
+def test_every_zone_python_lists_is_computed_or_counted_unknown() -> None:
+    # One store per name zoneinfo lists, open Monday 09:00-10:00 local and active all week: the
+    # report completes, each store gets its hour, and a name Polars cannot compute in (e.g.
+    # "Factory") is unknown, as a misspelt one.
+    names = sorted(zoneinfo.available_timezones())
+    result = run(
+        polls(*((name, "2023-01-23 00:00", "active") for name in names)),
+        hours(*((name, MONDAY, "09:00", "10:00") for name in names)),
+        zones(*((name, name) for name in names)),
+        as_of="2023-01-24 00:00",
+    )
+    assert result.rows["uptime_last_week"].to_list() == [1.0] * len(names)
+    refused = [name for name in names if _polars_refuses(name)]
+    assert "Factory" in refused
+    assert result.unknown_timezones == refused
 
 
 @pytest.mark.parametrize(

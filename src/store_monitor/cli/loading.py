@@ -1,6 +1,7 @@
 """`ingest`: validated CSV files loaded into the service's database in one transaction."""
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -29,10 +30,11 @@ def ingest(
 ) -> None:
     """Load CSV files into the service's database (STORE_MONITOR_DATABASE_URL, else embedded).
 
-    --data loads whichever of the four standard files the folder has. Every file is validated
-    before anything is written, then all are loaded in one transaction: polls already stored are
-    not added twice; the hours and time zone of each store in a new file replace its old ones,
-    and the stores of each owner in store_owners.csv replace that owner's old ones.
+    --data loads whichever of the four standard files the folder has. All are loaded in one
+    transaction, each validated and stored a chunk at a time (memory does not grow with the
+    file), so a bad row anywhere stores nothing: polls already stored are not added twice; the
+    hours and time zone of each store in a new file replace its old ones, and the stores of
+    each owner in store_owners.csv replace that owner's old ones.
     """
     chosen = {
         "polls": (polls, frames.POLLS_FILE),
@@ -52,42 +54,43 @@ def ingest(
     from store_monitor.cli.configuration import service_settings
     from store_monitor.ingest import ValueRefused
 
-    settings = service_settings()
-    readers: dict[str, Callable[[Path], pl.DataFrame]] = {
-        "polls": partial(read_polls, latest=latest_allowed_poll(settings.clock_skew_seconds)),
-        "hours": read_business_hours,
-        "timezones": read_timezones,
-        "owners": read_owners,
-    }
-    loaded: dict[str, pl.DataFrame] = {}
+    latest = latest_allowed_poll(service_settings().clock_skew_seconds)
     try:
-        for kind, path in paths.items():
-            loaded[kind] = step(f"Reading {path.name}", partial(readers[kind], path))
-    except SourceError as error:
-        fail(str(error))
-    try:
-        results = step("Loading into the database", lambda: with_database(partial(_load, loaded)))
-    except ValueRefused as error:
+        results = step(
+            "Loading into the database", lambda: with_database(partial(_load, paths, latest))
+        )
+    except (SourceError, ValueRefused) as error:
         fail(str(error))
     for kind, (received, added, stores) in results.items():
         say(f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores")
 
 
-async def _load(frames: dict[str, pl.DataFrame], url: str) -> dict[str, tuple[int, int, int]]:
-    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+async def _load(
+    paths: dict[str, Path], latest: datetime, url: str
+) -> dict[str, tuple[int, int, int]]:
+    """Validate and store files in one transaction: (rows read, rows stored, stores) per kind."""
     from store_monitor import ingest as ingestion
     from store_monitor.db.session import create_engine, create_sessionmaker
 
-    loaders = {
-        "polls": ingestion.ingest_polls,
-        "hours": ingestion.ingest_business_hours,
-        "timezones": ingestion.ingest_timezones,
-        "owners": ingestion.ingest_owners,
+    sources: dict[str, tuple[Callable[..., ingestion.Load], Callable[..., pl.DataFrame]]] = {
+        "polls": (ingestion.PollsLoad, partial(read_polls, latest=latest)),
+        "hours": (ingestion.HoursLoad, read_business_hours),
+        "timezones": (ingestion.TimezonesLoad, read_timezones),
+        "owners": (ingestion.OwnersLoad, read_owners),
     }
     engine = create_engine(url, process_name="store-monitor-cli")
+    results: dict[str, tuple[int, int, int]] = {}
     try:
         async with create_sessionmaker(engine).begin() as session:
-            results = {kind: await loaders[kind](session, frame) for kind, frame in frames.items()}
+            for kind, path in paths.items():
+                load, read = sources[kind]
+                result = await ingestion.load_csv(
+                    load(session),
+                    ingestion.file_blocks(path),
+                    name=path.name,
+                    read=partial(read, name=path.name),
+                )
+                results[kind] = (result.received, result.added, result.stores)
     finally:
         await engine.dispose()
-    return {kind: (r.received, r.added, r.stores) for kind, r in results.items()}
+    return results

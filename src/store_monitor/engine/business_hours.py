@@ -4,7 +4,7 @@ from datetime import datetime, time, timedelta
 
 import polars as pl
 
-from store_monitor.engine.localtime import epoch_us, known_timezones, zoned_to_utc
+from store_monitor.engine.localtime import computable_timezones, epoch_us, zoned_to_utc
 from store_monitor.frames import DEFAULT_TIMEZONE
 
 # An end at 23:59:59 or later is read as midnight, the end of the day.
@@ -18,11 +18,11 @@ _DAYS_AFTER = 1
 def store_timezones(stores: pl.Series, timezones: pl.DataFrame) -> pl.DataFrame:
     """Each store's zone (`timezone`) and whether its own name was unknown (`unknown_zone`).
 
-    A store without a row, or whose name is not an IANA zone, uses the default zone.
-    Where a store has several rows the last one wins.
+    A store without a row, or whose name is not a zone the engine can compute in (an IANA
+    name Polars knows), uses the default zone. Where a store has several rows the last one wins.
     """
     named = timezones.unique(subset="store_id", keep="last", maintain_order=True)
-    known = pl.col("timezone_str").is_in(pl.lit(sorted(known_timezones())))
+    known = pl.col("timezone_str").is_in(computable_timezones(named["timezone_str"]).implode())
     return (
         pl.DataFrame({"store_id": stores})
         .join(named, on="store_id", how="left")

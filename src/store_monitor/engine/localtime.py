@@ -21,8 +21,29 @@ def epoch_us(instant: datetime) -> int:
 
 
 @lru_cache(maxsize=1)
-def known_timezones() -> frozenset[str]:
+def _iana_names() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1024)
+def computable_timezone(name: str) -> bool:
+    """Whether the engine can compute in the zone `name`: an IANA name that both Python's
+    zoneinfo (DST jumps) and Polars (every conversion) know. Polars refuses some names that
+    zoneinfo lists (e.g. `Factory`, `localtime`): such a name is unknown, as a misspelt one."""
+    if name not in _iana_names():
+        return False
+    try:
+        pl.select(pl.lit(0, pl.Datetime("us")).dt.replace_time_zone(name))
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+def computable_timezones(names: pl.Series) -> pl.Series:
+    """The distinct `names` the engine can compute in (see `computable_timezone`)."""
+    return pl.Series(
+        [name for name in names.drop_nulls().unique() if computable_timezone(name)], dtype=pl.String
+    )
 
 
 def local_to_utc(local: pl.Expr, timezone: str) -> pl.Expr:

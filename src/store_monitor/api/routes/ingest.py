@@ -3,12 +3,14 @@ validated first.
 
 The file comes as the request body (`text/csv`) or as the `file` part of a multipart form,
 uncompressed: a compressed body is refused with 415 (Polars would expand it past the upload
-limit). A bad file changes nothing and is answered with 422 naming its line, column and value.
+limit). It is read and stored a chunk at a time as it arrives (a multipart file once spooled),
+so memory does not grow with the file. A bad file changes nothing (every chunk is in the
+request's transaction) and is answered with 422 naming its line, column and value.
 The routes differ only in their source, so each is made from one `_Source`.
 """
 
-import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Literal
@@ -25,8 +27,9 @@ from store_monitor.api.schemas import IngestResponse
 from store_monitor.clock import latest_allowed_poll
 from store_monitor.sources import (
     SHOWN_CHARS,
+    BlankSource,
+    CompressedSource,
     SourceError,
-    compression,
     read_business_hours,
     read_owners,
     read_polls,
@@ -45,7 +48,6 @@ _FILE_PART: Final = "file"
 
 SourceName = Literal["polls", "business_hours", "timezones", "owners"]
 Reader = Callable[..., pl.DataFrame]
-Store = Callable[[AsyncSession, pl.DataFrame], Awaitable[ingest.IngestResult]]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,7 +56,7 @@ class _Source:
     header: str
     """The CSV's header line, for the documented example."""
     read: Reader
-    store: Store
+    load: Callable[[AsyncSession], ingest.Load]
     label: str
     """What the file is called in errors when the upload does not name it."""
     summary: str
@@ -75,7 +77,7 @@ _SOURCES: Final = (
         name="polls",
         header="store_id,status,timestamp_utc",
         read=read_polls,
-        store=ingest.ingest_polls,
+        load=ingest.PollsLoad,
         label="polls",
         summary="Add polls (store_status.csv)",
         description="Polls already stored are skipped: sending a file twice adds nothing.",
@@ -85,7 +87,7 @@ _SOURCES: Final = (
         name="business_hours",
         header="store_id,dayOfWeek,start_time_local,end_time_local",
         read=read_business_hours,
-        store=ingest.ingest_business_hours,
+        load=ingest.HoursLoad,
         label="business hours",
         summary="Replace business hours (menu_hours.csv)",
         description="Each store in the file gets exactly the file's rows as its week; "
@@ -95,7 +97,7 @@ _SOURCES: Final = (
         name="timezones",
         header="store_id,timezone_str",
         read=read_timezones,
-        store=ingest.ingest_timezones,
+        load=ingest.TimezonesLoad,
         label="timezones",
         summary="Replace time zones (timezones.csv)",
         description="Each store in the file gets the file's time zone; other stores keep theirs.",
@@ -104,7 +106,7 @@ _SOURCES: Final = (
         name="owners",
         header="owner_id,store_id",
         read=read_owners,
-        store=ingest.ingest_owners,
+        load=ingest.OwnersLoad,
         label="store owners",
         summary="Replace store owners (store_owners.csv); admin keys only",
         description="Each owner in the file gets exactly the file's stores; other owners keep "
@@ -155,8 +157,17 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
         read = source.read
         if source.bounded_by_clock:
             read = partial(read, latest=latest_allowed_poll(settings.clock_skew_seconds))
-        frame = await _read_upload(request, limit, read, source.label)
-        result = await _ingested(source.store(session, frame))
+        async with _upload(request, limit) as (blocks, filename):
+            # A file name is the client's text: cut, as quoted values are.
+            name = (filename or source.label)[:SHOWN_CHARS]
+            loading = ingest.load_csv(
+                source.load(session),
+                blocks,
+                name=name,
+                read=partial(read, name=name),
+                allow_blank=False,
+            )
+            result = await _ingested(loading)
         return _response(source.name, result, metrics)
 
     # The route's name (for url_for) and tracebacks say which source it is.
@@ -182,6 +193,16 @@ for _source in _SOURCES:
 async def _ingested(loading: Awaitable[ingest.IngestResult]) -> ingest.IngestResult:
     try:
         return await loading
+    except CompressedSource as error:
+        raise _compressed(error.kind) from error
+    except BlankSource as error:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_upload", "the uploaded file is empty"
+        ) from error
+    except SourceError as error:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_csv", error.message, error.to_dict()
+        ) from error
     except ingest.ValueRefused as error:
         store_id = None if error.store_id is None else error.store_id[:SHOWN_CHARS]
         details = {"table": error.table, "store_id": store_id, "reason": error.reason}
@@ -199,29 +220,12 @@ def _response(
     )
 
 
-async def _read_upload(
-    request: Request, limit: BodyLimit, read: Reader, default_name: str
-) -> pl.DataFrame:
-    data, name = await _upload(request, limit)
-    kind = compression(data[:4])
-    if kind is not None:
-        raise _compressed(kind)
-    if not data.strip():
-        raise ApiError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_upload", "the uploaded file is empty"
-        )
-    try:
-        # Parsing is CPU work (Polars, off the GIL): a thread keeps the event loop serving.
-        # A file name is the client's text: cut, as quoted values are.
-        return await asyncio.to_thread(read, data, name=(name or default_name)[:SHOWN_CHARS])
-    except SourceError as error:
-        raise ApiError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_csv", error.message, error.to_dict()
-        ) from error
-
-
-async def _upload(request: Request, limit: BodyLimit) -> tuple[bytes, str | None]:
-    """The uploaded file's bytes and, from a multipart form, its name; within `limit`."""
+@contextlib.asynccontextmanager
+async def _upload(
+    request: Request, limit: BodyLimit
+) -> AsyncIterator[tuple[AsyncIterator[bytes], str | None]]:
+    """The uploaded file's bytes as they come, within `limit`, and, from a multipart form, its
+    name. A form is parsed first: its file is spooled to a temporary file, read back from it."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in _CSV_TYPES and media_type != _MULTIPART:
         raise ApiError(
@@ -239,7 +243,8 @@ async def _upload(request: Request, limit: BodyLimit) -> tuple[bytes, str | None
         raise _compressed(encoding[:SHOWN_CHARS])
     body = limit.stream(request)
     if media_type in _CSV_TYPES:
-        return b"".join([chunk async for chunk in body]), None
+        yield body, None
+        return
 
     parser = MultiPartParser(request.headers, body, max_files=1, max_fields=10)
     try:
@@ -256,9 +261,14 @@ async def _upload(request: Request, limit: BodyLimit) -> tuple[bytes, str | None
                 "missing_file",
                 f"the form has no file part named {_FILE_PART!r}",
             )
-        return await part.read(), part.filename
+        yield _part_blocks(part), part.filename
     finally:
         await form.close()
+
+
+async def _part_blocks(part: UploadFile) -> AsyncIterator[bytes]:
+    while block := await part.read(ingest.BLOCK_BYTES):
+        yield block
 
 
 def _compressed(kind: str) -> ApiError:

@@ -1,0 +1,106 @@
+"""Validated input into the database: frames (from `store_monitor.sources`), or CSV bytes read
+and stored a chunk at a time, so that a file of any size loads in bounded memory.
+
+Polls are added (a re-ingested poll adds nothing); business hours and time zones replace the
+rows of the stores present in the new file, store owners the memberships of its owners. Every
+load is a step of the caller's transaction: it flushes and never commits, so a load that fails
+part-way (a bad row in its last chunk) leaves nothing behind once the caller rolls back. A value
+the database refuses (one the readers let through) is a `ValueRefused` naming the table and,
+where the database says, the store: bad data, not a bug.
+"""
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store_monitor.ingest.loads import IngestResult, Load, ValueRefused
+from store_monitor.ingest.polls import PollsLoad
+from store_monitor.ingest.replacing import HoursLoad, OwnersLoad, TimezonesLoad
+from store_monitor.sources import BlankSource, Chunk, CsvChunks
+from store_monitor.sources.chunks import CHUNK_BYTES
+
+__all__ = [
+    "BLOCK_BYTES",
+    "HoursLoad",
+    "IngestResult",
+    "Load",
+    "OwnersLoad",
+    "PollsLoad",
+    "TimezonesLoad",
+    "ValueRefused",
+    "file_blocks",
+    "ingest_business_hours",
+    "ingest_owners",
+    "ingest_polls",
+    "ingest_timezones",
+    "load_csv",
+]
+
+BLOCK_BYTES: Final = 1024 * 1024
+"""A file is read this much at a time."""
+
+
+async def load_csv(
+    load: Load,
+    blocks: AsyncIterable[bytes],
+    *,
+    name: str,
+    read: Callable[[bytes], pl.DataFrame],
+    allow_blank: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> IngestResult:
+    """CSV bytes, as they arrive, read a chunk of records at a time by `read` (a reader of
+    `store_monitor.sources`) and added to `load`: memory holds a chunk, not the file. Errors
+    are the reader's, located by the file's lines; a compressed file is a `CompressedSource`,
+    and without `allow_blank` one of only whitespace a `BlankSource`."""
+    chunks = CsvChunks(name, chunk_bytes=chunk_bytes)
+
+    async def add(found: list[Chunk]) -> None:
+        for chunk in found:
+            # Parsing is CPU work (Polars, off the GIL): a thread keeps the event loop serving.
+            await load.add(await asyncio.to_thread(chunk.read, read))
+
+    async for block in blocks:
+        await add(chunks.feed(block))
+    if chunks.blank and not allow_blank:
+        raise BlankSource(name)
+    await add(chunks.finish())
+    await load.finish()
+    return load.result()
+
+
+async def file_blocks(path: Path) -> AsyncIterator[bytes]:
+    """The file's bytes, BLOCK_BYTES at a time."""
+    with path.open("rb") as file:
+        while block := await asyncio.to_thread(file.read, BLOCK_BYTES):
+            yield block
+
+
+async def _whole(load: Load, frame: pl.DataFrame) -> IngestResult:
+    await load.add(frame)
+    await load.finish()
+    return load.result()
+
+
+async def ingest_polls(session: AsyncSession, polls: pl.DataFrame) -> IngestResult:
+    """A whole frame of polls, as `PollsLoad`."""
+    return await _whole(PollsLoad(session), polls)
+
+
+async def ingest_business_hours(session: AsyncSession, hours: pl.DataFrame) -> IngestResult:
+    """A whole frame of business hours, as `HoursLoad`."""
+    return await _whole(HoursLoad(session), hours)
+
+
+async def ingest_timezones(session: AsyncSession, zones: pl.DataFrame) -> IngestResult:
+    """A whole frame of time zones, as `TimezonesLoad`."""
+    return await _whole(TimezonesLoad(session), zones)
+
+
+async def ingest_owners(session: AsyncSession, owners: pl.DataFrame) -> IngestResult:
+    """A whole frame of store owners, as `OwnersLoad`."""
+    return await _whole(OwnersLoad(session), owners)

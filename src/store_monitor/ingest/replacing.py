@@ -1,0 +1,114 @@
+"""Business hours, time zones and store owners into the database, a frame at a time: the rows
+of each store (or owner) in the file replace its stored ones."""
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store_monitor.db.models import BusinessHours, StoreOwner, Timezone
+from store_monitor.db.postgres import copy_in
+from store_monitor.frames import BUSINESS_HOURS, OWNERS, TIMEZONES
+from store_monitor.ingest.loads import IngestResult, Load, conformed, refused_values
+
+
+class _ReplacingLoad(Load):
+    """Replaces the rows of `table` of every `key` (a store, or an owner) in the file with the
+    file's: a key's rows are deleted when the key first appears, so that rows of one key split
+    over several frames all stay."""
+
+    table: str
+    schema: pl.Schema
+    key = "store_id"
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self._keys: set[str] = set()
+        self._stores: set[str] = set()
+
+    def rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The frame's rows to store, sorted as the primary key."""
+        return frame.unique().sort(self.schema.names())
+
+    async def add(self, frame: pl.DataFrame) -> None:
+        self.received += frame.height
+        rows = self.rows(conformed(frame, self.schema))
+        if not self._keys:
+            # Two loads replacing the same stores at once would each miss the other's new rows
+            # and then collide on them: loads of one table take turns (readers are not blocked).
+            await self.session.execute(
+                sa.text(f"LOCK TABLE {self.table} IN SHARE ROW EXCLUSIVE MODE")
+            )
+        keys = set(rows[self.key].to_list())
+        replaced, carried = self.replaced(keys), keys & self._keys
+        async with refused_values(self.table):
+            await self.session.execute(
+                sa.text(f"DELETE FROM {self.table} WHERE {self.key} = ANY(CAST(:ids AS text[]))"),
+                {"ids": sorted(replaced)},
+            )
+            if carried - replaced:
+                rows = rows.join(
+                    await self._stored(carried - replaced), on=self.schema.names(), how="anti"
+                )
+        async with refused_values(self.table, rows):
+            await copy_in(self.session, self.table, rows)
+        self._keys |= keys
+        self._stores.update(rows["store_id"].to_list())
+        self.added += rows.height
+
+    async def finish(self) -> None:
+        """Nothing is left to do: every frame's rows went to the table as it came."""
+
+    def replaced(self, keys: set[str]) -> set[str]:
+        """The keys whose stored rows the frame's replace: those not seen in an earlier frame."""
+        return keys - self._keys
+
+    async def _stored(self, keys: set[str]) -> pl.DataFrame:
+        """What an earlier frame stored of these keys: a row repeated across frames counts once."""
+        columns = ", ".join(self.schema.names())
+        found = await self.session.execute(
+            sa.text(
+                f"SELECT {columns} FROM {self.table} WHERE {self.key} = ANY(CAST(:ids AS text[]))"
+            ),
+            {"ids": sorted(keys)},
+        )
+        return pl.DataFrame([tuple(row) for row in found], schema=self.schema, orient="row")
+
+    def result(self) -> IngestResult:
+        return IngestResult(received=self.received, added=self.added, stores=len(self._stores))
+
+
+class HoursLoad(_ReplacingLoad):
+    """Replaces the business hours (schema BUSINESS_HOURS) of every store in the file.
+
+    A store's rows are its whole week: days without a row are closed days, so rows of an earlier
+    load are never merged with the new ones. Stores not in the file keep theirs."""
+
+    table = BusinessHours.__tablename__
+    schema = BUSINESS_HOURS
+
+
+class TimezonesLoad(_ReplacingLoad):
+    """Replaces the time zone (schema TIMEZONES) of every store in the file; where a store has
+    several rows the last one wins, as in the engine."""
+
+    table = Timezone.__tablename__
+    schema = TIMEZONES
+
+    def rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.unique(subset="store_id", keep="last").sort("store_id")
+
+    def replaced(self, keys: set[str]) -> set[str]:
+        return keys  # a later row wins over one of an earlier frame too
+
+    def result(self) -> IngestResult:
+        stores = len(self._stores)
+        return IngestResult(received=self.received, added=stores, stores=stores)
+
+
+class OwnersLoad(_ReplacingLoad):
+    """Replaces the stores of every owner in the file (schema OWNERS) with the file's; other
+    owners keep theirs. `stores` counts the distinct stores of the file."""
+
+    table = StoreOwner.__tablename__
+    schema = OWNERS
+    key = "owner_id"

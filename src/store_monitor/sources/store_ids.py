@@ -1,0 +1,49 @@
+"""The store-id rule, shared by the readers and by the request parameters that name a store:
+at most 255 characters, no control characters, no spreadsheet formula start."""
+
+import unicodedata
+from typing import Final
+
+import polars as pl
+
+from store_monitor.sources.errors import shortened
+
+STORE_ID_MAX_CHARS: Final = 255
+# A cell starting with one of these is run as a formula by spreadsheets (OWASP "CSV Injection").
+# Tab and CR, also formula starts there, are control characters: refused anywhere in an id.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@")
+_NOT_A_STORE_ID: Final = r"^[=+\-@]|\p{Cc}"
+STORE_ID_PATTERN: Final = r"^[^=+\-@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+"""The store-id rule but its length, as one regular expression that Python, JavaScript and
+Rust read alike: for a request parameter naming a store (with `max_length=STORE_ID_MAX_CHARS`),
+so that no value the database would refuse (a NUL) reaches a query."""
+TEXT_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""Text without control characters: for a free-text request parameter that reaches a query."""
+
+
+def store_id_problem(store_id: str) -> str | None:
+    """What breaks the store-id rule in `store_id` (surrounding whitespace already dropped), or
+    None: at most 255 characters, no control characters, no formula start `=`, `+`, `-`, `@`."""
+    if not store_id:
+        return "empty value"
+    if len(store_id) > STORE_ID_MAX_CHARS:
+        return f"{shortened(store_id)} is longer than {STORE_ID_MAX_CHARS} characters"
+    control = next((char for char in store_id if unicodedata.category(char) == "Cc"), None)
+    if control is not None:
+        return f"{shortened(store_id)} holds a control character (U+{ord(control):04X})"
+    if store_id.startswith(_FORMULA_STARTS):
+        return (
+            f"{shortened(store_id)} starts with {store_id[0]!r}, "
+            "which spreadsheets run as a formula"
+        )
+    return None
+
+
+def valid_store_ids(store_ids: pl.Expr) -> pl.Expr:
+    """Whether each store id (surrounding whitespace already dropped) keeps the store-id rule;
+    the vectorised `store_id_problem`."""
+    return (
+        (store_ids.str.len_bytes() > 0)
+        & (store_ids.str.len_chars() <= STORE_ID_MAX_CHARS)
+        & ~store_ids.str.contains(_NOT_A_STORE_ID)
+    )
