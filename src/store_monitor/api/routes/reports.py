@@ -1,7 +1,7 @@
 """Report routes: trigger a report, poll it, read its metadata and its stores, download its
 CSVs, list reports, delete one."""
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse
@@ -290,60 +290,55 @@ async def download_report_csv(
     )
 
 
-@router.get(
-    "/reports/{report_id}/incidents",
-    operation_id="download_report_incidents_csv",
-    response_class=Response,
-    responses=detail_csv_responses(
-        "The report's incidents as CSV, as `store-monitor report --incidents` writes them: "
-        "by store, then start.",
-        INCIDENTS_CONTENT,
-    ),
-    summary="Download a complete report's incidents",
-)
-async def download_report_incidents_csv(
-    report_id: ReportId,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    principal: ReportReaderDep,
-    store_id: StoreIdFilter = None,
-) -> Response:
-    report = complete(await existing(session, report_id))
-    await has_store(session, report, store_id, principal)
-    return csv_file(
-        await reports.incidents_csv(
-            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
+def _add_detail_download(
+    kind: reports.DetailCsv, *, what: str, order: str, content: dict[str, Any]
+) -> None:
+    """`GET /reports/{report_id}/{kind}`: one route per detail CSV, each with its own operation
+    and documented content."""
+
+    async def download(
+        report_id: ReportId,
+        session: SessionDep,
+        sessionmaker: SessionmakerDep,
+        principal: ReportReaderDep,
+        store_id: StoreIdFilter = None,
+    ) -> Response:
+        report = complete(await existing(session, report_id))
+        await has_store(session, report, store_id, principal)
+        return csv_file(
+            await reports.detail_csv(
+                sessionmaker, report.id, kind, store_id=store_id, owner_id=principal.owner_id
+            ),
+            detail_filename(kind.value, report, store_id),
+        )
+
+    router.add_api_route(
+        f"/reports/{{report_id}}/{kind.value}",
+        download,
+        methods=["GET"],
+        operation_id=f"download_report_{kind.value}_csv",
+        response_class=Response,
+        responses=detail_csv_responses(
+            f"The report's {what} as CSV, as `store-monitor report --{kind.value}` writes them: "
+            f"{order}.",
+            content,
         ),
-        detail_filename("incidents", report, store_id),
+        summary=f"Download a complete report's {what}",
     )
 
 
-@router.get(
-    "/reports/{report_id}/daily",
-    operation_id="download_report_daily_csv",
-    response_class=Response,
-    responses=detail_csv_responses(
-        "The report's daily figures as CSV, as `store-monitor report --daily` writes them: "
-        "by store, then local date.",
-        DAILY_CONTENT,
-    ),
-    summary="Download a complete report's daily figures",
+_add_detail_download(
+    reports.DetailCsv.incidents,
+    what="incidents",
+    order="by store, then start",
+    content=INCIDENTS_CONTENT,
 )
-async def download_report_daily_csv(
-    report_id: ReportId,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    principal: ReportReaderDep,
-    store_id: StoreIdFilter = None,
-) -> Response:
-    report = complete(await existing(session, report_id))
-    await has_store(session, report, store_id, principal)
-    return csv_file(
-        await reports.daily_csv(
-            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
-        ),
-        detail_filename("daily", report, store_id),
-    )
+_add_detail_download(
+    reports.DetailCsv.daily,
+    what="daily figures",
+    order="by store, then local date",
+    content=DAILY_CONTENT,
+)
 
 
 @router.get(
