@@ -3,19 +3,19 @@ CSVs, list reports, delete one."""
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, Security, status
+from fastapi import APIRouter, Body, Header, Query, Response, Security, status
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from store_monitor import reports
 from store_monitor.api.routes.report_answers import (
+    CsvOrUnfinishedDep,
     complete,
-    csv_answer,
     csv_file,
     detail_filename,
     existing,
-    existing_again,
     has_store,
+    not_complete,
     not_found,
     store_not_found,
 )
@@ -29,7 +29,6 @@ from store_monitor.api.routes.report_openapi import (
     POLL_RESPONSES,
     STATUS_HEADER,
     UNAVAILABLE,
-    IfNoneMatch,
     ReportId,
     StoreId,
     StoreIdFilter,
@@ -149,30 +148,20 @@ async def trigger_report(
     responses=POLL_RESPONSES,
     summary="Poll a report; its CSV once complete",
 )
-async def get_report(
-    report_id: ReportId,
-    session: SessionDep,
-    request: Request,
-    principal: ReportReaderDep,
-    if_none_match: IfNoneMatch = None,
-) -> Response:
+async def get_report(found: CsvOrUnfinishedDep) -> Response:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
     `{"status": "Failed", "error": ...}` if it failed.
 
     Typed clients may rather poll `GET /reports/{report_id}` and download
     `GET /reports/{report_id}/csv`, whose bodies are one type each.
     """
-    report = await existing(session, report_id)
-    if report.status is ReportStatus.complete:
-        answer = await csv_answer(session, request, report, principal, if_none_match)
-        if answer is not None:
-            return answer
-        report = await existing_again(session, report)
-    if report.status is ReportStatus.failed:
-        state = ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
+    if isinstance(found, Response):
+        return found
+    if found.status is ReportStatus.failed:
+        state = ReportState(report_id=found.id, status=WireReportStatus.Failed, error=found.error)
     else:
         # Pending or running: to a client polling for the CSV, both mean "not yet".
-        state = ReportState(report_id=report.id, status=WireReportStatus.Running)
+        state = ReportState(report_id=found.id, status=WireReportStatus.Running)
     return JSONResponse(state.model_dump(mode="json"), headers={STATUS_HEADER: state.status.value})
 
 
@@ -269,25 +258,10 @@ async def delete_report(report_id: ReportId, session: SessionDep) -> Response:
     responses=CSV_RESPONSES,
     summary="Download a complete report's CSV",
 )
-async def download_report_csv(
-    report_id: ReportId,
-    session: SessionDep,
-    request: Request,
-    principal: ReportReaderDep,
-    if_none_match: IfNoneMatch = None,
-) -> Response:
-    report = await existing(session, report_id)
-    if report.status is ReportStatus.complete:
-        answer = await csv_answer(session, request, report, principal, if_none_match)
-        if answer is not None:
-            return answer
-        report = await existing_again(session, report)
-    raise ApiError(
-        status.HTTP_409_CONFLICT,
-        "report_not_complete",
-        f"report {report_id} is {wire_status(report.status).value}, not Complete",
-        {"status": wire_status(report.status).value, "error": report.error},
-    )
+async def download_report_csv(found: CsvOrUnfinishedDep) -> Response:
+    if isinstance(found, Response):
+        return found
+    raise not_complete(found)
 
 
 def _add_detail_download(
