@@ -7,7 +7,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from store_monitor.api.schemas import EXAMPLE_REPORT_ID, StoreFigures
+from store_monitor.api.schemas import (
+    EXAMPLE_FIGURES,
+    EXAMPLE_NOW,
+    EXAMPLE_REPORT_ID,
+    StoreFigures,
+)
 from store_monitor.db.models import Report
 from store_monitor.trends import StoreInReport, Summary
 
@@ -81,7 +86,7 @@ class ReportSummary(BaseModel):
             "examples": [
                 {
                     "report_id": EXAMPLE_REPORT_ID,
-                    "now": "2023-01-25T18:13:22.479220Z",
+                    "now": EXAMPLE_NOW,
                     "week": {
                         "stores": 40,
                         "downtime_hours": 61.5,
@@ -187,17 +192,8 @@ class StoreHistory(BaseModel):
                     "reports": [
                         {
                             "report_id": EXAMPLE_REPORT_ID,
-                            "now": "2023-01-25T18:13:22.479220Z",
-                            "figures": {
-                                "uptime_last_hour": 60.0,
-                                "uptime_last_day": 20.5,
-                                "uptime_last_week": 130.25,
-                                "downtime_last_hour": 0.0,
-                                "downtime_last_day": 1.5,
-                                "downtime_last_week": 9.75,
-                                "incidents_last_day": 1,
-                                "incidents_last_week": 4,
-                            },
+                            "now": EXAMPLE_NOW,
+                            "figures": EXAMPLE_FIGURES,
                         }
                     ],
                 }
