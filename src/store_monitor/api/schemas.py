@@ -6,6 +6,7 @@ from typing import Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 from store_monitor.db.models import Report
 from store_monitor.reports import StoreDetails
@@ -14,7 +15,7 @@ from store_monitor.web.report_status import WireReportStatus, wire_status
 
 EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
 EXAMPLE_NOW: Final = "2023-01-25T18:13:22.479220Z"
-EXAMPLE_FIGURES: Final = {
+EXAMPLE_FIGURES: Final[JsonDict] = {
     "uptime_last_hour": 60.0,
     "uptime_last_day": 20.5,
     "uptime_last_week": 130.25,
