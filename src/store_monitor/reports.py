@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Final
 from uuid import UUID
 
@@ -211,32 +212,29 @@ async def _still_complete(session: AsyncSession, report_id: UUID) -> bool:
     return status is ReportStatus.complete
 
 
-async def incidents_csv(
+class DetailCsv(StrEnum):
+    """The CSVs made from a report's rows for each request, each `store-monitor report`'s
+    option of the same name."""
+
+    incidents = "incidents"
+    daily = "daily"
+
+
+async def detail_csv(
     sessionmaker: async_sessionmaker[AsyncSession],
     report_id: UUID,
+    kind: DetailCsv,
     *,
     store_id: str | None = None,
     owner_id: str | None = None,
 ) -> bytes:
-    """The report's incidents (only `store_id`'s, if given; with `owner_id`, only that owner's
-    stores) as the CLI's CSV. Read whole in a short session of its own, as `report_file` reads
-    the report's: a download is sent with the connection back in the pool, so status reads
-    never wait behind downloads (a few MB for 14,000 stores)."""
+    """The report's incidents or daily figures (only `store_id`'s, if given; with `owner_id`,
+    only that owner's stores) as the CLI's CSV. Read whole in a short session of its own, as
+    `report_file` reads the report's: a download is sent with the connection back in the pool,
+    so status reads never wait behind downloads (a few MB for 14,000 stores)."""
     async with sessionmaker() as session:
-        chunks = report_incidents_csv(session, report_id, store_id=store_id, owner_id=owner_id)
-        return b"".join([chunk async for chunk in chunks])
-
-
-async def daily_csv(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    report_id: UUID,
-    *,
-    store_id: str | None = None,
-    owner_id: str | None = None,
-) -> bytes:
-    """The report's daily figures, narrowed and read as `incidents_csv` does its incidents."""
-    async with sessionmaker() as session:
-        chunks = report_daily_csv(session, report_id, store_id=store_id, owner_id=owner_id)
+        write = report_incidents_csv if kind is DetailCsv.incidents else report_daily_csv
+        chunks = write(session, report_id, store_id=store_id, owner_id=owner_id)
         return b"".join([chunk async for chunk in chunks])
 
 

@@ -79,8 +79,8 @@ async def _everything(sessions: Sessions, report_id: UUID) -> dict[str, Any]:
         rows = [tuple(row) for row in found.all()]
     return {
         "csv": await stored_csv(sessions, report_id),
-        "incidents": await reports.incidents_csv(sessions, report_id),
-        "daily": await reports.daily_csv(sessions, report_id),
+        "incidents": await reports.detail_csv(sessions, report_id, reports.DetailCsv.incidents),
+        "daily": await reports.detail_csv(sessions, report_id, reports.DetailCsv.daily),
         "rows": rows,
         "counts": (
             report.status,

@@ -6,6 +6,7 @@ from typing import Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 from store_monitor.db.models import Report
 from store_monitor.reports import StoreDetails
@@ -13,6 +14,18 @@ from store_monitor.sources import EARLIEST_POLL
 from store_monitor.web.report_status import WireReportStatus, wire_status
 
 EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
+EXAMPLE_NOW: Final = "2023-01-25T18:13:22.479220Z"
+EXAMPLE_FIGURES: Final[JsonDict] = {
+    "uptime_last_hour": 60.0,
+    "uptime_last_day": 20.5,
+    "uptime_last_week": 130.25,
+    "downtime_last_hour": 0.0,
+    "downtime_last_day": 1.5,
+    "downtime_last_week": 9.75,
+    "incidents_last_day": 1,
+    "incidents_last_week": 4,
+}
+"""A store's figures, in every example that has them."""
 """The report id the OpenAPI examples show."""
 
 # The same range as the polls': from EARLIEST_POLL to the clock plus the allowed skew (the
@@ -103,7 +116,7 @@ class ReportMetadata(BaseModel):
                     "started_at": "2023-01-25T18:00:00.180000Z",
                     "finished_at": "2023-01-25T18:00:02.950000Z",
                     "as_of": None,
-                    "now": "2023-01-25T18:13:22.479220Z",
+                    "now": EXAMPLE_NOW,
                     "error": None,
                     "row_count": 14092,
                     "unknown_timezones": 0,
@@ -256,18 +269,9 @@ class StoreReport(BaseModel):
                 {
                     "report_id": EXAMPLE_REPORT_ID,
                     "store_id": "8419537941919820732",
-                    "now": "2023-01-25T18:13:22.479220Z",
+                    "now": EXAMPLE_NOW,
                     "timezone": "America/Denver",
-                    "figures": {
-                        "uptime_last_hour": 60.0,
-                        "uptime_last_day": 20.5,
-                        "uptime_last_week": 130.25,
-                        "downtime_last_hour": 0.0,
-                        "downtime_last_day": 1.5,
-                        "downtime_last_week": 9.75,
-                        "incidents_last_day": 1,
-                        "incidents_last_week": 4,
-                    },
+                    "figures": EXAMPLE_FIGURES,
                     "daily": [
                         {"date": "2023-01-18", "uptime_hours": 3.5, "downtime_hours": 0.0},
                     ],
@@ -303,16 +307,7 @@ def store_report(report: Report, details: StoreDetails) -> StoreReport:
         store_id=figures.store_id,
         now=report.now,
         timezone=details.timezone,
-        figures=StoreFigures(
-            uptime_last_hour=figures.uptime_last_hour,
-            uptime_last_day=figures.uptime_last_day,
-            uptime_last_week=figures.uptime_last_week,
-            downtime_last_hour=figures.downtime_last_hour,
-            downtime_last_day=figures.downtime_last_day,
-            downtime_last_week=figures.downtime_last_week,
-            incidents_last_day=figures.incidents_last_day,
-            incidents_last_week=figures.incidents_last_week,
-        ),
+        figures=StoreFigures.model_validate(figures, from_attributes=True),
         daily=[
             StoreDay(
                 date=day.date, uptime_hours=day.uptime_hours, downtime_hours=day.downtime_hours

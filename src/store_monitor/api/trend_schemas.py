@@ -7,11 +7,19 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from store_monitor.api.schemas import EXAMPLE_REPORT_ID, StoreFigures
+from store_monitor.api.schemas import (
+    EXAMPLE_FIGURES,
+    EXAMPLE_NOW,
+    EXAMPLE_REPORT_ID,
+    StoreFigures,
+)
 from store_monitor.db.models import Report
-from store_monitor.trends import StoreInReport, Summary, WeekChange, WeekTotals, WorstStore
+from store_monitor.trends import StoreInReport, Summary
 
-_ALWAYS_SENT: Final = ConfigDict(json_schema_serialization_defaults_required=True)
+# Read from the use case's results by attribute: one field list per schema, not a copy in code.
+_ALWAYS_SENT: Final = ConfigDict(
+    json_schema_serialization_defaults_required=True, from_attributes=True
+)
 
 
 class WeekSummary(BaseModel):
@@ -31,17 +39,6 @@ class WeekSummary(BaseModel):
     stores_with_downtime: int = Field(description="Stores with any downtime in the week.")
     incidents: int = Field(description="Incidents in the week, all the stores together.")
 
-    @classmethod
-    def of(cls, week: WeekTotals) -> "WeekSummary":
-        return cls(
-            stores=week.stores,
-            downtime_hours=week.downtime_hours,
-            uptime_hours=week.uptime_hours,
-            downtime_percent=week.downtime_percent,
-            stores_with_downtime=week.stores_with_downtime,
-            incidents=week.incidents,
-        )
-
 
 class WeekSummaryChange(BaseModel):
     """This report's figures minus the previous comparable report's."""
@@ -54,15 +51,6 @@ class WeekSummaryChange(BaseModel):
     )
     stores_with_downtime: int
     incidents: int
-
-    @classmethod
-    def of(cls, change: WeekChange) -> "WeekSummaryChange":
-        return cls(
-            downtime_hours=change.downtime_hours,
-            downtime_percent=change.downtime_percent,
-            stores_with_downtime=change.stores_with_downtime,
-            incidents=change.incidents,
-        )
 
 
 class WorstStoreSummary(BaseModel):
@@ -79,17 +67,6 @@ class WorstStoreSummary(BaseModel):
     downtime_change_hours: float | None = Field(
         description="`downtime_hours - previous_downtime_hours`; null when the latter is."
     )
-
-    @classmethod
-    def of(cls, store: WorstStore) -> "WorstStoreSummary":
-        return cls(
-            store_id=store.store_id,
-            downtime_hours=store.downtime_hours,
-            uptime_hours=store.uptime_hours,
-            incidents=store.incidents,
-            previous_downtime_hours=store.previous_downtime_hours,
-            downtime_change_hours=store.downtime_change_hours,
-        )
 
 
 class PreviousReport(BaseModel):
@@ -109,7 +86,7 @@ class ReportSummary(BaseModel):
             "examples": [
                 {
                     "report_id": EXAMPLE_REPORT_ID,
-                    "now": "2023-01-25T18:13:22.479220Z",
+                    "now": EXAMPLE_NOW,
                     "week": {
                         "stores": 40,
                         "downtime_hours": 61.5,
@@ -173,15 +150,17 @@ class ReportSummary(BaseModel):
             previous = PreviousReport(
                 report_id=summary.previous.id,
                 now=summary.previous.now,
-                week=WeekSummary.of(summary.previous_week),
+                week=WeekSummary.model_validate(summary.previous_week),
             )
         return cls(
             report_id=report.id,
             now=report.now,
-            week=WeekSummary.of(summary.week),
-            worst_stores=[WorstStoreSummary.of(store) for store in summary.worst],
+            week=WeekSummary.model_validate(summary.week),
+            worst_stores=[WorstStoreSummary.model_validate(store) for store in summary.worst],
             previous=previous,
-            change=None if summary.change is None else WeekSummaryChange.of(summary.change),
+            change=None
+            if summary.change is None
+            else WeekSummaryChange.model_validate(summary.change),
         )
 
 
@@ -197,16 +176,7 @@ class StoreHistoryEntry(BaseModel):
         return cls(
             report_id=entry.report.id,
             now=entry.report.now,
-            figures=StoreFigures(
-                uptime_last_hour=entry.uptime_last_hour,
-                uptime_last_day=entry.uptime_last_day,
-                uptime_last_week=entry.uptime_last_week,
-                downtime_last_hour=entry.downtime_last_hour,
-                downtime_last_day=entry.downtime_last_day,
-                downtime_last_week=entry.downtime_last_week,
-                incidents_last_day=entry.incidents_last_day,
-                incidents_last_week=entry.incidents_last_week,
-            ),
+            figures=StoreFigures.model_validate(entry, from_attributes=True),
         )
 
 
@@ -222,17 +192,8 @@ class StoreHistory(BaseModel):
                     "reports": [
                         {
                             "report_id": EXAMPLE_REPORT_ID,
-                            "now": "2023-01-25T18:13:22.479220Z",
-                            "figures": {
-                                "uptime_last_hour": 60.0,
-                                "uptime_last_day": 20.5,
-                                "uptime_last_week": 130.25,
-                                "downtime_last_hour": 0.0,
-                                "downtime_last_day": 1.5,
-                                "downtime_last_week": 9.75,
-                                "incidents_last_day": 1,
-                                "incidents_last_week": 4,
-                            },
+                            "now": EXAMPLE_NOW,
+                            "figures": EXAMPLE_FIGURES,
                         }
                     ],
                 }

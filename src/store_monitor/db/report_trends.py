@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import Report, ReportRow, ReportStatus
 from store_monitor.db.owners import visible_to
+from store_monitor.db.report_views import FIGURE_COLUMNS, RowFigures
 
 COMPARABLE_GAP: Final = timedelta(days=6)
 """A report compares with the latest complete report whose `now` is at least this much earlier:
@@ -60,32 +61,11 @@ class StoreWeek:
     incidents: int
 
 
-@dataclass(frozen=True, slots=True)
-class StoreInReport:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreInReport(RowFigures):
     """A store's row of one complete report, with the report's id and `now`."""
 
     report: ReportRef
-    uptime_last_hour: float
-    uptime_last_day: float
-    uptime_last_week: float
-    downtime_last_hour: float
-    downtime_last_day: float
-    downtime_last_week: float
-    incidents_last_day: int
-    incidents_last_week: int
-
-
-_FIGURES: Final = (
-    "uptime_last_hour",
-    "uptime_last_day",
-    "uptime_last_week",
-    "downtime_last_hour",
-    "downtime_last_day",
-    "downtime_last_week",
-    "incidents_last_day",
-    "incidents_last_week",
-)
-"""The `StoreInReport` fields that are `report_rows` columns of the same name."""
 
 
 async def comparable_before(
@@ -185,7 +165,7 @@ async def store_history(
     later created first at the same `now`); empty if it is in none (or is not the owner's).
     The `report_rows` index on store_id finds them without reading other stores' rows."""
     found = await session.execute(
-        sa.select(Report.id, Report.now, *(ReportRow.__table__.c[name] for name in _FIGURES))
+        sa.select(Report.id, Report.now, *(ReportRow.__table__.c[name] for name in FIGURE_COLUMNS))
         .join(Report, Report.id == ReportRow.report_id)
         .where(
             ReportRow.store_id == store_id,
@@ -199,7 +179,7 @@ async def store_history(
     return [
         StoreInReport(
             report=ReportRef(id=row.id, now=row.now),
-            **{name: row._mapping[name] for name in _FIGURES},
+            **{name: row._mapping[name] for name in FIGURE_COLUMNS},
         )
         for row in found
     ]

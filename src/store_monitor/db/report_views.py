@@ -6,7 +6,7 @@ a handful of index look-ups, and a page of 14,000 stores one pass over the repor
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -48,10 +48,10 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
-class StoreFigures:
-    """A store's line of the report, in the report's units, and its incident counts."""
+class RowFigures:
+    """A store's figures in one report, in the report's units: the `report_rows` columns of the
+    same names."""
 
-    store_id: str
     uptime_last_hour: float
     uptime_last_day: float
     uptime_last_week: float
@@ -60,6 +60,16 @@ class StoreFigures:
     downtime_last_week: float
     incidents_last_day: int
     incidents_last_week: int
+
+
+FIGURE_COLUMNS: Final = tuple(field.name for field in fields(RowFigures))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreFigures(RowFigures):
+    """A store's line of the report and its local days."""
+
+    store_id: str
     days: list[Day]
 
 
@@ -80,14 +90,7 @@ class StorePage:
 
 _FIGURES: Final = (
     ReportRow.store_id,
-    ReportRow.uptime_last_hour,
-    ReportRow.uptime_last_day,
-    ReportRow.uptime_last_week,
-    ReportRow.downtime_last_hour,
-    ReportRow.downtime_last_day,
-    ReportRow.downtime_last_week,
-    ReportRow.incidents_last_day,
-    ReportRow.incidents_last_week,
+    *(ReportRow.__table__.c[name] for name in FIGURE_COLUMNS),
     ReportDay.first_date,
     ReportDay.uptime_hours,
     ReportDay.downtime_hours,
@@ -189,16 +192,7 @@ def _figures(row: sa.Row[*tuple[Any, ...]]) -> StoreFigures:
     first: date | None = row.first_date
     days = _days(first, row.uptime_hours or [], row.downtime_hours or [])
     return StoreFigures(
-        store_id=row.store_id,
-        uptime_last_hour=row.uptime_last_hour,
-        uptime_last_day=row.uptime_last_day,
-        uptime_last_week=row.uptime_last_week,
-        downtime_last_hour=row.downtime_last_hour,
-        downtime_last_day=row.downtime_last_day,
-        downtime_last_week=row.downtime_last_week,
-        incidents_last_day=row.incidents_last_day,
-        incidents_last_week=row.incidents_last_week,
-        days=days,
+        store_id=row.store_id, days=days, **{name: row._mapping[name] for name in FIGURE_COLUMNS}
     )
 
 

@@ -56,10 +56,9 @@ async def download(
         )
     else:
         maker = state.sessionmaker
-        body = await (
-            reports.incidents_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
-            if kind is views.FileKind.incidents
-            else reports.daily_csv(maker, report.id, store_id=store_id, owner_id=owner_id)
+        detail = reports.DetailCsv(kind.value)
+        body = await reports.detail_csv(
+            maker, report.id, detail, store_id=store_id, owner_id=owner_id
         )
         response = Response(body, media_type=_CSV, headers=disposition)
     return page.send(response)

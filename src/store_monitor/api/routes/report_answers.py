@@ -1,16 +1,23 @@
 """How the report routes find a report and answer with it: the 404 and 409 errors, and the
 CSVs (the stored file with its validators, or one made from rows)."""
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import Request, Response, status
+from fastapi import Depends, Request, Response, status
 
 from store_monitor import reports
 from store_monitor.access import Principal
 from store_monitor.api import filenames
-from store_monitor.api.routes.report_openapi import CSV_MEDIA_TYPE, STATUS_HEADER
+from store_monitor.api.routes.report_openapi import (
+    CSV_MEDIA_TYPE,
+    STATUS_HEADER,
+    IfNoneMatch,
+    ReportId,
+)
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.web import downloads
+from store_monitor.web.auth import ReportReaderDep
 from store_monitor.web.deps import SessionDep
 from store_monitor.web.errors import ApiError
 from store_monitor.web.report_status import WireReportStatus, wire_status
@@ -18,13 +25,17 @@ from store_monitor.web.report_status import WireReportStatus, wire_status
 
 def complete(report: Report) -> Report:
     if report.status is not ReportStatus.complete:
-        raise ApiError(
-            status.HTTP_409_CONFLICT,
-            "report_not_complete",
-            f"report {report.id} is {wire_status(report.status).value}, not Complete",
-            {"status": wire_status(report.status).value, "error": report.error},
-        )
+        raise not_complete(report)
     return report
+
+
+def not_complete(report: Report) -> ApiError:
+    return ApiError(
+        status.HTTP_409_CONFLICT,
+        "report_not_complete",
+        f"report {report.id} is {wire_status(report.status).value}, not Complete",
+        {"status": wire_status(report.status).value, "error": report.error},
+    )
 
 
 def csv_file(body: bytes, filename: str) -> Response:
@@ -59,6 +70,27 @@ async def existing_again(session: SessionDep, report: Report) -> Report:
     """The report as it is now: complete a moment ago, it has been recomputing (or failed) since."""
     session.expunge(report)
     return await existing(session, report.id)
+
+
+async def csv_or_unfinished(
+    report_id: ReportId,
+    session: SessionDep,
+    request: Request,
+    principal: ReportReaderDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response | Report:
+    """The complete report's CSV (or a 304); else the report as it is now, not complete."""
+    report = await existing(session, report_id)
+    if report.status is ReportStatus.complete:
+        answer = await csv_answer(session, request, report, principal, if_none_match)
+        if answer is not None:
+            return answer
+        report = await existing_again(session, report)
+    return report
+
+
+CsvOrUnfinishedDep = Annotated[Response | Report, Depends(csv_or_unfinished)]
+"""The report's CSV, for the routes that send it once the report is complete."""
 
 
 async def csv_answer(

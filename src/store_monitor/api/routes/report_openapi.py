@@ -135,16 +135,22 @@ StoreIdFilter = Annotated[
         description="Only this store's rows; 404 if the report has no such store.",
     ),
 ]
-StoreId = Annotated[
-    str,
-    Path(
+
+
+def _store_id_path(description: str) -> Any:
+    """A store id in the path, held to the rules of every accepted store id."""
+    return Path(
         min_length=1,
         max_length=STORE_ID_MAX_CHARS,
         pattern=STORE_ID_PATTERN,
-        description="A store of the report, as in its CSV.",
+        description=description,
         examples=["8419537941919820732"],
-    ),
-]
+    )
+
+
+StoreId = Annotated[str, _store_id_path("A store of the report, as in its CSV.")]
+AnyReportStoreId = Annotated[str, _store_id_path("A store, as in reports' CSVs.")]
+"""A store of any report (its history), rather than of the one in the path."""
 POLL_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "model": ReportState,

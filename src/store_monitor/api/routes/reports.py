@@ -1,21 +1,21 @@
 """Report routes: trigger a report, poll it, read its metadata and its stores, download its
 CSVs, list reports, delete one."""
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, Security, status
+from fastapi import APIRouter, Body, Header, Query, Response, Security, status
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from store_monitor import reports
 from store_monitor.api.routes.report_answers import (
+    CsvOrUnfinishedDep,
     complete,
-    csv_answer,
     csv_file,
     detail_filename,
     existing,
-    existing_again,
     has_store,
+    not_complete,
     not_found,
     store_not_found,
 )
@@ -29,7 +29,6 @@ from store_monitor.api.routes.report_openapi import (
     POLL_RESPONSES,
     STATUS_HEADER,
     UNAVAILABLE,
-    IfNoneMatch,
     ReportId,
     StoreId,
     StoreIdFilter,
@@ -149,30 +148,20 @@ async def trigger_report(
     responses=POLL_RESPONSES,
     summary="Poll a report; its CSV once complete",
 )
-async def get_report(
-    report_id: ReportId,
-    session: SessionDep,
-    request: Request,
-    principal: ReportReaderDep,
-    if_none_match: IfNoneMatch = None,
-) -> Response:
+async def get_report(found: CsvOrUnfinishedDep) -> Response:
     """`{"status": "Running"}` while queued or computing, the CSV once complete,
     `{"status": "Failed", "error": ...}` if it failed.
 
     Typed clients may rather poll `GET /reports/{report_id}` and download
     `GET /reports/{report_id}/csv`, whose bodies are one type each.
     """
-    report = await existing(session, report_id)
-    if report.status is ReportStatus.complete:
-        answer = await csv_answer(session, request, report, principal, if_none_match)
-        if answer is not None:
-            return answer
-        report = await existing_again(session, report)
-    if report.status is ReportStatus.failed:
-        state = ReportState(report_id=report.id, status=WireReportStatus.Failed, error=report.error)
+    if isinstance(found, Response):
+        return found
+    if found.status is ReportStatus.failed:
+        state = ReportState(report_id=found.id, status=WireReportStatus.Failed, error=found.error)
     else:
         # Pending or running: to a client polling for the CSV, both mean "not yet".
-        state = ReportState(report_id=report.id, status=WireReportStatus.Running)
+        state = ReportState(report_id=found.id, status=WireReportStatus.Running)
     return JSONResponse(state.model_dump(mode="json"), headers={STATUS_HEADER: state.status.value})
 
 
@@ -269,81 +258,61 @@ async def delete_report(report_id: ReportId, session: SessionDep) -> Response:
     responses=CSV_RESPONSES,
     summary="Download a complete report's CSV",
 )
-async def download_report_csv(
-    report_id: ReportId,
-    session: SessionDep,
-    request: Request,
-    principal: ReportReaderDep,
-    if_none_match: IfNoneMatch = None,
-) -> Response:
-    report = await existing(session, report_id)
-    if report.status is ReportStatus.complete:
-        answer = await csv_answer(session, request, report, principal, if_none_match)
-        if answer is not None:
-            return answer
-        report = await existing_again(session, report)
-    raise ApiError(
-        status.HTTP_409_CONFLICT,
-        "report_not_complete",
-        f"report {report_id} is {wire_status(report.status).value}, not Complete",
-        {"status": wire_status(report.status).value, "error": report.error},
-    )
+async def download_report_csv(found: CsvOrUnfinishedDep) -> Response:
+    if isinstance(found, Response):
+        return found
+    raise not_complete(found)
 
 
-@router.get(
-    "/reports/{report_id}/incidents",
-    operation_id="download_report_incidents_csv",
-    response_class=Response,
-    responses=detail_csv_responses(
-        "The report's incidents as CSV, as `store-monitor report --incidents` writes them: "
-        "by store, then start.",
-        INCIDENTS_CONTENT,
-    ),
-    summary="Download a complete report's incidents",
-)
-async def download_report_incidents_csv(
-    report_id: ReportId,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    principal: ReportReaderDep,
-    store_id: StoreIdFilter = None,
-) -> Response:
-    report = complete(await existing(session, report_id))
-    await has_store(session, report, store_id, principal)
-    return csv_file(
-        await reports.incidents_csv(
-            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
+def _add_detail_download(
+    kind: reports.DetailCsv, *, what: str, order: str, content: dict[str, Any]
+) -> None:
+    """`GET /reports/{report_id}/{kind}`: one route per detail CSV, each with its own operation
+    and documented content."""
+
+    async def download(
+        report_id: ReportId,
+        session: SessionDep,
+        sessionmaker: SessionmakerDep,
+        principal: ReportReaderDep,
+        store_id: StoreIdFilter = None,
+    ) -> Response:
+        report = complete(await existing(session, report_id))
+        await has_store(session, report, store_id, principal)
+        return csv_file(
+            await reports.detail_csv(
+                sessionmaker, report.id, kind, store_id=store_id, owner_id=principal.owner_id
+            ),
+            detail_filename(kind.value, report, store_id),
+        )
+
+    router.add_api_route(
+        f"/reports/{{report_id}}/{kind.value}",
+        download,
+        methods=["GET"],
+        operation_id=f"download_report_{kind.value}_csv",
+        response_class=Response,
+        responses=detail_csv_responses(
+            f"The report's {what} as CSV, as `store-monitor report --{kind.value}` writes them: "
+            f"{order}.",
+            content,
         ),
-        detail_filename("incidents", report, store_id),
+        summary=f"Download a complete report's {what}",
     )
 
 
-@router.get(
-    "/reports/{report_id}/daily",
-    operation_id="download_report_daily_csv",
-    response_class=Response,
-    responses=detail_csv_responses(
-        "The report's daily figures as CSV, as `store-monitor report --daily` writes them: "
-        "by store, then local date.",
-        DAILY_CONTENT,
-    ),
-    summary="Download a complete report's daily figures",
+_add_detail_download(
+    reports.DetailCsv.incidents,
+    what="incidents",
+    order="by store, then start",
+    content=INCIDENTS_CONTENT,
 )
-async def download_report_daily_csv(
-    report_id: ReportId,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    principal: ReportReaderDep,
-    store_id: StoreIdFilter = None,
-) -> Response:
-    report = complete(await existing(session, report_id))
-    await has_store(session, report, store_id, principal)
-    return csv_file(
-        await reports.daily_csv(
-            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
-        ),
-        detail_filename("daily", report, store_id),
-    )
+_add_detail_download(
+    reports.DetailCsv.daily,
+    what="daily figures",
+    order="by store, then local date",
+    content=DAILY_CONTENT,
+)
 
 
 @router.get(

@@ -3,15 +3,14 @@ a store's figures in each complete report. Both read stored report rows; nothing
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Path, Query, Security, status
+from fastapi import APIRouter, Query, Security, status
 
 from store_monitor import trends
 
 # The report reads' own look-up, so that these answer an unknown or unfinished report alike.
 from store_monitor.api.routes.report_answers import complete, existing
-from store_monitor.api.routes.report_openapi import ReportId
+from store_monitor.api.routes.report_openapi import AnyReportStoreId, ReportId
 from store_monitor.api.trend_schemas import ReportSummary, StoreHistory, StoreHistoryEntry
-from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.deps import SessionDep
 from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented
@@ -19,16 +18,6 @@ from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented
 # The reports scope, or an owner key, whose reads are narrowed to the owner's stores.
 router = APIRouter(tags=["reports"], dependencies=[Security(READ_REPORTS)])
 
-StoreId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=STORE_ID_MAX_CHARS,
-        pattern=STORE_ID_PATTERN,
-        description="A store, as in reports' CSVs.",
-        examples=["8419537941919820732"],
-    ),
-]
 _INVALID: Final = {422: "A parameter is malformed or out of range (`invalid_request`)."}
 _UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
 
@@ -77,7 +66,7 @@ async def get_report_summary(
     summary="A store's figures across reports",
 )
 async def get_store_history(
-    store_id: StoreId,
+    store_id: AnyReportStoreId,
     session: SessionDep,
     principal: ReportReaderDep,
     limit: Annotated[
