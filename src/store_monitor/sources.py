@@ -3,8 +3,8 @@ Any bad input is a `SourceError` naming the file, line, column and value.
 
 The input rules every reader applies (docs/report-semantics.md, "Inputs"):
 - the file is plain CSV in UTF-8, never compressed (`compression`);
-- a store id has at most 255 characters, no control characters, and does not start with
-  `=`, `+`, `-` or `@` (`store_id_problem`, `STORE_ID`);
+- a store id has at most 255 characters, no control characters, does not start with
+  `=`, `+`, `-` or `@`, and is not `.` or `..` (`store_id_problem`, `STORE_ID`);
 - a poll is stamped from 2000-01-01 (`EARLIEST_POLL`) to the caller's `latest`, the server's
   clock plus a small skew.
 """
@@ -42,6 +42,9 @@ _PLAIN_TIME: Final = r"^[0-9]{2}:[0-5][0-9]:[0-5][0-9]$"
 # Tab and CR, also formula starts there, are control characters: refused anywhere in an id.
 _FORMULA_STARTS: Final = ("=", "+", "-", "@")
 _NOT_A_STORE_ID: Final = r"^[=+\-@]|\p{Cc}"
+# URL dot segments: browsers and HTTP clients drop them from a path (`%2E` too), so no link
+# could open a store of that id.
+_DOT_SEGMENTS: Final = (".", "..")
 STORE_ID_PATTERN: Final = r"^[^=+\-@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 """The store-id rule but its length, as one regular expression that Python, JavaScript and
 Rust read alike: for a request parameter naming a store (with `max_length=STORE_ID_MAX_CHARS`),
@@ -134,7 +137,8 @@ def compression(head: bytes) -> str | None:
 
 def store_id_problem(store_id: str) -> str | None:
     """What breaks the store-id rule in `store_id` (surrounding whitespace already dropped), or
-    None: at most 255 characters, no control characters, no formula start `=`, `+`, `-`, `@`."""
+    None: at most 255 characters, no control characters, no formula start `=`, `+`, `-`, `@`,
+    not a URL dot segment `.` or `..`."""
     if not store_id:
         return "empty value"
     if len(store_id) > STORE_ID_MAX_CHARS:
@@ -147,6 +151,8 @@ def store_id_problem(store_id: str) -> str | None:
             f"{shortened(store_id)} starts with {store_id[0]!r}, "
             "which spreadsheets run as a formula"
         )
+    if store_id in _DOT_SEGMENTS:
+        return f"{store_id!r} is a URL dot segment, which no link to the store could carry"
     return None
 
 
@@ -157,6 +163,7 @@ def valid_store_ids(store_ids: pl.Expr) -> pl.Expr:
         (store_ids.str.len_bytes() > 0)
         & (store_ids.str.len_chars() <= STORE_ID_MAX_CHARS)
         & ~store_ids.str.contains(_NOT_A_STORE_ID)
+        & ~store_ids.is_in(_DOT_SEGMENTS)
     )
 
 

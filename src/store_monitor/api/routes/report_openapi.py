@@ -135,7 +135,8 @@ StoreId = Annotated[
         min_length=1,
         max_length=STORE_ID_MAX_CHARS,
         pattern=STORE_ID_PATTERN,
-        description="A store of the report, as in its CSV.",
+        description="A store of the report, as in its CSV, percent-encoded as one path segment "
+        "(`/` as `%2F`, `%` as `%25`, `?` as `%3F`, `#` as `%23`).",
         examples=["8419537941919820732"],
     ),
 ]
