@@ -6,12 +6,25 @@ import html
 import io
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from starlette.convertors import PathConvertor
 
-from support.service import arq_worker, empty_postgres, postgres_mode, serve, wait_until_final
+from store_monitor.web.app import create_app
+from support.service import (
+    arq_worker,
+    embedded,
+    empty_postgres,
+    postgres_mode,
+    serve,
+    wait_until_final,
+)
+
+from .test_head import app_routes
 
 HOSTILE_IDS = (
     "a/b",
@@ -137,3 +150,20 @@ async def test_ids_no_link_can_carry_are_refused_at_ingest(
     details = refused.json()["error"]["details"]
     assert (details["line"], details["column"], details["value"]) == (2, "store_id", store_id)
     assert "dot segment" in details["reason"]
+
+
+def test_every_route_naming_a_store_in_its_path_takes_a_slash(tmp_path: Path) -> None:
+    """The server decodes `%2F` before routing: a store id in a path needs the `path` converter,
+    on the routes of today and those added later; the OpenAPI path stays `{store_id}`."""
+    app = create_app(embedded(tmp_path))
+    routes = [
+        route
+        for route in app_routes(app.routes)
+        if isinstance(route, APIRoute) and "store_id" in route.param_convertors
+    ]
+    assert {route.name for route in routes} >= {"get_report_store", "store_page"}
+    for route in routes:
+        assert isinstance(route.param_convertors["store_id"], PathConvertor), route.path
+    paths = app.openapi()["paths"]
+    assert "/reports/{report_id}/stores/{store_id}" in paths
+    assert not [path for path in paths if ":" in path]
