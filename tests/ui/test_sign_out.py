@@ -139,3 +139,17 @@ async def test_an_admin_ends_a_keys_sessions_from_the_command_line(
     assert not await opens(client, first)
     assert not await opens(client, second)
     assert await opens(client, admin)
+
+
+async def test_signing_in_again_ends_the_session_it_replaces(keyed: Keyed) -> None:
+    client, keys, _ = keyed
+    first = await signed_in_cookie(client, keys["admin"])
+    assert await opens(client, first)
+    page = await client.get("/")
+    again = await client.post(
+        "/ui/sign-in", data={"key": keys["owner"], "csrf_token": csrf_token(page.text)}
+    )
+    assert again.status_code == 303
+    second = again.cookies[COOKIE_NAME]
+    assert not await opens(client, first)
+    assert await opens(client, second)

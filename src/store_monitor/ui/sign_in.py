@@ -79,6 +79,8 @@ async def sign_in(
         context = {"title": "Sign in", "next": _local_path(next) or "", "problem": problem}
         return page.render("sign_in.html", context, status_code=refused.status_code)
     assert principal.key_name is not None  # authentication is on: every principal is a key's
+    if visitor.session.sign_in is not None:  # signing in again: the session it replaces ends
+        await access.end_session(db, visitor.session.sign_in)
     now = datetime.now(UTC)
     token = await access.open_session(
         db, key_name=principal.key_name, now=now, expires_at=now + page.sessions.lifetime
