@@ -527,6 +527,9 @@ REAL_IDS = [
     "x" * 255,
     "1=2",
     "a-b",
+    "a/b?c#d%2F",
+    "...",
+    ".5",
 ]
 BAD_IDS = [
     ("x" * 256, "is longer than 255 characters"),
@@ -540,6 +543,8 @@ BAD_IDS = [
     ("+cmd|' /C calc'!A0", "starts with '+'"),
     ("-2+3", "starts with '-'"),
     ("@SUM(1+1)", "starts with '@'"),
+    (".", "is a URL dot segment"),
+    ("..", "is a URL dot segment"),
 ]
 
 
@@ -634,7 +639,7 @@ def test_plain_csv_is_not_taken_for_compressed() -> None:
 @given(
     st.text(
         alphabet=st.one_of(
-            st.sampled_from("=+-@ \t\r\n\x00\x1f\x7f\x85\x9f\xa0é☕"),
+            st.sampled_from("=+-@. \t\r\n\x00\x1f\x7f\x85\x9f\xa0é☕"),
             # Surrogates cannot be in UTF-8 text, so never in a file.
             st.characters(exclude_categories=["Cs"]),
         ),

@@ -1,4 +1,5 @@
-"""Access use cases: API keys (create, list, revoke, verify) and who may see which stores.
+"""Access use cases: API keys (create, list, revoke, verify), their dashboard sessions (open,
+verify, end) and who may see which stores.
 
 A key's secret is shown once, when it is made; only its keyed hash (HMAC-SHA256 under the
 server's secret key) is stored, so a copy of the database lets nobody in. A key acts either with
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor.db.models import ApiKey, KeyScope
+from store_monitor.db.models import ApiKey, DashboardSession, KeyScope
 
 SECRET_PREFIX: Final = "sm_"
 """Every secret starts so: secret scanners (and people) can recognise a leaked key."""
@@ -180,14 +181,37 @@ async def verify(
     )
 
 
-async def verify_named(session: AsyncSession, name: str, *, now: datetime) -> Principal:
-    """The principal of the key named `name` if it is still valid, or `KeyRejected`.
+class SessionEnded(Exception):
+    """The dashboard session is unknown: signed out, ended everywhere, or expired."""
 
-    For a dashboard session, whose signed cookie names the key it was opened with (never its
-    secret): a key revoked or expired since ends its sessions at their next request."""
-    key = (await session.execute(_KEY_BY_NAME, {"name": name})).one_or_none()
+
+async def open_session(
+    session: AsyncSession, *, key_name: str, now: datetime, expires_at: datetime
+) -> str:
+    """A new dashboard session of the key named `key_name`, until `expires_at`: its token, for
+    the cookie (only the token's hash is stored)."""
+    key_id = await session.scalar(sa.select(ApiKey.id).where(ApiKey.name == key_name))
+    if key_id is None:
+        raise KeyNotFound(key_name)
+    # Sign-out deletes its row; expired rows go here, with each sign-in, without an upkeep job.
+    await session.execute(sa.delete(DashboardSession).where(DashboardSession.expires_at <= now))
+    token = secrets.token_urlsafe(_SECRET_BYTES)
+    await session.execute(
+        sa.insert(DashboardSession).values(
+            token_hash=_session_hash(token), key_id=key_id, created_at=now, expires_at=expires_at
+        )
+    )
+    return token
+
+
+async def verify_session(session: AsyncSession, token: str, *, now: datetime) -> Principal:
+    """The principal of the dashboard session `token`: `SessionEnded` if it was ended or has
+    expired, `KeyRejected` if its key was revoked or has expired since."""
+    key = (
+        await session.execute(_KEY_BY_SESSION, {"digest": _session_hash(token), "now": now})
+    ).one_or_none()
     if key is None:
-        raise KeyRejected(Rejection.unknown, key_prefix=None, key_name=name)
+        raise SessionEnded("the dashboard session has ended")
     if key.revoked_at is not None:
         raise KeyRejected(Rejection.revoked, key_prefix=key.prefix, key_name=key.name)
     if key.expires_at is not None and key.expires_at <= now:
@@ -197,14 +221,46 @@ async def verify_named(session: AsyncSession, name: str, *, now: datetime) -> Pr
     )
 
 
-_KEY_BY_NAME: Final = sa.select(
-    ApiKey.name,
-    ApiKey.prefix,
-    ApiKey.scope,
-    ApiKey.owner_id,
-    ApiKey.expires_at,
-    ApiKey.revoked_at,
-).where(ApiKey.name == sa.bindparam("name"))
+async def end_session(session: AsyncSession, token: str) -> None:
+    """Sign out: the session `token` is over, for whoever holds its cookie."""
+    await session.execute(
+        sa.delete(DashboardSession).where(DashboardSession.token_hash == _session_hash(token))
+    )
+
+
+async def end_key_sessions(session: AsyncSession, key_name: str) -> int:
+    """Sign out everywhere: every dashboard session of the key named `key_name` is over (the key
+    itself stays valid); how many there were."""
+    key_id = await session.scalar(sa.select(ApiKey.id).where(ApiKey.name == key_name))
+    if key_id is None:
+        raise KeyNotFound(key_name)
+    ended = await session.execute(
+        sa.delete(DashboardSession).where(DashboardSession.key_id == key_id)
+    )
+    return int(ended.rowcount)  # type: ignore[attr-defined]
+
+
+def _session_hash(token: str) -> bytes:
+    # The token is 256 random bits: a plain hash is enough to keep a database copy from
+    # opening sessions.
+    return hashlib.sha256(token.encode()).digest()
+
+
+_KEY_BY_SESSION: Final = (
+    sa.select(
+        ApiKey.name,
+        ApiKey.prefix,
+        ApiKey.scope,
+        ApiKey.owner_id,
+        ApiKey.expires_at,
+        ApiKey.revoked_at,
+    )
+    .join(DashboardSession, DashboardSession.key_id == ApiKey.id)
+    .where(
+        DashboardSession.token_hash == sa.bindparam("digest"),
+        DashboardSession.expires_at > sa.bindparam("now"),
+    )
+)
 _KEY_BY_HASH: Final = sa.select(
     ApiKey.id,
     ApiKey.name,

@@ -14,18 +14,18 @@ from support.service import embedded, serve
 _PARAMETERS = {"report_id": str(uuid4()), "store_id": "store-1", "kind": "report"}
 
 
-def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+def app_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     for route in routes:
         # FastAPI keeps an included router as one entry (none of ours has a prefix).
         included = getattr(route, "original_router", None)
-        yield from _routes(included.routes) if included is not None else [route]
+        yield from app_routes(included.routes) if included is not None else [route]
 
 
 def _get_paths(tmp_path: Path) -> list[str]:
     app = create_app(embedded(tmp_path))
     paths = [
-        re.sub(r"\{(\w+)\}", lambda name: _PARAMETERS[name[1]], route.path)
-        for route in _routes(app.routes)
+        re.sub(r"\{(\w+)(?::\w+)?\}", lambda name: _PARAMETERS[name[1]], route.path)
+        for route in app_routes(app.routes)
         if isinstance(route, Route) and "GET" in (route.methods or ())
     ]
     # The static files' mounts answer HEAD themselves; one of each, to be sure.

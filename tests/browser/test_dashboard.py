@@ -4,7 +4,9 @@ temporary folder (desktop and phone width)."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 import sqlalchemy as sa
 from selenium import webdriver
 from selenium.webdriver.common.by import By
@@ -13,6 +15,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
+from support.service import wait_until_final
 
 from .conftest import DESKTOP, PHONE
 
@@ -139,6 +142,33 @@ async def test_sign_in_then_an_owner_sees_only_their_stores(
 
     browser.find_element(By.CSS_SELECTOR, "header.site form button").click()
     wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "key")))
+    # The cookie saved before signing out, put back: its session is over on the server.
+    browser.delete_all_cookies()
+    browser.add_cookie({"name": session["name"], "value": session["value"], "path": "/"})
+    browser.get(service + "/")
+    wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "key")))
+    assert "/ui/sign-in" in browser.current_url
+
+
+async def test_a_store_whose_id_needs_encoding_opens_from_its_link(
+    service: str, browser: webdriver.Chrome
+) -> None:
+    store_id = "a/b?c#d% é"
+    polls = f"store_id,timestamp_utc,status\n{store_id},2026-12-01 10:00:00 UTC,inactive\n"
+    async with httpx.AsyncClient(base_url=service, timeout=60) as client:
+        loaded = await client.post(
+            "/ingest/polls", content=polls.encode(), headers={"Content-Type": "text/csv"}
+        )
+        assert loaded.status_code == 200, loaded.text
+        report_id = (await client.post("/trigger_report")).json()["report_id"]
+        final = await wait_until_final(client, report_id, within=WAIT_SECONDS)
+        assert final["status"] == "Complete"
+    browser.get(f"{service}/ui/reports/{report_id}?{urlencode({'q': '/'})}")
+    browser.find_element(By.LINK_TEXT, store_id).click()
+    # The store's own page, the id decoded from its link exactly.
+    wait(browser).until(
+        lambda driver: driver.find_element(By.TAG_NAME, "h1").text == f"Store {store_id}"
+    )
 
 
 async def test_a_report_page_opened_early_shows_the_stores_once_done(

@@ -1,4 +1,4 @@
-"""`keys create | list | revoke`: the service's API keys, from the server's shell."""
+"""`keys create | list | revoke | sign-out`: the service's API keys, from the server's shell."""
 
 import re
 import sys
@@ -12,7 +12,9 @@ from store_monitor.cli.console import fail, say
 from store_monitor.cli.database import run_in_session
 from store_monitor.cli.inputs import parse_instant
 
-app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app = typer.Typer(
+    help="API keys: create, list, revoke, end their dashboard sessions.", no_args_is_help=True
+)
 _DURATION = re.compile(r"(\d+)\s*([mhdw])")
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -136,6 +138,18 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     except access.KeyNotFound as error:
         fail(str(error))
     say(f"key {name!r} ({key.prefix}) revoked at {_when(key.revoked_at)}")
+
+
+@app.command("sign-out")
+def keys_sign_out(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """End every dashboard session of a key at once (the key itself stays valid)."""
+    from store_monitor import access
+
+    try:
+        ended = run_in_session(lambda session: access.end_key_sessions(session, name))
+    except access.KeyNotFound as error:
+        fail(str(error))
+    say(f"key {name!r}: {ended} dashboard session{'' if ended == 1 else 's'} ended")
 
 
 def _server_key() -> bytes:

@@ -272,6 +272,20 @@ class ApiKey(Base):
     """Recorded at most about once a minute per key, not on every request."""
 
 
+class DashboardSession(Base):
+    """A dashboard sign-in of a key, until it signs out or expires: the cookie carries its token,
+    only the token's hash is stored, and every request looks it up, so ending it is immediate."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[bytes] = mapped_column(sa.LargeBinary, primary_key=True)
+    key_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(ApiKey.id, ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class StoreOwner(Base):
     """A store belongs to an owner; a store may have several owners (franchisee and brand)."""
 

@@ -3,8 +3,8 @@ frames out. Any bad input is a `SourceError` naming the file, line, column and v
 
 The input rules every reader applies (docs/report-semantics.md, "Inputs"):
 - the file is plain CSV in UTF-8, never compressed (`compression`);
-- a store id has at most 255 characters, no control characters, and does not start with
-  `=`, `+`, `-` or `@` (`store_id_problem`);
+- a store id has at most 255 characters, no control characters, does not start with
+  `=`, `+`, `-` or `@`, and is not `.` or `..` (`store_id_problem`);
 - a poll is stamped from 2000-01-01 (`EARLIEST_POLL`) to the caller's `latest`, the server's
   clock plus a small skew.
 

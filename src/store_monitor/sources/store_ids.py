@@ -13,6 +13,9 @@ STORE_ID_MAX_CHARS: Final = 255
 # Tab and CR, also formula starts there, are control characters: refused anywhere in an id.
 _FORMULA_STARTS: Final = ("=", "+", "-", "@")
 _NOT_A_STORE_ID: Final = r"^[=+\-@]|\p{Cc}"
+# URL dot segments: browsers and HTTP clients drop them from a path (`%2E` too), so no link
+# could open a store of that id.
+_DOT_SEGMENTS: Final = (".", "..")
 STORE_ID_PATTERN: Final = r"^[^=+\-@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 """The store-id rule but its length, as one regular expression that Python, JavaScript and
 Rust read alike: for a request parameter naming a store (with `max_length=STORE_ID_MAX_CHARS`),
@@ -23,7 +26,8 @@ TEXT_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 def store_id_problem(store_id: str) -> str | None:
     """What breaks the store-id rule in `store_id` (surrounding whitespace already dropped), or
-    None: at most 255 characters, no control characters, no formula start `=`, `+`, `-`, `@`."""
+    None: at most 255 characters, no control characters, no formula start `=`, `+`, `-`, `@`,
+    not a URL dot segment `.` or `..`."""
     if not store_id:
         return "empty value"
     if len(store_id) > STORE_ID_MAX_CHARS:
@@ -36,6 +40,8 @@ def store_id_problem(store_id: str) -> str | None:
             f"{shortened(store_id)} starts with {store_id[0]!r}, "
             "which spreadsheets run as a formula"
         )
+    if store_id in _DOT_SEGMENTS:
+        return f"{store_id!r} is a URL dot segment, which no link to the store could carry"
     return None
 
 
@@ -46,4 +52,5 @@ def valid_store_ids(store_ids: pl.Expr) -> pl.Expr:
         (store_ids.str.len_bytes() > 0)
         & (store_ids.str.len_chars() <= STORE_ID_MAX_CHARS)
         & ~store_ids.str.contains(_NOT_A_STORE_ID)
+        & ~store_ids.is_in(_DOT_SEGMENTS)
     )

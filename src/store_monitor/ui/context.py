@@ -55,6 +55,11 @@ class Visitor:
     def owner_id(self) -> str | None:
         return None if self.principal is None else self.principal.owner_id
 
+    @property
+    def key_name(self) -> str | None:
+        """The key signed in with (None with authentication off)."""
+        return None if self.principal is None else self.principal.key_name
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -84,9 +89,9 @@ class Page:
                 "csrf_field": CSRF_FIELD,
                 "asset_version": ASSET_VERSION,
                 "uplot_version": UPLOT_VERSION,
-                "signed_in": visitor.session.key_name is not None,
+                "signed_in": visitor.key_name is not None,
                 "owner_id": visitor.owner_id,
-                "key_name": visitor.session.key_name,
+                "key_name": visitor.key_name,
                 **context,
             },
             status_code=status_code,
@@ -155,15 +160,22 @@ async def _page(request: Request, state: StateDep, db: SessionDep) -> Page:
     session, new = (new_session(), True) if found is None else (found, False)
     if state.settings.auth_mode is AuthMode.off:
         return Page(request, sessions, Visitor(session=session, new=new, principal=access.ANYBODY))
-    if session.key_name is None:
+    if session.sign_in is None:
         return Page(request, sessions, Visitor(session=session, new=new, principal=None))
     try:
-        principal = await access.verify_named(db, session.key_name, now=datetime.now(UTC))
+        # In the request's transaction, as the API's key check: one pooled connection.
+        principal = await access.verify_session(db, session.sign_in, now=datetime.now(UTC))
     except access.KeyRejected as rejected:
-        log.info("dashboard session of key %s ended: %s", session.key_name, rejected.reason.value)
-        signed_out = Visitor(session=session.signed_out(), new=True, principal=None)
-        return Page(request, sessions, signed_out)
+        log.info("dashboard session of key %s ended: %s", rejected.key_name, rejected.reason.value)
+        return Page(request, sessions, _signed_out(session))
+    except access.SessionEnded:
+        log.info("a dashboard session that has ended was presented")
+        return Page(request, sessions, _signed_out(session))
     return Page(request, sessions, Visitor(session=session, new=new, principal=principal))
+
+
+def _signed_out(session: Session) -> Visitor:
+    return Visitor(session=session.signed_out(), new=True, principal=None)
 
 
 PageDep = Annotated[Page, Depends(_page)]

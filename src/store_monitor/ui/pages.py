@@ -145,7 +145,8 @@ async def report_page(
     return page.render("report.html", context)
 
 
-@router.get("/ui/reports/{report_id}/stores/{store_id}", response_class=HTMLResponse)
+# `path`: the server decodes `%2F` before routing, so an id holding `/` spans segments.
+@router.get("/ui/reports/{report_id}/stores/{store_id:path}", response_class=HTMLResponse)
 async def store_page(
     report_id: UUID,
     store_id: Annotated[str, views.STORE_ID_PATH],

@@ -1,8 +1,9 @@
 """The dashboard's session cookie: signed, expiring, HttpOnly, SameSite=Strict.
 
 It carries the synchronizer token that every state-changing form must send back (CSRF), and,
-once someone signs in with a key, that key's name: the key itself is checked again on every
-request, so revoking it ends its sessions. Never the key's secret.
+once someone signs in with a key, the token of their session on the server (`access`): every
+request looks it up, with its key, so signing out, signing out everywhere and revoking the key
+end it at once, whoever holds a copy of the cookie. Never the key's secret.
 """
 
 import hmac
@@ -20,21 +21,23 @@ CSRF_FIELD: Final = "csrf_token"
 """The form field (or `X-CSRF-Token` header) a state-changing request sends the token in."""
 CSRF_HEADER: Final = "X-CSRF-Token"
 LIFETIME: Final = timedelta(hours=8)
+"""Of the cookie and of the session on the server alike."""
 _SALT: Final = "store-monitor.dashboard.session"
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
     csrf: str
-    key_name: str | None = None
-    """The key signed in with; None before signing in (or with authentication off)."""
+    sign_in: str | None = None
+    """The server-side session's token once signed in; None before (or with authentication
+    off)."""
 
-    def signed_in(self, key_name: str) -> "Session":
-        # A fresh token too: one seen before signing in is not trusted after.
-        return Session(csrf=_new_token(), key_name=key_name)
+    def signed_in(self, sign_in: str) -> "Session":
+        # A fresh CSRF token too: one seen before signing in is not trusted after.
+        return Session(csrf=_new_token(), sign_in=sign_in)
 
     def signed_out(self) -> "Session":
-        return replace(self, csrf=_new_token(), key_name=None)
+        return replace(self, csrf=_new_token(), sign_in=None)
 
 
 def new_session() -> Session:
@@ -48,6 +51,10 @@ class Sessions:
         self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
         self._lifetime = lifetime
 
+    @property
+    def lifetime(self) -> timedelta:
+        return self._lifetime
+
     def read(self, request: Request) -> Session | None:
         """The request's session; None without a cookie, or one that is forged or expired."""
         cookie = request.cookies.get(COOKIE_NAME)
@@ -59,15 +66,15 @@ class Sessions:
             return None
         if not isinstance(payload, dict):
             return None
-        csrf, key_name = payload.get("csrf"), payload.get("key")
-        if not isinstance(csrf, str) or not (key_name is None or isinstance(key_name, str)):
+        csrf, sign_in = payload.get("csrf"), payload.get("sign_in")
+        if not isinstance(csrf, str) or not (sign_in is None or isinstance(sign_in, str)):
             return None
-        return Session(csrf=csrf, key_name=key_name)
+        return Session(csrf=csrf, sign_in=sign_in)
 
     def write(self, response: Response, session: Session, *, secure: bool) -> None:
         response.set_cookie(
             COOKIE_NAME,
-            self._serializer.dumps({"csrf": session.csrf, "key": session.key_name}),
+            self._serializer.dumps({"csrf": session.csrf, "sign_in": session.sign_in}),
             max_age=int(self._lifetime.total_seconds()),
             path="/",
             httponly=True,

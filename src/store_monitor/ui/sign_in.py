@@ -1,11 +1,15 @@
-"""Signing in to the dashboard with an API key, checked by the API's own authenticator, and
-signing out."""
+"""Signing in to the dashboard with an API key, checked by the API's own authenticator, which
+opens a session on the server; signing out, which ends it, and signing out everywhere, which ends
+every session of the key."""
 
+import logging
+from datetime import UTC, datetime
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Form, Query, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from store_monitor import access
 from store_monitor.settings import AuthMode
 from store_monitor.ui.context import Page, PageDep, Visitor
 from store_monitor.ui.sessions import CSRF_FIELD, token_matches
@@ -13,6 +17,7 @@ from store_monitor.web.auth import READ_REPORTS
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import ApiError
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 _PROBLEMS: Final = {
@@ -74,19 +79,47 @@ async def sign_in(
         context = {"title": "Sign in", "next": _local_path(next) or "", "problem": problem}
         return page.render("sign_in.html", context, status_code=refused.status_code)
     assert principal.key_name is not None  # authentication is on: every principal is a key's
-    signed_in = Visitor(
-        session=visitor.session.signed_in(principal.key_name), new=True, principal=principal
+    if visitor.session.sign_in is not None:  # signing in again: the session it replaces ends
+        await access.end_session(db, visitor.session.sign_in)
+    now = datetime.now(UTC)
+    token = await access.open_session(
+        db, key_name=principal.key_name, now=now, expires_at=now + page.sessions.lifetime
     )
+    signed_in = Visitor(session=visitor.session.signed_in(token), new=True, principal=principal)
     return page.as_visitor(signed_in).redirect(_target(page, next))
 
 
 @router.post("/ui/sign-out", response_class=RedirectResponse)
 async def sign_out(
     page: PageDep,
+    db: SessionDep,
     csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
 ) -> Response:
+    """End this session on the server: a copy of its cookie opens nothing after."""
     visitor = page.visitor
     if not token_matches(None if visitor.new else visitor.session, csrf_form):
         return page.expired()
-    signed_out = Visitor(session=visitor.session.signed_out(), new=True, principal=None)
+    if visitor.session.sign_in is not None:
+        await access.end_session(db, visitor.session.sign_in)
+    return _to_sign_in_page(page)
+
+
+@router.post("/ui/sign-out-everywhere", response_class=RedirectResponse)
+async def sign_out_everywhere(
+    page: PageDep,
+    db: SessionDep,
+    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    """End every session of the signed-in key, in every browser; the key stays valid."""
+    visitor = page.visitor
+    if not token_matches(None if visitor.new else visitor.session, csrf_form):
+        return page.expired()
+    if visitor.key_name is not None:
+        ended = await access.end_key_sessions(db, visitor.key_name)
+        log.info("signed out everywhere: %d sessions of key %s ended", ended, visitor.key_name)
+    return _to_sign_in_page(page)
+
+
+def _to_sign_in_page(page: Page) -> Response:
+    signed_out = Visitor(session=page.visitor.session.signed_out(), new=True, principal=None)
     return page.as_visitor(signed_out).redirect(page.request.url_for("sign_in_page").path)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
 from fastapi import Path, Request
@@ -236,13 +236,21 @@ def store_line(store: StoreFigures, request: Request, report_id: UUID) -> StoreL
     }
     return StoreLine(
         store_id=store.store_id,
-        url=request.url_for("store_page", report_id=report_id, store_id=store.store_id).path,
+        url=store_path(request, report_id, store.store_id),
         cells=[values[column.sort] for column in COLUMNS[1:]],
         bars=_bars(store),
         bars_width=max(1, len(store.days)) * _BAR_STEP,
         bars_label="Downtime by day: "
         + ", ".join(f"{day.date:%a} {figure(day.downtime_hours)} h" for day in store.days),
     )
+
+
+def store_path(request: Request, report_id: UUID, store_id: str) -> str:
+    """The store page's path, the id percent-encoded as one segment (`url_for` encodes
+    nothing: `?`, `#` or `%` in an id would end or change the path)."""
+    return request.url_for(
+        "store_page", report_id=report_id, store_id=quote(store_id, safe="")
+    ).path
 
 
 def _bars(store: StoreFigures) -> list[Bar]:

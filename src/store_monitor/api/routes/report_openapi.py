@@ -148,8 +148,20 @@ def _store_id_path(description: str) -> Any:
     )
 
 
-StoreId = Annotated[str, _store_id_path("A store of the report, as in its CSV.")]
-AnyReportStoreId = Annotated[str, _store_id_path("A store, as in reports' CSVs.")]
+StoreId = Annotated[
+    str,
+    _store_id_path(
+        "A store of the report, as in its CSV, percent-encoded as one path segment "
+        "(`/` as `%2F`, `%` as `%25`, `?` as `%3F`, `#` as `%23`)."
+    ),
+]
+AnyReportStoreId = Annotated[
+    str,
+    _store_id_path(
+        "A store, as in reports' CSVs, percent-encoded as one path segment "
+        "(`/` as `%2F`, `%` as `%25`, `?` as `%3F`, `#` as `%23`)."
+    ),
+]
 """A store of any report (its history), rather than of the one in the path."""
 POLL_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {

@@ -316,7 +316,7 @@ _add_detail_download(
 
 
 @router.get(
-    "/reports/{report_id}/stores/{store_id}",
+    "/reports/{report_id}/stores/{store_id:path}",
     operation_id="get_report_store",
     response_model=StoreReport,
     response_description="The store's figures, its week day by day and its incidents.",

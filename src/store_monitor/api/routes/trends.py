@@ -51,7 +51,7 @@ async def get_report_summary(
 
 
 @router.get(
-    "/stores/{store_id}/history",
+    "/stores/{store_id:path}/history",
     operation_id="get_store_history",
     response_model=StoreHistory,
     response_description="The store's figures in each complete report, newest first.",
