@@ -42,6 +42,7 @@ TABLES = {
     "report_files",
     "report_shards",
     "events",
+    "report_schedules",
 }
 
 
