@@ -15,7 +15,7 @@ from store_monitor.db.models import Report, ReportSchedule, ReportStatus
 from store_monitor.report_runs import REPORTS, RUN_REPORT
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import parse_schedule
-from store_monitor.schedules.firing import fire_due_schedules
+from store_monitor.schedules.firing import Fired, fire_due_schedules
 from store_monitor.work.sweep import sweep
 from support.database import empty_tables
 from support.work import RecordingQueue
@@ -159,7 +159,7 @@ async def test_several_sweepers_at_once_create_one_report_per_fire_time(
     engines = [clocked_engine(database_url) for _ in range(6)]
     try:
         sweepers = [async_sessionmaker(engine, expire_on_commit=False) for engine in engines]
-        fired = []
+        fired: list[Fired] = []
         for minute in (10, 30, 59):
             await set_clock(sessions, utc(2026, 1, 5, 6, minute, 1))
             rounds = await asyncio.gather(
