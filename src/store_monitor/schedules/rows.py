@@ -11,6 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor.db.models import ApiKey, ReportSchedule
 from store_monitor.schedules.cron import Schedule, next_fire_after
 
+# The row type is named here too, so that the dashboard reads it from the use case.
+__all__ = [
+    "ReportSchedule",
+    "ScheduleCursor",
+    "SchedulePage",
+    "create_schedule",
+    "delete_schedule",
+    "get_schedule",
+    "list_schedules",
+]
+
 
 async def create_schedule(
     session: AsyncSession, schedule: Schedule, *, key_name: str | None
