@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store_monitor import jobs
 from store_monitor.db.models import Report, ReportSchedule, ReportStatus
 from store_monitor.report_runs import REPORTS, RUN_REPORT
 from store_monitor.schedules import rows
@@ -193,3 +194,21 @@ async def test_a_fire_the_queue_could_not_take_waits_pending_for_the_sweep(
     assert [f.schedule_id for f in fired] == [schedule_id]
     assert swept.requeued == [(fired[0].report_id,)]
     assert back.queued == [(RUN_REPORT, (fired[0].report_id,), 1)]
+
+
+async def test_the_runners_periodic_upkeep_fires_due_schedules(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await set_clock(sessions, utc(2026, 1, 5, 5))
+    schedule_id = await create(sessions, "0 6 * * *")
+    await set_clock(sessions, utc(2026, 1, 5, 6, 0, 1))
+    queue = RecordingQueue()
+    upkeep = jobs.Upkeep(interval_seconds=5, max_attempts=3, retention=timedelta(days=3650))
+
+    await jobs.upkeep_round(sessions, queue, upkeep)
+
+    row = await schedule(sessions, schedule_id)
+    assert row.last_report_id is not None
+    assert await report_ids(sessions) == [row.last_report_id]
+    # Queued after the fire, and again by the reports' sweep (real queues keep one job of it).
+    assert set(queue.queued) == {(RUN_REPORT, (row.last_report_id,), 1)}

@@ -49,16 +49,26 @@ SchedulerDep = Annotated[Principal, Security(MANAGE_REPORTS)]
     status_code=status.HTTP_201_CREATED,
     response_model=ScheduleResponse,
     response_description="Created; `Location` is its URL.",
-    responses=documented(
-        {
-            400: "The body cannot be read as JSON text (`bad_request`).",
-            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
-            422: "The body is malformed, or `cron` or `timezone` cannot be used "
-            "(`invalid_request`; the error's `location` names the field: `body.cron`, "
-            "`body.timezone`).",
-            **UNAVAILABLE,
-        }
-    ),
+    responses={
+        201: {
+            "headers": {
+                "Location": {
+                    "description": "The schedule's URL, `/schedules/{schedule_id}`.",
+                    "schema": {"type": "string"},
+                }
+            }
+        },
+        **documented(
+            {
+                400: "The body cannot be read as JSON text (`bad_request`).",
+                413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
+                422: "The body is malformed, or `cron` or `timezone` cannot be used "
+                "(`invalid_request`; the error's `location` names the field: `body.cron`, "
+                "`body.timezone`).",
+                **UNAVAILABLE,
+            }
+        ),
+    },
     summary="Create a report schedule",
 )
 async def create_schedule(
