@@ -1,8 +1,9 @@
 """The jobs every runner runs: each kind of work's handler, and the periodic upkeep.
 
 `handlers` maps each kind of leased work to its job's body, for the in-process queue (the Arq
-worker lists the same in `store_monitor.worker`); `keep_up` sweeps the work tables (takeovers,
-requeues, give-ups) and keeps the polls' partitions and the reports' retention.
+worker lists the same in `store_monitor.worker`); `keep_up` fires the due schedules, sweeps the
+work tables (takeovers, requeues, give-ups) and keeps the polls' partitions and the reports'
+retention.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import maintenance, reports
 from store_monitor.report_runs import REPORTS, run_report
+from store_monitor.schedules.firing import fire_due_schedules
 from store_monitor.shards import SHARDS, run_shard
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import Handler, InProcessQueue, WorkQueue
@@ -72,8 +74,9 @@ async def keep_up(
     sessionmaker: async_sessionmaker[AsyncSession], queue: WorkQueue, upkeep: Upkeep
 ) -> None:
     """Forever, once every interval (the first after one: start-up does a round of its own):
-    make the coming weeks' poll partitions and drop those past the poll retention, sweep the
-    reports (takeovers, requeues, give-ups) and delete the expired ones.
+    make the coming weeks' poll partitions and drop those past the poll retention, fire the
+    due schedules, sweep the reports (takeovers, requeues, give-ups) and delete the expired
+    ones.
 
     An error (the database or the queue away) is logged and the round tried again at the next
     interval, so the task outlives outages; cancel it to stop.
@@ -101,6 +104,8 @@ async def upkeep_round(
         sessionmaker, now=datetime.now(UTC), retention_days=upkeep.poll_retention_days
     )
     swept = Sweep()
+    # Before the reports' sweep: a fired report whose job could not be queued is queued there.
+    await fire_due_schedules(sessionmaker, queue)
     for table in WORK_TABLES:
         found = await sweep(sessionmaker, table, queue, max_attempts=upkeep.max_attempts)
         swept.requeued.extend(found.requeued)

@@ -51,6 +51,20 @@ REPORTS: Final = WorkTable(
 )
 
 
+async def queue_report(queue: WorkQueue, report: Report) -> None:
+    """Queue the next attempt of a committed report (never before its row is committed, or a
+    fast worker would look for a report that is not there yet). A queue that cannot take the
+    job (Redis away) leaves the report pending: the sweep queues it when it can."""
+    try:
+        await queue.enqueue(RUN_REPORT, (report.id,), report.attempts + 1)
+    except Exception:
+        log.warning(
+            "report %s: could not queue its job; it stays pending for the sweep",
+            report.id,
+            exc_info=True,
+        )
+
+
 async def run_report(
     sessionmaker: async_sessionmaker[AsyncSession],
     report_id: UUID,

@@ -7,7 +7,6 @@ be queued stays pending, and the sweep queues it.
 """
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,10 +24,8 @@ from store_monitor.db.report_views import StoreView, report_has_store, store_vie
 from store_monitor.engine.localtime import computable_timezone
 from store_monitor.frames import DEFAULT_TIMEZONE
 from store_monitor.logs import request_id
-from store_monitor.report_runs import RUN_REPORT
+from store_monitor.report_runs import queue_report
 from store_monitor.work.queue import WorkQueue
-
-log = logging.getLogger(__name__)
 
 UNFINISHED: Final = (ReportStatus.pending, ReportStatus.running)
 
@@ -84,14 +81,7 @@ async def create_report(
         report, created = existing, False
     await session.commit()
     if report.status in UNFINISHED:
-        try:
-            await queue.enqueue(RUN_REPORT, (report.id,), report.attempts + 1)
-        except Exception:
-            log.warning(
-                "report %s: could not queue its job; it stays pending for the sweep",
-                report.id,
-                exc_info=True,
-            )
+        await queue_report(queue, report)
     return Created(report=report, created=created)
 
 

@@ -153,6 +153,8 @@ _DATABASE_ROUTES = [
     "ingest_business_hours",
     "ingest_timezones",
     "ingest_owners",
+    "create_schedule",
+    "list_schedules",
 ]
 
 
@@ -186,6 +188,8 @@ async def test_routes_answer_503_when_the_database_cannot_be_reached(
         requests[operation] = ("POST", route, csv)
     owners = {"content": b"owner_id,store_id\nbrand,1\n", "headers": {"Content-Type": "text/csv"}}
     requests["ingest_owners"] = ("POST", "/ingest/owners", owners)
+    requests["create_schedule"] = ("POST", "/schedules", {"json": {"cron": "0 6 * * 1"}})
+    requests["list_schedules"] = ("GET", "/schedules", {})
     assert sorted(requests) == sorted(_DATABASE_ROUTES)
 
     async with serve(postgres_mode(unreachable_database)) as client:
@@ -285,6 +289,10 @@ def test_openapi_operations_are_stable() -> None:
         "ingest_owners": ("/ingest/owners", "post"),
         "healthz": ("/healthz", "get"),
         "readyz": ("/readyz", "get"),
+        "create_schedule": ("/schedules", "post"),
+        "list_schedules": ("/schedules", "get"),
+        "get_schedule": ("/schedules/{schedule_id}", "get"),
+        "delete_schedule": ("/schedules/{schedule_id}", "delete"),
     }
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     trigger = schema["paths"]["/trigger_report"]["post"]["responses"]

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
+from store_monitor.db.session import create_engine
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
@@ -245,3 +248,84 @@ async def test_generated_client_runs_the_whole_flow(
 
     # The raw body, not the client's decoded text: the bytes must be the CLI's exactly.
     assert downloaded.content == await cli_report(data, as_of.isoformat())
+
+
+async def test_generated_client_manages_schedules_and_the_worker_fires_them(
+    client_package: Path, service: str, service_env: dict[str, str], postgres_url: str
+) -> None:
+    from store_monitor_client import AuthenticatedClient
+    from store_monitor_client.api.reports import get_report_metadata
+    from store_monitor_client.api.schedules import (
+        create_schedule,
+        delete_schedule,
+        get_schedule,
+        list_schedules,
+    )
+    from store_monitor_client.models import (
+        CreateScheduleRequest,
+        ErrorResponse,
+        ReportMetadata,
+        ScheduleList,
+        ScheduleResponse,
+    )
+
+    operator = await new_key(service_env, "--name", "operator", "--scope", "reports")
+    options: dict[str, Any] = {"base_url": service, "timeout": httpx.Timeout(30)}
+    async with AuthenticatedClient(token=operator, **options) as client:
+        created = await create_schedule.asyncio(
+            client=client, body=CreateScheduleRequest(cron="0 6 * * 1", timezone="America/New_York")
+        )
+        assert isinstance(created, ScheduleResponse), created
+        assert created.next_fire_local.hour == 6
+        assert created.next_fire_at == created.next_fire_local
+        refused = await create_schedule.asyncio_detailed(
+            client=client, body=CreateScheduleRequest(cron="0 6 * *")
+        )
+        assert refused.status_code == 422
+        assert isinstance(refused.parsed, ErrorResponse)
+        listed = await list_schedules.asyncio(client=client, limit=10)
+        assert isinstance(listed, ScheduleList), listed
+        assert [s.schedule_id for s in listed.schedules] == [created.schedule_id]
+
+        # As if created a week ago and due a minute ago: the worker's next sweep fires it.
+        await make_due(postgres_url, created.schedule_id)
+        async with asyncio.timeout(60):
+            while True:
+                fetched = await get_schedule.asyncio(client=client, schedule_id=created.schedule_id)
+                assert isinstance(fetched, ScheduleResponse), fetched
+                if fetched.last_report_id:
+                    break
+                await asyncio.sleep(0.2)
+        assert fetched.next_fire_at > fetched.last_fired_at
+        async with asyncio.timeout(60):
+            while True:
+                report = await get_report_metadata.asyncio(
+                    client=client, report_id=fetched.last_report_id
+                )
+                assert isinstance(report, ReportMetadata), report
+                if report.status.value in ("Complete", "Failed"):
+                    break
+                await asyncio.sleep(0.2)
+        assert report.status.value == "Complete", report.error
+
+        deleted = await delete_schedule.asyncio_detailed(
+            client=client, schedule_id=created.schedule_id
+        )
+        assert deleted.status_code == 204
+        gone = await get_schedule.asyncio_detailed(client=client, schedule_id=created.schedule_id)
+        assert gone.status_code == 404
+
+
+async def make_due(url: str, schedule_id: UUID) -> None:
+    engine = create_engine(url, process_name="store-monitor-tests")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "UPDATE report_schedules SET created_at = now() - interval '7 days', "
+                    "next_due_at = now() - interval '1 minute' WHERE id = :id"
+                ),
+                {"id": schedule_id},
+            )
+    finally:
+        await engine.dispose()

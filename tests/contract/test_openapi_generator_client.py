@@ -131,3 +131,34 @@ async def test_openapi_generator_client_runs_the_whole_flow(
     # The generated client is synchronous (urllib3): off the event loop.
     csv = await asyncio.to_thread(_drive, openapi_generator_client, service, key, data, as_of)
     assert csv == await cli_report(data, as_of.isoformat())
+
+
+def _drive_schedules(client: ModuleType, base_url: str, key: str) -> None:
+    """Create, read, list and delete a schedule; a bad one is the client's ApiException."""
+    configuration = client.Configuration(host=base_url, access_token=key)
+    with client.ApiClient(configuration) as api_client:
+        schedules = client.SchedulesApi(api_client)
+        created = schedules.create_schedule(
+            client.CreateScheduleRequest(cron="30 2 * * *", timezone="America/New_York")
+        )
+        assert (created.next_fire_local.hour, created.next_fire_local.minute) in ((2, 30), (3, 0))
+        assert created.next_fire_at == created.next_fire_local
+        assert schedules.get_schedule(created.schedule_id) == created
+        listed = schedules.list_schedules(limit=5)
+        assert [s.schedule_id for s in listed.schedules] == [created.schedule_id]
+        with pytest.raises(client.ApiException) as refused:
+            schedules.create_schedule(client.CreateScheduleRequest(cron="0 6 * * *", timezone="X"))
+        assert refused.value.status == 422
+        assert refused.value.data.error.code == "invalid_request"
+        schedules.delete_schedule(created.schedule_id)
+        with pytest.raises(client.ApiException) as gone:
+            schedules.get_schedule(created.schedule_id)
+        assert gone.value.status == 404
+        assert gone.value.data.error.code == "schedule_not_found"
+
+
+async def test_openapi_generator_client_manages_schedules(
+    openapi_generator_client: ModuleType, service: str, service_env: dict[str, str]
+) -> None:
+    key = await new_key(service_env, "--name", "operator", "--scope", "reports")
+    await asyncio.to_thread(_drive_schedules, openapi_generator_client, service, key)

@@ -43,6 +43,7 @@ TABLES = {
     "report_shards",
     "events",
     "dashboard_sessions",
+    "report_schedules",
 }
 
 

@@ -1,5 +1,5 @@
-"""SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones) and reports
-(their rows, incidents and days).
+"""SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones), reports
+(their rows, incidents and days) and the schedules that create them.
 
 The schema itself is built by Alembic (`alembic/versions/`); these models must match it.
 """
@@ -371,3 +371,31 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
     """The exact JSON bytes sent and signed (`webhooks.events.event_body`)."""
+
+
+class ReportSchedule(Base):
+    """Reports on a schedule: a cron expression in a time zone (see `store_monitor.schedules`).
+
+    `next_due_at` is the first fire time after `last_fired_at` (or `created_at`), on the
+    database's clock: the sweep claims the rows where it has passed (`ix_..._next_due_at`)."""
+
+    __tablename__ = "report_schedules"
+    # Newest first, with the id to break ties: the order of `GET /schedules` and its cursor.
+    __table_args__ = (sa.Index("ix_report_schedules_created_at_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    cron: Mapped[str] = mapped_column(sa.Text)
+    """Five fields, single spaces between them (as `schedules.cron.parse_schedule` makes it)."""
+    timezone: Mapped[str] = mapped_column(sa.Text)
+    """The IANA zone the cron expression is evaluated in."""
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey(ApiKey.id, ondelete="SET NULL")
+    )
+    """The API key that created the schedule; None with authentication off."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_report_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey(Report.id, ondelete="SET NULL")
+    )
+    """The report the last fire created; None once retention (or a client) deleted it."""

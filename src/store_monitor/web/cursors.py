@@ -1,4 +1,5 @@
-"""The opaque position in the list of reports that `GET /reports` and the dashboard page by."""
+"""The opaque positions in the lists of reports and schedules that `GET /reports`,
+`GET /schedules` and the dashboard page by: a row's creation instant and id."""
 
 import base64
 import binascii
@@ -7,22 +8,42 @@ from datetime import datetime
 from uuid import UUID
 
 from store_monitor.reports import ReportCursor
+from store_monitor.schedules.rows import ScheduleCursor
 
 
 def encode_cursor(cursor: ReportCursor) -> str:
-    """Opaque to clients: base64url of the last report's creation instant and id."""
-    text = json.dumps([cursor.created_at.isoformat(), str(cursor.report_id)])
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return _encode(cursor.created_at, cursor.report_id)
 
 
 def decode_cursor(text: str) -> ReportCursor:
     """The cursor `encode_cursor` made; ValueError if `text` is not one."""
+    created_at, report_id = _decode(text, "not a cursor of GET /reports")
+    return ReportCursor(created_at=created_at, report_id=report_id)
+
+
+def encode_schedule_cursor(cursor: ScheduleCursor) -> str:
+    return _encode(cursor.created_at, cursor.schedule_id)
+
+
+def decode_schedule_cursor(text: str) -> ScheduleCursor:
+    """The cursor `encode_schedule_cursor` made; ValueError if `text` is not one."""
+    created_at, schedule_id = _decode(text, "not a cursor of GET /schedules")
+    return ScheduleCursor(created_at=created_at, schedule_id=schedule_id)
+
+
+def _encode(created_at: datetime, row_id: UUID) -> str:
+    # Opaque to clients: base64url of the last row's creation instant and id.
+    text = json.dumps([created_at.isoformat(), str(row_id)])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode(text: str, error: str) -> tuple[datetime, UUID]:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        instant, report_id = decoded
+        instant, row_id = decoded
         created_at = datetime.fromisoformat(instant)
         if created_at.tzinfo is None:
             raise ValueError("no time zone")
-        return ReportCursor(created_at=created_at, report_id=UUID(report_id))
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as error:
-        raise ValueError("not a cursor of GET /reports") from error
+        return created_at, UUID(row_id)
+    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as cause:
+        raise ValueError(error) from cause

@@ -1,9 +1,7 @@
-"""Report schedules: a standard five-field cron expression evaluated in an IANA time zone.
+"""Cron schedules: a standard five-field cron expression evaluated in an IANA time zone.
 
-Pure: no clock, no database. The code that stores schedules keeps, per schedule, when it last
-fired (or when it was created) and asks `decide()` at each sweep, then claims the schedule in
-Postgres with a conditional update (e.g. `... SET last_fired = :now, next_due = :next_due WHERE
-id = :id AND last_fired = :last_fired`), so that one process of many creates the report.
+Pure: no clock, no database. `store_monitor.schedules.firing` keeps, per schedule, its next fire
+time and asks `decide()` when it has passed.
 
 Fire times follow cron's usual DST rule (cronsim's): a time skipped by spring-forward fires at
 the end of the gap, a time repeated by fall-back fires once, at its first occurrence.

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from store_monitor.schedules import (
+from store_monitor.schedules.cron import (
     Decision,
     Schedule,
     ScheduleError,

@@ -1,0 +1,169 @@
+"""The dashboard's Schedules page: the schedules with their next fire time in their zone and in
+UTC, a form to create one and a button to delete each; the same CSRF token as every form, and
+the same scope as the API's schedule routes (an owner's key may not)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from store_monitor.schedules import rows
+from store_monitor.schedules.cron import DEFAULT_TIMEZONE, ScheduleError, parse_schedule
+from store_monitor.ui.context import Page, ReaderPageDep
+from store_monitor.ui.sessions import CSRF_FIELD, token_matches
+from store_monitor.ui.views import instant
+from store_monitor.web.auth import MANAGE_REPORTS
+from store_monitor.web.cursors import decode_schedule_cursor, encode_schedule_cursor
+from store_monitor.web.deps import SessionDep
+
+SCHEDULES_SHOWN: Final = 50
+"""Schedules per page."""
+
+router = APIRouter(include_in_schema=False)
+
+
+def _refused(page: Page) -> Response | None:
+    """A 403 page unless the visitor's key may manage schedules (the API's rule)."""
+    principal = page.visitor.principal
+    if principal is not None and principal.allows(
+        MANAGE_REPORTS.scopes, owners=MANAGE_REPORTS.owners
+    ):
+        return None
+    return page.render(
+        "error.html",
+        {
+            "title": "Not allowed",
+            "message": "Schedules are managed with a key of the reports or admin scope; "
+            "an owner's key may not.",
+        },
+        status_code=status.HTTP_403_FORBIDDEN,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleLine:
+    id: UUID
+    cron: str
+    timezone: str
+    next_local: str
+    next_utc: str
+    last_fired: str
+    last_report_url: str | None
+    delete_url: str
+
+
+def schedule_line(row: rows.ReportSchedule, request: Request) -> ScheduleLine:
+    local = row.next_due_at.astimezone(ZoneInfo(row.timezone))
+    return ScheduleLine(
+        id=row.id,
+        cron=row.cron,
+        timezone=row.timezone,
+        next_local=f"{local:%Y-%m-%d %H:%M} {local.tzname()}",
+        next_utc=instant(row.next_due_at),
+        last_fired=_never(row.last_fired_at),
+        last_report_url=None
+        if row.last_report_id is None
+        else request.url_for("report_page", report_id=row.last_report_id).path,
+        delete_url=request.url_for("delete_schedule_from_dashboard", schedule_id=row.id).path,
+    )
+
+
+def _never(value: datetime | None) -> str:
+    return "never" if value is None else instant(value)
+
+
+@router.get("/ui/schedules", response_class=HTMLResponse)
+async def schedules_page(
+    page: ReaderPageDep,
+    session: SessionDep,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    if (refused := _refused(page)) is not None:
+        return refused
+    return await _render(page, session, before=before)
+
+
+async def _render(
+    page: Page,
+    session: SessionDep,
+    *,
+    before: str | None = None,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+) -> Response:
+    try:
+        cursor = None if before is None else decode_schedule_cursor(before)
+    except ValueError as bad:
+        return page.render(
+            "error.html",
+            {"title": "Bad page position", "message": str(bad)},
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
+    found = await rows.list_schedules(session, limit=SCHEDULES_SHOWN, after=cursor)
+    older = None
+    if found.next is not None:
+        older = (
+            page.request.url_for("schedules_page").path
+            + "?"
+            + urlencode({"before": encode_schedule_cursor(found.next)})
+        )
+    context: dict[str, Any] = {
+        "title": "Schedules",
+        "schedules": [schedule_line(row, page.request) for row in found.schedules],
+        "older": older,
+        "form": form or {"cron": "", "timezone": DEFAULT_TIMEZONE},
+        "error": error,
+    }
+    code = status.HTTP_200_OK if error is None else status.HTTP_422_UNPROCESSABLE_CONTENT
+    return page.render("schedules.html", context, status_code=code)
+
+
+@router.post("/ui/schedules", response_class=RedirectResponse)
+async def create_schedule_from_dashboard(
+    page: ReaderPageDep,
+    session: SessionDep,
+    cron: Annotated[str, Form(max_length=200)] = "",
+    timezone: Annotated[str, Form(max_length=64)] = DEFAULT_TIMEZONE,
+    csrf: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    if (refused := _refused(page)) is not None:
+        return refused
+    visitor = page.visitor
+    if not token_matches(None if visitor.new else visitor.session, csrf):
+        return page.expired()
+    try:
+        schedule = parse_schedule(cron, timezone.strip() or DEFAULT_TIMEZONE)
+    except ScheduleError as error:
+        field = {"cron": "Cron expression", "timezone": "Time zone"}[error.field]
+        return await _render(
+            page,
+            session,
+            form={"cron": cron, "timezone": timezone},
+            error=f"{field}: {error.message}",
+        )
+    principal = visitor.principal
+    assert principal is not None
+    await rows.create_schedule(session, schedule, key_name=principal.key_name)
+    return page.redirect(page.request.url_for("schedules_page").path)
+
+
+@router.post("/ui/schedules/{schedule_id}/delete", response_class=RedirectResponse)
+async def delete_schedule_from_dashboard(
+    schedule_id: UUID,
+    page: ReaderPageDep,
+    session: SessionDep,
+    csrf: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+) -> Response:
+    if (refused := _refused(page)) is not None:
+        return refused
+    visitor = page.visitor
+    if not token_matches(None if visitor.new else visitor.session, csrf):
+        return page.expired()
+    if not await rows.delete_schedule(session, schedule_id):
+        return page.not_found(f"There is no schedule {schedule_id}.")
+    return page.redirect(page.request.url_for("schedules_page").path)
