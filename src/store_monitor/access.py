@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,8 @@ LAST_USED_STEP: Final = timedelta(minutes=1)
 class Principal:
     """Who a request acts as: a key with a scope, a key of an owner, or anybody (auth off)."""
 
+    key_id: UUID | None
+    """The key's id: what its idempotency keys and trigger rate are counted under."""
     key_name: str | None
     key_prefix: str | None
     scope: KeyScope | None
@@ -49,7 +52,9 @@ class Principal:
         return owners and self.owner_id is not None
 
 
-ANYBODY: Final = Principal(key_name=None, key_prefix=None, scope=KeyScope.admin, owner_id=None)
+ANYBODY: Final = Principal(
+    key_id=None, key_name=None, key_prefix=None, scope=KeyScope.admin, owner_id=None
+)
 """With authentication off, every request may do everything."""
 
 
@@ -176,7 +181,11 @@ async def verify(
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
         await session.execute(sa.update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     return Principal(
-        key_name=key.name, key_prefix=key.prefix, scope=key.scope, owner_id=key.owner_id
+        key_id=key.id,
+        key_name=key.name,
+        key_prefix=key.prefix,
+        scope=key.scope,
+        owner_id=key.owner_id,
     )
 
 
@@ -193,11 +202,16 @@ async def verify_named(session: AsyncSession, name: str, *, now: datetime) -> Pr
     if key.expires_at is not None and key.expires_at <= now:
         raise KeyRejected(Rejection.expired, key_prefix=key.prefix, key_name=key.name)
     return Principal(
-        key_name=key.name, key_prefix=key.prefix, scope=key.scope, owner_id=key.owner_id
+        key_id=key.id,
+        key_name=key.name,
+        key_prefix=key.prefix,
+        scope=key.scope,
+        owner_id=key.owner_id,
     )
 
 
 _KEY_BY_NAME: Final = sa.select(
+    ApiKey.id,
     ApiKey.name,
     ApiKey.prefix,
     ApiKey.scope,

@@ -77,10 +77,12 @@ async def _everything(sessions: Sessions, report_id: UUID) -> dict[str, Any]:
             sa.select(*columns).where(ReportRow.report_id == report_id).order_by(ReportRow.store_id)
         )
         rows = [tuple(row) for row in found.all()]
+        incidents = await reports.incidents_csv(session, report_id)
+        daily = await reports.daily_csv(session, report_id)
     return {
         "csv": await stored_csv(sessions, report_id),
-        "incidents": await reports.incidents_csv(sessions, report_id),
-        "daily": await reports.daily_csv(sessions, report_id),
+        "incidents": incidents,
+        "daily": daily,
         "rows": rows,
         "counts": (
             report.status,

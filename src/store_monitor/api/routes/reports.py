@@ -43,12 +43,13 @@ from store_monitor.api.schemas import (
 )
 from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.clock import latest_allowed_poll
-from store_monitor.db.models import ReportStatus
+from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, ReportStatus
 from store_monitor.web.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import decode_cursor, encode_cursor
-from store_monitor.web.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
+from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import ApiError, documented, invalid_request
 from store_monitor.web.report_status import WireReportStatus, stored_status, wire_status
+from store_monitor.web.trigger_rate import too_many_triggers
 
 MAX_PAGE: Final = 200
 """Reports per page of `GET /reports` at most."""
@@ -84,6 +85,9 @@ NO_OPTIONS: Final = TriggerReportRequest()
                 409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
                 413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
                 **INVALID,
+                429: "This key (or address, with authentication off) triggered more reports "
+                "than `STORE_MONITOR_TRIGGER_RATE` allows (`too_many_triggers`); see "
+                "Retry-After.",
                 503: "The database cannot be reached or is overloaded (`database_unavailable`). "
                 "A job queue that cannot be reached is no error: the report waits, pending, "
                 "and is queued when the queue is back.",
@@ -93,9 +97,10 @@ NO_OPTIONS: Final = TriggerReportRequest()
     summary="Start computing a report",
 )
 async def trigger_report(
+    request: Request,
+    principal: ReportReaderDep,
+    state: StateDep,
     session: SessionDep,
-    queue: QueueDep,
-    settings: SettingsDep,
     response: Response,
     body: Annotated[TriggerReportRequest, Body()] = NO_OPTIONS,
     idempotency_key: Annotated[
@@ -111,14 +116,22 @@ async def trigger_report(
     ] = None,
 ) -> TriggerReportResponse:
     """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
-    if body.as_of is not None and body.as_of > latest_allowed_poll(settings.clock_skew_seconds):
+    wait = await state.trigger_limiter.retry_after(principal, request)
+    if wait is not None:
+        raise too_many_triggers(wait)
+    skew = state.settings.clock_skew_seconds
+    if body.as_of is not None and body.as_of > latest_allowed_poll(skew):
         # The schema checks the lower bound; the upper one moves with the clock, as for polls.
         raise invalid_request(
             "body.as_of", "as_of must be no later than the current time plus the allowed skew"
         )
     try:
         created = await reports.create_report(
-            session, queue, as_of=body.as_of, idempotency_key=idempotency_key
+            session,
+            state.queue,
+            as_of=body.as_of,
+            idempotency_key=idempotency_key,
+            idempotency_scope=principal.key_id or SHARED_IDEMPOTENCY_SCOPE,
         )
     except reports.IdempotencyKeyReused as error:
         raise ApiError(
@@ -301,14 +314,13 @@ async def download_report_csv(
 async def download_report_incidents_csv(
     report_id: ReportId,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
     principal: ReportReaderDep,
     store_id: StoreIdFilter = None,
 ) -> Response:
     report = complete(await existing(session, report_id))
     return csv_file(
         await reports.incidents_csv(
-            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
+            session, report.id, store_id=store_id, owner_id=principal.owner_id
         ),
         f"incidents-{report.id}.csv",
     )
@@ -328,15 +340,12 @@ async def download_report_incidents_csv(
 async def download_report_daily_csv(
     report_id: ReportId,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
     principal: ReportReaderDep,
     store_id: StoreIdFilter = None,
 ) -> Response:
     report = complete(await existing(session, report_id))
     return csv_file(
-        await reports.daily_csv(
-            sessionmaker, report.id, store_id=store_id, owner_id=principal.owner_id
-        ),
+        await reports.daily_csv(session, report.id, store_id=store_id, owner_id=principal.owner_id),
         f"daily-{report.id}.csv",
     )
 
