@@ -25,7 +25,7 @@ SECRET_PREFIX: Final = "sm_"
 """Every secret starts so: secret scanners (and people) can recognise a leaked key."""
 _SECRET_BYTES: Final = 32  # 256 bits of randomness, 43 url-safe characters
 _SHOWN_CHARS: Final = len(SECRET_PREFIX) + 8
-_MAX_SECRET_CHARS: Final = 256
+MAX_SECRET_CHARS: Final = 256
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}")
 _MAX_OWNER_CHARS: Final = 200
 LAST_USED_STEP: Final = timedelta(minutes=1)
@@ -37,7 +37,10 @@ class Principal:
     """Who a request acts as: a key with a scope, a key of an owner, or anybody (auth off)."""
 
     key_id: UUID | None
-    """The key's id: what its idempotency keys and trigger rate are counted under."""
+    """The key's id: what its idempotency keys are scoped by."""
+    key_hash: bytes | None
+    """The key's stored hash: what its triggers are counted under, known from a presented
+    secret before the database is asked (`web.trigger_rate`)."""
     key_name: str | None
     key_prefix: str | None
     scope: KeyScope | None
@@ -53,7 +56,7 @@ class Principal:
 
 
 ANYBODY: Final = Principal(
-    key_id=None, key_name=None, key_prefix=None, scope=KeyScope.admin, owner_id=None
+    key_id=None, key_hash=None, key_name=None, key_prefix=None, scope=KeyScope.admin, owner_id=None
 )
 """With authentication off, every request may do everything."""
 
@@ -166,7 +169,7 @@ async def verify(
 
     The key is found by the hash of the secret (an index look-up that reveals nothing about
     near misses), and the hashes are compared once more in constant time."""
-    if not secret.startswith(SECRET_PREFIX) or len(secret) > _MAX_SECRET_CHARS:
+    if not secret.startswith(SECRET_PREFIX) or len(secret) > MAX_SECRET_CHARS:
         raise KeyRejected(Rejection.malformed, key_prefix=None, key_name=None)
     digest = secret_hash(server_key, secret)
     # The columns only, not an ORM object: this runs on every request.
@@ -179,9 +182,10 @@ async def verify(
     if key.expires_at is not None and key.expires_at <= now:
         raise KeyRejected(Rejection.expired, key_prefix=prefix, key_name=key.name)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
-        await session.execute(sa.update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await session.execute(_NOTE_USE, {"key_id": key.id, "now": now})
     return Principal(
         key_id=key.id,
+        key_hash=key.secret_hash,
         key_name=key.name,
         key_prefix=key.prefix,
         scope=key.scope,
@@ -203,6 +207,7 @@ async def verify_named(session: AsyncSession, name: str, *, now: datetime) -> Pr
         raise KeyRejected(Rejection.expired, key_prefix=key.prefix, key_name=key.name)
     return Principal(
         key_id=key.id,
+        key_hash=key.secret_hash,
         key_name=key.name,
         key_prefix=key.prefix,
         scope=key.scope,
@@ -210,8 +215,22 @@ async def verify_named(session: AsyncSession, name: str, *, now: datetime) -> Pr
     )
 
 
+_NOTE_USE: Final = (
+    sa.update(ApiKey)
+    .where(
+        ApiKey.id
+        == sa.select(ApiKey.id)
+        .where(ApiKey.id == sa.bindparam("key_id"))
+        # A burst of requests with one key would queue on the row's lock, each until the
+        # request before it ends: the one holding it notes the use, the others skip it.
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(last_used_at=sa.bindparam("now"))
+)
 _KEY_BY_NAME: Final = sa.select(
     ApiKey.id,
+    ApiKey.secret_hash,
     ApiKey.name,
     ApiKey.prefix,
     ApiKey.scope,

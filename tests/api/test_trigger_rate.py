@@ -5,6 +5,7 @@ import logging
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -48,10 +49,7 @@ async def test_the_dashboard_button_counts_against_the_same_rate(limited: Settin
     async with serve(limited) as client:
         for _ in range(3):
             assert (await client.post("/trigger_report")).status_code == 202
-        home = await client.get("/")
-        found = _CSRF.search(home.text)
-        assert found is not None
-        token = {"X-CSRF-Token": found[1]}
+        token = {"X-CSRF-Token": await _token(client, "/")}
         by_script = await client.post(
             "/ui/reports", headers={**token, "Accept": "application/json"}
         )
@@ -66,7 +64,8 @@ async def test_the_dashboard_button_counts_against_the_same_rate(limited: Settin
 
 async def test_each_key_has_its_own_rate_and_idempotency_keys(postgres_url: str) -> None:
     await empty_postgres(postgres_url)
-    first = bearer(await create_key(postgres_url, "first", scope=KeyScope.reports))
+    first_secret = await create_key(postgres_url, "first", scope=KeyScope.reports)
+    first = bearer(first_secret)
     second = bearer(await create_key(postgres_url, "second", scope=KeyScope.reports))
     settings = postgres_with_keys(postgres_url, trigger_rate="2/minute")
     same = {"Idempotency-Key": "nightly-2026-12-06"}
@@ -75,6 +74,11 @@ async def test_each_key_has_its_own_rate_and_idempotency_keys(postgres_url: str)
         mine_again = await client.post("/trigger_report", headers={**first, **same})
         refused = await client.post("/trigger_report", headers=first)
         theirs = await client.post("/trigger_report", headers={**second, **same})
+        # The dashboard signed in with the first key: the same key, the same count.
+        form = {"key": first_secret, "next": "", "csrf_token": await _token(client, "/ui/sign-in")}
+        assert (await client.post("/ui/sign-in", data=form)).status_code == 303
+        button = {"X-CSRF-Token": await _token(client, "/"), "Accept": "application/json"}
+        from_dashboard = await client.post("/ui/reports", headers=button)
     assert (mine.status_code, mine_again.status_code, refused.status_code) == (202, 202, 429)
     # The same Idempotency-Key: one report for the same key, its own for another key.
     assert mine_again.json()["report_id"] == mine.json()["report_id"]
@@ -82,6 +86,7 @@ async def test_each_key_has_its_own_rate_and_idempotency_keys(postgres_url: str)
     assert theirs.status_code == 202
     assert theirs.json()["report_id"] != mine.json()["report_id"]
     assert "Idempotent-Replayed" not in theirs.headers
+    assert from_dashboard.status_code == 429, from_dashboard.text
 
 
 async def test_without_keys_idempotency_keys_are_shared(tmp_path: Path) -> None:
@@ -122,3 +127,9 @@ async def test_limits_leave_other_routes_alone(tmp_path: Path) -> None:
         assert (await client.post("/trigger_report")).status_code == 429
         listed = await client.get("/reports")
     assert listed.status_code == 200
+
+
+async def _token(client: httpx.AsyncClient, path: str) -> str:
+    found = _CSRF.search((await client.get(path)).text)
+    assert found is not None, f"{path} carries no CSRF token"
+    return found[1]

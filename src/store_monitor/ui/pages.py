@@ -22,7 +22,7 @@ from store_monitor.ui.context import ReaderPageDep
 from store_monitor.ui.sessions import CSRF_FIELD, CSRF_HEADER, token_matches
 from store_monitor.web.cursors import decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
-from store_monitor.web.trigger_rate import too_many_triggers
+from store_monitor.web.trigger_rate import counted_as, too_many_triggers
 
 PAGE_SIZE: Final = 50
 """Stores per page of a report."""
@@ -79,7 +79,8 @@ async def trigger_from_dashboard(
     if not token_matches(None if visitor.new else visitor.session, csrf_header or csrf_form):
         return page.expired()
     assert visitor.principal is not None  # a reader's page
-    wait = await state.trigger_limiter.retry_after(visitor.principal, page.request)
+    who = counted_as(page.request, visitor.principal.key_hash)
+    wait = await state.trigger_limiter.retry_after(who)
     if wait is not None:
         if "application/json" in accept:
             raise too_many_triggers(wait)

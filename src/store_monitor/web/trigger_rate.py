@@ -2,9 +2,11 @@
 when the service has one (shared by every API process) and in this process otherwise.
 
 One limiter for the API's `POST /trigger_report` and the dashboard's "new report" button. It
-counts per API key, or per client address with authentication off. A limiter whose Redis is
-unreachable lets triggers through (and logs it): Redis is only the transport of the service,
-and a trigger made while it is away waits, pending, for the sweep.
+counts per API key, or per client address with authentication off; the API checks it before
+the key itself, so that a flood of refused triggers never waits for (or holds) a database
+connection. A limiter whose Redis is unreachable lets triggers through (and logs it): Redis is
+only the transport of the service, and a trigger made while it is away waits, pending, for the
+sweep.
 """
 
 import logging
@@ -20,15 +22,17 @@ from redis.asyncio import BlockingConnectionPool
 from starlette.requests import Request
 from starlette.status import HTTP_429_TOO_MANY_REQUESTS
 
-from store_monitor.access import Principal
 from store_monitor.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-_REDIS_CONNECTIONS: Final = 16
-"""Connections to Redis per process at most: a burst of triggers waits for one, briefly."""
-_REDIS_TIMEOUT_SECONDS: Final = 0.5
-"""How long a check may wait on Redis (to connect, for an answer, for a free connection)."""
+_REDIS_CONNECTIONS: Final = 32
+"""Connections to Redis per process at most: a burst of triggers queues for them."""
+_REDIS_QUEUE_SECONDS: Final = 10.0
+"""How long a check may queue for a free connection: a burst's wait, not Redis being away
+(which would let the trigger through)."""
+_REDIS_TIMEOUT_SECONDS: Final = 2.0
+"""How long a check may wait on Redis itself, to connect and for an answer."""
 
 
 class TriggerLimiter:
@@ -44,7 +48,7 @@ class TriggerLimiter:
             self._pool = BlockingConnectionPool.from_url(
                 redis_url,
                 max_connections=_REDIS_CONNECTIONS,
-                timeout=_REDIS_TIMEOUT_SECONDS,
+                timeout=_REDIS_QUEUE_SECONDS,
                 socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
                 socket_timeout=_REDIS_TIMEOUT_SECONDS,
             )
@@ -59,17 +63,13 @@ class TriggerLimiter:
             )
         self._limiter = MovingWindowRateLimiter(storage)
 
-    async def retry_after(self, principal: Principal, request: Request) -> int | None:
-        """Count one trigger by `principal`; None if it is within the rate, else the seconds
-        until the next one is allowed (and this one is not counted)."""
-        if principal.key_id is not None:
-            who = f"key:{principal.key_id}"
-        else:
-            who = f"address:{request.client.host if request.client else 'unknown'}"
+    async def retry_after(self, counted_as: str) -> int | None:
+        """Count one trigger under `counted_as` (see `counted_as`); None if it is within the
+        rate, else the seconds until the next one is allowed (and this one is not counted)."""
         try:
             for rate in self._rates:
-                if not await self._limiter.hit(rate, who):
-                    reset_at, _ = await self._limiter.get_window_stats(rate, who)
+                if not await self._limiter.hit(rate, counted_as):
+                    reset_at, _ = await self._limiter.get_window_stats(rate, counted_as)
                     return max(1, math.ceil(reset_at - time.time()))
         except StorageError as error:
             log.warning(
@@ -81,6 +81,15 @@ class TriggerLimiter:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
+
+
+def counted_as(request: Request, key_hash: bytes | None) -> str:
+    """Whose triggers these are: the key's (by its stored hash, which the API computes from
+    the presented secret before it asks the database, so that a refused trigger costs no
+    database work), or the client address's with authentication off."""
+    if key_hash is not None:
+        return "key:" + key_hash.hex()
+    return "address:" + (request.client.host if request.client else "unknown")
 
 
 def too_many_triggers(wait: int) -> ApiError:
