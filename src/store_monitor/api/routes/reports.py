@@ -92,7 +92,8 @@ NO_OPTIONS: Final = TriggerReportRequest()
                 413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
                 **INVALID,
                 429: "This key (or address, with authentication off) triggered more reports "
-                "than `STORE_MONITOR_TRIGGER_RATE` allows (`too_many_triggers`); see "
+                "than `STORE_MONITOR_TRIGGER_RATE` allows (`too_many_triggers`), or this "
+                "address failed authentication too often (`too_many_failures`); see "
                 "Retry-After.",
                 503: "The database cannot be reached or is overloaded (`database_unavailable`). "
                 "A job queue that cannot be reached is no error: the report waits, pending, "
