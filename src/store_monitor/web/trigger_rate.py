@@ -27,12 +27,13 @@ from store_monitor.web.errors import ApiError
 log = logging.getLogger(__name__)
 
 _REDIS_CONNECTIONS: Final = 32
-"""Connections to Redis per process at most: a burst of triggers queues for them."""
-_REDIS_QUEUE_SECONDS: Final = 10.0
-"""How long a check may queue for a free connection: a burst's wait, not Redis being away
-(which would let the trigger through)."""
+"""Connections to Redis per process at most: a burst of triggers queues for them (as long as
+it takes: a busy process is no reason to let triggers through uncounted)."""
 _REDIS_TIMEOUT_SECONDS: Final = 2.0
 """How long a check may wait on Redis itself, to connect and for an answer."""
+_UNCHECKED_SECONDS: Final = 5.0
+"""After Redis failed a check, how long triggers go through without asking it: an outage costs
+each trigger nothing, rather than a timeout each."""
 
 
 class TriggerLimiter:
@@ -48,7 +49,7 @@ class TriggerLimiter:
             self._pool = BlockingConnectionPool.from_url(
                 redis_url,
                 max_connections=_REDIS_CONNECTIONS,
-                timeout=_REDIS_QUEUE_SECONDS,
+                timeout=None,
                 socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
                 socket_timeout=_REDIS_TIMEOUT_SECONDS,
             )
@@ -62,19 +63,24 @@ class TriggerLimiter:
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
         self._limiter = MovingWindowRateLimiter(storage)
+        self._unchecked_until = 0.0
 
     async def retry_after(self, counted_as: str) -> int | None:
         """Count one trigger under `counted_as` (see `counted_as`); None if it is within the
         rate, else the seconds until the next one is allowed (and this one is not counted)."""
+        if time.monotonic() < self._unchecked_until:
+            return None
         try:
             for rate in self._rates:
                 if not await self._limiter.hit(rate, counted_as):
                     reset_at, _ = await self._limiter.get_window_stats(rate, counted_as)
                     return max(1, math.ceil(reset_at - time.time()))
         except StorageError as error:
+            self._unchecked_until = time.monotonic() + _UNCHECKED_SECONDS
             log.warning(
-                "trigger rate not checked (Redis: %s); the trigger is let through",
+                "trigger rate not checked (Redis: %s); triggers are let through for %.0f s",
                 error.storage_error,
+                _UNCHECKED_SECONDS,
             )
         return None
 
