@@ -104,8 +104,8 @@ async def test_a_limiter_without_redis_lets_triggers_through(
         postgres_url, redis_url=f"redis://127.0.0.1:{port}/0", trigger_rate="1/minute"
     )
     async with redis_server(port) as redis, serve(settings) as client:
+        # The rate's one trigger: with Redis up, the next one would be refused.
         assert (await client.post("/trigger_report")).status_code == 202
-        assert (await client.post("/trigger_report")).status_code == 429
         redis.terminate()
         await redis.wait()
         with caplog.at_level(logging.WARNING, logger="store_monitor"):
@@ -113,6 +113,22 @@ async def test_a_limiter_without_redis_lets_triggers_through(
     # Stored and answered: the sweep queues it once Redis is back (see test_takeover).
     assert (during.status_code, during.json()["status"]) == (202, "Pending")
     assert "trigger rate not checked" in caplog.text
+
+
+async def test_a_refusal_is_remembered_until_the_window_frees(postgres_url: str) -> None:
+    port = free_port()
+    settings = postgres_mode(
+        postgres_url, redis_url=f"redis://127.0.0.1:{port}/0", trigger_rate="1/minute"
+    )
+    async with redis_server(port) as redis, serve(settings) as client:
+        assert (await client.post("/trigger_report")).status_code == 202
+        assert (await client.post("/trigger_report")).status_code == 429
+        redis.terminate()
+        await redis.wait()
+        # Still over the rate: the process knows without Redis (which would let it through).
+        again = await client.post("/trigger_report")
+    assert again.status_code == 429
+    assert 1 <= int(again.headers["Retry-After"]) <= 60
 
 
 @pytest.mark.parametrize("rate", ["", "ten a minute", "0/minute", "10/fortnight"])

@@ -36,6 +36,10 @@ _UNCHECKED_SECONDS: Final = 5.0
 each trigger nothing, rather than a timeout each."""
 
 
+_MAX_REMEMBERED: Final = 10_000
+"""Refusals remembered in the process before the past ones are forgotten."""
+
+
 class TriggerLimiter:
     """Counts triggers against `rate` (`10/minute`, `5/second;100/hour`) per key or address."""
 
@@ -64,16 +68,24 @@ class TriggerLimiter:
             )
         self._limiter = MovingWindowRateLimiter(storage)
         self._unchecked_until = 0.0
+        self._refused_until: dict[str, float] = {}
+        """Who was refused, until when: in a moving window nobody over the rate gets under it
+        before its oldest counted trigger leaves, so a burst's refusals need no Redis."""
 
     async def retry_after(self, counted_as: str) -> int | None:
         """Count one trigger under `counted_as` (see `counted_as`); None if it is within the
         rate, else the seconds until the next one is allowed (and this one is not counted)."""
+        now = time.time()
+        refused_until = self._refused_until.get(counted_as, 0.0)
+        if now < refused_until:
+            return max(1, math.ceil(refused_until - now))
         if time.monotonic() < self._unchecked_until:
             return None
         try:
             for rate in self._rates:
                 if not await self._limiter.hit(rate, counted_as):
                     reset_at, _ = await self._limiter.get_window_stats(rate, counted_as)
+                    self._refused(counted_as, reset_at)
                     return max(1, math.ceil(reset_at - time.time()))
         except StorageError as error:
             self._unchecked_until = time.monotonic() + _UNCHECKED_SECONDS
@@ -83,6 +95,12 @@ class TriggerLimiter:
                 _UNCHECKED_SECONDS,
             )
         return None
+
+    def _refused(self, counted_as: str, until: float) -> None:
+        if len(self._refused_until) >= _MAX_REMEMBERED:
+            now = time.time()
+            self._refused_until = {k: t for k, t in self._refused_until.items() if t > now}
+        self._refused_until[counted_as] = until
 
     async def close(self) -> None:
         if self._pool is not None:
