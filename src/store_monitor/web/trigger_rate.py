@@ -4,9 +4,10 @@ when the service has one (shared by every API process) and in this process other
 One limiter for the API's `POST /trigger_report` and the dashboard's "new report" button. It
 counts per API key, or per client address with authentication off; the API checks it before
 the key itself, so that a flood of refused triggers never waits for (or holds) a database
-connection. A limiter whose Redis is unreachable lets triggers through (and logs it): Redis is
-only the transport of the service, and a trigger made while it is away waits, pending, for the
-sweep.
+connection, and each process remembers whom it refused until when, so that their further
+triggers are refused without asking Redis either. A limiter whose Redis is unreachable lets
+triggers through (and logs it): Redis is only the transport of the service, and a trigger made
+while it is away waits, pending, for the sweep.
 """
 
 import logging
@@ -34,8 +35,6 @@ _REDIS_TIMEOUT_SECONDS: Final = 2.0
 _UNCHECKED_SECONDS: Final = 5.0
 """After Redis failed a check, how long triggers go through without asking it: an outage costs
 each trigger nothing, rather than a timeout each."""
-
-
 _MAX_REMEMBERED: Final = 10_000
 """Refusals remembered in the process before the past ones are forgotten."""
 
