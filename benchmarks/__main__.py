@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import live, load, report, scale, service, trends, uploads
+from benchmarks import burst, live, load, report, scale, service, trends, uploads
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
     parser.add_argument(
         "--only",
-        choices=["report", "live", "service", "trends", "uploads", "load", "scale"],
+        choices=["report", "live", "service", "trends", "uploads", "burst", "load", "scale"],
         help="run one group of benchmarks only",
     )
     parser.add_argument(
@@ -52,6 +52,8 @@ def main() -> None:
         trends.run(args.data)
     if args.only in (None, "uploads"):
         uploads.run(args.data)
+    if args.only in (None, "burst"):
+        burst.run()
     if args.only in (None, "load"):
         load.run(args.data, seconds=args.load_seconds, rate=args.load_rate)
     if args.only in (None, "scale"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,7 @@ SECRET_PREFIX: Final = "sm_"
 """Every secret starts so: secret scanners (and people) can recognise a leaked key."""
 _SECRET_BYTES: Final = 32  # 256 bits of randomness, 43 url-safe characters
 _SHOWN_CHARS: Final = len(SECRET_PREFIX) + 8
-_MAX_SECRET_CHARS: Final = 256
+MAX_SECRET_CHARS: Final = 256
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}")
 _MAX_OWNER_CHARS: Final = 200
 LAST_USED_STEP: Final = timedelta(minutes=1)
@@ -36,6 +37,11 @@ LAST_USED_STEP: Final = timedelta(minutes=1)
 class Principal:
     """Who a request acts as: a key with a scope, a key of an owner, or anybody (auth off)."""
 
+    key_id: UUID | None
+    """The key's id: what its idempotency keys are scoped by."""
+    key_hash: bytes | None
+    """The key's stored hash: what its triggers are counted under, known from a presented
+    secret before the database is asked (`web.trigger_rate`)."""
     key_name: str | None
     key_prefix: str | None
     scope: KeyScope | None
@@ -50,7 +56,9 @@ class Principal:
         return owners and self.owner_id is not None
 
 
-ANYBODY: Final = Principal(key_name=None, key_prefix=None, scope=KeyScope.admin, owner_id=None)
+ANYBODY: Final = Principal(
+    key_id=None, key_hash=None, key_name=None, key_prefix=None, scope=KeyScope.admin, owner_id=None
+)
 """With authentication off, every request may do everything."""
 
 
@@ -162,7 +170,7 @@ async def verify(
 
     The key is found by the hash of the secret (an index look-up that reveals nothing about
     near misses), and the hashes are compared once more in constant time."""
-    if not secret.startswith(SECRET_PREFIX) or len(secret) > _MAX_SECRET_CHARS:
+    if not secret.startswith(SECRET_PREFIX) or len(secret) > MAX_SECRET_CHARS:
         raise KeyRejected(Rejection.malformed, key_prefix=None, key_name=None)
     digest = secret_hash(server_key, secret)
     # The columns only, not an ORM object: this runs on every request.
@@ -175,9 +183,14 @@ async def verify(
     if key.expires_at is not None and key.expires_at <= now:
         raise KeyRejected(Rejection.expired, key_prefix=prefix, key_name=key.name)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
-        await session.execute(sa.update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await session.execute(_NOTE_USE, {"key_id": key.id, "now": now})
     return Principal(
-        key_name=key.name, key_prefix=key.prefix, scope=key.scope, owner_id=key.owner_id
+        key_id=key.id,
+        key_hash=key.secret_hash,
+        key_name=key.name,
+        key_prefix=key.prefix,
+        scope=key.scope,
+        owner_id=key.owner_id,
     )
 
 
@@ -217,7 +230,12 @@ async def verify_session(session: AsyncSession, token: str, *, now: datetime) ->
     if key.expires_at is not None and key.expires_at <= now:
         raise KeyRejected(Rejection.expired, key_prefix=key.prefix, key_name=key.name)
     return Principal(
-        key_name=key.name, key_prefix=key.prefix, scope=key.scope, owner_id=key.owner_id
+        key_id=key.id,
+        key_hash=key.secret_hash,
+        key_name=key.name,
+        key_prefix=key.prefix,
+        scope=key.scope,
+        owner_id=key.owner_id,
     )
 
 
@@ -248,6 +266,8 @@ def _session_hash(token: str) -> bytes:
 
 _KEY_BY_SESSION: Final = (
     sa.select(
+        ApiKey.id,
+        ApiKey.secret_hash,
         ApiKey.name,
         ApiKey.prefix,
         ApiKey.scope,
@@ -260,6 +280,19 @@ _KEY_BY_SESSION: Final = (
         DashboardSession.token_hash == sa.bindparam("digest"),
         DashboardSession.expires_at > sa.bindparam("now"),
     )
+)
+_NOTE_USE: Final = (
+    sa.update(ApiKey)
+    .where(
+        ApiKey.id
+        == sa.select(ApiKey.id)
+        .where(ApiKey.id == sa.bindparam("key_id"))
+        # A burst of requests with one key would queue on the row's lock, each until the
+        # request before it ends: the one holding it notes the use, the others skip it.
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(last_used_at=sa.bindparam("now"))
 )
 _KEY_BY_HASH: Final = sa.select(
     ApiKey.id,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor.db.models import Report, ReportStatus
+from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, Report, ReportStatus
 from store_monitor.db.report_files import StoredFile, encode_report_csv, read_report_file
 from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
 from store_monitor.db.report_views import StoreView, report_has_store, store_view
@@ -50,9 +50,10 @@ async def create_report(
     *,
     as_of: datetime | None,
     idempotency_key: str | None = None,
+    idempotency_scope: UUID = SHARED_IDEMPOTENCY_SCOPE,
 ) -> Created:
-    """Insert a pending report and queue its first attempt; with a known idempotency key, that
-    report.
+    """Insert a pending report and queue its first attempt; with an idempotency key known in
+    `idempotency_scope` (the API key's id), that report.
 
     Works in the caller's session (a request holds one pooled connection, no more) and, unlike
     the other request-side use cases, commits it: the row must be committed before the job is
@@ -63,7 +64,12 @@ async def create_report(
     a report whose first enqueue was lost.
     The report keeps the current request id (see `store_monitor.logs`): its job logs under it.
     """
-    report = Report(as_of=as_of, idempotency_key=idempotency_key, request_id=request_id.get())
+    report = Report(
+        as_of=as_of,
+        idempotency_key=idempotency_key,
+        idempotency_scope=None if idempotency_key is None else idempotency_scope,
+        request_id=request_id.get(),
+    )
     created = True
     try:
         async with session.begin_nested():
@@ -72,7 +78,10 @@ async def create_report(
         if idempotency_key is None:
             raise
         existing = await session.scalar(
-            sa.select(Report).where(Report.idempotency_key == idempotency_key)
+            sa.select(Report).where(
+                Report.idempotency_scope == idempotency_scope,
+                Report.idempotency_key == idempotency_key,
+            )
         )
         if existing is None:  # deleted in between: nothing sensible to return
             raise
@@ -211,7 +220,7 @@ class DetailCsv(StrEnum):
 
 
 async def detail_csv(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     report_id: UUID,
     kind: DetailCsv,
     *,
@@ -219,13 +228,12 @@ async def detail_csv(
     owner_id: str | None = None,
 ) -> bytes:
     """The report's incidents or daily figures (only `store_id`'s, if given; with `owner_id`,
-    only that owner's stores) as the CLI's CSV. Read whole in a short session of its own, as
-    `report_file` reads the report's: a download is sent with the connection back in the pool,
-    so status reads never wait behind downloads (a few MB for 14,000 stores)."""
-    async with sessionmaker() as session:
-        write = report_incidents_csv if kind is DetailCsv.incidents else report_daily_csv
-        chunks = write(session, report_id, store_id=store_id, owner_id=owner_id)
-        return b"".join([chunk async for chunk in chunks])
+    only that owner's stores) as the CLI's CSV, read whole in the request's session: the
+    download is sent after that session is closed, so status reads never wait behind downloads
+    (a few MB for 14,000 stores)."""
+    write = report_incidents_csv if kind is DetailCsv.incidents else report_daily_csv
+    chunks = write(session, report_id, store_id=store_id, owner_id=owner_id)
+    return b"".join([chunk async for chunk in chunks])
 
 
 @dataclass(frozen=True, slots=True)

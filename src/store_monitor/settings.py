@@ -6,6 +6,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Final
 
+import limits
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -77,6 +78,9 @@ class Settings(BaseSettings):
     """The server secret API keys are hashed with (HMAC-SHA256); needed by `required`."""
     auth_failures_per_minute: int = Field(default=10, ge=1)
     """Failed authentications a client address may have in a row, and earns back a minute."""
+    trigger_rate: str = "10/minute"
+    """Reports each API key (each client address, with authentication off) may trigger, in the
+    `limits` notation: `10/minute`, `100/hour`, several with `;` (`5/second;100/hour`)."""
     allowed_hosts: str = ",".join(DEFAULT_ALLOWED_HOSTS)
     """Comma-separated `Host` names the API answers (`host` is added; IPv6 without brackets);
     `*` answers any."""
@@ -111,6 +115,19 @@ class Settings(BaseSettings):
         if "*" in names:
             return frozenset()
         return frozenset({*names, self.host.lower()})
+
+    @field_validator("trigger_rate")
+    @classmethod
+    def _rate_is_readable(cls, value: str) -> str:
+        try:
+            rates = limits.parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is no rate like '10/minute' or '5/second;100/hour'"
+            ) from None
+        if any(rate.amount < 1 for rate in rates):
+            raise ValueError(f"{value!r}: a rate allows at least 1")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

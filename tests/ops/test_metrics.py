@@ -176,7 +176,8 @@ async def test_a_reading_that_fails_is_left_out(
     engine = create_engine(postgres_url, process_name="store-monitor-tests")
     try:
         with caplog.at_level(logging.WARNING, logger="store_monitor"):
-            await metrics.refresh(create_sessionmaker(engine), _Unreachable())
+            async with create_sessionmaker(engine)() as session:
+                await metrics.refresh(session, _Unreachable())
     finally:
         await engine.dispose()
     samples = Samples(metrics.exposition().decode())

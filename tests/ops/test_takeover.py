@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.work.arq import ArqQueue
+from support.processes import free_port, redis_server
 from support.service import empty_postgres, expected_csv, postgres_mode, serve, stored_csv
 from support.work import create_report
 
@@ -311,43 +311,11 @@ async def test_a_report_that_kills_every_worker_fails_saying_so(
         assert third.returncode is None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def _redis_server(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A private redis-server without persistence: stopping it loses everything it held."""
-    process = await asyncio.create_subprocess_exec(
-        *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
-        *("--save", "", "--appendonly", "no"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    await writer.wait_closed()
-                    break
-                await asyncio.sleep(0.05)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
 @pytest.fixture
 def redis_port() -> int:
     if subprocess.run(["which", "redis-server"], capture_output=True).returncode != 0:
         pytest.fail("the outage test needs redis-server on PATH")
-    return _free_port()
+    return free_port()
 
 
 async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_it(
@@ -355,7 +323,7 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
 ) -> None:
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     async with (
-        _redis_server(redis_port) as redis,
+        redis_server(redis_port) as redis,
         _service(
             postgres_url, data_files, tmp_path, redis_url=redis_url, sweep_interval_seconds=0.3
         ) as (sessions, queue, workers),
@@ -377,7 +345,7 @@ async def test_a_worker_outlives_a_redis_outage_and_picks_up_the_reports_after_i
         during = UUID(triggered.json()["report_id"])
         assert (await _report(sessions, during)).status is ReportStatus.pending
 
-        async with _redis_server(redis_port):
+        async with redis_server(redis_port):
             after = await create_report(sessions, queue, as_of=None)
             for report_id in (during, after.report.id):
                 done = await _until(

@@ -1,8 +1,11 @@
 """Real processes of the service in tests: their environment, a port, readiness, exit."""
 
 import asyncio
+import contextlib
 import os
 import socket
+import subprocess
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -36,3 +39,28 @@ async def ready(client: httpx.AsyncClient) -> None:
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def redis_server(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A private redis-server without persistence: stopping it loses everything it held."""
+    process = await asyncio.create_subprocess_exec(
+        *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    await writer.wait_closed()
+                    break
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()

@@ -39,8 +39,14 @@ from support.database import empty_tables
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TEST_HOST = "store-monitor"
+TESTS_TRIGGER_RATE = "10000/minute"
 """The host name of the test clients' base URL, which the apps are configured to answer."""
-_OPEN = {"auth": AuthMode.off, "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS, TEST_HOST])}
+_OPEN = {
+    "auth": AuthMode.off,
+    "allowed_hosts": ",".join([*DEFAULT_ALLOWED_HOSTS, TEST_HOST]),
+    # Tests trigger many reports from one address; the rate's own tests set theirs.
+    "trigger_rate": TESTS_TRIGGER_RATE,
+}
 SECRET_KEY = "the-tests-server-secret-key-0123456789"
 """The server secret of the tests' apps with authentication required."""
 

@@ -77,10 +77,12 @@ async def _everything(sessions: Sessions, report_id: UUID) -> dict[str, Any]:
             sa.select(*columns).where(ReportRow.report_id == report_id).order_by(ReportRow.store_id)
         )
         rows = [tuple(row) for row in found.all()]
+        incidents = await reports.detail_csv(session, report_id, reports.DetailCsv.incidents)
+        daily = await reports.detail_csv(session, report_id, reports.DetailCsv.daily)
     return {
         "csv": await stored_csv(sessions, report_id),
-        "incidents": await reports.detail_csv(sessions, report_id, reports.DetailCsv.incidents),
-        "daily": await reports.detail_csv(sessions, report_id, reports.DetailCsv.daily),
+        "incidents": incidents,
+        "daily": daily,
         "rows": rows,
         "counts": (
             report.status,

@@ -15,6 +15,7 @@ def install(app: FastAPI) -> None:
     """Add the API to the app: its routes (protected ones documented as such) and the docs
     pages' static files."""
     protected = documented(AUTH_ERRORS)
+    app.include_router(report_routes.trigger_router, responses=protected)
     app.include_router(report_routes.router, responses=protected)
     app.include_router(trend_routes.router, responses=protected)
     app.include_router(ingest_routes.router, responses=protected)

@@ -127,10 +127,21 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SHARED_IDEMPOTENCY_SCOPE: Final = uuid.UUID(int=0)
+"""The idempotency scope of requests made without an API key (authentication off): one for all."""
+
+
 class Report(Base):
     __tablename__ = "reports"
     # Newest first, with the id to break ties: the order of `GET /reports` and its cursor.
-    __table_args__ = (sa.Index("ix_reports_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_reports_created_at_id", "created_at", "id"),
+        # An idempotency key names one report per API key: another key's same string is its own.
+        sa.UniqueConstraint("idempotency_scope", "idempotency_key"),
+        sa.CheckConstraint(
+            "(idempotency_key IS NULL) = (idempotency_scope IS NULL)", name="idempotency_scoped"
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     status: Mapped[ReportStatus] = mapped_column(
@@ -156,7 +167,10 @@ class Report(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """Until when the running attempt holds the report; renewed by its runner's heartbeat,
     after it any runner's sweep takes the report over with a new attempt."""
-    idempotency_key: Mapped[str | None] = mapped_column(sa.Text, unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.Text)
+    idempotency_scope: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    """Whose `idempotency_key` it is: the API key's id (kept when the key is revoked: ids are
+    never reused), or `SHARED_IDEMPOTENCY_SCOPE` with authentication off; set with the key."""
     request_id: Mapped[str | None] = mapped_column(sa.Text)
     """The `X-Request-ID` of the request that created the report; its job logs under it."""
     shards_total: Mapped[int | None] = mapped_column(sa.Integer)

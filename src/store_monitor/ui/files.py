@@ -11,7 +11,7 @@ from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 from store_monitor.ui import views
 from store_monitor.ui.context import ReaderPageDep
 from store_monitor.web import downloads
-from store_monitor.web.deps import SessionDep, StateDep
+from store_monitor.web.deps import SessionDep
 
 _CSV: Final = "text/csv; charset=utf-8"
 
@@ -24,7 +24,6 @@ async def download(
     kind: views.FileKind,
     page: ReaderPageDep,
     session: SessionDep,
-    state: StateDep,
     store_id: Annotated[
         str | None,
         Query(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN),
@@ -55,10 +54,9 @@ async def download(
             headers=disposition,
         )
     else:
-        maker = state.sessionmaker
         detail = reports.DetailCsv(kind.value)
         body = await reports.detail_csv(
-            maker, report.id, detail, store_id=store_id, owner_id=owner_id
+            session, report.id, detail, store_id=store_id, owner_id=owner_id
         )
         response = Response(body, media_type=_CSV, headers=disposition)
     return page.send(response)

@@ -22,6 +22,7 @@ from store_monitor.ui.context import ReaderPageDep
 from store_monitor.ui.sessions import CSRF_FIELD, CSRF_HEADER, token_matches
 from store_monitor.web.cursors import decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
+from store_monitor.web.trigger_rate import counted_as, too_many_triggers
 
 PAGE_SIZE: Final = 50
 """Stores per page of a report."""
@@ -77,6 +78,22 @@ async def trigger_from_dashboard(
     visitor = page.visitor
     if not token_matches(None if visitor.new else visitor.session, csrf_header or csrf_form):
         return page.expired()
+    assert visitor.principal is not None  # a reader's page
+    who = counted_as(page.request, visitor.principal.key_hash)
+    wait = await state.trigger_limiter.retry_after(who)
+    if wait is not None:
+        if "application/json" in accept:
+            raise too_many_triggers(wait)
+        response = page.render(
+            "error.html",
+            {
+                "title": "Too many reports",
+                "message": f"This key started too many reports. Try again in {wait} s.",
+            },
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     created = await reports.create_report(session, state.queue, as_of=None)
     line = views.report_line(created.report, page.request, narrowed=page.narrowed)
     if "application/json" in accept:

@@ -23,6 +23,7 @@ from store_monitor.web.hardening import Hardening
 from store_monitor.web.head import HeadAsGet
 from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import InstrumentedApp, Metrics
+from store_monitor.web.trigger_rate import TriggerLimiter
 from store_monitor.work.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,9 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
             await sample.load_sample_if_empty(sessionmaker)
         work = await build_work(settings, sessionmaker)
         queue = work.queue
+        trigger_limiter = TriggerLimiter(
+            settings.trigger_rate, redis_url=settings.redis_url, namespace=settings.queue_name
+        )
         try:
             async with _upkeep(settings, sessionmaker, queue, work.upkeep):
                 yield AppState(
@@ -138,8 +142,10 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
                         burst=settings.auth_failures_per_minute,
                         per_minute=settings.auth_failures_per_minute,
                     ),
+                    trigger_limiter=trigger_limiter,
                 )
         finally:
+            await trigger_limiter.close()
             await queue.close()
     finally:
         await engine.dispose()

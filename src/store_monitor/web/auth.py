@@ -143,6 +143,19 @@ class Authenticator:
         return " or ".join(f"{name!r}" for name in sorted(self._wanted()))
 
 
+def presented_key_hash(
+    state: StateDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> bytes | None:
+    """The stored hash of the key the request presents, if it presents a well-formed one; no
+    database is asked, so whether it is a valid key is still unknown."""
+    secret = _presented_secret(bearer)
+    if state.settings.secret_key is None or secret is None:
+        return None
+    if not secret.startswith(access.SECRET_PREFIX) or len(secret) > access.MAX_SECRET_CHARS:
+        return None
+    return access.secret_hash(state.settings.secret_key.get_secret_value().encode(), secret)
+
+
 def _presented_secret(bearer: HTTPAuthorizationCredentials | None) -> str | None:
     if bearer is None or not bearer.credentials.strip():
         return None

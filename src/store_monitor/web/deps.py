@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import Metrics
+from store_monitor.web.trigger_rate import TriggerLimiter
 from store_monitor.work.queue import WorkQueue
 
 STATE_KEY: Final = "store_monitor"
@@ -28,6 +29,8 @@ class AppState:
     """Signs the dashboard's session cookies: the server's secret key, or one of this process."""
     limiter: FailureLimiter
     """Failed authentications per client address, in this process."""
+    trigger_limiter: TriggerLimiter
+    """Reports triggered per key (or address), in Redis if there is one."""
 
 
 def get_state(request: Request) -> AppState:
@@ -41,10 +44,6 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 def get_settings(state: StateDep) -> Settings:
     return state.settings
-
-
-def get_sessionmaker(state: StateDep) -> async_sessionmaker[AsyncSession]:
-    return state.sessionmaker
 
 
 def get_queue(state: StateDep) -> WorkQueue:
@@ -67,7 +66,6 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 QueueDep = Annotated[WorkQueue, Depends(get_queue)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # scope="function": the commit happens before the response is sent, so a client that got a

@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,22 +96,21 @@ class Metrics:
         self.rows_received.labels(kind).inc(received)
         self.rows_added.labels(kind).inc(added)
 
-    async def refresh(
-        self, sessionmaker: async_sessionmaker[AsyncSession], queue: WorkQueue
-    ) -> None:
-        """Read what other processes change (reports, the queue) for the next exposition.
+    async def refresh(self, session: AsyncSession, queue: WorkQueue) -> None:
+        """Read what other processes change (reports, the queue) for the next exposition, in
+        the scrape's own session (one pooled connection per request).
 
         A reading that fails is left out of the exposition (and logged) rather than failing the
         scrape: the process's own metrics are still worth having, and `/readyz` tells why.
         """
         try:
-            async with sessionmaker() as session:
-                self._readings.stats = await report_stats.report_stats(
-                    session, duration_bounds=REPORT_SECONDS
-                )
+            self._readings.stats = await report_stats.report_stats(
+                session, duration_bounds=REPORT_SECONDS
+            )
         except Exception as error:
             log.warning("metrics: cannot read the reports: %s", error)
             self._readings.stats = None
+            await session.rollback()
         try:
             self._readings.queue_depth = await queue.depth()
         except Exception as error:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response, Security
 
 from store_monitor.web.auth import METRICS
-from store_monitor.web.deps import StateDep
+from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.observability import CONTENT_TYPE
 
 # A scraper's key needs the metrics scope only (admin keys may scrape too).
@@ -11,6 +11,6 @@ router = APIRouter(include_in_schema=False, dependencies=[Security(METRICS)])
 
 
 @router.get("/metrics")
-async def metrics(state: StateDep) -> Response:
-    await state.metrics.refresh(state.sessionmaker, state.queue)
+async def metrics(state: StateDep, session: SessionDep) -> Response:
+    await state.metrics.refresh(session, state.queue)
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)

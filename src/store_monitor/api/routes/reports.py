@@ -3,7 +3,7 @@ CSVs, list reports, delete one."""
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Body, Header, Query, Response, Security, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Response, Security, status
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
@@ -44,11 +44,12 @@ from store_monitor.api.schemas import (
     store_report,
 )
 from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
+from store_monitor.api.trigger_rate import within_trigger_rate
 from store_monitor.clock import latest_allowed_poll
-from store_monitor.db.models import ReportStatus
+from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, ReportStatus
 from store_monitor.web.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import decode_cursor, encode_cursor
-from store_monitor.web.deps import QueueDep, SessionDep, SessionmakerDep, SettingsDep
+from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import ApiError, documented, invalid_request
 from store_monitor.web.report_status import WireReportStatus, stored_status, wire_status
 
@@ -60,12 +61,18 @@ MAX_PAGE: Final = 200
 router = APIRouter(
     tags=["reports"], route_class=SmallBodyRoute, dependencies=[Security(READ_REPORTS)]
 )
+# A trigger's rate is checked before its key: a refused one costs no database work.
+trigger_router = APIRouter(
+    tags=["reports"],
+    route_class=SmallBodyRoute,
+    dependencies=[Depends(within_trigger_rate), Security(READ_REPORTS)],
+)
 # The body is optional; a model default (not `None`) keeps its schema a plain object, which
 # client generators turn into an optional argument they leave out of the request when unset.
 NO_OPTIONS: Final = TriggerReportRequest()
 
 
-@router.post(
+@trigger_router.post(
     "/trigger_report",
     operation_id="trigger_report",
     status_code=status.HTTP_202_ACCEPTED,
@@ -86,6 +93,10 @@ NO_OPTIONS: Final = TriggerReportRequest()
                 409: "The Idempotency-Key was used with another as_of (`idempotency_key_reused`).",
                 413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
                 **INVALID,
+                429: "This key (or address, with authentication off) triggered more reports "
+                "than `STORE_MONITOR_TRIGGER_RATE` allows (`too_many_triggers`), or this "
+                "address failed authentication too often (`too_many_failures`); see "
+                "Retry-After.",
                 503: "The database cannot be reached or is overloaded (`database_unavailable`). "
                 "A job queue that cannot be reached is no error: the report waits, pending, "
                 "and is queued when the queue is back.",
@@ -95,9 +106,9 @@ NO_OPTIONS: Final = TriggerReportRequest()
     summary="Start computing a report",
 )
 async def trigger_report(
+    principal: ReportReaderDep,
+    state: StateDep,
     session: SessionDep,
-    queue: QueueDep,
-    settings: SettingsDep,
     response: Response,
     body: Annotated[TriggerReportRequest, Body()] = NO_OPTIONS,
     idempotency_key: Annotated[
@@ -113,14 +124,19 @@ async def trigger_report(
     ] = None,
 ) -> TriggerReportResponse:
     """Queue a new report and return its id at once; poll `GET /get_report/{report_id}`."""
-    if body.as_of is not None and body.as_of > latest_allowed_poll(settings.clock_skew_seconds):
+    skew = state.settings.clock_skew_seconds
+    if body.as_of is not None and body.as_of > latest_allowed_poll(skew):
         # The schema checks the lower bound; the upper one moves with the clock, as for polls.
         raise invalid_request(
             "body.as_of", "as_of must be no later than the current time plus the allowed skew"
         )
     try:
         created = await reports.create_report(
-            session, queue, as_of=body.as_of, idempotency_key=idempotency_key
+            session,
+            state.queue,
+            as_of=body.as_of,
+            idempotency_key=idempotency_key,
+            idempotency_scope=principal.key_id or SHARED_IDEMPOTENCY_SCOPE,
         )
     except reports.IdempotencyKeyReused as error:
         raise ApiError(
@@ -273,7 +289,6 @@ def _add_detail_download(
     async def download(
         report_id: ReportId,
         session: SessionDep,
-        sessionmaker: SessionmakerDep,
         principal: ReportReaderDep,
         store_id: StoreIdFilter = None,
     ) -> Response:
@@ -281,7 +296,7 @@ def _add_detail_download(
         await has_store(session, report, store_id, principal)
         return csv_file(
             await reports.detail_csv(
-                sessionmaker, report.id, kind, store_id=store_id, owner_id=principal.owner_id
+                session, report.id, kind, store_id=store_id, owner_id=principal.owner_id
             ),
             detail_filename(kind.value, report, store_id),
         )

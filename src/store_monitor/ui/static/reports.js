@@ -100,8 +100,13 @@
       headers: { Accept: "application/json", "X-CSRF-Token": token },
     })
       .then(function (response) {
-        if (!response.ok) { throw new Error("the service answered " + response.status); }
-        return response.json();
+        if (response.ok) { return response.json(); }
+        var failed = new Error("the service answered " + response.status);
+        // The service's JSON errors say why (a 429 says when to try again).
+        return response.json().then(
+          function (answer) { throw new Error(answer.error ? answer.error.message : failed.message); },
+          function () { throw failed; }
+        );
       })
       .then(function (report) {
         message.textContent = "Report started; computing\u2026";
