@@ -95,14 +95,16 @@ async def test_every_route_and_page_answers_with_a_pool_of_one_connection(
 
         calls = _calls(report_id, spare, store, admin, csrf, secret, uploads)
         app_routes = {
-            (method, route.path)
+            (method, route.path_format)
             for route in _routes(create_app(settings).routes)
             for method in route.methods or ()
             if method != "HEAD"
         }
         # A route added later is called too, with made-up parameters: its key check and
         # session count as much as a good answer.
-        called = {(call.method, call.route) for call in calls} | {("POST", "/ui/sign-out")}
+        # Signing out (here, or everywhere) ends the session the calls use: both come last.
+        ending = {("POST", "/ui/sign-out"), ("POST", "/ui/sign-out-everywhere")}
+        called = {(call.method, call.route) for call in calls} | ending
         calls += [
             _Call(method, path, params=_MADE_UP, headers=admin)
             for method, path in sorted(app_routes - called)
@@ -112,8 +114,12 @@ async def test_every_route_and_page_answers_with_a_pool_of_one_connection(
             for answer in answers:
                 assert answer.status_code < 500, (call.method, call.url(), answer.text[:300])
         # Signed in again above: the session's token is a new one.
-        sign_out = {"csrf_token": _token((await client.get("/")).text)}
-        assert (await client.post("/ui/sign-out", data=sign_out)).status_code == 303
+        for ends in ("/ui/sign-out", "/ui/sign-out-everywhere"):
+            sign_in_page = await client.get("/ui/sign-in")
+            form = {"key": secret, "next": "", "csrf_token": _token(sign_in_page.text)}
+            assert (await client.post("/ui/sign-in", data=form)).status_code == 303
+            token = {"csrf_token": _token((await client.get("/")).text)}
+            assert (await client.post(ends, data=token)).status_code == 303
     assert called <= app_routes, "a call names a route the app does not have"
 
 
