@@ -380,3 +380,64 @@ async def test_polls_stored_before_are_skipped_in_every_chunk(db_session: AsyncS
 
     assert result == IngestResult(received=4, added=1, stores=2)
     assert (await stored_polls(db_session)).height == 4
+
+
+async def test_a_poll_repeated_far_apart_is_added_once_into_old_and_new_weeks(
+    db_session: AsyncSession,
+) -> None:
+    # FIRST's week (of 2023-01-16) is stored; the weeks of 2023-01-02 and 2023-01-30 are not.
+    await ingest_polls(db_session, FIRST)
+    await db_session.commit()
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "3,active,2023-01-02 00:00:00 UTC\n"  # a new week
+        "1,active,2023-01-21 00:00:00 UTC\n"  # a late poll into a stored week
+        "3,inactive,2023-01-31 00:00:00 UTC\n"  # another new week
+        "1,active,2023-01-22 12:09:39.388884 UTC\n"  # stored before
+        "1,active,2023-01-21 00:00:00 UTC\n"  # an earlier chunk's, beside a new poll
+        "1,active,2023-01-21 01:00:00 UTC\n"
+        "3,active,2023-01-02 00:00:00 UTC\n"  # an earlier chunk's, in a new week
+        "3,inactive,2023-01-31 00:00:00 UTC\n"  # and in the other
+    )
+    result = await _load_by_chunks(PollsLoad(db_session), read_polls, text, chunk_bytes=70)
+    await db_session.commit()
+
+    assert result == IngestResult(received=8, added=4, stores=2)
+    expected = pl.concat(
+        [
+            FIRST,
+            polls(
+                ("1", "2023-01-21 00:00:00", "active"),
+                ("1", "2023-01-21 01:00:00", "active"),
+                ("3", "2023-01-02 00:00:00", "active"),
+                ("3", "2023-01-31 00:00:00", "inactive"),
+            ),
+        ]
+    )
+    assert_frame_equal(await stored_polls(db_session), expected.sort(POLLS.names()))
+    assert await ingest_polls(db_session, expected) == IngestResult(received=7, added=0, stores=3)
+
+
+async def test_stores_spans_follow_polls_of_every_chunk(db_session: AsyncSession) -> None:
+    await ingest_polls(db_session, FIRST)
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "1,active,2023-01-22 12:30:00 UTC\n"  # inside 1's span: no change
+        "3,active,2023-01-10 00:00:00 UTC\n"
+        "1,active,2023-01-25 00:00:00 UTC\n"  # 1's new latest
+        "3,active,2023-01-05 00:00:00 UTC\n"  # 3's first, in a later chunk
+        "1,active,2023-01-20 00:00:00 UTC\n"  # 1's new first
+        "3,active,2023-01-12 00:00:00 UTC\n"  # 3's latest
+    )
+    await _load_by_chunks(PollsLoad(db_session), read_polls, text)
+
+    spans = await db_session.execute(
+        sa.select(Store.store_id, Store.first_poll_at, Store.latest_poll_at).order_by(
+            Store.store_id
+        )
+    )
+    assert spans.all() == [
+        ("1", at("2023-01-20 00:00:00"), at("2023-01-25 00:00:00")),
+        ("2", at("2023-01-22 12:00:00.000001"), at("2023-01-22 12:00:00.000001")),
+        ("3", at("2023-01-05 00:00:00"), at("2023-01-12 00:00:00")),
+    ]
