@@ -1,6 +1,7 @@
 """Ingest: polls are added once however often they come; hours and zones are replaced per
 store; a load that fails part-way leaves what was stored before."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import time
 from functools import partial
@@ -441,3 +442,26 @@ async def test_stores_spans_follow_polls_of_every_chunk(db_session: AsyncSession
         ("2", at("2023-01-22 12:00:00.000001"), at("2023-01-22 12:00:00.000001")),
         ("3", at("2023-01-05 00:00:00"), at("2023-01-12 00:00:00")),
     ]
+
+
+class _RefusingLoad(Load):
+    """Refuses its first frame, as the database refuses a value."""
+
+    async def add(self, frame: pl.DataFrame) -> None:
+        await asyncio.sleep(0.05)  # the next chunk's read has failed by now
+        raise ValueRefused("polls", "refused")
+
+    async def finish(self) -> None:
+        raise AssertionError("a failed load is not finished")
+
+    def result(self) -> IngestResult:
+        raise AssertionError("a failed load has no result")
+
+
+async def test_an_earlier_chunks_error_wins_over_the_next_chunks_read_meanwhile(
+    db_session: AsyncSession,
+) -> None:
+    text = "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n5,up,2023-01-23\n"
+
+    with pytest.raises(ValueRefused):
+        await _load_by_chunks(_RefusingLoad(db_session), read_polls, text)
