@@ -54,7 +54,7 @@ async def load_csv(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> IngestResult:
     """CSV bytes, as they arrive, read a chunk of records at a time by `read` (a reader of
-    `store_monitor.sources`) and added to `load`: memory holds a chunk, not the file. Errors
+    `store_monitor.sources`) and added to `load`: memory holds two chunks, not the file. Errors
     are the reader's, located by the file's lines; a compressed file is a `CompressedSource`,
     and without `allow_blank` one of only whitespace a `BlankSource`."""
     chunks = CsvChunks(name, chunk_bytes=chunk_bytes)
