@@ -130,6 +130,8 @@ def _widened(spans: pl.DataFrame, more: pl.DataFrame) -> pl.DataFrame:
         pl.concat([spans, more.select(_SPANS.names()).cast(_SPANS)])
         .group_by("store_id")
         .agg(pl.col("first").min(), pl.col("last").max())
+        # Rows locked in key order, as by the loads before: writers cannot deadlock on them.
+        .sort("store_id")
     )
 
 
