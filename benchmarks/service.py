@@ -5,6 +5,8 @@ database made for the run and dropped after it, and compares with the offline re
 same files, in the same run.
 """
 
+# long: the harness every service benchmark shares (database, processes, peaks), and this one.
+
 import asyncio
 import os
 import re
