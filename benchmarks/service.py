@@ -5,6 +5,8 @@ database made for the run and dropped after it, and compares with the offline re
 same files, in the same run.
 """
 
+# long: the harness every service benchmark shares (database, processes, peaks), and this one.
+
 import asyncio
 import os
 import re
@@ -53,13 +55,25 @@ async def autocommit(statement: str, *, url: str = ADMIN_URL) -> None:
 
 
 @contextmanager
-def database() -> Iterator[str]:
-    """A fresh database at the latest schema, dropped afterwards."""
+def database(source: Path | None = None) -> Iterator[str]:
+    """A fresh database at the latest schema, dropped afterwards; `source`: that of the
+    revision whose `src` folder this is (beside its `alembic` folder)."""
     name = f"store_monitor_bench_{uuid4().hex[:8]}"
     asyncio.run(autocommit(f'CREATE DATABASE "{name}"'))
     url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        asyncio.run(upgrade_to_head(url))
+        if source is None:
+            asyncio.run(upgrade_to_head(url))
+        else:
+            upgrade = (
+                "import asyncio, sys; from store_monitor.db.migrations import upgrade_to_head; "
+                "asyncio.run(upgrade_to_head(sys.argv[1]))"
+            )
+            subprocess.run(
+                [sys.executable, "-c", upgrade, url],
+                env={**os.environ, "PYTHONPATH": str(source)},
+                check=True,
+            )
         yield url
     finally:
         asyncio.run(autocommit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -174,12 +188,14 @@ def service(
     workers: int = 1,
     settings: Mapping[str, str] | None = None,
     peaks: PeakMemory | None = None,
+    source: Path | None = None,
 ) -> Iterator[httpx.Client]:
     """`store-monitor serve` and `workers` `store-monitor worker` processes on a queue of their
     own, keys required as in production; a client of it that sends an admin key.
 
     `settings`: more of every process's settings, by name (`{"max_concurrent_jobs": "1"}`).
-    `peaks`, if given, is filled with the processes' peak memory as they stop."""
+    `peaks`, if given, is filled with the processes' peak memory as they stop. `source`: the
+    `src` folder of another revision of the package, run instead of this one."""
     server_key = secrets.token_urlsafe(32)
     environment = _environment(
         database_url=url,
@@ -189,6 +205,8 @@ def service(
         secret_key=server_key,
         **(settings or {}),
     )
+    if source is not None:
+        environment["PYTHONPATH"] = str(source)
     key = asyncio.run(_new_key(url, server_key))
     with _processes(environment, workers=workers, key=key, peaks=peaks) as client:
         yield client

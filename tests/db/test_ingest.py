@@ -1,9 +1,7 @@
 """Ingest: polls are added once however often they come; hours and zones are replaced per
 store; a load that fails part-way leaves what was stored before."""
 
-from collections.abc import AsyncIterator, Callable
 from datetime import time
-from functools import partial
 
 import polars as pl
 import pytest
@@ -14,24 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor.db.models import Store
 from store_monitor.frames import BUSINESS_HOURS, POLLS, TIMEZONES
 from store_monitor.ingest import (
-    HoursLoad,
     IngestResult,
-    Load,
-    OwnersLoad,
-    PollsLoad,
-    TimezonesLoad,
     ValueRefused,
     ingest_business_hours,
     ingest_polls,
     ingest_timezones,
-    load_csv,
-)
-from store_monitor.sources import (
-    SourceError,
-    read_business_hours,
-    read_owners,
-    read_polls,
-    read_timezones,
 )
 
 from .frames import at, hours, polls, stored_hours, stored_polls, stored_stores, stored_zones, zones
@@ -275,108 +260,3 @@ async def test_a_refused_store_id_is_a_refused_value_too(db_session: AsyncSessio
     await db_session.rollback()
     assert excinfo.value.table == "polls"
     assert await stored_stores(db_session) == []
-
-
-async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-async def _load_by_chunks(
-    load: Load, read: Callable[..., pl.DataFrame], text: str, *, chunk_bytes: int = 1
-) -> IngestResult:
-    # chunk_bytes=1: every record is a chunk of its own, the bytes arriving 7 at a time.
-    return await load_csv(
-        load,
-        _pieces(text.encode(), 7),
-        name="f.csv",
-        read=partial(read, name="f.csv"),
-        chunk_bytes=chunk_bytes,
-    )
-
-
-async def test_polls_by_chunks_are_added_once_across_chunks(db_session: AsyncSession) -> None:
-    text = (
-        "store_id,status,timestamp_utc\n"
-        "1,active,2023-01-22 12:09:39.388884 UTC\n"
-        "2,active,2023-01-22T12:00:00.000001Z\n"
-        "\n"
-        "1,active,2023-01-22 12:09:39.388884 UTC\n"  # a repeat, in another chunk
-        "1,inactive,2023-01-22 13:09:39 UTC\n"
-    )
-    result = await _load_by_chunks(PollsLoad(db_session), read_polls, text)
-
-    assert result == IngestResult(received=4, added=3, stores=2)
-    assert_frame_equal(await stored_polls(db_session), FIRST.sort(POLLS.names()))
-
-
-async def test_a_stores_hours_split_over_chunks_all_stay(db_session: AsyncSession) -> None:
-    await ingest_business_hours(db_session, hours(("a", 6, "01:00", "02:00")))
-    text = (
-        "store_id,dayOfWeek,start_time_local,end_time_local\n"
-        "a,0,09:00,17:00\n"
-        "b,0,10:00,12:00\n"
-        "a,1,09:00,17:00\n"
-        "a,0,09:00,17:00\n"  # a repeat, in another chunk: counted once
-    )
-    result = await _load_by_chunks(HoursLoad(db_session), read_business_hours, text)
-
-    assert result == IngestResult(received=4, added=3, stores=2)
-    assert_frame_equal(
-        await stored_hours(db_session),
-        hours(("a", 0, "09:00", "17:00"), ("a", 1, "09:00", "17:00"), ("b", 0, "10:00", "12:00")),
-    )
-
-
-async def test_a_later_chunks_time_zone_wins(db_session: AsyncSession) -> None:
-    text = "store_id,timezone_str\na,Europe/Berlin\nc,Factory\na,UTC\n"
-    result = await _load_by_chunks(TimezonesLoad(db_session), read_timezones, text)
-
-    assert result == IngestResult(received=3, added=2, stores=2)
-    assert_frame_equal(await stored_zones(db_session), zones(("a", "UTC"), ("c", "Factory")))
-
-
-async def test_an_owners_stores_split_over_chunks_all_stay(db_session: AsyncSession) -> None:
-    text = "owner_id,store_id\no1,a\no2,b\no1,c\no1,a\n"
-    result = await _load_by_chunks(OwnersLoad(db_session), read_owners, text)
-
-    assert result == IngestResult(received=4, added=3, stores=3)
-    stored = await db_session.execute(sa.text("SELECT owner_id, store_id FROM store_owners"))
-    assert sorted(map(tuple, stored)) == [("o1", "a"), ("o1", "c"), ("o2", "b")]
-
-
-async def test_a_bad_row_in_the_last_chunk_is_named_by_its_line_and_stores_nothing(
-    db_session: AsyncSession,
-) -> None:
-    await ingest_polls(db_session, FIRST)
-    await db_session.commit()
-    good = "".join(f"3,active,2023-01-2{day} 00:00:00 UTC\n" for day in range(3, 10))
-    quoted = '4,"active\n",2023-01-23 00:00:00 UTC\n'
-    text = "store_id,status,timestamp_utc\n" + quoted + good + "\n" + "5,up,2023-01-23\n"
-
-    with pytest.raises(SourceError) as excinfo:
-        await _load_by_chunks(PollsLoad(db_session), read_polls, text, chunk_bytes=40)
-    await db_session.rollback()
-
-    assert (
-        excinfo.value.message
-        == "f.csv, line 12, column 'status': 'up' is not 'active' or 'inactive'"
-    )
-    assert_frame_equal(await stored_polls(db_session), FIRST.sort(POLLS.names()))
-    assert await stored_stores(db_session) == ["1", "2"]
-
-
-async def test_polls_stored_before_are_skipped_in_every_chunk(db_session: AsyncSession) -> None:
-    await ingest_polls(db_session, FIRST)
-    await db_session.commit()
-    text = (
-        "store_id,status,timestamp_utc\n"
-        "2,active,2023-01-22T12:00:00.000001Z\n"  # stored before
-        "1,active,2023-01-22 12:30:00 UTC\n"  # new, inside 1's stored span
-        "1,inactive,2023-01-22 13:09:39 UTC\n"  # stored before, in a later chunk
-        "1,active,2023-01-22 12:30:00 UTC\n"  # added by an earlier chunk
-    )
-    result = await _load_by_chunks(PollsLoad(db_session), read_polls, text)
-
-    assert result == IngestResult(received=4, added=1, stores=2)
-    assert (await stored_polls(db_session)).height == 4

@@ -54,21 +54,40 @@ async def load_csv(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> IngestResult:
     """CSV bytes, as they arrive, read a chunk of records at a time by `read` (a reader of
-    `store_monitor.sources`) and added to `load`: memory holds a chunk, not the file. Errors
+    `store_monitor.sources`) and added to `load`: memory holds two chunks, not the file. Errors
     are the reader's, located by the file's lines; a compressed file is a `CompressedSource`,
     and without `allow_blank` one of only whitespace a `BlankSource`."""
     chunks = CsvChunks(name, chunk_bytes=chunk_bytes)
+    # The chunk being read while the one before is stored: reading is Polars' work in a
+    # thread (off the GIL, the event loop keeps serving), storing mostly the database's.
+    reading: asyncio.Future[pl.DataFrame] | None = None
 
     async def add(found: list[Chunk]) -> None:
+        nonlocal reading
         for chunk in found:
-            # Parsing is CPU work (Polars, off the GIL): a thread keeps the event loop serving.
-            await load.add(await asyncio.to_thread(chunk.read, read))
+            read_before, reading = (
+                reading,
+                asyncio.ensure_future(asyncio.to_thread(chunk.read, read)),
+            )
+            if read_before is not None:
+                # Awaited in the file's order: the first error in the file is the one raised.
+                await load.add(await read_before)
 
-    async for block in blocks:
-        await add(chunks.feed(block))
-    if chunks.blank and not allow_blank:
-        raise BlankSource(name)
-    await add(chunks.finish())
+    try:
+        async for block in blocks:
+            await add(chunks.feed(block))
+        if chunks.blank and not allow_blank:
+            raise BlankSource(name)
+        await add(chunks.finish())
+        if reading is not None:
+            await load.add(await reading)
+    finally:
+        if reading is not None:
+            # After a failure, the chunk being read is waited for (its thread cannot be
+            # stopped) and its own outcome, an error too perhaps, dropped.
+            await asyncio.wait([reading])
+            if not reading.cancelled():
+                reading.exception()
     await load.finish()
     return load.result()
 

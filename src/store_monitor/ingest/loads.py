@@ -34,6 +34,17 @@ class ValueRefused(ValueError):
         super().__init__(self.message)
 
 
+def _driver_error(error: sa.exc.DBAPIError) -> object:
+    # SQLAlchemy's adapted error wraps the driver's, which carries the details.
+    return getattr(error.orig, "__cause__", None) or error.orig
+
+
+def sqlstate(error: sa.exc.DBAPIError) -> str:
+    """The Postgres error code of a database error ("" if it has none)."""
+    code = getattr(error.orig, "sqlstate", None) or getattr(_driver_error(error), "sqlstate", None)
+    return code if isinstance(code, str) else ""
+
+
 @contextlib.asynccontextmanager
 async def refused_values(table: str, copied: pl.DataFrame | None = None) -> AsyncIterator[None]:
     """Raise the database's refusal of a value as `ValueRefused`, naming the row of `copied`
@@ -41,11 +52,9 @@ async def refused_values(table: str, copied: pl.DataFrame | None = None) -> Asyn
     try:
         yield
     except sa.exc.DBAPIError as error:
-        # SQLAlchemy's adapted error wraps the driver's, which carries the details.
-        driver = getattr(error.orig, "__cause__", None) or error.orig
-        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(driver, "sqlstate", None)
-        if not (isinstance(sqlstate, str) and sqlstate.startswith(_REFUSED_VALUE_CLASSES)):
+        if not sqlstate(error).startswith(_REFUSED_VALUE_CLASSES):
             raise
+        driver = _driver_error(error)
         line = _COPY_LINE.match(getattr(driver, "context", None) or "")
         store_id = None
         if line is not None and copied is not None and 0 < int(line[1]) <= copied.height:

@@ -12,7 +12,13 @@ from store_monitor.db.models import Poll
 from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in_binary, copy_out
 from store_monitor.frames import POLLS, STATUS
-from store_monitor.ingest.loads import IngestResult, Load, conformed, refused_values
+from store_monitor.ingest.loads import (
+    IngestResult,
+    Load,
+    conformed,
+    refused_values,
+    sqlstate,
+)
 
 _STORED_POLLS: Final = """
 SELECT p.store_id, (extract(epoch FROM p.timestamp_utc) * 1000000)::bigint, p.status
@@ -21,6 +27,12 @@ CROSS JOIN LATERAL (
     SELECT p.store_id, p.timestamp_utc, p.status FROM polls AS p
     WHERE p.store_id = span.store_id AND p.timestamp_utc BETWEEN span.first AND span.last
 ) AS p
+"""
+# The stored polls with these keys (store_id, timestamp_utc), whatever their status.
+_STORED_KEYS: Final = """
+SELECT p.store_id, (extract(epoch FROM p.timestamp_utc) * 1000000)::bigint, p.status
+FROM unnest($1::text[], $2::timestamptz[]) AS key (store_id, timestamp_utc)
+JOIN polls AS p USING (store_id, timestamp_utc)
 """
 _STORED_POLLS_SCHEMA: Final = {"store_id": pl.String(), "at_us": pl.Int64(), "status": STATUS}
 # A store's row follows its latest and its first poll.
@@ -41,17 +53,22 @@ class PollsLoad(Load):
     """Adds polls (schema POLLS) and their stores; polls already stored are left as they are,
     those of an earlier frame of the same load included.
 
-    What was stored before the load lies within each store's span of polls as the `stores` row
-    said when the load first met the store: only that is looked up in the database. What the
-    load added itself is remembered compactly (12 bytes a poll), so that a frame's polls are
-    never looked up among the load's own rows again and again.
+    Memory holds a frame and a row per store met, never the polls the load added: what was
+    stored before the load lies within each store's span of polls as the `stores` row said when
+    the load first met the store, and only that is looked up and left out. A poll repeated
+    across frames is found by the database's primary key, at no cost when there is none: into
+    an existing week a frame's COPY runs under a savepoint and, if it meets a poll an earlier
+    frame stored, is retried without the polls the database holds; into a week this load made,
+    repeats are found when its primary key is built (`finish`), and deleted before the build is
+    retried. The stores' rows are written once, by `finish`.
     """
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
-        # Per store met: a code, and the span of its polls stored before the load (or nulls).
-        self._stores = pl.DataFrame(schema=_STORES_MET)
-        self._added = pl.DataFrame(schema=_ADDED)
+        # Per store met: its span of polls stored before the load (or nulls).
+        self._stores = pl.DataFrame(schema=_SPANS)
+        # Per store met: the span of its polls in the load.
+        self._spans = pl.DataFrame(schema=_SPANS)
         # Weeks' tables this load made: filled by every frame, attached by `finish`.
         self._new_weeks: list[date] = []
 
@@ -68,14 +85,12 @@ class PollsLoad(Load):
             sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE")
         )
         await self._meet(spans["store_id"])
+        self._spans = _widened(self._spans, spans)
         lookup = _stored_before(spans, self._stores)
-        unseen = await asyncio.to_thread(_not_added, coded, self._stores, self._added)
-        added = await _add_polls(self.session, unseen, spans, lookup, self._new_weeks)
-        self.added += added.height
-        self._added = pl.concat([self._added, _keyed(added, self._stores).drop("_row")])
+        self.added += await _add_polls(self.session, coded, lookup, self._new_weeks)
 
     async def _meet(self, store_ids: pl.Series) -> None:
-        """Remember the stores not met before: a code each, and their stored span."""
+        """Remember the stored span of the stores not met before."""
         new = store_ids.filter(~store_ids.is_in(self._stores["store_id"].implode()))
         if new.is_empty():
             return
@@ -87,58 +102,75 @@ class PollsLoad(Load):
                 ),
                 {"ids": new.to_list()},
             )
-        before = pl.DataFrame([tuple(row) for row in found], schema=_SPANS_BEFORE, orient="row")
-        met = (
-            new.to_frame("store_id")
-            .join(before, on="store_id", how="left")
-            .with_row_index("store_code", offset=self._stores.height)
-            .select(_STORES_MET.names())
-        )
-        self._stores = pl.concat([self._stores, met.cast(_STORES_MET)])
+        before = pl.DataFrame([tuple(row) for row in found], schema=_SPANS, orient="row")
+        met = new.to_frame("store_id").join(before, on="store_id", how="left")
+        self._stores = pl.concat([self._stores, met.select(_SPANS.names()).cast(_SPANS)])
 
     async def finish(self) -> None:
         async with refused_values(Poll.__tablename__):
-            await attach_poll_weeks(self.session, self._new_weeks)
+            await _record_spans(self.session, self._spans)
+            for monday in self._new_weeks:
+                self.added -= await _attach_without_repeats(self.session, monday)
         self._new_weeks = []
 
     def result(self) -> IngestResult:
         return IngestResult(received=self.received, added=self.added, stores=self._stores.height)
 
 
-_SPANS_BEFORE: Final = pl.Schema(
+_SPANS: Final = pl.Schema(
     {"store_id": pl.String(), "first": POLLS["timestamp_utc"], "last": POLLS["timestamp_utc"]}
 )
-_STORES_MET: Final = pl.Schema({"store_code": pl.UInt32(), **_SPANS_BEFORE})
-# A poll of the load: its store's code, and its instant (microseconds) and status in one number.
-_ADDED: Final = pl.Schema({"store_code": pl.UInt32(), "poll": pl.Int64()})
+_KEY: Final = ", ".join(column.name for column in Poll.__table__.primary_key)
+_UNIQUE_VIOLATION: Final = "23505"
 
 
-def _keyed(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
-    """Each poll's `_ADDED` key, in order, with its row number (`_row`)."""
+def _widened(spans: pl.DataFrame, more: pl.DataFrame) -> pl.DataFrame:
+    """Each store's span of polls over both frames of spans."""
     return (
-        polls.select(
-            pl.col("store_id").cast(pl.String),
-            poll=pl.col("timestamp_utc").dt.epoch("us") * 2
-            + (pl.col("status") == "inactive").cast(pl.Int64),
-        )
-        .with_row_index("_row")
-        .join(
-            stores.select("store_id", "store_code"),
-            on="store_id",
-            how="left",
-            maintain_order="left",
-        )
-        .select("_row", *_ADDED.names())
+        pl.concat([spans, more.select(_SPANS.names()).cast(_SPANS)])
+        .group_by("store_id")
+        .agg(pl.col("first").min(), pl.col("last").max())
+        # Rows locked in key order, as by the loads before: writers cannot deadlock on them.
+        .sort("store_id")
     )
 
 
-def _not_added(coded: pl.DataFrame, stores: pl.DataFrame, added: pl.DataFrame) -> pl.DataFrame:
-    """The polls of `coded` that the load did not add before."""
-    keyed = _keyed(coded, stores)
-    if added.is_empty():
-        return coded
-    rows = keyed.join(added, on=_ADDED.names(), how="anti", maintain_order="left")["_row"]
-    return coded[rows]
+async def _record_spans(session: AsyncSession, spans: pl.DataFrame) -> None:
+    """Add the stores of `spans`, and widen the span of polls their rows say to cover theirs."""
+    if spans.is_empty():
+        return
+    ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
+    await session.execute(
+        sa.text(
+            "INSERT INTO stores (store_id, latest_poll_at, first_poll_at) SELECT * FROM "
+            "unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]), "
+            "CAST(:firsts AS timestamptz[]))" + _SPAN_OF_POLLS
+        ),
+        {"ids": ids, "lasts": lasts, "firsts": firsts},
+    )
+
+
+async def _attach_without_repeats(session: AsyncSession, monday: date) -> int:
+    """Attach the week's table this load made and filled; if its primary key finds polls in it
+    more than once (sent by several frames), they are deleted first. How many were deleted."""
+    try:
+        async with session.begin_nested():
+            await attach_poll_weeks(session, [monday])
+        return 0
+    except sa.exc.DBAPIError as error:
+        if sqlstate(error) != _UNIQUE_VIOLATION:
+            raise
+    # Rare (a poll sent twice, far apart in the file): one more pass over the week's table.
+    name = partition_name(monday)
+    deleted = await session.execute(
+        sa.text(
+            f"DELETE FROM {name} WHERE ctid = ANY(ARRAY("
+            f"SELECT ctid FROM (SELECT ctid, row_number() OVER (PARTITION BY {_KEY}) AS nth "
+            f"FROM {name}) AS numbered WHERE nth > 1))"
+        )
+    )
+    await attach_poll_weeks(session, [monday])
+    return int(getattr(deleted, "rowcount", 0))
 
 
 def _stored_before(spans: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
@@ -172,35 +204,23 @@ def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 async def _add_polls(
-    session: AsyncSession,
-    coded: pl.DataFrame,
-    spans: pl.DataFrame,
-    lookup: pl.DataFrame,
-    new_weeks: list[date],
-) -> pl.DataFrame:
-    """Store the polls of `coded` not stored yet, looking up what is stored within the spans
-    of `lookup`; update the stores' rows by `spans`. The polls added. The caller holds the
-    locks, and has made the tables of `new_weeks`, to attach once it has added them all."""
+    session: AsyncSession, coded: pl.DataFrame, lookup: pl.DataFrame, new_weeks: list[date]
+) -> int:
+    """Store the polls of `coded` not stored yet, looking up what was stored before the load
+    within the spans of `lookup`; how many were added (into the weeks of `new_weeks`, repeats
+    of an earlier frame counted, for `finish` to take off). The caller holds the locks, and has
+    made the tables of `new_weeks`, to attach once it has added them all."""
     # COPY, the fastest way in, fails on a row already stored rather than skipping it (an
     # INSERT ... ON CONFLICT could skip, at several times the cost): so what is stored in the
     # polls' spans is fetched and left out first, under the caller's lock (readers still read).
     # A poll outside every partition would fail the COPY: its week's table is made first, and
     # filled (by every frame of the load) before it is attached (see `create_poll_weeks`).
-    ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
-    async with refused_values(Poll.__tablename__):
-        stored = b""
-        if lookup.height:
-            columns = (lookup[name].to_list() for name in ("store_id", "first", "last"))
+    new = coded
+    if lookup.height:
+        columns = (lookup[name].to_list() for name in ("store_id", "first", "last"))
+        async with refused_values(Poll.__tablename__):
             stored = await copy_out(session, _STORED_POLLS, *columns)
-        await session.execute(
-            sa.text(
-                "INSERT INTO stores (store_id, latest_poll_at, first_poll_at) SELECT * FROM "
-                "unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]), "
-                "CAST(:firsts AS timestamptz[]))" + _SPAN_OF_POLLS
-            ),
-            {"ids": ids, "lasts": lasts, "firsts": firsts},
-        )
-    new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
+        new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
     rest = new
     if new_weeks:
         into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, new_weeks)
@@ -208,9 +228,33 @@ async def _add_polls(
             # A refused row's line is counted in the frame its COPY sent.
             async with refused_values(Poll.__tablename__, week_polls):
                 await copy_in_binary(session, partition_name(monday), week_polls)
-    async with refused_values(Poll.__tablename__, rest):
-        await copy_in_binary(session, Poll.__tablename__, rest)
-    return new
+    return new.height - rest.height + await _copy_unrepeated(session, rest)
+
+
+async def _copy_unrepeated(session: AsyncSession, polls: pl.DataFrame) -> int:
+    """COPY the polls into `polls`, those an earlier frame of the load stored left out; how
+    many were added."""
+    if polls.height == 0:
+        return 0
+    try:
+        async with session.begin_nested(), refused_values(Poll.__tablename__, polls):
+            await copy_in_binary(session, Poll.__tablename__, polls)
+        return polls.height
+    except sa.exc.DBAPIError as error:
+        if sqlstate(error) != _UNIQUE_VIOLATION:
+            raise
+    # Rare (a poll sent twice, far apart in the file): each poll looked up by its key.
+    async with refused_values(Poll.__tablename__):
+        stored = await copy_out(
+            session,
+            _STORED_KEYS,
+            polls["store_id"].cast(pl.String).to_list(),
+            polls["timestamp_utc"].to_list(),
+        )
+    new = await asyncio.to_thread(_unstored, polls, stored) if stored else polls
+    async with refused_values(Poll.__tablename__, new):
+        await copy_in_binary(session, Poll.__tablename__, new)
+    return new.height
 
 
 def _weeks(polls: pl.DataFrame) -> list[date]:
