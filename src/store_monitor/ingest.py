@@ -20,6 +20,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store_monitor.db.live_state import mark_changed
 from store_monitor.db.models import BusinessHours, Poll, StoreOwner, Timezone
 from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in, copy_in_binary, copy_out
@@ -163,6 +164,8 @@ async def _add_polls(session: AsyncSession, coded: pl.DataFrame, spans: pl.DataF
             await attach_poll_weeks(session, weeks)
     async with _refused_values(Poll.__tablename__, rest):
         await copy_in_binary(session, Poll.__tablename__, rest)
+    # The live view evaluates the stores with new polls once this transaction commits.
+    await mark_changed(session, new["store_id"].unique().cast(pl.String).to_list())
     return new.height
 
 
@@ -202,6 +205,7 @@ async def ingest_business_hours(session: AsyncSession, hours: pl.DataFrame) -> I
     """
     frame = _conformed(hours, BUSINESS_HOURS).unique().sort(BUSINESS_HOURS.names())
     stores = await _replace(session, BusinessHours.__tablename__, frame)
+    await mark_changed(session, frame["store_id"].unique().to_list())
     return IngestResult(received=hours.height, added=frame.height, stores=stores)
 
 
@@ -210,6 +214,7 @@ async def ingest_timezones(session: AsyncSession, zones: pl.DataFrame) -> Ingest
     several rows the last one wins, as in the engine."""
     frame = _conformed(zones, TIMEZONES).unique(subset="store_id", keep="last").sort("store_id")
     stores = await _replace(session, Timezone.__tablename__, frame)
+    await mark_changed(session, frame["store_id"].unique().to_list())
     return IngestResult(received=zones.height, added=frame.height, stores=stores)
 
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import maintenance, reports
+from store_monitor import live, maintenance, reports
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.shards import SHARDS, run_shard
 from store_monitor.work.lease import Runner
@@ -23,7 +23,7 @@ from store_monitor.work.table import Key
 
 log = logging.getLogger(__name__)
 
-WORK_TABLES = (REPORTS, SHARDS)
+WORK_TABLES = (REPORTS, SHARDS, live.EVALUATIONS)
 """Swept in this order: a report's plan is queued before its shards are looked at."""
 
 
@@ -40,7 +40,7 @@ def handlers(
     sessionmaker: async_sessionmaker[AsyncSession], runner: Runner, queue: WorkQueue
 ) -> dict[str, Handler]:
     """Each kind's job body, for a queue that runs jobs itself; `queue` takes the shards a
-    report's job plans."""
+    report's job plans, and the live evaluation next in line after one."""
 
     async def report(key: Key, attempt: int) -> object:
         report_id = key[0]
@@ -53,7 +53,12 @@ def handlers(
         assert isinstance(number, int)
         return await run_shard(sessionmaker, report_id, number, attempt, runner)
 
-    return {REPORTS.kind: report, SHARDS.kind: shard}
+    async def evaluation(key: Key, attempt: int) -> object:
+        evaluation_id = key[0]
+        assert isinstance(evaluation_id, int)
+        return await live.run_evaluation(sessionmaker, evaluation_id, attempt, runner, queue=queue)
+
+    return {REPORTS.kind: report, SHARDS.kind: shard, live.EVALUATIONS.kind: evaluation}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

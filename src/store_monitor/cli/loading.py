@@ -66,17 +66,26 @@ def ingest(
     except SourceError as error:
         fail(str(error))
     try:
-        results = step("Loading into the database", lambda: with_database(partial(_load, loaded)))
+        results = step(
+            "Loading into the database",
+            lambda: with_database(partial(_load, loaded, settings.redis_url, settings.queue_name)),
+        )
     except ValueRefused as error:
         fail(str(error))
     for kind, (received, added, stores) in results.items():
         say(f"{kind}: {received:,} rows read, {added:,} stored, {stores:,} stores")
 
 
-async def _load(frames: dict[str, pl.DataFrame], url: str) -> dict[str, tuple[int, int, int]]:
-    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind."""
+async def _load(
+    frames: dict[str, pl.DataFrame], redis_url: str | None, queue_name: str, url: str
+) -> dict[str, tuple[int, int, int]]:
+    """Store validated frames in one transaction: (rows read, rows stored, stores) per kind.
+    Then queue the live evaluation of the changes on the workers' queue, if there is one; else
+    (the embedded mode) the service's sweep queues it when it runs."""
     from store_monitor import ingest as ingestion
+    from store_monitor import live
     from store_monitor.db.session import create_engine, create_sessionmaker
+    from store_monitor.work.arq import ArqQueue
 
     loaders = {
         "polls": ingestion.ingest_polls,
@@ -86,8 +95,22 @@ async def _load(frames: dict[str, pl.DataFrame], url: str) -> dict[str, tuple[in
     }
     engine = create_engine(url, process_name="store-monitor-cli")
     try:
-        async with create_sessionmaker(engine).begin() as session:
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker.begin() as session:
             results = {kind: await loaders[kind](session, frame) for kind, frame in frames.items()}
+        if redis_url is not None:
+            try:
+                queue = await ArqQueue.connect(
+                    redis_url, queue_name=queue_name, job_timeout_seconds=0
+                )
+            except Exception as error:
+                say(f"the live evaluation is left to the workers' sweep (no queue: {error})")
+            else:
+                try:
+                    async with sessionmaker() as session:
+                        await live.queue_next(session, queue)
+                finally:
+                    await queue.close()
     finally:
         await engine.dispose()
     return {kind: (r.received, r.added, r.stores) for kind, r in results.items()}

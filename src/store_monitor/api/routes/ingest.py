@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from store_monitor import ingest
+from store_monitor import ingest, live
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.clock import latest_allowed_poll
@@ -34,7 +34,7 @@ from store_monitor.sources import (
     shortened,
 )
 from store_monitor.web.auth import ADMIN, INGEST
-from store_monitor.web.deps import MetricsDep, SessionDep, SettingsDep
+from store_monitor.web.deps import MetricsDep, QueueDep, SessionDep, SettingsDep
 from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Security(INGEST)])
@@ -149,7 +149,11 @@ _ERRORS: Final = documented(
 
 def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
     async def upload(
-        request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        metrics: MetricsDep,
+        queue: QueueDep,
     ) -> IngestResponse:
         limit = BodyLimit(settings.max_upload_bytes, what="upload", limit_name="max_upload_bytes")
         read = source.read
@@ -157,6 +161,9 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
             read = partial(read, latest=latest_allowed_poll(settings.clock_skew_seconds))
         frame = await _read_upload(request, limit, read, source.label)
         result = await _ingested(source.store(session, frame))
+        # Committed before the live evaluation is queued, or it could start without the data.
+        await session.commit()
+        await live.queue_next(session, queue)
         return _response(source.name, result, metrics)
 
     # The route's name (for url_for) and tracebacks say which source it is.
