@@ -79,14 +79,14 @@ async def run_evaluation(
     every earlier evaluation is finished); then queue the next one on `queue`. The status the
     attempt left it with; None if it did not run. Errors and takeovers: `work.attempt.run`."""
     hold = Hold(sessionmaker, EVALUATIONS, (evaluation_id,), attempt, runner)
-    status = await run(_EvaluationAttempt(hold), runner)
+    status = await run(EvaluationAttempt(hold), runner)
     if status is ReportStatus.complete and queue is not None:
         async with reading(sessionmaker) as session:
             await queue_next(session, queue)
     return status
 
 
-class _EvaluationAttempt(Attempt):
+class EvaluationAttempt(Attempt):
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(LiveEvaluation.id)
         return None if row is None else Claimed(request_id=None)
