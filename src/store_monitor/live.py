@@ -26,7 +26,8 @@ from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.session import reading
 from store_monitor.engine.live import LiveEvaluation as Evaluated
 from store_monitor.engine.live import evaluate_live
-from store_monitor.frames import LIVE_STATE
+from store_monitor.engine.localtime import known_timezones
+from store_monitor.frames import DEFAULT_TIMEZONE, LIVE_STATE
 from store_monitor.webhooks import outbox
 from store_monitor.webhooks.events import (
     AnyEvent,
@@ -191,6 +192,8 @@ class DownStore:
     minutes: float
     """From `since` to the evaluation's N, 2 decimals."""
     latest_poll_at: datetime
+    timezone: str
+    """The store's IANA zone, as its reports use it (the default one if unknown)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,6 +225,9 @@ async def down_now(
             since=row.since,
             minutes=0.0 if now is None else round((now - row.since).total_seconds() / 60, 2),
             latest_poll_at=row.latest_poll_at,
+            timezone=row.timezone_str
+            if row.timezone_str in known_timezones()
+            else DEFAULT_TIMEZONE,
         )
         for row in rows
     ]

@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from store_monitor.db.models import LiveChange, LiveEvaluation, LiveStore, ReportStatus, Store
+from store_monitor.db.models import (
+    LiveChange,
+    LiveEvaluation,
+    LiveStore,
+    ReportStatus,
+    Store,
+    Timezone,
+)
 from store_monitor.db.owners import visible_to
 from store_monitor.frames import LIVE_STATE
 
@@ -176,6 +183,8 @@ class DownRow:
     store_id: str
     since: datetime
     latest_poll_at: datetime
+    timezone_str: str | None
+    """The store's zone as stored (None without a row; the name may be unknown)."""
 
 
 async def down_now(
@@ -194,7 +203,13 @@ async def down_now(
     total = await session.scalar(sa.select(sa.func.count()).select_from(LiveStore).where(*where))
     rows = (
         await session.execute(
-            sa.select(LiveStore.store_id, LiveStore.down_since, LiveStore.latest_poll_at)
+            sa.select(
+                LiveStore.store_id,
+                LiveStore.down_since,
+                LiveStore.latest_poll_at,
+                Timezone.timezone_str,
+            )
+            .outerjoin(Timezone, Timezone.store_id == LiveStore.store_id)
             .where(*where)
             .order_by(LiveStore.down_since, LiveStore.store_id)
             .offset(offset)
@@ -202,7 +217,12 @@ async def down_now(
         )
     ).all()
     stores = [
-        DownRow(store_id=row.store_id, since=row.down_since, latest_poll_at=row.latest_poll_at)
+        DownRow(
+            store_id=row.store_id,
+            since=row.down_since,
+            latest_poll_at=row.latest_poll_at,
+            timezone_str=row.timezone_str,
+        )
         for row in rows
     ]
     return total or 0, stores
