@@ -65,6 +65,7 @@ async def test_down_now_updates_while_open(
     row = browser.find_element(By.CSS_SELECTOR, "#live tbody tr[data-store-id]")
     cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
     # Inactive from about the midpoint between its last poll and this one, an hour later.
-    assert cells[3].endswith(" min") and int(cells[3].split()[0]) < 60
+    assert cells[3].endswith(" min")
+    assert int(cells[3].split()[0]) < 60
     assert cells[2].endswith("UTC")
     browser.save_screenshot(str(tmp_path / "live.png"))

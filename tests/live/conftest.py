@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import ingest, live
+from store_monitor.db import live_state
 from store_monitor.db.models import Event, LiveEvaluation, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.frames import POLLS
@@ -46,13 +47,14 @@ async def ingest_polls(sessions: Sessions, frame: pl.DataFrame) -> None:
 
 async def evaluate(sessions: Sessions) -> list[ReportStatus | None]:
     """Run the pending evaluations, in order, as the queue would; their outcomes."""
-    outcomes = []
+    outcomes: list[ReportStatus | None] = []
     while True:
         async with sessions() as session:
-            due = await live.live_state.next_pending(session)
+            due = await live_state.next_pending(session)
         if due is None:
             return outcomes
-        outcomes.append(await live.run_evaluation(sessions, *due, RUNNER))
+        evaluation_id, attempt = due
+        outcomes.append(await live.run_evaluation(sessions, evaluation_id, attempt, RUNNER))
 
 
 async def events(sessions: Sessions) -> list[AnyEvent]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from store_monitor import jobs, live
+from store_monitor.db import live_state
 from store_monitor.db.models import LiveChange, LiveEvaluation, LiveStore, ReportStatus
 from store_monitor.webhooks.events import IncidentClosedEvent, IncidentOpenedEvent
 from store_monitor.work.lease import LeaseLost
@@ -122,7 +123,7 @@ async def test_changes_arriving_during_an_evaluation_are_kept_for_the_next(
     attempt = live.EvaluationAttempt(Hold(sessions, live.EVALUATIONS, (evaluation.id,), 1, RUNNER))
     assert await attempt.claim() is not None
     async with sessions() as session:
-        plan = await live.live_state.read_plan(session)
+        plan = await live_state.read_plan(session)
     # An ingest commits while the evaluation computes: its store's change is newer.
     await ingest_polls(sessions, polls(("a", "inactive", at(49))))
     async with sessions.begin() as session:
@@ -130,7 +131,7 @@ async def test_changes_arriving_during_an_evaluation_are_kept_for_the_next(
 
     async with sessions() as session:
         left = (await session.execute(sa.select(LiveChange.store_id))).scalars().all()
-        pending = await live.live_state.next_pending(session)
+        pending = await live_state.next_pending(session)
     assert left == ["a"]
     assert pending is not None
 
