@@ -42,6 +42,9 @@ TABLES = {
     "report_files",
     "report_shards",
     "events",
+    "live_stores",
+    "live_changes",
+    "live_evaluations",
 }
 
 
