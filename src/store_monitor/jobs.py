@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import live, maintenance, reports
+from store_monitor.db import live_state
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.shards import SHARDS, run_shard
 from store_monitor.work.lease import Runner
@@ -78,7 +79,8 @@ async def keep_up(
 ) -> None:
     """Forever, once every interval (the first after one: start-up does a round of its own):
     make the coming weeks' poll partitions and drop those past the poll retention, sweep the
-    reports (takeovers, requeues, give-ups) and delete the expired ones.
+    work tables (takeovers, requeues, give-ups) and delete the expired reports and finished
+    live evaluations.
 
     An error (the database or the queue away) is logged and the round tried again at the next
     interval, so the task outlives outages; cancel it to stop.
@@ -116,4 +118,6 @@ async def upkeep_round(
         log.info(
             "deleted %d reports created before %s (retention)", deleted, f"{cutoff:%Y-%m-%d %H:%M}"
         )
+    async with sessionmaker.begin() as session:
+        await live_state.delete_evaluations_before(session, cutoff)
     return swept

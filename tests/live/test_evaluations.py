@@ -193,3 +193,23 @@ async def test_evaluations_run_one_at_a_time_in_order(sessions: Sessions) -> Non
     await first_attempt.work()
     # Once the first is done, the second is next in line.
     assert await live.run_evaluation(sessions, second.id, 1, RUNNER) is ReportStatus.complete
+
+
+async def test_retention_keeps_the_latest_complete_evaluation(sessions: Sessions) -> None:
+    await ingest_polls(sessions, polls(*history()))
+    await evaluate(sessions)
+    await ingest_polls(sessions, polls(("a", "active", at(49)), ("b", "active", at(49))))
+    await evaluate(sessions)
+    _, latest = await evaluations(sessions)
+
+    async with sessions.begin() as session:
+        deleted = await live_state.delete_evaluations_before(
+            session, datetime.now(UTC) + timedelta(minutes=1)
+        )
+    assert deleted == 1
+    assert [e.id for e in await evaluations(sessions)] == [latest.id]
+    # Its N is still what the next evaluation compares with: a late poll, N unchanged,
+    # evaluates the changed store only.
+    await ingest_polls(sessions, polls(("a", "active", at(48.5))))
+    await evaluate(sessions)
+    assert (await evaluations(sessions))[-1].stores_evaluated == 1

@@ -226,3 +226,23 @@ async def down_now(
         for row in rows
     ]
     return total or 0, stores
+
+
+async def delete_evaluations_before(session: AsyncSession, cutoff: datetime) -> int:
+    """Delete the finished evaluations created before `cutoff`, but the latest complete one
+    (its N is the one the next evaluation compares with); how many."""
+    latest_complete = (
+        sa.select(sa.func.max(LiveEvaluation.id))
+        .where(LiveEvaluation.status == ReportStatus.complete)
+        .scalar_subquery()
+    )
+    deleted = await session.execute(
+        sa.delete(LiveEvaluation)
+        .where(
+            LiveEvaluation.status.not_in(_UNFINISHED),
+            LiveEvaluation.created_at < cutoff,
+            LiveEvaluation.id < latest_complete,
+        )
+        .returning(LiveEvaluation.id)
+    )
+    return len(deleted.all())
