@@ -151,6 +151,7 @@ _DATABASE_ROUTES = [
     "ingest_business_hours",
     "ingest_timezones",
     "ingest_owners",
+    "get_live",
 ]
 
 
@@ -172,6 +173,7 @@ async def test_routes_answer_503_when_the_database_cannot_be_reached(
         "get_report": ("GET", f"/get_report/{uuid4()}", {}),
         "get_report_metadata": ("GET", report, {}),
         "download_report_csv": ("GET", f"{report}/csv", {}),
+        "get_live": ("GET", "/live", {}),
     }
     for operation, route, path in (
         ("ingest_polls", "/ingest/polls", data_files.store_status),
@@ -277,6 +279,7 @@ def test_openapi_operations_are_stable() -> None:
         "ingest_business_hours": ("/ingest/business-hours", "post"),
         "ingest_timezones": ("/ingest/timezones", "post"),
         "ingest_owners": ("/ingest/owners", "post"),
+        "get_live": ("/live", "get"),
         "healthz": ("/healthz", "get"),
         "readyz": ("/readyz", "get"),
     }
