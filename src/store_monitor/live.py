@@ -153,16 +153,8 @@ async def _write(
         await outbox.record(session, events)
     if await live_state.clear_changes(session, plan.changes):
         # Arrived during this evaluation: the next one covers them.
-        await _ensure_pending(session)
+        await live_state.ensure_pending(session)
     return True
-
-
-async def _ensure_pending(session: AsyncSession) -> None:
-    pending = await session.scalar(
-        sa.select(sa.exists().where(LiveEvaluation.status == ReportStatus.pending))
-    )
-    if not pending:
-        await session.execute(sa.insert(LiveEvaluation).values(status=ReportStatus.pending))
 
 
 def _new_state(evaluated: _Evaluated) -> pl.DataFrame:

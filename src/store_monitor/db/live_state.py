@@ -48,6 +48,12 @@ async def mark_changed(session: AsyncSession, store_ids: Sequence[str]) -> None:
         return
     # Sorted: concurrent ingests lock the rows they share in one order (no deadlock).
     await session.execute(_MARK_CHANGED, {"store_ids": sorted(set(store_ids))})
+    await ensure_pending(session)
+
+
+async def ensure_pending(session: AsyncSession) -> None:
+    """Make sure an evaluation not yet started is pending, locking it until the transaction
+    ends (see `mark_changed`). Flushes, never commits."""
     pending = await session.scalar(
         sa.select(LiveEvaluation.id)
         .where(LiveEvaluation.status == ReportStatus.pending, LiveEvaluation.attempts == 0)
