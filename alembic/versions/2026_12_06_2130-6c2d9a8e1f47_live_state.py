@@ -52,7 +52,8 @@ def upgrade() -> None:
     op.execute("CREATE SEQUENCE live_change_seq")
     op.create_table(
         "live_evaluations",
-        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(), nullable=False),
         sa.Column("status", REPORT_STATUS, nullable=False),
         sa.Column("created_at", INSTANT, nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
@@ -65,12 +66,13 @@ def upgrade() -> None:
         sa.Column("stores_evaluated", sa.Integer(), nullable=True),
         sa.Column("events", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_live_evaluations")),
+        sa.UniqueConstraint("seq", name=op.f("uq_live_evaluations_seq")),
     )
     # The unfinished evaluations, which the claim's "no earlier one unfinished" looks up.
     op.create_index(
         "ix_live_evaluations_unfinished",
         "live_evaluations",
-        ["id"],
+        ["seq"],
         postgresql_where=sa.text("status IN ('pending', 'running')"),
     )
 

@@ -56,7 +56,7 @@ def handlers(
 
     async def evaluation(key: Key, attempt: int) -> object:
         evaluation_id = key[0]
-        assert isinstance(evaluation_id, int)
+        assert isinstance(evaluation_id, UUID)
         return await live.run_evaluation(sessionmaker, evaluation_id, attempt, runner, queue=queue)
 
     return {REPORTS.kind: report, SHARDS.kind: shard, live.EVALUATIONS.kind: evaluation}

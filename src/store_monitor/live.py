@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
+from uuid import UUID
 
 import polars as pl
 import sqlalchemy as sa
@@ -43,13 +44,13 @@ from store_monitor.work.table import Hold, WorkTable
 log = logging.getLogger(__name__)
 
 EVALUATE_LIVE: Final = "evaluate_live"
-"""The job of an evaluation's attempt; its arguments: the evaluation id, the attempt."""
+"""The job of an evaluation's attempt; its arguments: the evaluation id as text, the attempt."""
 
 EVALUATIONS: Final = WorkTable(
     kind=EVALUATE_LIVE,
     model=LiveEvaluation,
     key=(LiveEvaluation.id,),
-    order_by=(LiveEvaluation.id,),
+    order_by=(LiveEvaluation.seq,),
     label=lambda key: f"live evaluation {key[0]}",
     waiting=live_state.no_earlier_unfinished,
 )
@@ -70,7 +71,7 @@ async def queue_next(session: AsyncSession, queue: WorkQueue) -> None:
 
 async def run_evaluation(
     sessionmaker: async_sessionmaker[AsyncSession],
-    evaluation_id: int,
+    evaluation_id: UUID,
     attempt: int,
     runner: Runner,
     *,

@@ -66,4 +66,4 @@ async def events(sessions: Sessions) -> list[AnyEvent]:
 
 async def evaluations(sessions: Sessions) -> Sequence[LiveEvaluation]:
     async with sessions() as session:
-        return (await session.scalars(sa.select(LiveEvaluation).order_by(LiveEvaluation.id))).all()
+        return (await session.scalars(sa.select(LiveEvaluation).order_by(LiveEvaluation.seq))).all()

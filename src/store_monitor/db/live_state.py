@@ -4,6 +4,7 @@ evaluations (leased work, one at a time), and each store's announced state and d
 The SQL only; the rules are `store_monitor.engine.live`, the evaluation `store_monitor.live`.
 """
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,7 +58,7 @@ async def ensure_pending(session: AsyncSession) -> None:
     pending = await session.scalar(
         sa.select(LiveEvaluation.id)
         .where(LiveEvaluation.status == ReportStatus.pending, LiveEvaluation.attempts == 0)
-        .order_by(LiveEvaluation.id.desc())
+        .order_by(LiveEvaluation.seq.desc())
         .limit(1)
         .with_for_update(read=True)
     )
@@ -69,16 +70,16 @@ def no_earlier_unfinished() -> sa.ColumnElement[bool]:
     """An evaluation may start only once every earlier one is finished: one at a time, in
     order, so that N never goes back for a store."""
     earlier = aliased(LiveEvaluation)
-    return ~sa.exists().where(earlier.id < LiveEvaluation.id, earlier.status.in_(_UNFINISHED))
+    return ~sa.exists().where(earlier.seq < LiveEvaluation.seq, earlier.status.in_(_UNFINISHED))
 
 
-async def next_pending(session: AsyncSession) -> tuple[int, int] | None:
+async def next_pending(session: AsyncSession) -> tuple[uuid.UUID, int] | None:
     """The first unfinished evaluation, if it is pending: its id and the attempt to queue."""
     row = (
         await session.execute(
             sa.select(LiveEvaluation.id, LiveEvaluation.status, LiveEvaluation.attempts)
             .where(LiveEvaluation.status.in_(_UNFINISHED))
-            .order_by(LiveEvaluation.id)
+            .order_by(LiveEvaluation.seq)
             .limit(1)
         )
     ).one_or_none()
@@ -121,7 +122,7 @@ async def latest_evaluated_now(session: AsyncSession) -> datetime | None:
     return await session.scalar(
         sa.select(LiveEvaluation.now)
         .where(LiveEvaluation.status == ReportStatus.complete)
-        .order_by(LiveEvaluation.id.desc())
+        .order_by(LiveEvaluation.seq.desc())
         .limit(1)
     )
 
@@ -238,7 +239,7 @@ async def delete_evaluations_before(session: AsyncSession, cutoff: datetime) -> 
     """Delete the finished evaluations created before `cutoff`, but the latest complete one
     (its N is the one the next evaluation compares with); how many."""
     latest_complete = (
-        sa.select(sa.func.max(LiveEvaluation.id))
+        sa.select(sa.func.max(LiveEvaluation.seq))
         .where(LiveEvaluation.status == ReportStatus.complete)
         .scalar_subquery()
     )
@@ -247,7 +248,7 @@ async def delete_evaluations_before(session: AsyncSession, cutoff: datetime) -> 
         .where(
             LiveEvaluation.status.not_in(_UNFINISHED),
             LiveEvaluation.created_at < cutoff,
-            LiveEvaluation.id < latest_complete,
+            LiveEvaluation.seq < latest_complete,
         )
         .returning(LiveEvaluation.id)
     )

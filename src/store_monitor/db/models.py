@@ -391,18 +391,22 @@ class LiveChange(Base):
 
 class LiveEvaluation(Base):
     """One evaluation of the live view, as leased work. Evaluations run one at a time, in the
-    order of their ids: one is claimed only once every earlier one is finished."""
+    order of `seq`: one is claimed only once every earlier one is finished."""
 
     __tablename__ = "live_evaluations"
     __table_args__ = (
         sa.Index(
             "ix_live_evaluations_unfinished",
-            "id",
+            "seq",
             postgresql_where=sa.text("status IN ('pending', 'running')"),
         ),
     )
 
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    """Names its jobs: unique across databases, so that job ids never collide in a shared
+    Redis (Arq refuses a job whose id it still holds)."""
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), unique=True)
+    """The order evaluations run in."""
     status: Mapped[ReportStatus] = mapped_column(
         _enum(ReportStatus, "report_status"), default=ReportStatus.pending
     )

@@ -27,11 +27,11 @@ async def run_shard(ctx: dict[str, Any], report_id: str, shard: int, attempt: in
     return None if status is None else status.value
 
 
-async def evaluate_live(ctx: dict[str, Any], evaluation_id: int, attempt: int) -> str | None:
+async def evaluate_live(ctx: dict[str, Any], evaluation_id: str, attempt: int) -> str | None:
     """Make one attempt of a live evaluation; the status it left it with, if it ran."""
     status = await live.run_evaluation(
         context.sessionmaker(ctx),
-        evaluation_id,
+        UUID(evaluation_id),
         attempt,
         context.runner(ctx),
         queue=context.queue(ctx),
