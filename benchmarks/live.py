@@ -1,18 +1,28 @@
-"""The live evaluation in the engine alone: 14,000 stores x 8 days, a 7-day history loaded at once,
-then every store evaluated after each hourly batch of the last day, state carried forward."""
+"""The live evaluation, 14,000 stores x 8 days: a 7-day history loaded at once, then each hourly
+batch of the last day, every store evaluated after it. In the engine alone (state carried
+forward), then with the database: each batch ingested, its evaluation queued after the commit
+and run as leased work, timed from the ingest's commit to the evaluation's completion."""
 
+import asyncio
+import math
 import statistics
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import sqlalchemy as sa
 
 from benchmarks.report import data_set
+from benchmarks.service import database
 from benchmarks.table import print_table
-from store_monitor import frames
+from store_monitor import frames, ingest, live
+from store_monitor.db import live_state
+from store_monitor.db.models import Event
+from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import evaluate_live
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
+from store_monitor.work.lease import Runner, runner_name
 
 STORES = 14_000
 TARGET_SECONDS = 2.0
@@ -26,7 +36,76 @@ def run(root: Path) -> None:
     last = polls["timestamp_utc"].max()
     assert isinstance(last, datetime)
     history_end = last - timedelta(days=1)
+    engine_only(polls, hours, zones, history_end)
+    with database() as url:
+        history_seconds, hourly, events = asyncio.run(
+            _with_database(url, polls, hours, zones, history_end)
+        )
+    ranked = sorted(hourly)
+    p99 = ranked[min(len(ranked) - 1, math.ceil(0.99 * len(ranked)) - 1)]
+    print_table(
+        f"Live evaluation with Postgres, {STORES:,} stores: ingest's commit -> evaluation complete",
+        ["measure", "value", "target"],
+        [
+            ["first evaluation, after loading a 7-day history", f"{history_seconds:.2f} s", ""],
+            [f"hourly batch, median of {len(hourly)}", f"{statistics.median(hourly):.2f} s", ""],
+            [
+                f"hourly batch, p99 of {len(hourly)} ({events} events in the outbox)",
+                f"{p99:.2f} s",
+                f"<= {TARGET_SECONDS:.0f} s",
+            ],
+        ],
+    )
 
+
+async def _with_database(
+    url: str,
+    polls: pl.DataFrame,
+    hours: pl.DataFrame,
+    zones: pl.DataFrame,
+    history_end: datetime,
+) -> tuple[float, list[float], int]:
+    """Seconds from each ingest's commit to its evaluation's completion: the history's, and
+    each hourly batch's; and the events recorded in all."""
+    engine = create_engine(url, process_name="store-monitor-bench")
+    sessionmaker = create_sessionmaker(engine)
+    runner = Runner(owner=runner_name(), lease_seconds=15.0, timeout_seconds=600.0, max_attempts=3)
+
+    async def ingest_and_evaluate(batch: pl.DataFrame, *, with_hours: bool = False) -> float:
+        async with sessionmaker.begin() as session:
+            await ingest.ingest_polls(session, batch)
+            if with_hours:
+                await ingest.ingest_business_hours(session, hours)
+                await ingest.ingest_timezones(session, zones)
+        committed = time.perf_counter()
+        # What a runner does with the queued evaluation (the queue's hop aside).
+        while True:
+            async with sessionmaker() as session:
+                due = await live_state.next_pending(session)
+            if due is None:
+                return time.perf_counter() - committed
+            await live.run_evaluation(sessionmaker, *due, runner)
+
+    try:
+        at = pl.col("timestamp_utc")
+        first = await ingest_and_evaluate(polls.filter(at <= history_end), with_hours=True)
+        hourly = []
+        for hour in range(24):
+            start, end = (
+                history_end + timedelta(hours=hour),
+                history_end + timedelta(hours=hour + 1),
+            )
+            hourly.append(await ingest_and_evaluate(polls.filter((at > start) & (at <= end))))
+        async with sessionmaker() as session:
+            events = await session.scalar(sa.select(sa.func.count()).select_from(Event))
+    finally:
+        await engine.dispose()
+    return first, hourly, events or 0
+
+
+def engine_only(
+    polls: pl.DataFrame, hours: pl.DataFrame, zones: pl.DataFrame, history_end: datetime
+) -> None:
     def evaluate(upto: datetime, state: pl.DataFrame) -> tuple[float, pl.DataFrame, int]:
         received = polls.filter(pl.col("timestamp_utc") <= upto)
         now = received["timestamp_utc"].max()
@@ -59,7 +138,7 @@ def run(root: Path) -> None:
             [
                 "hourly evaluation of every store, slowest of 24",
                 f"{max(hourly):.2f} s",
-                f"< {TARGET_SECONDS:.0f} s with the database",
+                "",
             ],
         ],
     )

@@ -14,7 +14,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store_monitor import maintenance, reports
+from store_monitor import live, maintenance, reports
+from store_monitor.db import live_state
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.schedules.firing import fire_due_schedules
 from store_monitor.shards import SHARDS, run_shard
@@ -25,7 +26,7 @@ from store_monitor.work.table import Key
 
 log = logging.getLogger(__name__)
 
-WORK_TABLES = (REPORTS, SHARDS)
+WORK_TABLES = (REPORTS, SHARDS, live.EVALUATIONS)
 """Swept in this order: a report's plan is queued before its shards are looked at."""
 
 
@@ -42,7 +43,7 @@ def handlers(
     sessionmaker: async_sessionmaker[AsyncSession], runner: Runner, queue: WorkQueue
 ) -> dict[str, Handler]:
     """Each kind's job body, for a queue that runs jobs itself; `queue` takes the shards a
-    report's job plans."""
+    report's job plans, and the live evaluation next in line after one."""
 
     async def report(key: Key, attempt: int) -> object:
         report_id = key[0]
@@ -55,7 +56,12 @@ def handlers(
         assert isinstance(number, int)
         return await run_shard(sessionmaker, report_id, number, attempt, runner)
 
-    return {REPORTS.kind: report, SHARDS.kind: shard}
+    async def evaluation(key: Key, attempt: int) -> object:
+        evaluation_id = key[0]
+        assert isinstance(evaluation_id, UUID)
+        return await live.run_evaluation(sessionmaker, evaluation_id, attempt, runner, queue=queue)
+
+    return {REPORTS.kind: report, SHARDS.kind: shard, live.EVALUATIONS.kind: evaluation}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,8 +81,8 @@ async def keep_up(
 ) -> None:
     """Forever, once every interval (the first after one: start-up does a round of its own):
     make the coming weeks' poll partitions and drop those past the poll retention, fire the
-    due schedules, sweep the reports (takeovers, requeues, give-ups) and delete the expired
-    ones.
+    due schedules, sweep the work tables (takeovers, requeues, give-ups) and delete the expired
+    reports and finished live evaluations.
 
     An error (the database or the queue away) is logged and the round tried again at the next
     interval, so the task outlives outages; cancel it to stop.
@@ -116,4 +122,6 @@ async def upkeep_round(
         log.info(
             "deleted %d reports created before %s (retention)", deleted, f"{cutoff:%Y-%m-%d %H:%M}"
         )
+    async with sessionmaker.begin() as session:
+        await live_state.delete_evaluations_before(session, cutoff)
     return swept

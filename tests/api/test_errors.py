@@ -155,6 +155,7 @@ _DATABASE_ROUTES = [
     "ingest_owners",
     "create_schedule",
     "list_schedules",
+    "get_live",
 ]
 
 
@@ -178,6 +179,7 @@ async def test_routes_answer_503_when_the_database_cannot_be_reached(
         "download_report_csv": ("GET", f"{report}/csv", {}),
         "get_report_summary": ("GET", f"{report}/summary", {}),
         "get_store_history": ("GET", "/stores/s/history", {}),
+        "get_live": ("GET", "/live", {}),
     }
     for operation, route, path in (
         ("ingest_polls", "/ingest/polls", data_files.store_status),
@@ -287,6 +289,7 @@ def test_openapi_operations_are_stable() -> None:
         "ingest_business_hours": ("/ingest/business-hours", "post"),
         "ingest_timezones": ("/ingest/timezones", "post"),
         "ingest_owners": ("/ingest/owners", "post"),
+        "get_live": ("/live", "get"),
         "healthz": ("/healthz", "get"),
         "readyz": ("/readyz", "get"),
         "create_schedule": ("/schedules", "post"),

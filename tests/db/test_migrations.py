@@ -44,6 +44,9 @@ TABLES = {
     "events",
     "dashboard_sessions",
     "report_schedules",
+    "live_stores",
+    "live_changes",
+    "live_evaluations",
 }
 
 

@@ -227,7 +227,13 @@ async def test_the_report_reads_only_the_partitions_of_its_week_and_of_the_last_
 
     plan = await session.scalar(
         sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {report_inputs._POSTGRES_INPUTS.text}"),
-        {"as_of": at(now), "from_store": None, "to_store": None, "count_later": True},
+        {
+            "as_of": at(now),
+            "from_store": None,
+            "to_store": None,
+            "count_later": True,
+            "store_ids": None,
+        },
     )
     tree = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
     read = {name for name in executed_relations(tree) if name.startswith("polls_")}

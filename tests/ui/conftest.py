@@ -48,6 +48,17 @@ async def trigger_and_wait(client: httpx.AsyncClient) -> str:
     return report_id
 
 
+async def live_caught_up(client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+    """Once the live evaluations of the uploads are done: none is left running when the worker
+    stops at the test's end."""
+    async with asyncio.timeout(60):
+        while True:
+            view = (await client.get("/live", headers=headers)).json()
+            if view["now"] is not None and view["now"] == view["latest_poll_at"]:
+                return
+            await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def open_client(
     postgres_url: str, ui_data: GeneratedFiles
@@ -57,6 +68,7 @@ async def open_client(
     settings = postgres_mode(postgres_url)
     async with arq_worker(settings), serve(settings) as client:
         await upload_all(client, ui_data)
+        await live_caught_up(client)
         yield client
 
 
@@ -110,4 +122,5 @@ async def keyed(
                     break
                 await asyncio.sleep(0.05)
         assert state.json()["status"] == "Complete", state.text
+        await live_caught_up(client, admin)
         yield client, keys | {"owned": ",".join(stores[:3]), "foreign": stores[3]}, report_id

@@ -7,10 +7,11 @@ from uuid import UUID
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import ingest
-from store_monitor.db.models import Report
+from store_monitor.db.models import LiveEvaluation, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.settings import Settings
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
@@ -50,6 +51,8 @@ async def sessionmaker(
         await ingest.ingest_polls(session, polls)
         await ingest.ingest_business_hours(session, hours)
         await ingest.ingest_timezones(session, zones)
+        # These tests count report jobs: the live evaluation the ingest made pending is not one.
+        await session.execute(sa.delete(LiveEvaluation))
     yield maker
     await engine.dispose()
 

@@ -20,6 +20,7 @@ from store_monitor import ingest, report_runs
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
+from store_monitor.live import EVALUATE_LIVE
 from store_monitor.report_runs import REPORTS, RUN_REPORT
 from store_monitor.runtime import build_work
 from store_monitor.settings import Settings, get_settings
@@ -411,7 +412,7 @@ async def _wait_for(
 
 def test_worker_settings(settings: Settings) -> None:
     kwargs = worker_settings(settings)
-    assert [f.name for f in kwargs["functions"]] == [RUN_REPORT, RUN_SHARD]
+    assert [f.name for f in kwargs["functions"]] == [RUN_REPORT, RUN_SHARD, EVALUATE_LIVE]
     assert kwargs["queue_name"] == settings.queue_name
     # One try per job, no result kept: the sweep queues each attempt (see worker_settings).
     for function in kwargs["functions"]:

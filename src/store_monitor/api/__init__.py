@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from store_monitor.api.routes import docs, health, metrics
 from store_monitor.api.routes import ingest as ingest_routes
+from store_monitor.api.routes import live as live_routes
 from store_monitor.api.routes import reports as report_routes
 from store_monitor.api.routes import schedules as schedule_routes
 from store_monitor.api.routes import trends as trend_routes
@@ -20,6 +21,7 @@ def install(app: FastAPI) -> None:
     app.include_router(trend_routes.router, responses=protected)
     app.include_router(ingest_routes.router, responses=protected)
     app.include_router(schedule_routes.router, responses=protected)
+    app.include_router(live_routes.router, responses=protected)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)

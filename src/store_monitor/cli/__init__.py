@@ -9,6 +9,7 @@ import typer
 from store_monitor.cli import keys, service
 from store_monitor.cli.inputs import parse_instant
 from store_monitor.cli.keys import KeyScopeOption, parse_expiry
+from store_monitor.cli.live import live
 from store_monitor.cli.loading import ingest
 from store_monitor.cli.offline import generate, report
 from store_monitor.cli.server import serve
@@ -25,5 +26,5 @@ db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 db_app.command("upgrade")(service.db_upgrade)
 app.add_typer(db_app, name="db")
 app.add_typer(keys.app, name="keys")
-for command in (report, generate, ingest, serve, service.worker, service.openapi):
+for command in (report, generate, ingest, live, serve, service.worker, service.openapi):
     app.command()(command)

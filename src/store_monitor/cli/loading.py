@@ -54,10 +54,14 @@ def ingest(
     from store_monitor.cli.configuration import service_settings
     from store_monitor.ingest import ValueRefused
 
-    latest = latest_allowed_poll(service_settings().clock_skew_seconds)
+    settings = service_settings()
+    latest = latest_allowed_poll(settings.clock_skew_seconds)
     try:
         results = step(
-            "Loading into the database", lambda: with_database(partial(_load, paths, latest))
+            "Loading into the database",
+            lambda: with_database(
+                partial(_load, paths, latest, settings.redis_url, settings.queue_name)
+            ),
         )
     except (SourceError, ValueRefused) as error:
         fail(str(error))
@@ -66,11 +70,15 @@ def ingest(
 
 
 async def _load(
-    paths: dict[str, Path], latest: datetime, url: str
+    paths: dict[str, Path], latest: datetime, redis_url: str | None, queue_name: str, url: str
 ) -> dict[str, tuple[int, int, int]]:
-    """Validate and store files in one transaction: (rows read, rows stored, stores) per kind."""
+    """Validate and store files in one transaction: (rows read, rows stored, stores) per kind.
+    Then queue the live evaluation of the changes on the workers' queue, if there is one; else
+    (the embedded mode) the service's sweep queues it when it runs."""
     from store_monitor import ingest as ingestion
+    from store_monitor import live
     from store_monitor.db.session import create_engine, create_sessionmaker
+    from store_monitor.work.arq import ArqQueue
 
     sources: dict[str, tuple[Callable[..., ingestion.Load], Callable[..., pl.DataFrame]]] = {
         "polls": (ingestion.PollsLoad, partial(read_polls, latest=latest)),
@@ -81,7 +89,8 @@ async def _load(
     engine = create_engine(url, process_name="store-monitor-cli")
     results: dict[str, tuple[int, int, int]] = {}
     try:
-        async with create_sessionmaker(engine).begin() as session:
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker.begin() as session:
             for kind, path in paths.items():
                 load, read = sources[kind]
                 result = await ingestion.load_csv(
@@ -91,6 +100,19 @@ async def _load(
                     read=partial(read, name=path.name),
                 )
                 results[kind] = (result.received, result.added, result.stores)
+        if redis_url is not None:
+            try:
+                queue = await ArqQueue.connect(
+                    redis_url, queue_name=queue_name, job_timeout_seconds=0
+                )
+            except Exception as error:
+                say(f"the live evaluation is left to the workers' sweep (no queue: {error})")
+            else:
+                try:
+                    async with sessionmaker() as session:
+                        await live.queue_next(session, queue)
+                finally:
+                    await queue.close()
     finally:
         await engine.dispose()
     return results

@@ -413,3 +413,80 @@ class ReportSchedule(Base):
         sa.ForeignKey(Report.id, ondelete="SET NULL")
     )
     """The report the last fire created; None once retention (or a client) deleted it."""
+
+
+class LiveStore(Base):
+    """What the live view announced of a store, and whether it is down now, as of the last
+    evaluation that covered it (see `store_monitor.engine.live` for the rules)."""
+
+    __tablename__ = "live_stores"
+    __table_args__ = (
+        sa.Index(
+            "ix_live_stores_down_since",
+            "down_since",
+            "store_id",
+            postgresql_where=sa.text("down_since IS NOT NULL"),
+        ),
+    )
+
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    threshold: Mapped[datetime] = mapped_column(UtcDateTime)
+    """Incidents ending at or before this were announced already, or are too old to be."""
+    announced_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """The start of the incident announced opened and not yet closed."""
+    down_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Where the store's ongoing incident began; None when it is not down now."""
+    latest_poll_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    evaluated_now: Mapped[datetime] = mapped_column(UtcDateTime)
+    """The N of the evaluation that wrote this row."""
+
+
+LIVE_CHANGE_SEQ: Final = sa.Sequence("live_change_seq", metadata=Base.metadata)
+"""Numbers each ingest's changes (`LiveChange.change`)."""
+
+
+class LiveChange(Base):
+    """A store whose polls, hours or zone changed since an evaluation last covered it: written
+    by the ingest in its own transaction, deleted by the evaluation that covers that change."""
+
+    __tablename__ = "live_changes"
+
+    store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
+    change: Mapped[int] = mapped_column(sa.BigInteger)
+    """From `live_change_seq`, new at every ingest: an evaluation deletes the row only if it
+    is still the change it read, so a change arriving during it is kept."""
+
+
+class LiveEvaluation(Base):
+    """One evaluation of the live view, as leased work. Evaluations run one at a time, in the
+    order of `seq`: one is claimed only once every earlier one is finished."""
+
+    __tablename__ = "live_evaluations"
+    __table_args__ = (
+        sa.Index(
+            "ix_live_evaluations_unfinished",
+            "seq",
+            postgresql_where=sa.text("status IN ('pending', 'running')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    """Names its jobs: unique across databases, so that job ids never collide in a shared
+    Redis (Arq refuses a job whose id it still holds)."""
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), unique=True)
+    """The order evaluations run in."""
+    status: Mapped[ReportStatus] = mapped_column(
+        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    now: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """The N it evaluated at: the latest poll of all stores it saw; None with no polls."""
+    stores_evaluated: Mapped[int | None] = mapped_column(sa.Integer)
+    events: Mapped[int | None] = mapped_column(sa.Integer)
+    """`incident.opened` and `incident.closed` events it recorded."""

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import itertools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -57,9 +57,10 @@ async def load_report_inputs(
     as_of: datetime | None,
     stores: StoreRange = ALL_STORES,
     count_later: bool | None = None,
+    store_ids: Sequence[str] | None = None,
 ) -> ReportInputs:
     """The engine's inputs for a report at `as_of` (None: at the latest poll), of the stores
-    in `stores` only.
+    in `stores` only, and of those among `store_ids` only if given (a live evaluation's).
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
     gives the same rows as on the full tables; take `ignored_polls` from here, not from it. It
@@ -71,7 +72,8 @@ async def load_report_inputs(
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be time-zone aware")
     later = as_of is not None if count_later is None else count_later
-    return await _load_postgres(session, as_of, stores, later)
+    only = None if store_ids is None else list(store_ids)
+    return await _load_postgres(session, as_of, stores, later, only)
 
 
 async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRange]:
@@ -144,6 +146,7 @@ reported AS (
     ) AS hours
     WHERE s.store_id >= coalesce(CAST(:from_store AS text), '')
       AND (CAST(:to_store AS text) IS NULL OR s.store_id < CAST(:to_store AS text))
+      AND (CAST(:store_ids AS text[]) IS NULL OR s.store_id = ANY(CAST(:store_ids AS text[])))
       AND (before.timestamp_utc IS NOT NULL OR week.active IS NOT NULL
            OR week.inactive IS NOT NULL)
 )
@@ -190,12 +193,16 @@ _SNAPSHOT_ID: Final = re.compile(r"[0-9A-F]+(-[0-9A-F]+)*")
 
 
 async def _load_postgres(
-    session: AsyncSession, as_of: datetime | None, stores: StoreRange, count_later: bool
+    session: AsyncSession,
+    as_of: datetime | None,
+    stores: StoreRange,
+    count_later: bool,
+    store_ids: list[str] | None,
 ) -> ReportInputs:
     engine = session.bind
     if session.in_transaction() or not isinstance(engine, AsyncEngine):
         # In the caller's transaction: one statement, which sees its writes too.
-        return await _read_part(await session.connection(), as_of, stores, count_later)
+        return await _read_part(await session.connection(), as_of, stores, count_later, store_ids)
     # A session yet to start its transaction reads committed data: in parts, on connections of
     # its engine that share one snapshot (exported by the first, as `pg_dump --jobs` does).
     reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -214,7 +221,7 @@ async def _load_postgres(
             connections.append(other)
         parts = await asyncio.gather(
             *(
-                _read_part(connection, as_of, part, count_later)
+                _read_part(connection, as_of, part, count_later, store_ids)
                 for connection, part in zip(connections, ranges, strict=True)
             )
         )
@@ -273,8 +280,9 @@ async def _read_part(
     as_of: datetime | None,
     stores: StoreRange,
     count_later: bool,
+    store_ids: list[str] | None,
 ) -> ReportInputs:
-    """The inputs of the stores in `stores`."""
+    """The inputs of the stores in `stores` (and in `store_ids`, if given)."""
     packed = await connection.execute(
         _POSTGRES_INPUTS,
         {
@@ -282,6 +290,7 @@ async def _read_part(
             "from_store": stores.first,
             "to_store": stores.end,
             "count_later": count_later,
+            "store_ids": store_ids,
         },
     )
     # Some tens of milliseconds of decoding for millions of polls: off the event loop.

@@ -8,6 +8,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store_monitor.db.live_state import mark_changed
 from store_monitor.db.models import Poll
 from store_monitor.db.partitions import attach_poll_weeks, create_poll_weeks, partition_name
 from store_monitor.db.postgres import copy_in_binary, copy_out
@@ -112,6 +113,8 @@ class PollsLoad(Load):
             for monday in self._new_weeks:
                 self.added -= await _attach_without_repeats(self.session, monday)
         self._new_weeks = []
+        # The live view evaluates the file's stores once this transaction commits.
+        await mark_changed(self.session, self._stores["store_id"].to_list())
 
     def result(self) -> IngestResult:
         return IngestResult(received=self.received, added=self.added, stores=self._stores.height)

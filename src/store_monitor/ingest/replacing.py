@@ -5,6 +5,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store_monitor.db.live_state import mark_changed
 from store_monitor.db.models import BusinessHours, StoreOwner, Timezone
 from store_monitor.db.postgres import copy_in
 from store_monitor.frames import BUSINESS_HOURS, OWNERS, TIMEZONES
@@ -19,6 +20,8 @@ class _ReplacingLoad(Load):
     table: str
     schema: pl.Schema
     key = "store_id"
+    changes_live_view = True
+    """Whether the live view evaluates the loaded stores again (hours and zones: yes)."""
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
@@ -56,7 +59,10 @@ class _ReplacingLoad(Load):
         self.added += rows.height
 
     async def finish(self) -> None:
-        """Nothing is left to do: every frame's rows went to the table as it came."""
+        """Every frame's rows went to the table as it came; the live view evaluates the stores
+        whose hours or zone changed once this transaction commits."""
+        if self.changes_live_view:
+            await mark_changed(self.session, sorted(self._stores))
 
     def replaced(self, keys: set[str]) -> set[str]:
         """The keys whose stored rows the frame's replace: those not seen in an earlier frame."""
@@ -112,3 +118,4 @@ class OwnersLoad(_ReplacingLoad):
     table = StoreOwner.__tablename__
     schema = OWNERS
     key = "owner_id"
+    changes_live_view = False  # owners narrow what is shown, never what is computed

@@ -11,6 +11,7 @@ from arq.worker import func
 
 from store_monitor import jobs
 from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.live import EVALUATE_LIVE
 from store_monitor.report_runs import RUN_REPORT
 from store_monitor.runtime import build_work
 from store_monitor.settings import Settings
@@ -35,6 +36,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "functions": [
             func(tasks.run_report, name=RUN_REPORT, max_tries=1, keep_result=0),
             func(tasks.run_shard, name=RUN_SHARD, max_tries=1, keep_result=0),
+            func(tasks.evaluate_live, name=EVALUATE_LIVE, max_tries=1, keep_result=0),
         ],
         "queue_name": settings.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),

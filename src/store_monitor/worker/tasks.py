@@ -3,7 +3,7 @@
 from typing import Any
 from uuid import UUID
 
-from store_monitor import report_runs, shards
+from store_monitor import live, report_runs, shards
 from store_monitor.worker import context
 
 
@@ -23,5 +23,17 @@ async def run_shard(ctx: dict[str, Any], report_id: str, shard: int, attempt: in
     """Make one attempt of a shard of a report; the status it left the shard with, if it ran."""
     status = await shards.run_shard(
         context.sessionmaker(ctx), UUID(report_id), shard, attempt, context.runner(ctx)
+    )
+    return None if status is None else status.value
+
+
+async def evaluate_live(ctx: dict[str, Any], evaluation_id: str, attempt: int) -> str | None:
+    """Make one attempt of a live evaluation; the status it left it with, if it ran."""
+    status = await live.run_evaluation(
+        context.sessionmaker(ctx),
+        UUID(evaluation_id),
+        attempt,
+        context.runner(ctx),
+        queue=context.queue(ctx),
     )
     return None if status is None else status.value

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from store_monitor import ingest
+from store_monitor import ingest, live
 from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.clock import latest_allowed_poll
@@ -37,7 +37,7 @@ from store_monitor.sources import (
     shortened,
 )
 from store_monitor.web.auth import ADMIN, INGEST
-from store_monitor.web.deps import MetricsDep, SessionDep, SettingsDep
+from store_monitor.web.deps import MetricsDep, QueueDep, SessionDep, SettingsDep
 from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Security(INGEST)])
@@ -151,7 +151,11 @@ _ERRORS: Final = documented(
 
 def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
     async def upload(
-        request: Request, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        metrics: MetricsDep,
+        queue: QueueDep,
     ) -> IngestResponse:
         limit = BodyLimit(settings.max_upload_bytes, what="upload", limit_name="max_upload_bytes")
         read = source.read
@@ -168,6 +172,9 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
                 allow_blank=False,
             )
             result = await _ingested(loading)
+        # Committed before the live evaluation is queued, or it could start without the data.
+        await session.commit()
+        await live.queue_next(session, queue)
         return _response(source.name, result, metrics)
 
     # The route's name (for url_for) and tracebacks say which source it is.
