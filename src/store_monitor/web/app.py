@@ -121,8 +121,9 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
     )
     try:
         sessionmaker = create_sessionmaker(engine)
+        sample_loaded = False
         if settings.embedded_database and settings.sample_data:
-            await sample.load_sample_if_empty(sessionmaker)
+            sample_loaded = await sample.load_sample_if_empty(sessionmaker)
         work = await build_work(settings, sessionmaker)
         queue = work.queue
         try:
@@ -138,6 +139,7 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
                         burst=settings.auth_failures_per_minute,
                         per_minute=settings.auth_failures_per_minute,
                     ),
+                    sample_loaded=sample_loaded,
                 )
         finally:
             await queue.close()

@@ -28,6 +28,8 @@ class AppState:
     """Signs the dashboard's session cookies: the server's secret key, or one of this process."""
     limiter: FailureLimiter
     """Failed authentications per client address, in this process."""
+    sample_loaded: bool = False
+    """Whether the embedded mode's sample is in the database (the pages say so)."""
 
 
 def get_state(request: Request) -> AppState:
