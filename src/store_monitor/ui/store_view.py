@@ -68,7 +68,7 @@ def store_view(details: StoreDetails, report: Report) -> StorePageView:
         days=[
             DayRow(
                 day.date.isoformat(),
-                f"{day.date:%A}",
+                f"{day.date:%a}",
                 *up_and_down(day.uptime_hours, day.downtime_hours),
             )
             for day in days
