@@ -5,8 +5,10 @@ whole; and axe-core finds no serious or critical accessibility problem.
 Screenshots go to the test's temporary folder; with `DASHBOARD_SCREENSHOT=<file>` (`make
 screenshot`) the store page at desktop width is also written there, the README's picture."""
 
+import base64
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -75,8 +77,7 @@ def _complete(client: httpx.Client, body: dict[str, Any]) -> str:
         if status in ("Complete", "Failed"):
             assert status == "Complete"
             return report_id
-        WebDriverWait  # noqa: B018 - a pause without asyncio in a sync fixture
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     raise AssertionError("the report did not complete")
 
 
@@ -105,13 +106,14 @@ def page_overflow(browser: webdriver.Chrome) -> int:
     return found
 
 
-def shoot(browser: webdriver.Chrome, path: Path, size: tuple[int, int]) -> None:
-    """The whole page at `size`'s width: the window made as tall as the document."""
-    browser.set_window_size(*size)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(size[0], max(size[1], height + 120))
-    browser.save_screenshot(str(path))
-    browser.set_window_size(*size)
+def shoot(browser: webdriver.Chrome, path: Path) -> None:
+    """The whole page, below the window too, at the window's width."""
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
 
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -131,7 +133,7 @@ async def test_each_page_reads_well(
     wait(browser).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#reports tbody tr"))
     assert page_overflow(browser) == 0, "the list is wider than the window"
     problems["list"] = no_serious_violations(browser)
-    shoot(browser, tmp_path / f"list-{width}.png", size)
+    shoot(browser, tmp_path / f"list-{width}.png")
 
     browser.get(f"{service}/ui/reports/{latest}")
     summary = browser.find_element(By.CSS_SELECTOR, "section.summary")
@@ -147,8 +149,9 @@ async def test_each_page_reads_well(
     ).rect["width"]
     # The store id leaves room for the figures: at most 40 % of the table's box.
     assert pinned <= 0.4 * box, f"the store column takes {pinned} of {box} px"
+    summary.screenshot(str(tmp_path / f"summary-{width}.png"))
     problems["report"] = no_serious_violations(browser)
-    shoot(browser, tmp_path / f"report-{width}.png", size)
+    shoot(browser, tmp_path / f"report-{width}.png")
 
     browser.get(f"{service}/ui/reports/{latest}/stores/{worst}")
     for chart in ("daily-chart", "history-chart"):
@@ -169,8 +172,8 @@ async def test_each_page_reads_well(
     box = incidents.find_element(By.XPATH, "..")
     assert incidents.rect["width"] <= box.rect["width"], "the incidents table is cut"
     problems["store"] = no_serious_violations(browser)
-    shoot(browser, tmp_path / f"store-{width}.png", size)
+    shoot(browser, tmp_path / f"store-{width}.png")
     if size == DESKTOP and (target := os.environ.get(SCREENSHOT_ENV)):
-        shoot(browser, Path(target), size)
+        shoot(browser, Path(target))
 
     assert problems == {"list": [], "report": [], "store": []}
