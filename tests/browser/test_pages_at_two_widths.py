@@ -6,10 +6,10 @@ Screenshots go to the test's temporary folder; with `DASHBOARD_SCREENSHOT=<file>
 screenshot`) the store page at desktop width is also written there, the README's picture."""
 
 import base64
+import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from .conftest import DESKTOP, PHONE
@@ -60,14 +61,14 @@ def wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
 
 
 @pytest.fixture
-def reports(service: str) -> Iterator[tuple[str, str]]:
+def reports(service: str) -> tuple[str, str]:
     """Two complete reports a week apart: (the latest's id, its worst store)."""
     with httpx.Client(base_url=service, timeout=60) as client:
         latest = _complete(client, {})
         now = datetime.fromisoformat(client.get(f"/reports/{latest}").json()["now"])
         _complete(client, {"as_of": (now - timedelta(days=7)).isoformat()})
         worst = client.get(f"/reports/{latest}/summary").json()["worst_stores"][0]["store_id"]
-    yield latest, worst
+    return latest, worst
 
 
 def _complete(client: httpx.Client, body: dict[str, Any]) -> str:
@@ -93,7 +94,7 @@ def overlapping_labels(browser: webdriver.Chrome, chart_id: str) -> list[str]:
     assert boxes, f"{chart_id} has no x labels"
     return [
         f"{left[0]!r} and {right[0]!r}"
-        for left, right in zip(boxes, boxes[1:], strict=False)
+        for left, right in itertools.pairwise(boxes)
         if left[2] + 2 > right[1]  # two pixels apart at least
     ]
 
@@ -141,12 +142,15 @@ async def test_each_page_reads_well(
     assert len(summary.find_elements(By.CSS_SELECTOR, "ol.worst a")) == 5
     assert "report of" in summary.find_element(By.TAG_NAME, "caption").text
     changes = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "td.change")]
-    assert len(changes) == 50 and any(change != "—" for change in changes)
+    assert len(changes) == 50
+    assert any(change != "—" for change in changes)
     assert page_overflow(browser) == 0, "the report page is wider than the window"
     pinned = browser.find_element(By.CSS_SELECTOR, "table.stores tbody th").rect["width"]
-    box = browser.find_element(By.CSS_SELECTOR, "table.stores").find_element(
-        By.XPATH, ".."
-    ).rect["width"]
+    box = (
+        browser.find_element(By.CSS_SELECTOR, "table.stores")
+        .find_element(By.XPATH, "..")
+        .rect["width"]
+    )
     # The store id leaves room for the figures: at most 40 % of the table's box.
     assert pinned <= 0.4 * box, f"the store column takes {pinned} of {box} px"
     summary.screenshot(str(tmp_path / f"summary-{width}.png"))
@@ -155,17 +159,18 @@ async def test_each_page_reads_well(
 
     browser.get(f"{service}/ui/reports/{latest}/stores/{worst}")
     for chart in ("daily-chart", "history-chart"):
+        drawn = f'#{chart}[data-drawn="true"]'
         wait(browser).until(
-            lambda driver, chart=chart: (
-                driver.find_element(By.ID, chart).get_attribute("data-drawn") == "true"
-            )
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, drawn))
         )
         assert overlapping_labels(browser, chart) == [], f"{chart}'s labels overlap"
     # The page's own legend, and none of uPlot's (empty values until hovered).
     assert not browser.find_elements(By.CSS_SELECTOR, ".u-legend")
     legend = browser.find_element(By.CSS_SELECTOR, "#daily-chart + figcaption .legend").text
     assert legend.split("\n") == ["uptime (h)", "downtime (h)"]
-    history = json.loads(browser.find_element(By.ID, "history-chart").get_attribute("data-chart"))
+    history = json.loads(
+        browser.find_element(By.ID, "history-chart").get_attribute("data-chart") or "{}"
+    )
     assert len(history["labels"]) == 2
     assert page_overflow(browser) == 0, "the store page is wider than the window"
     incidents = browser.find_element(By.CSS_SELECTOR, "table.incidents")

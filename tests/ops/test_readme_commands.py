@@ -1,7 +1,7 @@
 """The README's commands run as written against `make run`'s service: the embedded mode with its
-sample loaded. Every shell block that talks to the service (with curl) is run, in order, in one shell (they
-share `base`, `report_id`, `store`); a block that needs what only the reader has says so on its
-first line (`# needs your own …`) and is skipped, by name."""
+sample loaded. Every shell block that talks to the service (with curl) is run, in order, in one
+shell (they share `base`, `report_id`, `store`); a block that needs what only the reader has
+says so on its first line (`# needs your own …`) and is skipped, by name."""
 
 import asyncio
 import re
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from support.processes import environment, free_port, ready
 from support.service import embedded_data_dir
 
@@ -23,7 +24,8 @@ _SHELL_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 
 def service_blocks() -> tuple[list[str], list[str]]:
     """The README's shell blocks that talk to the service: those to run, those marked skipped."""
-    run, skipped = [], []
+    run: list[str] = []
+    skipped: list[str] = []
     for block in _SHELL_BLOCK.findall(README.read_text(encoding="utf-8")):
         if "curl " not in block:
             continue  # make, uv and the CLI: not requests to the service
@@ -86,4 +88,3 @@ async def test_the_readme_commands_run_against_the_served_sample(tmp_path: Path)
     assert '{"report_id":' in printed
     assert '"worst_stores":[{"store_id":"sample-' in printed
     assert re.search(r'\{"store_id":"sample-\d+","reports":\[\{"report_id":.*\}\]\}$', printed)
-

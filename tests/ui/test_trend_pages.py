@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 
-from store_monitor.report_types import StoreFigures
 from store_monitor.ui import views
 from store_monitor.ui.trend_view import history_view
 from store_monitor.web.headers import HTML_CSP
@@ -113,7 +112,7 @@ def test_a_window_without_business_time_is_closed() -> None:
     assert views.up_and_down(0.0, 0.0) == ("closed", "closed")
     assert views.up_and_down(0.0, 1.5) == ("0.00", "1.50")
     assert views.signed(None) == "—"
-    assert views.signed(-0.5) == "−0.50"
+    assert views.signed(-0.5) == "\N{MINUS SIGN}0.50"
     assert views.signed(1.25) == "+1.25"
 
 
@@ -136,7 +135,7 @@ async def test_store_pages_say_closed_and_show_incident_lengths(
     incidents = (await open_client.get(f"/reports/{complete}/stores/{worst}")).json()["incidents"]
     page = (await open_client.get(f"/ui/reports/{complete}/stores/{worst}")).text
     minutes = incidents[0]["minutes"]
-    assert f"{views.readable_minutes(minutes)}<br><span class=\"hint\">{minutes:.2f} min" in page
+    assert f'{views.readable_minutes(minutes)}<br><span class="hint">{minutes:.2f} min' in page
 
 
 async def test_the_favicon_is_served(open_client: httpx.AsyncClient) -> None:

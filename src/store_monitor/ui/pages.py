@@ -177,9 +177,7 @@ async def store_page(
     details = await reports.store_details(session, report.id, store_id, owner_id=owner_id)
     if details is None:
         return page.not_found(f"The report of {views.instant(report.now)} has no store {store_id}.")
-    history = await trends.store_history(
-        session, store_id, owner_id=owner_id, limit=HISTORY_SHOWN
-    )
+    history = await trends.store_history(session, store_id, owner_id=owner_id, limit=HISTORY_SHOWN)
     return page.render(
         "store.html",
         {

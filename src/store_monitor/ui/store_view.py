@@ -59,9 +59,17 @@ def store_view(details: StoreDetails, report: Report) -> StorePageView:
         store_id=store.store_id,
         timezone=details.timezone,
         figures=[
-            FigureRow("Last hour", "minutes", *up_and_down(store.uptime_last_hour, store.downtime_last_hour)),
-            FigureRow("Last day", "hours", *up_and_down(store.uptime_last_day, store.downtime_last_day)),
-            FigureRow("Last week", "hours", *up_and_down(store.uptime_last_week, store.downtime_last_week)),
+            FigureRow(
+                "Last hour",
+                "minutes",
+                *up_and_down(store.uptime_last_hour, store.downtime_last_hour),
+            ),
+            FigureRow(
+                "Last day", "hours", *up_and_down(store.uptime_last_day, store.downtime_last_day)
+            ),
+            FigureRow(
+                "Last week", "hours", *up_and_down(store.uptime_last_week, store.downtime_last_week)
+            ),
         ],
         incidents_last_day=store.incidents_last_day,
         incidents_last_week=store.incidents_last_week,
@@ -77,8 +85,16 @@ def store_view(details: StoreDetails, report: Report) -> StorePageView:
             {
                 "labels": [f"{day.date:%a %m-%d}" for day in days],
                 "series": [
-                    {"name": "uptime (h)", "colour": "up", "values": [day.uptime_hours for day in days]},
-                    {"name": "downtime (h)", "colour": "down", "values": [day.downtime_hours for day in days]},
+                    {
+                        "name": "uptime (h)",
+                        "colour": "up",
+                        "values": [day.uptime_hours for day in days],
+                    },
+                    {
+                        "name": "downtime (h)",
+                        "colour": "down",
+                        "values": [day.downtime_hours for day in days],
+                    },
                 ],
             }
         ),

@@ -80,7 +80,7 @@ def signed(change: float | None) -> str:
         return "—"
     if change == 0:
         return "0.00"
-    return f"+{change:.2f}" if change > 0 else f"−{-change:.2f}"
+    return f"+{change:.2f}" if change > 0 else f"\N{MINUS SIGN}{-change:.2f}"
 
 
 def readable_minutes(minutes: float) -> str:
