@@ -109,8 +109,10 @@ def page_overflow(browser: webdriver.Chrome) -> int:
 
 def shoot(browser: webdriver.Chrome, path: Path) -> None:
     """The whole page, below the window too, at the window's width."""
-    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    height = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    # The window's width: captured beyond the window, the page has no scroll bar to leave out.
+    width = browser.execute_script("return window.innerWidth")
+    clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
     shot = browser.execute_cdp_cmd(
         "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
     )
