@@ -13,7 +13,7 @@ RUN := $(UV) run --no-sync
 # PYTHONDONTWRITEBYTECODE is set (a second or so per CLI run).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install run test lint format bench openapi
+.PHONY: help install run test lint format bench openapi screenshot
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ format: install ## Apply ruff's fixes and formatting
 
 bench: install ## Benchmarks: report vs plain CSV read, scaling, service, live, trends, upload memory, load, scale-out (prints tables)
 	$(RUN) python -m benchmarks
+
+screenshot: install ## Rewrite the README's picture, docs/dashboard-store.png, from the browser tests
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard-store.png $(RUN) pytest tests/browser/test_pages_at_two_widths.py -k desktop -q -p no:randomly
 
 openapi: install ## Rewrite the committed openapi.json from the app
 	$(RUN) store-monitor openapi > openapi.json

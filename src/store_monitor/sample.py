@@ -20,14 +20,18 @@ log = logging.getLogger(__name__)
 SAMPLE_STORES: Final = 200
 SAMPLE_DAYS: Final = 8
 SAMPLE_STORE_PREFIX: Final = "sample-"
+SAMPLE_END: Final = synthetic.DEFAULT_END
+"""The sample's polls end here, whenever it is loaded."""
 _SAMPLE_SEED: Final = 0
 
 
-async def load_sample_if_empty(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Load the sample unless any poll is stored (the sample's or an upload's)."""
+async def load_sample_if_empty(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Load the sample unless any poll is stored (the sample's or an upload's); whether the
+    sample's polls are stored after."""
     async with sessionmaker() as session:
         if await session.scalar(sa.select(sa.exists().select_from(Poll))):
-            return
+            sample_poll = sa.exists().where(Poll.store_id.startswith(SAMPLE_STORE_PREFIX))
+            return bool(await session.scalar(sa.select(sample_poll)))
     log.info("no polls yet: loading a sample of %d stores over %d days", SAMPLE_STORES, SAMPLE_DAYS)
     with tempfile.TemporaryDirectory(prefix="store-monitor-sample-") as directory:
         files = await asyncio.to_thread(
@@ -46,3 +50,4 @@ async def load_sample_if_empty(sessionmaker: async_sessionmaker[AsyncSession]) -
         await ingest.ingest_business_hours(session, hours)
         await ingest.ingest_timezones(session, zones)
     log.info("sample loaded: %d polls of %d stores", polls.height, SAMPLE_STORES)
+    return True

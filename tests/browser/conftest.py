@@ -22,7 +22,7 @@ from support.service import SECRET_KEY, empty_postgres
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-DESKTOP = (1280, 1000)
+DESKTOP = (1400, 1000)
 PHONE = (390, 844)
 """CSS pixels of a common phone's screen."""
 

@@ -79,6 +79,8 @@ async def test_an_owner_sees_only_their_stores(keyed: Keyed) -> None:
     assert (await sign_in(client, keys["owner"])).status_code == 303
     page = await client.get(f"/ui/reports/{report_id}", params={"sort": "store_id"})
     assert _STORE_LINK.findall(page.text) == keys["owned"].split(",")
+    # The summary is of the owner's three stores, not of every store of the report.
+    assert re.search(r'Stores with downtime</th><td class="num">\d of 3<', page.text)
     own = keys["owned"].split(",")[0]
     assert (await client.get(f"/ui/reports/{report_id}/stores/{own}")).status_code == 200
     foreign = await client.get(f"/ui/reports/{report_id}/stores/{keys['foreign']}")

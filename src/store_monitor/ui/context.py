@@ -2,6 +2,7 @@
 (templates rendered with the page's common fields, the session cookie, no shared caching)."""
 
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -10,12 +11,15 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
 from store_monitor import access
 from store_monitor.access import Principal
+from store_monitor.sample import SAMPLE_END
 from store_monitor.settings import AuthMode
 from store_monitor.ui.sessions import CSRF_FIELD, Session, Sessions, new_session
 from store_monitor.web.deps import SessionDep, StateDep
@@ -40,6 +44,7 @@ def _path_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
 
 
 templates.env.globals["path_for"] = _path_for
+templates.env.globals["sample_end"] = f"{SAMPLE_END:%Y-%m-%d %H:%M} UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,8 @@ class Page:
     request: Request
     sessions: Sessions
     visitor: Visitor
+    sample_loaded: bool = False
+    """Whether the embedded mode's sample is loaded: the pages say their data is a sample."""
 
     @property
     def narrowed(self) -> bool:
@@ -92,6 +99,7 @@ class Page:
                 "signed_in": visitor.key_name is not None,
                 "owner_id": visitor.owner_id,
                 "key_name": visitor.key_name,
+                "sample_loaded": self.sample_loaded,
                 **context,
             },
             status_code=status_code,
@@ -150,6 +158,48 @@ async def to_sign_in(request: Request, error: Exception) -> Response:
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 
+class PageRoute(APIRoute):
+    """A page's route: a query its parameters refuse is answered with a page saying why, and
+    the way back (422), rather than the API's JSON error; a script asking for JSON still gets it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                if "application/json" in request.headers.get("accept", ""):
+                    raise
+                return _refused_page(request, error)
+
+        return handle
+
+
+def _refused_page(request: Request, error: RequestValidationError) -> Response:
+    problems = [
+        # "sort: Input should be 'store_id', …": the parameter's name, not where it was.
+        f"{problem.get('loc', ('request',))[-1]}: {problem.get('msg', 'invalid')}"
+        for problem in error.errors()[:5]
+    ]
+    response = templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "title": "This page cannot show that",
+            "message": "; ".join(problems)[:500],
+            "back_url": request.url.path,
+            "back_label": "This page as it opens",
+            "csrf_token": "",
+            "asset_version": ASSET_VERSION,
+            "signed_in": False,
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _sessions(state: StateDep) -> Sessions:
     return Sessions(state.session_secret)
 
@@ -158,20 +208,26 @@ async def _page(request: Request, state: StateDep, db: SessionDep) -> Page:
     sessions = _sessions(state)
     found = sessions.read(request)
     session, new = (new_session(), True) if found is None else (found, False)
+    page = Page(
+        request,
+        sessions,
+        Visitor(session=session, new=new, principal=None),
+        sample_loaded=state.sample_loaded,
+    )
     if state.settings.auth_mode is AuthMode.off:
-        return Page(request, sessions, Visitor(session=session, new=new, principal=access.ANYBODY))
+        return page.as_visitor(replace(page.visitor, principal=access.ANYBODY))
     if session.sign_in is None:
-        return Page(request, sessions, Visitor(session=session, new=new, principal=None))
+        return page
     try:
         # In the request's transaction, as the API's key check: one pooled connection.
         principal = await access.verify_session(db, session.sign_in, now=datetime.now(UTC))
     except access.KeyRejected as rejected:
         log.info("dashboard session of key %s ended: %s", rejected.key_name, rejected.reason.value)
-        return Page(request, sessions, _signed_out(session))
+        return page.as_visitor(_signed_out(session))
     except access.SessionEnded:
         log.info("a dashboard session that has ended was presented")
-        return Page(request, sessions, _signed_out(session))
-    return Page(request, sessions, Visitor(session=session, new=new, principal=principal))
+        return page.as_visitor(_signed_out(session))
+    return page.as_visitor(replace(page.visitor, principal=principal))
 
 
 def _signed_out(session: Session) -> Visitor:

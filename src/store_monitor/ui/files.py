@@ -9,13 +9,13 @@ from store_monitor import reports
 from store_monitor.report_types import ReportStatus
 from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 from store_monitor.ui import views
-from store_monitor.ui.context import ReaderPageDep
+from store_monitor.ui.context import PageRoute, ReaderPageDep
 from store_monitor.web import downloads
 from store_monitor.web.deps import SessionDep
 
 _CSV: Final = "text/csv; charset=utf-8"
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @router.get("/ui/reports/{report_id}/files/{kind}.csv")

@@ -14,11 +14,11 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Header, Query, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from store_monitor import report_types, reports
+from store_monitor import report_types, reports, trends
 from store_monitor.report_types import ReportStatus, StoreSort
 from store_monitor.sources import TEXT_PATTERN
-from store_monitor.ui import store_view, views
-from store_monitor.ui.context import ReaderPageDep
+from store_monitor.ui import store_view, trend_view, views
+from store_monitor.ui.context import PageRoute, ReaderPageDep
 from store_monitor.ui.sessions import CSRF_FIELD, CSRF_HEADER, token_matches
 from store_monitor.web.cursors import decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
@@ -30,7 +30,10 @@ REPORTS_SHOWN: Final = 20
 """Reports per page of the list."""
 _MAX_FILTER_CHARS: Final = 255
 
-router = APIRouter(include_in_schema=False)
+HISTORY_SHOWN: Final = 12
+"""Reports in a store page's history chart."""
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -153,10 +156,25 @@ async def report_page(
             pages=max(1, math.ceil(found.total / PAGE_SIZE)),
             total=found.total,
         )
+        owner_id = page.visitor.owner_id
+        summary = await trends.report_summary(session, report, owner_id=owner_id)
+        changes = await trends.downtime_changes(
+            session, report, [store.store_id for store in found.stores]
+        )
         context |= {
             "table": table,
             "bars_after": views.BARS_AFTER,
-            "stores": [views.store_line(store, request, report.id) for store in found.stores],
+            "change_after": views.CHANGE_AFTER,
+            "summary": trend_view.summary_view(summary, request, report.id),
+            "stores": [
+                views.store_line(
+                    store,
+                    request,
+                    report.id,
+                    changes.change_hours(store.store_id, store.downtime_last_week),
+                )
+                for store in found.stores
+            ],
             "downloads": views.downloads(request, report.id),
         }
     return page.render("report.html", context)
@@ -177,12 +195,14 @@ async def store_page(
     details = await reports.store_details(session, report.id, store_id, owner_id=owner_id)
     if details is None:
         return page.not_found(f"The report of {views.instant(report.now)} has no store {store_id}.")
+    history = await trends.store_history(session, store_id, owner_id=owner_id, limit=HISTORY_SHOWN)
     return page.render(
         "store.html",
         {
             "title": f"Store {store_id}",
             "report": views.report_line(report, page.request, narrowed=page.narrowed),
             "store": store_view.store_view(details, report),
+            "history": trend_view.history_view(history),
             "downloads": views.downloads(page.request, report.id, store_id=store_id),
         },
     )

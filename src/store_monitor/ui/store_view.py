@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from store_monitor.report_types import Report, StoreDetails
-from store_monitor.ui.views import figure, instant
+from store_monitor.ui.views import figure, instant, readable_minutes, up_and_down
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,8 @@ class IncidentRow:
     utc_start: str
     utc_end: str
     minutes: str
+    length: str
+    """The minutes as a person reads them: "2 d 10 h 4 min"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class StorePageView:
     incidents_last_week: int
     days: list[DayRow]
     chart_data: str
-    """JSON for the chart's script: dates, uptime and downtime hours."""
+    """JSON for the chart's script: day labels, uptime and downtime hours."""
     chart_label: str
     incidents: list[IncidentRow]
 
@@ -60,35 +62,40 @@ def store_view(details: StoreDetails, report: Report) -> StorePageView:
             FigureRow(
                 "Last hour",
                 "minutes",
-                figure(store.uptime_last_hour),
-                figure(store.downtime_last_hour),
+                *up_and_down(store.uptime_last_hour, store.downtime_last_hour),
             ),
             FigureRow(
-                "Last day", "hours", figure(store.uptime_last_day), figure(store.downtime_last_day)
+                "Last day", "hours", *up_and_down(store.uptime_last_day, store.downtime_last_day)
             ),
             FigureRow(
-                "Last week",
-                "hours",
-                figure(store.uptime_last_week),
-                figure(store.downtime_last_week),
+                "Last week", "hours", *up_and_down(store.uptime_last_week, store.downtime_last_week)
             ),
         ],
         incidents_last_day=store.incidents_last_day,
         incidents_last_week=store.incidents_last_week,
         days=[
             DayRow(
-                date=day.date.isoformat(),
-                weekday=f"{day.date:%A}",
-                uptime=figure(day.uptime_hours),
-                downtime=figure(day.downtime_hours),
+                day.date.isoformat(),
+                f"{day.date:%a}",
+                *up_and_down(day.uptime_hours, day.downtime_hours),
             )
             for day in days
         ],
         chart_data=json.dumps(
             {
-                "dates": [day.date.isoformat() for day in days],
-                "uptime": [day.uptime_hours for day in days],
-                "downtime": [day.downtime_hours for day in days],
+                "labels": [f"{day.date:%a %m-%d}" for day in days],
+                "series": [
+                    {
+                        "name": "uptime (h)",
+                        "colour": "up",
+                        "values": [day.uptime_hours for day in days],
+                    },
+                    {
+                        "name": "downtime (h)",
+                        "colour": "down",
+                        "values": [day.downtime_hours for day in days],
+                    },
+                ],
             }
         ),
         chart_label=f"Uptime and downtime in hours per local date ({details.timezone}), "
@@ -100,6 +107,7 @@ def store_view(details: StoreDetails, report: Report) -> StorePageView:
                 utc_start=instant(incident.started_at),
                 utc_end=instant(incident.ended_at),
                 minutes=figure(incident.minutes),
+                length=readable_minutes(incident.minutes),
             )
             for incident in details.view.incidents
         ],

@@ -47,6 +47,10 @@ COLUMNS: Final = (
 """The report table's sortable columns, downtime and incidents first: what owners look for."""
 BARS_AFTER: Final = 6
 """The week's bars come after this many columns, beside the downtime they draw."""
+CHANGE_AFTER: Final = 4
+"""The change in weekly downtime comes after this many columns: right after the week's downtime."""
+CLOSED: Final = "closed"
+"""Said of a window without business time, rather than 0.00 up and 0.00 down."""
 
 _STATUS_CLASS: Final = {
     ReportStatus.pending: "pending",
@@ -61,6 +65,33 @@ _BAR_WIDTH: Final = 6
 
 def figure(value: float) -> str:
     return f"{value:.2f}"
+
+
+def up_and_down(uptime: float, downtime: float) -> tuple[str, str]:
+    """A window's uptime and downtime as shown; both "closed" when it had no business time."""
+    if uptime + downtime == 0:
+        return CLOSED, CLOSED
+    return figure(uptime), figure(downtime)
+
+
+def signed(change: float | None) -> str:
+    """A change in hours with its sign; a dash when there is nothing to compare with."""
+    if change is None:
+        return "—"
+    if change == 0:
+        return "0.00"
+    return f"+{change:.2f}" if change > 0 else f"\N{MINUS SIGN}{-change:.2f}"
+
+
+def readable_minutes(minutes: float) -> str:
+    """A length of time as a person reads it: 3,484.43 minutes are "2 d 10 h 4 min"."""
+    whole = round(minutes)
+    if whole == 0:
+        return f"{round(minutes * 60)} s"
+    days, rest = divmod(whole, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (mins, "min")]
+    return " ".join(f"{value} {unit}" for value, unit in parts if value)
 
 
 def instant(value: datetime | None) -> str:
@@ -218,26 +249,32 @@ class StoreLine:
     url: str
     cells: list[str]
     """The figures, in `COLUMNS` order after the id."""
+    change: str
+    """Weekly downtime minus the previous comparable report's, signed."""
     bars: list[Bar]
     bars_width: int
     bars_label: str
 
 
-def store_line(store: StoreFigures, request: Request, report_id: UUID) -> StoreLine:
+def store_line(
+    store: StoreFigures, request: Request, report_id: UUID, change: float | None
+) -> StoreLine:
+    """`change`: the store's weekly downtime against the previous comparable report's."""
     values: dict[StoreSort, str] = {
-        StoreSort.uptime_last_hour: figure(store.uptime_last_hour),
-        StoreSort.uptime_last_day: figure(store.uptime_last_day),
-        StoreSort.uptime_last_week: figure(store.uptime_last_week),
-        StoreSort.downtime_last_hour: figure(store.downtime_last_hour),
-        StoreSort.downtime_last_day: figure(store.downtime_last_day),
-        StoreSort.downtime_last_week: figure(store.downtime_last_week),
         StoreSort.incidents_last_day: str(store.incidents_last_day),
         StoreSort.incidents_last_week: str(store.incidents_last_week),
     }
+    for window in ("hour", "day", "week"):
+        up, down = up_and_down(
+            getattr(store, f"uptime_last_{window}"), getattr(store, f"downtime_last_{window}")
+        )
+        values[StoreSort(f"uptime_last_{window}")] = up
+        values[StoreSort(f"downtime_last_{window}")] = down
     return StoreLine(
         store_id=store.store_id,
         url=store_path(request, report_id, store.store_id),
         cells=[values[column.sort] for column in COLUMNS[1:]],
+        change=signed(change),
         bars=_bars(store),
         bars_width=max(1, len(store.days)) * _BAR_STEP,
         bars_label="Downtime by day: "

@@ -122,8 +122,9 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
     )
     try:
         sessionmaker = create_sessionmaker(engine)
+        sample_loaded = False
         if settings.embedded_database and settings.sample_data:
-            await sample.load_sample_if_empty(sessionmaker)
+            sample_loaded = await sample.load_sample_if_empty(sessionmaker)
         work = await build_work(settings, sessionmaker)
         queue = work.queue
         trigger_limiter = TriggerLimiter(
@@ -143,6 +144,7 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
                         per_minute=settings.auth_failures_per_minute,
                     ),
                     trigger_limiter=trigger_limiter,
+                    sample_loaded=sample_loaded,
                 )
         finally:
             await trigger_limiter.close()

@@ -31,6 +31,8 @@ class AppState:
     """Failed authentications per client address, in this process."""
     trigger_limiter: TriggerLimiter
     """Reports triggered per key (or address), in Redis if there is one."""
+    sample_loaded: bool = False
+    """Whether the embedded mode's sample is in the database (the pages say so)."""
 
 
 def get_state(request: Request) -> AppState:
