@@ -1,8 +1,9 @@
 """The jobs every runner runs: each kind of work's handler, and the periodic upkeep.
 
-`handlers` maps each kind of leased work to its job's body, for the in-process queue (the Arq
-worker lists the same in `store_monitor.worker`); `keep_up` sweeps the work tables (takeovers,
-requeues, give-ups) and keeps the polls' partitions and the reports' retention.
+`handlers` maps each kind of leased work (reports, shards, webhook deliveries) to its job's
+body, for the in-process queue (the Arq worker lists the same in `store_monitor.worker`);
+`keep_up` sweeps the work tables (takeovers, requeues, give-ups) and keeps the polls'
+partitions and the reports' retention.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor import maintenance, reports
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.shards import SHARDS, run_shard
+from store_monitor.webhooks.delivery import DELIVERIES, DeliveryPolicy, run_delivery
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import Handler, InProcessQueue, WorkQueue
 from store_monitor.work.sweep import Sweep, sweep
@@ -23,24 +25,31 @@ from store_monitor.work.table import Key
 
 log = logging.getLogger(__name__)
 
-WORK_TABLES = (REPORTS, SHARDS)
+WORK_TABLES = (REPORTS, SHARDS, DELIVERIES)
 """Swept in this order: a report's plan is queued before its shards are looked at."""
 
 
 def in_process_queue(
-    sessionmaker: async_sessionmaker[AsyncSession], runner: Runner, *, concurrency: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    runner: Runner,
+    delivery: DeliveryPolicy,
+    *,
+    concurrency: int,
 ) -> InProcessQueue:
     """A queue that runs every kind's job in this process, `concurrency` at a time."""
     queue = InProcessQueue(concurrency=concurrency)
-    queue.handlers.update(handlers(sessionmaker, runner, queue))
+    queue.handlers.update(handlers(sessionmaker, runner, delivery, queue))
     return queue
 
 
 def handlers(
-    sessionmaker: async_sessionmaker[AsyncSession], runner: Runner, queue: WorkQueue
+    sessionmaker: async_sessionmaker[AsyncSession],
+    runner: Runner,
+    delivery: DeliveryPolicy,
+    queue: WorkQueue,
 ) -> dict[str, Handler]:
     """Each kind's job body, for a queue that runs jobs itself; `queue` takes the shards a
-    report's job plans."""
+    report's job plans and the retries of deliveries."""
 
     async def report(key: Key, attempt: int) -> object:
         report_id = key[0]
@@ -53,7 +62,12 @@ def handlers(
         assert isinstance(number, int)
         return await run_shard(sessionmaker, report_id, number, attempt, runner)
 
-    return {REPORTS.kind: report, SHARDS.kind: shard}
+    async def deliver(key: Key, attempt: int) -> object:
+        delivery_id = key[0]
+        assert isinstance(delivery_id, UUID)
+        return await run_delivery(sessionmaker, delivery_id, attempt, runner, delivery, queue=queue)
+
+    return {REPORTS.kind: report, SHARDS.kind: shard, DELIVERIES.kind: deliver}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -62,6 +76,8 @@ class Upkeep:
 
     interval_seconds: float
     max_attempts: int
+    delivery_max_attempts: int
+    """Attempts per webhook delivery (reports and shards have `max_attempts`)."""
     retention: timedelta
     """Reports created longer ago are deleted."""
     poll_retention_days: int | None = None
@@ -102,7 +118,8 @@ async def upkeep_round(
     )
     swept = Sweep()
     for table in WORK_TABLES:
-        found = await sweep(sessionmaker, table, queue, max_attempts=upkeep.max_attempts)
+        limit = upkeep.delivery_max_attempts if table is DELIVERIES else upkeep.max_attempts
+        found = await sweep(sessionmaker, table, queue, max_attempts=limit)
         swept.requeued.extend(found.requeued)
         swept.taken_over.extend(found.taken_over)
         swept.failed.extend(found.failed)

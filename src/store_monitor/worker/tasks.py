@@ -4,6 +4,7 @@ from typing import Any
 from uuid import UUID
 
 from store_monitor import report_runs, shards
+from store_monitor.webhooks import delivery
 from store_monitor.worker import context
 
 
@@ -23,5 +24,18 @@ async def run_shard(ctx: dict[str, Any], report_id: str, shard: int, attempt: in
     """Make one attempt of a shard of a report; the status it left the shard with, if it ran."""
     status = await shards.run_shard(
         context.sessionmaker(ctx), UUID(report_id), shard, attempt, context.runner(ctx)
+    )
+    return None if status is None else status.value
+
+
+async def run_delivery(ctx: dict[str, Any], delivery_id: str, attempt: int) -> str | None:
+    """Make one attempt at a webhook delivery; the status it left the delivery with, if it ran."""
+    status = await delivery.run_delivery(
+        context.sessionmaker(ctx),
+        UUID(delivery_id),
+        attempt,
+        context.runner(ctx),
+        context.delivery(ctx),
+        queue=context.queue(ctx),
     )
     return None if status is None else status.value
