@@ -137,6 +137,7 @@ def _report_running() -> sa.ColumnElement[bool]:
 async def _fail_report(session: AsyncSession, key: Key, reason: str) -> None:
     """Fail the shard's report, if still running, with a reason that names the shard."""
     report_id, shard = key
+    assert isinstance(report_id, UUID)
     failed = (
         await session.execute(
             sa.select(ReportShard.first_store, ReportShard.end_store).where(

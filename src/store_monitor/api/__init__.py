@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from store_monitor.api.routes import docs, health, metrics
 from store_monitor.api.routes import ingest as ingest_routes
 from store_monitor.api.routes import reports as report_routes
+from store_monitor.api.routes import webhooks as webhook_routes
 from store_monitor.web.auth import AUTH_ERRORS
 from store_monitor.web.errors import documented
 
@@ -15,6 +16,8 @@ def install(app: FastAPI) -> None:
     protected = documented(AUTH_ERRORS)
     app.include_router(report_routes.router, responses=protected)
     app.include_router(ingest_routes.router, responses=protected)
+    app.include_router(webhook_routes.router, responses=protected)
+    webhook_routes.document_events(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)
