@@ -124,10 +124,11 @@ class DeliveryAttempt(Attempt):
                         WebhookSubscription.disabled_at,
                         Event.type,
                         Event.body,
-                    ).where(
-                        WebhookSubscription.id == self.subscription_id,
-                        Event.id == self.event_id,
                     )
+                    .select_from(WebhookDelivery)
+                    .join(WebhookSubscription)
+                    .join(Event, Event.id == WebhookDelivery.event_id)
+                    .where(WebhookDelivery.id == self.delivery_id)
                 )
             ).one_or_none()
         if target is None:  # the subscription was deleted, its deliveries with it

@@ -246,7 +246,7 @@ def document_events(app: FastAPI) -> None:
 
         receive.__annotations__["body"] = Annotated[model, Body()]
         app.webhooks.add_api_route(
-            f"/{name}",
+            str(name),
             receive,
             methods=["POST"],
             operation_id=f"event_{str(name).replace('.', '_')}",
