@@ -255,5 +255,10 @@ def document_events(app: FastAPI) -> None:
             status_code=status.HTTP_204_NO_CONTENT,
             response_class=Response,
             response_description="Received (any 2xx).",
-            tags=["webhooks"],
+            # Any other answer is the receiver's own: it is retried (no error body expected).
+            responses={"default": {"description": "Not received: the event is sent again."}},
+            tags=["events"],
+            # Sent by the service, not called on it: client generators that read `webhooks` as
+            # operations (openapi-generator) skip internal ones rather than make broken methods.
+            openapi_extra={"x-internal": True},
         )
