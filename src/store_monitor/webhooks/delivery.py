@@ -212,6 +212,15 @@ class DeliveryAttempt(Attempt):
         await disable_if_failing(session, self.subscription_id, self.policy.disable_after)
 
 
+async def queue_first_attempt(queue: WorkQueue, delivery_id: uuid.UUID) -> None:
+    """Queue a committed delivery's first attempt now; a queue that cannot be reached is no
+    error: the sweep queues the delivery."""
+    try:
+        await queue.enqueue(RUN_DELIVERY, (delivery_id,), 1)
+    except Exception:
+        log.warning("could not queue delivery %s; the sweep will", delivery_id, exc_info=True)
+
+
 async def disable_if_failing(
     session: AsyncSession, subscription_id: uuid.UUID, disable_after: timedelta
 ) -> bool:

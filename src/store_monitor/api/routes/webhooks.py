@@ -1,7 +1,6 @@
 """Webhook routes: subscribe, list, read, delete, send a test, list delivery attempts."""
 
 import inspect
-import logging
 import uuid
 from typing import Annotated, Final
 
@@ -20,11 +19,10 @@ from store_monitor.api.webhook_schemas import (
     WebhookList,
     WebhookTestSent,
 )
-from store_monitor.db.models import KeyScope
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.deps import QueueDep, SessionDep, SettingsDep
 from store_monitor.web.errors import ApiError, documented, invalid_request
-from store_monitor.webhooks.delivery import RUN_DELIVERY
+from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import (
     EVENT_MODELS,
     TEST_EVENT_TYPE,
@@ -32,8 +30,6 @@ from store_monitor.webhooks.events import (
     WebhookTestEvent,
 )
 from store_monitor.webhooks.targets import UnsafeTargetError
-
-log = logging.getLogger(__name__)
 
 MAX_PAGE: Final = 200
 
@@ -54,7 +50,7 @@ def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
     return subscriptions.Subscriber(
         key_name=principal.key_name,
         owner_id=principal.owner_id,
-        sees_all=principal.scope is KeyScope.admin,
+        sees_all=principal.allows(frozenset(), owners=False),
     )
 
 
@@ -179,13 +175,9 @@ async def test_webhook(
         delivery_id = await subscriptions.send_test(session, subscriber, webhook_id)
     except subscriptions.SubscriptionNotFound as error:
         raise _not_found(error) from error
-    # Committed first, so that the job finds its delivery; a queue away is no error: the sweep
-    # queues the delivery.
+    # Committed first, so that the job finds its delivery.
     await session.commit()
-    try:
-        await queue.enqueue(RUN_DELIVERY, (delivery_id,), 1)
-    except Exception:
-        log.warning("could not queue the test delivery %s; the sweep will", delivery_id)
+    await queue_first_attempt(queue, delivery_id)
     return WebhookTestSent(delivery_id=delivery_id)
 
 
