@@ -200,8 +200,11 @@ class DeliveryAttempt(Attempt):
     async def _mark_subscription(self, session: AsyncSession, *, succeeded: bool) -> None:
         subscription = WebhookSubscription.id == self.subscription_id
         if succeeded:
+            # Only when it was failing: concurrent successes then never queue on the row's lock.
             await session.execute(
-                sa.update(WebhookSubscription).where(subscription).values(failing_since=None)
+                sa.update(WebhookSubscription)
+                .where(subscription, WebhookSubscription.failing_since.is_not(None))
+                .values(failing_since=None)
             )
             return
         await session.execute(
