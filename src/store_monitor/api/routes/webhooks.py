@@ -9,7 +9,7 @@ from pydantic import WithJsonSchema
 
 from store_monitor import webhook_subscriptions as subscriptions
 from store_monitor.api.routes.report_openapi import UNAVAILABLE
-from store_monitor.api.small_body import SmallBodyRoute
+from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.api.webhook_schemas import (
     CreatedWebhook,
     CreateWebhookRequest,
@@ -74,7 +74,9 @@ def _not_found(error: subscriptions.SubscriptionNotFound) -> ApiError:
     response_description="Subscribed; the secret is shown this once.",
     responses=documented(
         {
+            400: "The body cannot be read as JSON text (`bad_request`).",
             409: "The key has as many webhooks as it may (`too_many_webhooks`).",
+            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
             422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
             **UNAVAILABLE,
         }
