@@ -11,7 +11,8 @@ from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 from store_monitor.webhooks.events import EventType, event_id
 from store_monitor.webhooks.targets import MAX_URL_LENGTH
 
-MAX_STORE_IDS: Final = 1000
+MAX_STORE_IDS: Final = 100
+"""So that a body of as many store ids, at their longest, is within the 64 KiB body limit."""
 _ALWAYS_SENT = ConfigDict(json_schema_serialization_defaults_required=True)
 
 WireStoreId = Annotated[
