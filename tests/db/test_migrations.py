@@ -41,6 +41,9 @@ TABLES = {
     "report_days",
     "report_files",
     "report_shards",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "webhook_attempts",
     "events",
 }
 
