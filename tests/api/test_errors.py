@@ -279,6 +279,12 @@ def test_openapi_operations_are_stable() -> None:
         "ingest_owners": ("/ingest/owners", "post"),
         "healthz": ("/healthz", "get"),
         "readyz": ("/readyz", "get"),
+        "create_webhook": ("/webhooks", "post"),
+        "list_webhooks": ("/webhooks", "get"),
+        "get_webhook": ("/webhooks/{webhook_id}", "get"),
+        "delete_webhook": ("/webhooks/{webhook_id}", "delete"),
+        "test_webhook": ("/webhooks/{webhook_id}/test", "post"),
+        "list_webhook_deliveries": ("/webhooks/{webhook_id}/deliveries", "get"),
     }
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     trigger = schema["paths"]["/trigger_report"]["post"]["responses"]

@@ -11,7 +11,12 @@ from store_monitor.web.app import create_app
 from support.service import embedded, serve
 
 # A value for each path parameter the GET routes have.
-_PARAMETERS = {"report_id": str(uuid4()), "store_id": "store-1", "kind": "report"}
+_PARAMETERS = {
+    "report_id": str(uuid4()),
+    "store_id": "store-1",
+    "kind": "report",
+    "webhook_id": str(uuid4()),
+}
 
 
 def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:

@@ -35,7 +35,6 @@ MAX_PAGE: Final = 200
 
 # Reports keys and owner keys subscribe (admin too); each sees the subscriptions it made.
 router = APIRouter(
-    prefix="/webhooks",
     tags=["webhooks"],
     route_class=SmallBodyRoute,
     dependencies=[Security(READ_REPORTS)],
@@ -67,7 +66,7 @@ def _not_found(error: subscriptions.SubscriptionNotFound) -> ApiError:
 
 
 @router.post(
-    "",
+    "/webhooks",
     operation_id="create_webhook",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedWebhook,
@@ -112,7 +111,7 @@ async def create_webhook(
 
 
 @router.get(
-    "",
+    "/webhooks",
     operation_id="list_webhooks",
     response_model=WebhookList,
     responses=documented({**UNAVAILABLE}),
@@ -125,7 +124,7 @@ async def list_webhooks(session: SessionDep, subscriber: SubscriberDep) -> Webho
 
 
 @router.get(
-    "/{webhook_id}",
+    "/webhooks/{webhook_id}",
     operation_id="get_webhook",
     response_model=Webhook,
     responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
@@ -142,7 +141,7 @@ async def get_webhook(
 
 
 @router.delete(
-    "/{webhook_id}",
+    "/webhooks/{webhook_id}",
     operation_id="delete_webhook",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
@@ -161,7 +160,7 @@ async def delete_webhook(
 
 
 @router.post(
-    "/{webhook_id}/test",
+    "/webhooks/{webhook_id}/test",
     operation_id="test_webhook",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookTestSent,
@@ -184,7 +183,7 @@ async def test_webhook(
 
 
 @router.get(
-    "/{webhook_id}/deliveries",
+    "/webhooks/{webhook_id}/deliveries",
     operation_id="list_webhook_deliveries",
     response_model=DeliveryAttemptList,
     responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
