@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import burst, live, load, report, scale, service, trends, uploads
+from benchmarks import burst, live, load, report, scale, service, trends, uploads, webhooks
 
 
 def main() -> None:
@@ -14,7 +14,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("var/bench"), help="generated data cache")
     parser.add_argument(
         "--only",
-        choices=["report", "live", "service", "trends", "uploads", "burst", "load", "scale"],
+        choices=[
+            "report",
+            "live",
+            "service",
+            "trends",
+            "uploads",
+            "burst",
+            "webhooks",
+            "load",
+            "scale",
+        ],
         help="run one group of benchmarks only",
     )
     parser.add_argument(
@@ -56,6 +66,8 @@ def main() -> None:
         burst.run()
     if args.only in (None, "load"):
         load.run(args.data, seconds=args.load_seconds, rate=args.load_rate)
+    if args.only in (None, "webhooks"):
+        webhooks.run()
     if args.only in (None, "scale"):
         scale.run(args.data, runs=args.scale_runs, stores=args.scale_stores)
 

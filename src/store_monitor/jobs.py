@@ -1,9 +1,9 @@
 """The jobs every runner runs: each kind of work's handler, and the periodic upkeep.
 
-`handlers` maps each kind of leased work to its job's body, for the in-process queue (the Arq
-worker lists the same in `store_monitor.worker`); `keep_up` fires the due schedules, sweeps the
-work tables (takeovers, requeues, give-ups) and keeps the polls' partitions and the reports'
-retention.
+`handlers` maps each kind of leased work (reports, shards, live evaluations, webhook deliveries)
+to its job's body, for the in-process queue (the Arq worker lists the same in
+`store_monitor.worker`); `keep_up` fires the due schedules, sweeps the work tables (takeovers,
+requeues, give-ups) and keeps the polls' partitions and the reports' retention.
 """
 
 import asyncio
@@ -19,6 +19,7 @@ from store_monitor.db import live_state
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.schedules.firing import fire_due_schedules
 from store_monitor.shards import SHARDS, run_shard
+from store_monitor.webhooks.delivery import DELIVERIES, DeliveryPolicy, run_delivery
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import Handler, InProcessQueue, WorkQueue
 from store_monitor.work.sweep import Sweep, sweep
@@ -26,24 +27,32 @@ from store_monitor.work.table import Key
 
 log = logging.getLogger(__name__)
 
-WORK_TABLES = (REPORTS, SHARDS, live.EVALUATIONS)
+WORK_TABLES = (REPORTS, SHARDS, live.EVALUATIONS, DELIVERIES)
 """Swept in this order: a report's plan is queued before its shards are looked at."""
 
 
 def in_process_queue(
-    sessionmaker: async_sessionmaker[AsyncSession], runner: Runner, *, concurrency: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    runner: Runner,
+    delivery: DeliveryPolicy,
+    *,
+    concurrency: int,
 ) -> InProcessQueue:
     """A queue that runs every kind's job in this process, `concurrency` at a time."""
     queue = InProcessQueue(concurrency=concurrency)
-    queue.handlers.update(handlers(sessionmaker, runner, queue))
+    queue.handlers.update(handlers(sessionmaker, runner, delivery, queue))
     return queue
 
 
 def handlers(
-    sessionmaker: async_sessionmaker[AsyncSession], runner: Runner, queue: WorkQueue
+    sessionmaker: async_sessionmaker[AsyncSession],
+    runner: Runner,
+    delivery: DeliveryPolicy,
+    queue: WorkQueue,
 ) -> dict[str, Handler]:
     """Each kind's job body, for a queue that runs jobs itself; `queue` takes the shards a
-    report's job plans, and the live evaluation next in line after one."""
+    report's job plans, the live evaluation next in line after one, and the retries of
+    deliveries."""
 
     async def report(key: Key, attempt: int) -> object:
         report_id = key[0]
@@ -61,7 +70,17 @@ def handlers(
         assert isinstance(evaluation_id, UUID)
         return await live.run_evaluation(sessionmaker, evaluation_id, attempt, runner, queue=queue)
 
-    return {REPORTS.kind: report, SHARDS.kind: shard, live.EVALUATIONS.kind: evaluation}
+    async def deliver(key: Key, attempt: int) -> object:
+        delivery_id = key[0]
+        assert isinstance(delivery_id, UUID)
+        return await run_delivery(sessionmaker, delivery_id, attempt, runner, delivery, queue=queue)
+
+    return {
+        REPORTS.kind: report,
+        SHARDS.kind: shard,
+        live.EVALUATIONS.kind: evaluation,
+        DELIVERIES.kind: deliver,
+    }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,6 +89,8 @@ class Upkeep:
 
     interval_seconds: float
     max_attempts: int
+    delivery_max_attempts: int
+    """Attempts per webhook delivery (reports and shards have `max_attempts`)."""
     retention: timedelta
     """Reports created longer ago are deleted."""
     poll_retention_days: int | None = None
@@ -113,7 +134,8 @@ async def upkeep_round(
     # Before the reports' sweep: a fired report whose job could not be queued is queued there.
     await fire_due_schedules(sessionmaker, queue)
     for table in WORK_TABLES:
-        found = await sweep(sessionmaker, table, queue, max_attempts=upkeep.max_attempts)
+        limit = upkeep.delivery_max_attempts if table is DELIVERIES else upkeep.max_attempts
+        found = await sweep(sessionmaker, table, queue, max_attempts=limit)
         swept.requeued.extend(found.requeued)
         swept.taken_over.extend(found.taken_over)
         swept.failed.extend(found.failed)

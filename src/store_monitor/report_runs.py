@@ -18,6 +18,7 @@ from store_monitor.db.report_files import store_report_file
 from store_monitor.db.report_inputs import StoreRange, store_ranges
 from store_monitor.db.session import reading
 from store_monitor.logs import request_context
+from store_monitor.webhooks.report_events import announce_completed, announce_failed
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, finished_values
 from store_monitor.work.queue import WorkQueue
@@ -34,10 +35,13 @@ def _not_in_shards() -> sa.ColumnElement[bool]:
     return sa.not_(sa.and_(Report.status == ReportStatus.running, Report.shards_total.is_not(None)))
 
 
-async def _log_failed(session: AsyncSession, key: Key, reason: str) -> None:
-    request_id = await session.scalar(sa.select(Report.request_id).where(Report.id == key[0]))
+async def _failed(session: AsyncSession, key: Key, reason: str) -> None:
+    report_id = key[0]
+    assert isinstance(report_id, UUID)
+    await announce_failed(session, report_id, reason)
+    request_id = await session.scalar(sa.select(Report.request_id).where(Report.id == report_id))
     with request_context(request_id):
-        log.warning("report %s: failed: %s", key[0], reason)
+        log.warning("report %s: failed: %s", report_id, reason)
 
 
 REPORTS: Final = WorkTable(
@@ -47,7 +51,7 @@ REPORTS: Final = WorkTable(
     order_by=(Report.created_at,),
     label=lambda key: f"report {key[0]}",
     waiting=_not_in_shards,
-    on_fail=_log_failed,
+    on_fail=_failed,
 )
 
 
@@ -121,7 +125,12 @@ class ReportAttempt(Attempt):
         async with sessionmaker.begin() as session:
             # Polls after `now` are never loaded, so the engine cannot count them.
             if not await write_complete(
-                session, self.report_id, self.number, result, inputs.ignored_polls
+                session,
+                self.report_id,
+                self.number,
+                result,
+                inputs.ignored_polls,
+                public_url=self.hold.runner.public_url,
             ):
                 raise LeaseLost
         return ReportStatus.complete
@@ -155,11 +164,13 @@ async def write_complete(
     attempt: int,
     result: engine.Report,
     ignored_polls: int,
+    *,
+    public_url: str = "",
 ) -> bool:
     """The attempt's final write, in the caller's one transaction: the `complete` status, then
-    the rows. Fenced: the status is written (and the report row locked) only if the report is
-    still running as this attempt; else nothing is written and the answer is False.
-    Flushes, never commits."""
+    the rows, and `report.completed` (its CSV's link under `public_url`). Fenced: the status is
+    written (and the report row locked) only if the report is still running as this attempt;
+    else nothing is written and the answer is False. Flushes, never commits."""
     # The UPDATE comes first, no read before it: it is the check and the lock in one statement.
     held = await session.execute(
         sa.update(Report)
@@ -183,4 +194,5 @@ async def write_complete(
     # Same transaction as the status: a complete report always has its file.
     await store_report_file(session, report_id, result.rows)
     await shards.write_results(session, report_id, result)
+    await announce_completed(session, report_id, public_url=public_url)
     return True

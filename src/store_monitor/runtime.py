@@ -1,5 +1,5 @@
 """Settings turned into the objects that run work, in one place for the API, the worker and
-the CLI: the runner, the periodic upkeep, the queue."""
+the CLI: the runner, the periodic upkeep, the webhook delivery policy, the queue."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import jobs
 from store_monitor.settings import Settings
+from store_monitor.webhooks.delivery import DeliveryPolicy
+from store_monitor.webhooks.sending import WebhookSender
 from store_monitor.work.arq import ArqQueue
 from store_monitor.work.lease import Runner, runner_name
 from store_monitor.work.queue import WorkQueue
@@ -18,6 +20,7 @@ from store_monitor.work.queue import WorkQueue
 class Work:
     runner: Runner
     upkeep: jobs.Upkeep
+    delivery: DeliveryPolicy
     queue: WorkQueue
 
 
@@ -36,15 +39,31 @@ async def build_work(
         timeout_seconds=settings.job_timeout_seconds,
         max_attempts=settings.job_max_tries,
         shard_stores=settings.shard_stores,
+        public_url=settings.public_url,
     )
     upkeep = jobs.Upkeep(
         interval_seconds=settings.sweep_interval_seconds,
         max_attempts=settings.job_max_tries,
+        delivery_max_attempts=settings.webhook_max_attempts,
         retention=timedelta(days=settings.report_retention_days),
         poll_retention_days=settings.poll_retention_days,
     )
-    return Work(
-        runner=runner, upkeep=upkeep, queue=await _queue(settings, sessionmaker, runner, redis)
+    delivery = delivery_policy(settings)
+    queue = await _queue(settings, sessionmaker, runner, delivery, redis)
+    return Work(runner=runner, upkeep=upkeep, delivery=delivery, queue=queue)
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """How this process sends webhooks: its one sender, and the retry limits."""
+    sender = WebhookSender(
+        allow_private=settings.webhook_private_targets,
+        connect_timeout_seconds=settings.webhook_connect_timeout_seconds,
+        total_timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    return DeliveryPolicy(
+        sender=sender,
+        max_attempts=settings.webhook_max_attempts,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
     )
 
 
@@ -52,10 +71,13 @@ async def _queue(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     runner: Runner,
+    delivery: DeliveryPolicy,
     redis: ArqRedis | None,
 ) -> WorkQueue:
     if settings.redis_url is None:
-        return jobs.in_process_queue(sessionmaker, runner, concurrency=settings.max_concurrent_jobs)
+        return jobs.in_process_queue(
+            sessionmaker, runner, delivery, concurrency=settings.max_concurrent_jobs
+        )
     # A started job is stale once it has had a lease's length to claim its work.
     if redis is not None:
         return ArqQueue(

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     """How long a delivery attempt may take to connect (TLS included)."""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     """The most one delivery attempt may take, resolution and connection included."""
+    webhook_max_subscriptions: int = Field(default=25, ge=1)
+    """Webhook subscriptions one API key may have."""
+    public_url: str = ""
+    """The service's public base URL (`https://monitor.example.com`), for links in webhook
+    events (a report's CSV); empty: the links are paths relative to the API's root."""
 
     @property
     def auth_mode(self) -> AuthMode:

@@ -32,6 +32,7 @@ from store_monitor.engine import compute_report, incident_counts
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT
 from store_monitor.logs import request_context
+from store_monitor.webhooks.report_events import announce_completed, announce_failed
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, failed_values, finished_values
 from store_monitor.work.table import Hold, Key, WorkTable
@@ -136,6 +137,7 @@ def _report_running() -> sa.ColumnElement[bool]:
 async def _fail_report(session: AsyncSession, key: Key, reason: str) -> None:
     """Fail the shard's report, if still running, with a reason that names the shard."""
     report_id, shard = key
+    assert isinstance(report_id, UUID)
     failed = (
         await session.execute(
             sa.select(ReportShard.first_store, ReportShard.end_store).where(
@@ -157,6 +159,7 @@ async def _fail_report(session: AsyncSession, key: Key, reason: str) -> None:
     await session.execute(
         sa.update(Report).where(Report.id == report_id).values(failed_values(why))
     )
+    await announce_failed(session, report_id, why)
     with request_context(report.request_id):
         log.warning("report %s: failed: %s", report_id, why)
 
@@ -231,7 +234,7 @@ class ShardAttempt(Attempt):
             if left is None:
                 raise LeaseLost
             if left == 0:
-                await _complete(session, self.report_id)
+                await _complete(session, self.report_id, self.hold.runner.public_url)
         log.info(
             "report %s: shard %s of %d complete (%d stores)",
             self.report_id,
@@ -277,9 +280,9 @@ class ShardAttempt(Attempt):
         return counted.scalar_one_or_none()
 
 
-async def _complete(session: AsyncSession, report_id: UUID) -> None:
+async def _complete(session: AsyncSession, report_id: UUID, public_url: str) -> None:
     """Complete the report whose last shard this transaction wrote: its file from the shards'
-    parts in order, its counts their sums. Flushes, never commits."""
+    parts in order, its counts their sums; announce it. Flushes, never commits."""
     parts = (
         await session.execute(
             sa.select(
@@ -315,6 +318,7 @@ async def _complete(session: AsyncSession, report_id: UUID) -> None:
     await session.execute(
         sa.update(ReportShard).where(ReportShard.report_id == report_id).values(csv=None)
     )
+    await announce_completed(session, report_id, public_url=public_url)
     log.info("report %s: complete, from %d shards", report_id, len(parts))
 
 

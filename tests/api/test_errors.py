@@ -296,6 +296,12 @@ def test_openapi_operations_are_stable() -> None:
         "list_schedules": ("/schedules", "get"),
         "get_schedule": ("/schedules/{schedule_id}", "get"),
         "delete_schedule": ("/schedules/{schedule_id}", "delete"),
+        "create_webhook": ("/webhooks", "post"),
+        "list_webhooks": ("/webhooks", "get"),
+        "get_webhook": ("/webhooks/{webhook_id}", "get"),
+        "delete_webhook": ("/webhooks/{webhook_id}", "delete"),
+        "test_webhook": ("/webhooks/{webhook_id}/test", "post"),
+        "list_webhook_deliveries": ("/webhooks/{webhook_id}/deliveries", "get"),
     }
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     trigger = schema["paths"]["/trigger_report"]["post"]["responses"]

@@ -16,6 +16,7 @@ _PARAMETERS = {
     "store_id": "store-1",
     "kind": "report",
     "schedule_id": str(uuid4()),
+    "webhook_id": str(uuid4()),
 }
 
 

@@ -30,6 +30,8 @@ async def service_env(postgres_url: str) -> dict[str, str]:
         "STORE_MONITOR_QUEUE_NAME": f"store-monitor-test:{uuid4().hex}",
         "STORE_MONITOR_LOG_LEVEL": "WARNING",
         "STORE_MONITOR_SECRET_KEY": SECRET_KEY,
+        # The webhook tests' receivers are on 127.0.0.1.
+        "STORE_MONITOR_WEBHOOK_PRIVATE_TARGETS": "true",
     }
 
 

@@ -24,6 +24,7 @@ from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 from support.live import cli_report, new_key
+from webhooks.receivers import receiver, respond
 
 from .test_openapi import OPENAPI
 
@@ -329,3 +330,70 @@ async def make_due(url: str, schedule_id: UUID) -> None:
             )
     finally:
         await engine.dispose()
+
+
+async def test_generated_client_manages_webhooks(
+    client_package: Path, service: str, service_env: dict[str, str]
+) -> None:
+    from store_monitor_client import AuthenticatedClient
+    from store_monitor_client.api.webhooks import (
+        create_webhook,
+        delete_webhook,
+        get_webhook,
+        list_webhook_deliveries,
+        list_webhooks,
+        test_webhook,
+    )
+    from store_monitor_client.models import (
+        CreatedWebhook,
+        CreateWebhookRequest,
+        DeliveryAttemptList,
+        EventType,
+        Webhook,
+        WebhookList,
+        WebhookTestSent,
+    )
+
+    reader = await new_key(service_env, "--name", "subscriber", "--scope", "reports")
+    options: dict[str, Any] = {
+        "base_url": service,
+        "raise_on_unexpected_status": True,
+        "timeout": httpx.Timeout(30),
+    }
+    async with (
+        receiver(respond(204)) as hook,
+        AuthenticatedClient(token=reader, **options) as client,
+    ):
+        created = await create_webhook.asyncio(
+            client=client,
+            body=CreateWebhookRequest(url=hook.url(), events=[EventType.REPORT_FAILED]),
+        )
+        assert isinstance(created, CreatedWebhook), created
+        assert created.secret.startswith("whsec_")
+        listed = await list_webhooks.asyncio(client=client)
+        assert isinstance(listed, WebhookList), listed
+        assert [webhook.id for webhook in listed.webhooks] == [created.id]
+
+        sent = await test_webhook.asyncio(client=client, webhook_id=created.id)
+        assert isinstance(sent, WebhookTestSent), sent
+        async with asyncio.timeout(30):
+            while True:
+                attempts = await list_webhook_deliveries.asyncio(
+                    client=client, webhook_id=created.id
+                )
+                assert isinstance(attempts, DeliveryAttemptList), attempts
+                if attempts.attempts:
+                    break
+                await asyncio.sleep(0.1)
+        [attempt] = attempts.attempts
+        assert attempt.status_code == 204
+        [request] = hook.requests
+        assert request.headers["webhook-id"] == attempt.webhook_id
+
+        read = await get_webhook.asyncio(client=client, webhook_id=created.id)
+        assert isinstance(read, Webhook), read
+        assert read.enabled
+        deleted = await delete_webhook.asyncio_detailed(client=client, webhook_id=created.id)
+        assert deleted.status_code == 204
+        gone = await get_webhook.asyncio_detailed(client=client, webhook_id=created.id)
+        assert gone.status_code == 404

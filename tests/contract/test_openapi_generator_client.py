@@ -18,6 +18,7 @@ import pytest
 
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 from support.live import cli_report, new_key
+from webhooks.receivers import receiver, respond
 
 from .test_openapi import OPENAPI
 
@@ -162,3 +163,37 @@ async def test_openapi_generator_client_manages_schedules(
 ) -> None:
     key = await new_key(service_env, "--name", "operator", "--scope", "reports")
     await asyncio.to_thread(_drive_schedules, openapi_generator_client, service, key)
+
+
+def _drive_webhooks(client: ModuleType, base_url: str, key: str, hook_url: str) -> list[int]:
+    """Subscribe, test, list the attempts until one is there, delete: the attempts' statuses."""
+    configuration = client.Configuration(host=base_url, access_token=key)
+    with client.ApiClient(configuration) as api_client:
+        webhooks = client.WebhooksApi(api_client)
+        created = webhooks.create_webhook(client.CreateWebhookRequest(url=hook_url))
+        assert created.secret.startswith("whsec_")
+        assert [w.id for w in webhooks.list_webhooks().webhooks] == [created.id]
+        webhooks.test_webhook(created.id)
+        deadline = time.monotonic() + 30
+        while not (attempts := webhooks.list_webhook_deliveries(created.id).attempts):
+            assert time.monotonic() < deadline, "no delivery attempt after 30 s"
+            time.sleep(0.1)
+        assert webhooks.get_webhook(created.id).enabled
+        webhooks.delete_webhook(created.id)
+        with pytest.raises(client.ApiException) as missing:
+            webhooks.get_webhook(created.id)
+        assert missing.value.status == 404
+        assert missing.value.data.error.code == "webhook_not_found"
+        return [attempt.status_code for attempt in attempts]
+
+
+async def test_openapi_generator_client_manages_webhooks(
+    openapi_generator_client: ModuleType, service: str, service_env: dict[str, str]
+) -> None:
+    key = await new_key(service_env, "--name", "subscriber", "--scope", "reports")
+    async with receiver(respond(204)) as hook:
+        statuses = await asyncio.to_thread(
+            _drive_webhooks, openapi_generator_client, service, key, hook.url()
+        )
+    assert statuses == [204]
+    assert len(hook.requests) == 1

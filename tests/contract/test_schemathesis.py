@@ -43,10 +43,12 @@ schema = schemathesis.openapi.from_dict(create_app(embedded(Path("unused"))).ope
 # Requests valid by the schema that the service rightly refuses, because a JSON schema cannot
 # say it: an upload must be a well-formed CSV of its kind (422 invalid_csv), `as_of` must be
 # before the clock plus its skew (422), a list's `cursor` one the API gave (422), and a
-# schedule's `cron` and `timezone` ones cronsim and the IANA database know (422). Every other
-# check runs on every operation.
+# schedule's `cron` and `timezone` ones cronsim and the IANA database know (422), and a
+# webhook's URL a public https one (422). Every other check runs on every operation.
 _SCHEMA_CANNOT_SAY = {
     "/reports",
+    "/webhooks",
+    "/webhooks/{webhook_id}/deliveries",
     "/ingest/polls",
     "/ingest/business-hours",
     "/ingest/timezones",
@@ -54,6 +56,8 @@ _SCHEMA_CANNOT_SAY = {
     "/trigger_report",
     "/schedules",
 }
+
+_BODY_OVER_ITS_LIMIT_FIRST = {"/webhooks"}
 
 
 @pytest.fixture(scope="module")
@@ -133,5 +137,9 @@ def test_api_conforms_to_its_schema(case: "OpenApiCase", app_and_key: tuple[Fast
     if case.operation.query:
         # Query parameters the API does not define are ignored, as HTTP APIs commonly do; a
         # negative case that adds one (`?=true`) would count that as invalid data accepted.
+        excluded.append(negative_data_rejection)
+    if case.operation.path in _BODY_OVER_ITS_LIMIT_FIRST:
+        # A long list in the body passes the 64 KiB body limit before the schema's maxItems:
+        # it is refused with 413 (documented), not the 4xx this check expects.
         excluded.append(negative_data_rejection)
     case.call_and_validate(app=app, headers=bearer(secret), excluded_checks=excluded)

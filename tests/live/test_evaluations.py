@@ -186,7 +186,12 @@ async def test_evaluations_run_one_at_a_time_in_order(sessions: Sessions) -> Non
     await jobs.upkeep_round(
         sessions,
         queue,
-        jobs.Upkeep(interval_seconds=1, max_attempts=3, retention=timedelta(days=30)),
+        jobs.Upkeep(
+            interval_seconds=1,
+            max_attempts=3,
+            delivery_max_attempts=3,
+            retention=timedelta(days=30),
+        ),
     )
     assert (live.EVALUATE_LIVE, (second.id,), 1) not in queue.queued
 

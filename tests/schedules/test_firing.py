@@ -203,7 +203,12 @@ async def test_the_runners_periodic_upkeep_fires_due_schedules(
     schedule_id = await create(sessions, "0 6 * * *")
     await set_clock(sessions, utc(2026, 1, 5, 6, 0, 1))
     queue = RecordingQueue()
-    upkeep = jobs.Upkeep(interval_seconds=5, max_attempts=3, retention=timedelta(days=3650))
+    upkeep = jobs.Upkeep(
+        interval_seconds=5,
+        max_attempts=3,
+        delivery_max_attempts=3,
+        retention=timedelta(days=3650),
+    )
 
     await jobs.upkeep_round(sessions, queue, upkeep)
 

@@ -55,9 +55,10 @@ async def endless_body(_request: ReceivedRequest, writer: asyncio.StreamWriter) 
 
 @contextlib.asynccontextmanager
 async def receiver(
-    answer: Answer, *, ssl_context: ssl.SSLContext | None = None
+    answer: Answer, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
 ) -> AsyncIterator[Receiver]:
-    """A receiver on 127.0.0.1 (a free port) answering every request with `answer`."""
+    """A receiver on 127.0.0.1 (on `port`, or a free one) answering every request with
+    `answer`."""
     handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -73,7 +74,7 @@ async def receiver(
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl_context)
+    server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=ssl_context)
     state = Receiver(port=server.sockets[0].getsockname()[1])
     try:
         yield state
@@ -96,3 +97,16 @@ async def _read_request(reader: asyncio.StreamReader) -> ReceivedRequest:
             headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length", "0")))
     return ReceivedRequest(method=method, target=target, headers=headers, body=body)
+
+
+def in_turn(*answers: Answer) -> Answer:
+    """Each request gets the next of `answers`; the last one answers every request after."""
+    turn = 0
+
+    async def answer(request: ReceivedRequest, writer: asyncio.StreamWriter) -> None:
+        nonlocal turn
+        current = answers[min(turn, len(answers) - 1)]
+        turn += 1
+        await current(request, writer)
+
+    return answer

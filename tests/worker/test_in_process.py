@@ -17,6 +17,7 @@ from store_monitor.db.embedded import embedded_postgres
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.engine import compute_report
+from store_monitor.runtime import delivery_policy
 from store_monitor.settings import Settings
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import InProcessQueue, JobState
@@ -76,7 +77,7 @@ async def sessions(postgres_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
 
 def _queue(sessions: async_sessionmaker[AsyncSession]) -> InProcessQueue:
     runner = Runner(owner="tests", lease_seconds=15.0, timeout_seconds=60.0, max_attempts=3)
-    return jobs.in_process_queue(sessions, runner, concurrency=1)
+    return jobs.in_process_queue(sessions, runner, delivery_policy(Settings()), concurrency=1)
 
 
 async def _status(sessions: async_sessionmaker[AsyncSession], report_id: UUID) -> Report:

@@ -25,6 +25,7 @@ from store_monitor.report_runs import REPORTS, RUN_REPORT
 from store_monitor.runtime import build_work
 from store_monitor.settings import Settings, get_settings
 from store_monitor.shards import RUN_SHARD
+from store_monitor.webhooks.delivery import RUN_DELIVERY
 from store_monitor.work.arq import ArqQueue
 from store_monitor.work.lease import DEFAULT_SHARD_STORES, Runner
 from store_monitor.work.queue import InProcessQueue, JobState, job_id
@@ -412,7 +413,12 @@ async def _wait_for(
 
 def test_worker_settings(settings: Settings) -> None:
     kwargs = worker_settings(settings)
-    assert [f.name for f in kwargs["functions"]] == [RUN_REPORT, RUN_SHARD, EVALUATE_LIVE]
+    assert [f.name for f in kwargs["functions"]] == [
+        RUN_REPORT,
+        RUN_SHARD,
+        EVALUATE_LIVE,
+        RUN_DELIVERY,
+    ]
     assert kwargs["queue_name"] == settings.queue_name
     # One try per job, no result kept: the sweep queues each attempt (see worker_settings).
     for function in kwargs["functions"]:

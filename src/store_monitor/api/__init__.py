@@ -8,6 +8,7 @@ from store_monitor.api.routes import live as live_routes
 from store_monitor.api.routes import reports as report_routes
 from store_monitor.api.routes import schedules as schedule_routes
 from store_monitor.api.routes import trends as trend_routes
+from store_monitor.api.routes import webhooks as webhook_routes
 from store_monitor.web.auth import AUTH_ERRORS
 from store_monitor.web.errors import documented
 
@@ -22,6 +23,8 @@ def install(app: FastAPI) -> None:
     app.include_router(ingest_routes.router, responses=protected)
     app.include_router(schedule_routes.router, responses=protected)
     app.include_router(live_routes.router, responses=protected)
+    app.include_router(webhook_routes.router, responses=protected)
+    webhook_routes.document_events(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)

@@ -490,3 +490,74 @@ class LiveEvaluation(Base):
     stores_evaluated: Mapped[int | None] = mapped_column(sa.Integer)
     events: Mapped[int | None] = mapped_column(sa.Integer)
     """`incident.opened` and `incident.closed` events it recorded."""
+
+
+class WebhookSubscription(Base):
+    """Where to send which events, for whom: made by a key, seen and deleted by it (or admin)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    url: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[str] = mapped_column(sa.Text)
+    """`whsec_...`, stored as is: every delivery is signed with it. Never listed."""
+    events: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text))
+    store_ids: Mapped[list[str] | None] = mapped_column(sa.ARRAY(StoreId))
+    """Only these stores' incident events; None: every store the key may see."""
+    key_name: Mapped[str | None] = mapped_column(sa.Text, index=True)
+    """The key that made it (None with authentication off): it alone (and admin) sees it."""
+    owner_id: Mapped[str | None] = mapped_column(sa.Text)
+    """Set for an owner key's subscription: incident events of the owner's stores only."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """The first failed attempt since the last success; None while deliveries succeed."""
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class WebhookDelivery(Base):
+    """One event to one subscription: leased work (see `store_monitor.work`), each attempt a
+    POST; a failed one makes it pending again, due after the backoff."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "due_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(WebhookSubscription.id, ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Event.id, ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    """When the next attempt may start (after a failed one: its backoff)."""
+    status: Mapped[ReportStatus] = mapped_column(
+        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
+    )
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery, as `GET /webhooks/{id}/deliveries` lists it."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (sa.Index("ix_webhook_attempts_subscription_seq", "subscription_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(WebhookSubscription.id, ondelete="CASCADE")
+    )
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(WebhookDelivery.id, ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    event_type: Mapped[str] = mapped_column(sa.Text)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[float] = mapped_column(sa.Float)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from store_monitor.ui import files, live_page, pages, schedules, sign_in
+from store_monitor.ui import files, live_page, pages, schedules, sign_in, webhooks
 from store_monitor.ui.context import HERE, SignInRequired, to_sign_in
 
 STATIC_PATH: Final = "/ui/static"
@@ -28,6 +28,7 @@ def install(app: FastAPI) -> None:
     app.include_router(live_page.router)
     app.include_router(sign_in.router)
     app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
+    app.include_router(webhooks.router)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_exception_handler(SignInRequired, to_sign_in)
 

@@ -55,6 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "reports", "description": "Trigger a report, poll it, download it."},
             {"name": "ingest", "description": "Upload the input CSV files."},
             {"name": "health", "description": "Liveness and readiness probes."},
+            {"name": "webhooks", "description": "Subscribe URLs to events, test them."},
+            {
+                "name": "events",
+                "description": "What webhooks receive (sent by the service, signed per "
+                "Standard Webhooks).",
+            },
         ],
     )
     install_error_handlers(app)

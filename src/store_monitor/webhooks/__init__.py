@@ -12,11 +12,14 @@ The modules, each one job, for the code that stores subscriptions and runs deliv
 - `sending`: `WebhookSender.deliver()`: one attempt (resolve, check, sign, POST), its outcome as
   a `DeliveryResult`; it never raises for anything the receiver or the network does.
 - `backoff`: `retry_delay()`: how long to wait after a failed attempt, or None to give up.
+- `outbox`: `record()` writes events in the caller's transaction, with one pending delivery
+  per subscription that wants each (matched there: nothing to fan out later, nothing lost).
+- `delivery`: a delivery as leased work (`store_monitor.work`): one attempt per job, retried
+  after `retry_delay()` (the row's `due_at`), failed after the last; a day of failures
+  disables the subscription.
+- `report_events`: `report.completed` / `report.failed`, recorded where a report finishes.
 
-Wiring, from the settings: `webhook_private_targets` is `allow_private` (for both checks);
-`webhook_connect_timeout_seconds` and `webhook_timeout_seconds` build the process's one
-`WebhookSender`; `webhook_retry_base_seconds` and `webhook_max_attempts` go to `retry_delay()`.
-A delivery job loads the event's stored body, calls `deliver()` with the subscription's URL and
-secret and `event_id(row id)`, records the `DeliveryResult` as a delivery attempt, and on failure
-schedules the next attempt after `retry_delay()` (or marks the delivery failed on None).
+Wiring, from the settings (`store_monitor.runtime.delivery_policy`): `webhook_private_targets`
+is `allow_private` (for both checks); the timeouts build the process's one `WebhookSender`;
+`webhook_retry_base_seconds` and `webhook_max_attempts` go to the `DeliveryPolicy`.
 """

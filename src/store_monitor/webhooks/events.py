@@ -8,7 +8,7 @@ incidents field by field. The models double as the OpenAPI 3.1 `webhooks` payloa
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
@@ -81,7 +81,9 @@ class ReportCompletedData(BaseModel):
     model_config = _MODEL_CONFIG
 
     report_id: uuid.UUID
-    now: Instant = Field(description="The instant the report's windows end at.")
+    now: Instant | None = Field(
+        description="The instant the report's windows end at; null if there were no polls."
+    )
     row_count: int = Field(ge=0, description="Stores in the report (rows of its CSV).")
     incident_count: int = Field(ge=0, description="The report's incidents, all stores together.")
     unknown_timezones: int = Field(
@@ -201,7 +203,36 @@ class ReportFailedEvent(BaseModel):
     data: ReportFailedData
 
 
-AnyEvent = IncidentOpenedEvent | IncidentClosedEvent | ReportCompletedEvent | ReportFailedEvent
+TEST_EVENT_TYPE: Final = "webhook.test"
+"""The type of the event `POST /webhooks/{id}/test` sends: to that subscription only."""
+
+
+class WebhookTestData(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    webhook_id: uuid.UUID = Field(description="The subscription tested.")
+
+
+class WebhookTestEvent(BaseModel):
+    """A test, asked for with `POST /webhooks/{id}/test`.
+
+    Sent to that subscription only, signed and retried as any other event.
+    """
+
+    model_config = _event_config({"webhook_id": _EXAMPLE_REPORT_ID})
+
+    type: Literal["webhook.test"] = TEST_EVENT_TYPE
+    timestamp: Instant = Field(description=_TIMESTAMP_DESCRIPTION)
+    data: WebhookTestData
+
+
+AnyEvent = (
+    IncidentOpenedEvent
+    | IncidentClosedEvent
+    | ReportCompletedEvent
+    | ReportFailedEvent
+    | WebhookTestEvent
+)
 WebhookEvent = Annotated[AnyEvent, Field(discriminator="type")]
 """Any event body, told apart by `type` (for validation and schemas)."""
 

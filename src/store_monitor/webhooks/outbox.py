@@ -1,8 +1,11 @@
-"""The outbox: events are recorded in the caller's transaction, beside the state they announce.
+"""The outbox: events are recorded in the caller's transaction, beside the state they announce,
+with one delivery per subscription that wants each.
 
 Whoever changes announced state (a live evaluation, a report finishing) calls `record` in the
-same transaction; delivery reads the `events` table after commit, in `seq` order. Nothing is sent
-from here, so a rolled-back transaction announces nothing and a committed one loses nothing.
+same transaction. The deliveries are made there too, by matching the subscriptions (one
+statement), rather than by a later fan-out step: a rolled-back transaction announces nothing,
+a committed one has its deliveries already, and no cursor over the outbox needs keeping. The
+deliveries are leased work (`webhooks.delivery`), queued by the sweep.
 """
 
 import uuid
@@ -11,7 +14,13 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor.db.models import Event
+from store_monitor.db.models import (
+    Event,
+    ReportStatus,
+    StoreOwner,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from store_monitor.webhooks.events import (
     AnyEvent,
     IncidentClosedEvent,
@@ -21,7 +30,8 @@ from store_monitor.webhooks.events import (
 
 
 async def record(session: AsyncSession, events: Iterable[AnyEvent]) -> list[uuid.UUID]:
-    """Add the events to the outbox in the session's transaction; their ids, in order."""
+    """Add the events to the outbox in the session's transaction, and a pending delivery of each
+    to every enabled subscription that wants it (`wants`); the events' ids, in order."""
     events = list(events)
     ids = [uuid.uuid4() for _ in events]
     rows = [
@@ -36,7 +46,65 @@ async def record(session: AsyncSession, events: Iterable[AnyEvent]) -> list[uuid
     ]
     if rows:
         await session.execute(sa.insert(Event), rows)
+        await _add_deliveries(session, sa.and_(Event.id.in_(ids), wants()))
     return ids
+
+
+async def add_delivery(
+    session: AsyncSession, event_id: uuid.UUID, subscription_id: uuid.UUID
+) -> None:
+    """One delivery of a recorded event to one subscription, whatever it asks for (a test)."""
+    await _add_deliveries(
+        session, sa.and_(Event.id == event_id, WebhookSubscription.id == subscription_id)
+    )
+
+
+def wants() -> sa.ColumnElement[bool]:
+    """Whether a subscription (enabled) wants an event: its type is asked for; and for a store's
+    event, the store is among its `store_ids` (if set) and its owner's stores (for an owner's
+    subscription). A report's events go to every subscription asking for their type: owners
+    see reports too (narrowed to their stores)."""
+    owns_store = (
+        sa.select(StoreOwner.store_id)
+        .where(
+            StoreOwner.owner_id == WebhookSubscription.owner_id,
+            StoreOwner.store_id == Event.store_id,
+        )
+        .exists()
+    )
+    return sa.and_(
+        WebhookSubscription.disabled_at.is_(None),
+        Event.type == sa.func.any(WebhookSubscription.events),
+        sa.or_(
+            Event.store_id.is_(None),
+            sa.and_(
+                sa.or_(
+                    WebhookSubscription.store_ids.is_(None),
+                    Event.store_id == sa.func.any(WebhookSubscription.store_ids),
+                ),
+                sa.or_(WebhookSubscription.owner_id.is_(None), owns_store),
+            ),
+        ),
+    )
+
+
+async def _add_deliveries(session: AsyncSession, match: sa.ColumnElement[bool]) -> None:
+    now = sa.func.statement_timestamp()
+    pairs = (
+        sa.select(
+            sa.func.gen_random_uuid(),
+            WebhookSubscription.id,
+            Event.id,
+            now,
+            now,
+            sa.literal(ReportStatus.pending.value).cast(WebhookDelivery.status.type),
+        )
+        .select_from(Event)
+        .join(WebhookSubscription, sa.true())
+        .where(match)
+    )
+    columns = ["id", "subscription_id", "event_id", "created_at", "due_at", "status"]
+    await session.execute(sa.insert(WebhookDelivery).from_select(columns, pairs))
 
 
 def _store_of(event: AnyEvent) -> str | None:

@@ -42,6 +42,9 @@ class Runner:
     max_attempts: int
     shard_stores: int = DEFAULT_SHARD_STORES
     """A report of more stores is split into shards of about this many, each its own job."""
+    public_url: str = ""
+    """The service's base URL, for the links in the events its work announces; empty: links
+    are paths relative to the API's root."""
 
 
 def runner_name() -> str:
@@ -127,7 +130,6 @@ def failed_values(reason: str) -> dict[str, object]:
         "status": ReportStatus.failed,
         "finished_at": datetime.now(UTC),
         "error": reason[:_MAX_ERROR_CHARS],
-        "row_count": None,
         "lease_owner": None,
         "lease_expires_at": None,
     }

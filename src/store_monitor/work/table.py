@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from store_monitor.db.models import LiveEvaluation, Report, ReportShard, ReportStatus
+from store_monitor.db.models import (
+    LiveEvaluation,
+    Report,
+    ReportShard,
+    ReportStatus,
+    WebhookDelivery,
+)
 from store_monitor.work.lease import (
     Runner,
     claimed_values,
@@ -27,7 +33,7 @@ from store_monitor.work.lease import (
 
 log = logging.getLogger(__name__)
 
-Leased = type[Report] | type[ReportShard] | type[LiveEvaluation]
+Leased = type[Report] | type[ReportShard] | type[LiveEvaluation] | type[WebhookDelivery]
 """The models with the lease columns."""
 Key = tuple[UUID | int | str, ...]
 """A row's key values, in the order of `WorkTable.key`."""

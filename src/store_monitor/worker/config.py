@@ -16,6 +16,7 @@ from store_monitor.report_runs import RUN_REPORT
 from store_monitor.runtime import build_work
 from store_monitor.settings import Settings
 from store_monitor.shards import RUN_SHARD
+from store_monitor.webhooks.delivery import RUN_DELIVERY
 from store_monitor.work.arq import arq_job_timeout
 from store_monitor.worker import context, tasks
 
@@ -37,6 +38,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             func(tasks.run_report, name=RUN_REPORT, max_tries=1, keep_result=0),
             func(tasks.run_shard, name=RUN_SHARD, max_tries=1, keep_result=0),
             func(tasks.evaluate_live, name=EVALUATE_LIVE, max_tries=1, keep_result=0),
+            func(tasks.run_delivery, name=RUN_DELIVERY, max_tries=1, keep_result=0),
         ],
         "queue_name": settings.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
@@ -56,6 +58,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[context.SESSIONMAKER] = sessionmaker = create_sessionmaker(engine)
     work = await build_work(settings, sessionmaker, redis=context.redis(ctx))
     ctx[context.RUNNER], ctx[context.QUEUE] = work.runner, work.queue
+    ctx[context.DELIVERY] = work.delivery
     # The first round before any job is picked: work left by a worker that died, or never
     # queued, is queued (or failed) now; then one round every interval, in every worker.
     swept = await jobs.upkeep_round(sessionmaker, work.queue, work.upkeep)

@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.settings import Settings
+from store_monitor.webhooks.delivery import DeliveryPolicy
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import WorkQueue
 
@@ -20,6 +21,7 @@ SESSIONMAKER: Final = "store_monitor_sessionmaker"
 RUNNER: Final = "store_monitor_runner"
 QUEUE: Final = "store_monitor_queue"
 UPKEEP: Final = "store_monitor_upkeep"
+DELIVERY: Final = "store_monitor_delivery"
 
 T = TypeVar("T")
 
@@ -48,6 +50,12 @@ def redis(ctx: dict[str, Any]) -> ArqRedis:
 
 def runner(ctx: dict[str, Any]) -> Runner:
     return _read(ctx, RUNNER, Runner)
+
+
+def delivery(ctx: dict[str, Any]) -> DeliveryPolicy:
+    value = ctx[DELIVERY]
+    assert isinstance(value, DeliveryPolicy)
+    return value
 
 
 def queue(ctx: dict[str, Any]) -> WorkQueue:

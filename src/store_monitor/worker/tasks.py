@@ -4,6 +4,7 @@ from typing import Any
 from uuid import UUID
 
 from store_monitor import live, report_runs, shards
+from store_monitor.webhooks import delivery
 from store_monitor.worker import context
 
 
@@ -34,6 +35,19 @@ async def evaluate_live(ctx: dict[str, Any], evaluation_id: str, attempt: int) -
         UUID(evaluation_id),
         attempt,
         context.runner(ctx),
+        queue=context.queue(ctx),
+    )
+    return None if status is None else status.value
+
+
+async def run_delivery(ctx: dict[str, Any], delivery_id: str, attempt: int) -> str | None:
+    """Make one attempt at a webhook delivery; the status it left the delivery with, if it ran."""
+    status = await delivery.run_delivery(
+        context.sessionmaker(ctx),
+        UUID(delivery_id),
+        attempt,
+        context.runner(ctx),
+        context.delivery(ctx),
         queue=context.queue(ctx),
     )
     return None if status is None else status.value

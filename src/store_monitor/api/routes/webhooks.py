@@ -1,0 +1,257 @@
+"""Webhook routes: subscribe, list, read, delete, send a test, list delivery attempts."""
+
+import inspect
+import uuid
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Response, Security, status
+from pydantic import WithJsonSchema
+
+from store_monitor import webhook_subscriptions as subscriptions
+from store_monitor.api.routes.report_openapi import UNAVAILABLE
+from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
+from store_monitor.api.webhook_schemas import (
+    CreatedWebhook,
+    CreateWebhookRequest,
+    DeliveryAttempt,
+    DeliveryAttemptList,
+    Webhook,
+    WebhookList,
+    WebhookTestSent,
+)
+from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
+from store_monitor.web.deps import QueueDep, SessionDep, SettingsDep
+from store_monitor.web.errors import ApiError, documented, invalid_request
+from store_monitor.webhooks.delivery import queue_first_attempt
+from store_monitor.webhooks.events import (
+    EVENT_MODELS,
+    TEST_EVENT_TYPE,
+    AnyEvent,
+    WebhookTestEvent,
+)
+from store_monitor.webhooks.targets import UnsafeTargetError
+
+MAX_PAGE: Final = 200
+
+# Reports keys and owner keys subscribe (admin too); each sees the subscriptions it made.
+router = APIRouter(
+    tags=["webhooks"],
+    route_class=SmallBodyRoute,
+    dependencies=[Security(READ_REPORTS)],
+)
+
+WebhookId = Annotated[uuid.UUID, Path(description="The subscription's id.")]
+NOT_FOUND: Final = {404: "This key has no webhook with this id (`webhook_not_found`)."}
+INVALID: Final = {422: "The request is malformed (`invalid_request`)."}
+
+
+def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
+    return subscriptions.Subscriber(
+        key_name=principal.key_name,
+        owner_id=principal.owner_id,
+        sees_all=principal.allows(frozenset(), owners=False),
+    )
+
+
+SubscriberDep = Annotated[subscriptions.Subscriber, Depends(_subscriber)]
+
+
+def _not_found(error: subscriptions.SubscriptionNotFound) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND,
+        "webhook_not_found",
+        str(error),
+        {"webhook_id": str(error.subscription_id)},
+    )
+
+
+@router.post(
+    "/webhooks",
+    operation_id="create_webhook",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedWebhook,
+    response_description="Subscribed; the secret is shown this once.",
+    responses=documented(
+        {
+            400: "The body cannot be read as JSON text (`bad_request`).",
+            409: "The key has as many webhooks as it may (`too_many_webhooks`).",
+            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
+            422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
+            **UNAVAILABLE,
+        }
+    ),
+    summary="Subscribe a URL to events",
+)
+async def create_webhook(
+    session: SessionDep,
+    settings: SettingsDep,
+    subscriber: SubscriberDep,
+    body: Annotated[CreateWebhookRequest, Body()],
+) -> CreatedWebhook:
+    """Events are signed per Standard Webhooks with the returned `secret`. An owner key's
+    webhooks get only its stores' incident events."""
+    try:
+        created = await subscriptions.create(
+            session,
+            subscriber,
+            url=body.url,
+            events=body.events,
+            store_ids=body.store_ids,
+            allow_private=settings.webhook_private_targets,
+            max_per_key=settings.webhook_max_subscriptions,
+        )
+    except UnsafeTargetError as error:
+        raise invalid_request("body.url", str(error)) from error
+    except subscriptions.TooManySubscriptions as error:
+        raise ApiError(
+            status.HTTP_409_CONFLICT, "too_many_webhooks", str(error), {"limit": error.limit}
+        ) from error
+    webhook = Webhook.of(created.subscription)
+    return CreatedWebhook(**webhook.model_dump(), secret=created.secret)
+
+
+@router.get(
+    "/webhooks",
+    operation_id="list_webhooks",
+    response_model=WebhookList,
+    responses=documented({**UNAVAILABLE}),
+    summary="List this key's webhooks",
+)
+async def list_webhooks(session: SessionDep, subscriber: SubscriberDep) -> WebhookList:
+    """The webhooks this key made (an admin key: all of them), without their secrets."""
+    found = await subscriptions.list_visible(session, subscriber)
+    return WebhookList(webhooks=[Webhook.of(subscription) for subscription in found])
+
+
+@router.get(
+    "/webhooks/{webhook_id}",
+    operation_id="get_webhook",
+    response_model=Webhook,
+    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    summary="Read a webhook",
+)
+async def get_webhook(
+    webhook_id: WebhookId, session: SessionDep, subscriber: SubscriberDep
+) -> Webhook:
+    """Says whether it is enabled, and if it was disabled, since when and why."""
+    try:
+        return Webhook.of(await subscriptions.get(session, subscriber, webhook_id))
+    except subscriptions.SubscriptionNotFound as error:
+        raise _not_found(error) from error
+
+
+@router.delete(
+    "/webhooks/{webhook_id}",
+    operation_id="delete_webhook",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    response_description="Deleted, with its deliveries: nothing more is sent to it.",
+    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    summary="Delete a webhook",
+)
+async def delete_webhook(
+    webhook_id: WebhookId, session: SessionDep, subscriber: SubscriberDep
+) -> Response:
+    try:
+        await subscriptions.delete(session, subscriber, webhook_id)
+    except subscriptions.SubscriptionNotFound as error:
+        raise _not_found(error) from error
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/test",
+    operation_id="test_webhook",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookTestSent,
+    response_description="A `webhook.test` event is on its way; see the deliveries.",
+    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    summary="Send a test event",
+)
+async def test_webhook(
+    webhook_id: WebhookId, session: SessionDep, queue: QueueDep, subscriber: SubscriberDep
+) -> WebhookTestSent:
+    """Sent, signed and retried as every event is, to this webhook alone."""
+    try:
+        delivery_id = await subscriptions.send_test(session, subscriber, webhook_id)
+    except subscriptions.SubscriptionNotFound as error:
+        raise _not_found(error) from error
+    # Committed first, so that the job finds its delivery.
+    await session.commit()
+    await queue_first_attempt(queue, delivery_id)
+    return WebhookTestSent(delivery_id=delivery_id)
+
+
+@router.get(
+    "/webhooks/{webhook_id}/deliveries",
+    operation_id="list_webhook_deliveries",
+    response_model=DeliveryAttemptList,
+    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    summary="List a webhook's delivery attempts, newest first",
+)
+async def list_webhook_deliveries(
+    webhook_id: WebhookId,
+    session: SessionDep,
+    subscriber: SubscriberDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description=f"Attempts per page, at most {MAX_PAGE}.")
+    ] = 50,
+    cursor: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string"}),
+        Query(description="`next_cursor` of the page before; leave out for the first page."),
+    ] = None,
+) -> DeliveryAttemptList:
+    """Every attempt: when it was sent, the status code or the error, how long it took."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise invalid_request("query.cursor", "not a cursor of this list")
+        before = int(cursor)
+    try:
+        found = await subscriptions.attempts(
+            session, subscriber, webhook_id, limit=limit + 1, before=before
+        )
+    except subscriptions.SubscriptionNotFound as error:
+        raise _not_found(error) from error
+    page = found[:limit]
+    more = len(found) > limit
+    return DeliveryAttemptList(
+        attempts=[DeliveryAttempt.of(attempt) for attempt in page],
+        next_cursor=str(page[-1].seq) if more else None,
+    )
+
+
+_SIGNATURE_NOTE: Final = (
+    "\n\nSigned per Standard Webhooks: headers `webhook-id` (the event's id, the same on every "
+    "retry), `webhook-timestamp`, `webhook-signature` (`v1,<base64 HMAC-SHA256>`). Answer 2xx "
+    "within 10 s; anything else is retried with backoff."
+)
+
+
+def document_events(app: FastAPI) -> None:
+    """The events as OpenAPI 3.1 `webhooks`: one entry per type, its body the event's model."""
+    for name, model in [*EVENT_MODELS.items(), (TEST_EVENT_TYPE, WebhookTestEvent)]:
+        description = inspect.cleandoc(model.__doc__ or "") + _SIGNATURE_NOTE
+
+        def receive(body: Annotated[AnyEvent, Body()]) -> None:
+            """Never called: documents what is sent."""
+
+        receive.__annotations__["body"] = Annotated[model, Body()]
+        app.webhooks.add_api_route(
+            str(name),
+            receive,
+            methods=["POST"],
+            operation_id=f"event_{str(name).replace('.', '_')}",
+            summary=str(name),
+            description=description,
+            status_code=status.HTTP_204_NO_CONTENT,
+            response_class=Response,
+            response_description="Received (any 2xx).",
+            # Any other answer is the receiver's own: it is retried (no error body expected).
+            responses={"default": {"description": "Not received: the event is sent again."}},
+            tags=["events"],
+            # Sent by the service, not called on it: client generators that read `webhooks` as
+            # operations (openapi-generator) skip internal ones rather than make broken methods.
+            openapi_extra={"x-internal": True},
+        )

@@ -1,0 +1,143 @@
+"""The dashboard's webhook pages: list and subscribe (the secret shown once), one webhook with
+its delivery attempts, send a test, delete. Forms carry the session's CSRF token, as every
+form of the dashboard; a key sees only its own webhooks (admin all), as in the API."""
+
+from typing import Annotated, Final
+from uuid import UUID
+
+from fastapi import APIRouter, Form, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from store_monitor import webhook_subscriptions as subscriptions
+from store_monitor.ui.context import Page, ReaderPageDep
+from store_monitor.ui.sessions import CSRF_FIELD, token_matches
+from store_monitor.web.deps import SessionDep, SettingsDep, StateDep
+from store_monitor.webhooks.delivery import queue_first_attempt
+from store_monitor.webhooks.events import EventType
+from store_monitor.webhooks.targets import MAX_URL_LENGTH, UnsafeTargetError
+
+ATTEMPTS_SHOWN: Final = 50
+
+router = APIRouter(include_in_schema=False)
+
+CsrfForm = Annotated[str | None, Form(alias=CSRF_FIELD)]
+
+
+def _subscriber(page: Page) -> subscriptions.Subscriber:
+    principal = page.visitor.principal
+    assert principal is not None  # a reader's page
+    return subscriptions.Subscriber(
+        key_name=principal.key_name,
+        owner_id=principal.owner_id,
+        sees_all=principal.allows(frozenset(), owners=False),
+    )
+
+
+def _forged(page: Page, token: str | None) -> bool:
+    visitor = page.visitor
+    return not token_matches(None if visitor.new else visitor.session, token)
+
+
+async def _list(
+    page: Page,
+    session: SessionDep,
+    *,
+    created: subscriptions.Created | None = None,
+    problem: str | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> Response:
+    found = await subscriptions.list_visible(session, _subscriber(page))
+    return page.render(
+        "webhooks.html",
+        {
+            "title": "Webhooks",
+            "webhooks": found,
+            "event_types": [str(event) for event in EventType],
+            "created": created,
+            "problem": problem,
+            "max_url_length": MAX_URL_LENGTH,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/ui/webhooks", response_class=HTMLResponse)
+async def webhooks_page(page: ReaderPageDep, session: SessionDep) -> Response:
+    return await _list(page, session)
+
+
+@router.post("/ui/webhooks", response_class=HTMLResponse)
+async def subscribe_from_dashboard(
+    page: ReaderPageDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf: CsrfForm = None,
+    url: Annotated[str, Form(max_length=MAX_URL_LENGTH)] = "",
+    events: Annotated[list[EventType] | None, Form()] = None,
+) -> Response:
+    """Subscribe; the page shows the secret this once (it is never shown again)."""
+    if _forged(page, csrf):
+        return page.expired()
+    try:
+        created = await subscriptions.create(
+            session,
+            _subscriber(page),
+            url=url.strip(),
+            events=events or None,
+            store_ids=None,
+            allow_private=settings.webhook_private_targets,
+            max_per_key=settings.webhook_max_subscriptions,
+        )
+    except (UnsafeTargetError, subscriptions.TooManySubscriptions) as error:
+        return await _list(
+            page, session, problem=str(error), status_code=status.HTTP_400_BAD_REQUEST
+        )
+    return await _list(page, session, created=created, status_code=status.HTTP_201_CREATED)
+
+
+@router.get("/ui/webhooks/{webhook_id}", response_class=HTMLResponse)
+async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDep) -> Response:
+    subscriber = _subscriber(page)
+    try:
+        webhook = await subscriptions.get(session, subscriber, webhook_id)
+        attempts = await subscriptions.attempts(
+            session, subscriber, webhook_id, limit=ATTEMPTS_SHOWN
+        )
+    except subscriptions.SubscriptionNotFound as error:
+        return page.not_found(str(error))
+    return page.render(
+        "webhook.html",
+        {"title": f"Webhook {webhook.url}", "webhook": webhook, "attempts": attempts},
+    )
+
+
+@router.post("/ui/webhooks/{webhook_id}/test", response_class=RedirectResponse)
+async def send_test_from_dashboard(
+    webhook_id: UUID,
+    page: ReaderPageDep,
+    state: StateDep,
+    session: SessionDep,
+    csrf: CsrfForm = None,
+) -> Response:
+    if _forged(page, csrf):
+        return page.expired()
+    try:
+        delivery_id = await subscriptions.send_test(session, _subscriber(page), webhook_id)
+    except subscriptions.SubscriptionNotFound as error:
+        return page.not_found(str(error))
+    await session.commit()
+    await queue_first_attempt(state.queue, delivery_id)
+    return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
+
+
+@router.post("/ui/webhooks/{webhook_id}/delete", response_class=RedirectResponse)
+async def delete_from_dashboard(
+    webhook_id: UUID, page: ReaderPageDep, session: SessionDep, csrf: CsrfForm = None
+) -> Response:
+    if _forged(page, csrf):
+        return page.expired()
+    try:
+        await subscriptions.delete(session, _subscriber(page), webhook_id)
+    except subscriptions.SubscriptionNotFound as error:
+        return page.not_found(str(error))
+    return page.redirect(page.request.url_for("webhooks_page").path)

@@ -1,0 +1,195 @@
+"""Webhook subscriptions as their keys see them: create (the secret shown once), list, read,
+delete, test, and each one's delivery attempts.
+
+A key sees and deletes only the subscriptions it made; an admin key sees all of them. An owner
+key's subscriptions get only its stores' incident events (matched in `webhooks.outbox`).
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store_monitor.db.models import (
+    Event,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from store_monitor.webhooks.events import (
+    EventType,
+    WebhookTestData,
+    WebhookTestEvent,
+    event_body,
+)
+from store_monitor.webhooks.outbox import add_delivery
+from store_monitor.webhooks.signing import new_secret
+from store_monitor.webhooks.targets import check_target_url
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Subscriber:
+    """Who acts on subscriptions: a key (None with authentication off) and, for an owner key,
+    its owner."""
+
+    key_name: str | None
+    owner_id: str | None
+    sees_all: bool
+    """An admin key: sees and deletes every subscription."""
+
+
+class SubscriptionNotFound(LookupError):
+    def __init__(self, subscription_id: uuid.UUID) -> None:
+        super().__init__(f"no webhook with id {subscription_id}")
+        self.subscription_id = subscription_id
+
+
+class TooManySubscriptions(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this key has {limit} webhooks already, the most it may have; delete one first"
+        )
+        self.limit = limit
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Created:
+    subscription: WebhookSubscription
+    secret: str
+    """Shown once, to whoever made the subscription."""
+
+
+async def create(
+    session: AsyncSession,
+    subscriber: Subscriber,
+    *,
+    url: str,
+    events: Sequence[EventType] | None,
+    store_ids: Sequence[str] | None,
+    allow_private: bool,
+    max_per_key: int,
+) -> Created:
+    """A new subscription of the subscriber's key. Raises `UnsafeTargetError` (a ValueError) for
+    a URL webhooks may not go to, `TooManySubscriptions` past `max_per_key`."""
+    check_target_url(url, allow_private=allow_private)
+    # One key's subscriptions are counted under a lock on its name, so that two requests at
+    # once cannot both take the last place.
+    await session.execute(
+        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(subscriber.key_name or "")))
+    )
+    owned = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(WebhookSubscription)
+        .where(_made_by(subscriber.key_name))
+    )
+    if (owned or 0) >= max_per_key:
+        raise TooManySubscriptions(max_per_key)
+    secret = new_secret()
+    subscription = WebhookSubscription(
+        url=url,
+        secret=secret,
+        events=sorted({str(event) for event in (events or list(EventType))}),
+        store_ids=None if store_ids is None else sorted(set(store_ids)),
+        key_name=subscriber.key_name,
+        owner_id=subscriber.owner_id,
+        created_at=datetime.now(UTC),
+    )
+    session.add(subscription)
+    await session.flush()
+    return Created(subscription=subscription, secret=secret)
+
+
+async def list_visible(session: AsyncSession, subscriber: Subscriber) -> list[WebhookSubscription]:
+    """The subscriptions the subscriber sees, oldest first."""
+    found = await session.scalars(
+        sa.select(WebhookSubscription)
+        .where(_visible(subscriber))
+        .order_by(WebhookSubscription.created_at, WebhookSubscription.id)
+    )
+    return list(found)
+
+
+async def get(
+    session: AsyncSession, subscriber: Subscriber, subscription_id: uuid.UUID
+) -> WebhookSubscription:
+    """The subscription, if the subscriber sees it; else `SubscriptionNotFound`."""
+    found = await session.scalar(
+        sa.select(WebhookSubscription).where(
+            WebhookSubscription.id == subscription_id, _visible(subscriber)
+        )
+    )
+    if found is None:
+        raise SubscriptionNotFound(subscription_id)
+    return found
+
+
+async def delete(session: AsyncSession, subscriber: Subscriber, subscription_id: uuid.UUID) -> None:
+    """Delete the subscription, its deliveries and their attempts; `SubscriptionNotFound`."""
+    deleted = await session.scalar(
+        sa.delete(WebhookSubscription)
+        .where(WebhookSubscription.id == subscription_id, _visible(subscriber))
+        .returning(WebhookSubscription.id)
+    )
+    if deleted is None:
+        raise SubscriptionNotFound(subscription_id)
+
+
+async def send_test(
+    session: AsyncSession, subscriber: Subscriber, subscription_id: uuid.UUID
+) -> uuid.UUID:
+    """Record a `webhook.test` event for this subscription alone, delivered (and retried) like
+    any other; the id of its delivery, for the caller to queue at once."""
+    subscription = await get(session, subscriber, subscription_id)
+    event = WebhookTestEvent(
+        timestamp=datetime.now(UTC), data=WebhookTestData(webhook_id=subscription.id)
+    )
+    event_key = uuid.uuid4()
+    session.add(
+        Event(
+            id=event_key,
+            type=str(event.type),
+            store_id=None,
+            created_at=event.timestamp,
+            body=event_body(event),
+        )
+    )
+    await session.flush()
+    await add_delivery(session, event_key, subscription.id)
+    delivery_id = await session.scalar(
+        sa.select(WebhookDelivery.id).where(WebhookDelivery.event_id == event_key)
+    )
+    assert delivery_id is not None
+    return delivery_id
+
+
+async def attempts(
+    session: AsyncSession,
+    subscriber: Subscriber,
+    subscription_id: uuid.UUID,
+    *,
+    limit: int,
+    before: int | None = None,
+) -> list[WebhookAttempt]:
+    """The subscription's delivery attempts, newest first, `limit` of them, before the one
+    numbered `before` (the page's cursor); `SubscriptionNotFound`."""
+    await get(session, subscriber, subscription_id)
+    query = sa.select(WebhookAttempt).where(WebhookAttempt.subscription_id == subscription_id)
+    if before is not None:
+        query = query.where(WebhookAttempt.seq < before)
+    found = await session.scalars(query.order_by(WebhookAttempt.seq.desc()).limit(limit))
+    return list(found)
+
+
+def _made_by(key_name: str | None) -> sa.ColumnElement[bool]:
+    if key_name is None:
+        return WebhookSubscription.key_name.is_(None)
+    return WebhookSubscription.key_name == key_name
+
+
+def _visible(subscriber: Subscriber) -> sa.ColumnElement[bool]:
+    if subscriber.sees_all:
+        return sa.true()
+    return _made_by(subscriber.key_name)

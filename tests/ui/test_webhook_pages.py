@@ -1,0 +1,104 @@
+"""The webhook pages with keys required: subscribe (the secret shown once), the list and a
+webhook's page with its attempts, a test sent through a real worker, delete; forms need the
+session's CSRF token; another key sees none of it."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from store_monitor.db.models import KeyScope
+from support.service import (
+    arq_worker,
+    create_key,
+    empty_postgres,
+    postgres_with_keys,
+    serve,
+)
+from webhooks.receivers import receiver, respond
+
+from .conftest import csrf_token
+from .test_sign_in import sign_in
+
+_WEBHOOK_LINK = re.compile(r'href="/ui/webhooks/([0-9a-f-]{36})"')
+
+
+@pytest.fixture
+async def signed_in(postgres_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A client signed in with a reports key, on an app whose workers send webhooks to
+    127.0.0.1; and another reports key's secret."""
+    await empty_postgres(postgres_url)
+    settings = postgres_with_keys(postgres_url, webhook_private_targets=True)
+    mine = await create_key(postgres_url, "reports-key", scope=KeyScope.reports)
+    other = await create_key(postgres_url, "other-key", scope=KeyScope.reports)
+    async with arq_worker(settings), serve(settings) as client:
+        assert (await sign_in(client, mine)).status_code == 303
+        yield client, other
+
+
+async def test_subscribe_test_and_delete_from_the_dashboard(
+    signed_in: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, other = signed_in
+    async with receiver(respond(204)) as hook:
+        listing = await client.get("/ui/webhooks")
+        assert listing.status_code == 200
+        assert "No webhooks yet." in listing.text
+        token = csrf_token(listing.text)
+
+        forged = await client.post("/ui/webhooks", data={"url": hook.url(), "csrf_token": "x"})
+        assert forged.status_code == 403
+        refused = await client.post(
+            "/ui/webhooks", data={"url": "ftp://example.com/", "csrf_token": token}
+        )
+        assert refused.status_code == 400
+        assert "the URL must start with" in refused.text
+
+        created = await client.post(
+            "/ui/webhooks",
+            data={"url": hook.url(), "events": ["report.failed"], "csrf_token": token},
+        )
+        assert created.status_code == 201
+        secret = re.search(r'<code id="webhook-secret">(whsec_[^<]+)</code>', created.text)
+        assert secret is not None
+        [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+        # Shown once: not on the list, nor on the webhook's page.
+        assert secret[1] not in (await client.get("/ui/webhooks")).text
+        page = await client.get(f"/ui/webhooks/{webhook_id}")
+        assert page.status_code == 200
+        assert secret[1] not in page.text
+        assert "Nothing sent yet." in page.text
+
+        sent = await client.post(f"/ui/webhooks/{webhook_id}/test", data={"csrf_token": token})
+        assert sent.status_code == 303
+        async with asyncio.timeout(20):
+            while "webhook.test" not in (page := await client.get(sent.headers["location"])).text:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert ">204<" in page.text
+        assert len(hook.requests) == 1
+
+    async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as second:
+        assert (await sign_in(second, other)).status_code == 303
+        assert webhook_id not in (await second.get("/ui/webhooks")).text
+        assert (await second.get(f"/ui/webhooks/{webhook_id}")).status_code == 404
+        theirs = csrf_token((await second.get("/ui/webhooks")).text)
+        denied = await second.post(f"/ui/webhooks/{webhook_id}/delete", data={"csrf_token": theirs})
+        assert denied.status_code == 404
+
+    assert (
+        await client.post(f"/ui/webhooks/{webhook_id}/delete", data={"csrf_token": "x"})
+    ).status_code == 403
+    deleted = await client.post(f"/ui/webhooks/{webhook_id}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/ui/webhooks"
+    assert (await client.get(f"/ui/webhooks/{webhook_id}")).status_code == 404
+
+
+async def test_the_webhook_pages_need_a_signed_in_key(postgres_url: str) -> None:
+    await empty_postgres(postgres_url)
+    async with serve(postgres_with_keys(postgres_url)) as client:
+        response = await client.get("/ui/webhooks")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/ui/sign-in?next=")
