@@ -1,8 +1,12 @@
 """SQLAlchemy tables of the service: the report inputs (stores, polls, hours, zones), reports
-(their rows, incidents and days) and the schedules that create them.
+(their rows, incidents and days) and the schedules that create them, keys and dashboard
+sessions, the live view's state, and the events outbox with its webhook deliveries.
 
 The schema itself is built by Alembic (`alembic/versions/`); these models must match it.
 """
+
+# long: the whole schema, one short class per table, read beside the migrations; split, the
+# tables' foreign keys and shared column types would cross modules for no gain.
 
 import uuid
 from datetime import UTC, date, datetime, time
