@@ -1,6 +1,7 @@
 """What a person checks on each page, in Chromium at desktop and phone width: nothing wider than
 the screen, chart labels apart, the summary there, the pinned store column narrow, the incidents
-whole; and axe-core finds no serious or critical accessibility problem.
+whole; and axe-core finds no serious or critical accessibility problem on any page (the list,
+a report, a store, Down now, schedules, webhooks).
 
 Screenshots go to the test's temporary folder; with `DASHBOARD_SCREENSHOT=<file>` (`make
 screenshot`) the store page at desktop width is also written there, the README's picture."""
@@ -183,4 +184,23 @@ async def test_each_page_reads_well(
     if size == DESKTOP and (target := os.environ.get(SCREENSHOT_ENV)):
         shoot(browser, Path(target))
 
-    assert problems == {"list": [], "report": [], "store": []}
+    # The live view and the forms' pages: no wider than the window, no serious problem.
+    for name, path in (
+        ("live", "/ui/live"),
+        ("schedules", "/ui/schedules"),
+        ("webhooks", "/ui/webhooks"),
+    ):
+        browser.get(service + path)
+        wait(browser).until(lambda driver: driver.find_elements(By.TAG_NAME, "h1"))
+        assert page_overflow(browser) == 0, f"the {name} page is wider than the window"
+        problems[name] = no_serious_violations(browser)
+        shoot(browser, tmp_path / f"{name}-{width}.png")
+
+    assert problems == {
+        "list": [],
+        "report": [],
+        "store": [],
+        "live": [],
+        "schedules": [],
+        "webhooks": [],
+    }
