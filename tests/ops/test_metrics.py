@@ -90,7 +90,7 @@ async def test_reports_queue_and_ingest_in_postgres_mode(
     settings = postgres_mode(postgres_url)
     async with serve(settings) as client:
         bodies = await upload_all(client, data_files)
-        # No worker yet: the reports wait in the queue.
+        # No worker yet: the reports wait in the queue, beside the uploads' live evaluation.
         ids = [await trigger(client), await trigger(client)]
         waiting = await scrape(client)
 
@@ -109,7 +109,7 @@ async def test_reports_queue_and_ingest_in_postgres_mode(
     assert_ingested(waiting, bodies)
     assert waiting("store_monitor_reports", status="pending") == 2
     assert waiting("store_monitor_reports", status="complete") == 0
-    assert waiting("store_monitor_queue_depth") == 2
+    assert waiting("store_monitor_queue_depth") == 3
     assert_durations(waiting, count=0)
 
     assert done("store_monitor_reports", status="pending") == 0
@@ -131,6 +131,7 @@ async def test_reports_queue_and_ingest_in_embedded_mode(
     monkeypatch.setattr("store_monitor.shards.compute_report", slow)
     async with serve(embedded(tmp_path)) as client:
         bodies = await upload_all(client, data_files)
+        await queue_emptied(client)  # the uploads' live evaluation done
         report_id = await trigger(client)
         async with asyncio.timeout(10):
             while True:
@@ -194,3 +195,11 @@ def test_each_app_has_its_own_registry() -> None:
 
 
 _healthz = {"method": "GET", "route": "/healthz", "status": "200"}
+
+
+async def queue_emptied(client: httpx.AsyncClient) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if (await scrape(client))("store_monitor_queue_depth") == 0:
+                return
+            await asyncio.sleep(0.05)

@@ -87,4 +87,4 @@ async def test_the_readme_commands_run_against_the_served_sample(tmp_path: Path)
     printed = out.decode()
     assert '{"report_id":' in printed
     assert '"worst_stores":[{"store_id":"sample-' in printed
-    assert re.search(r'\{"store_id":"sample-\d+","reports":\[\{"report_id":.*\}\]\}$', printed)
+    assert re.search(r'\{"store_id":"sample-\d+","reports":\[\{"report_id":.*\}\]\}', printed)

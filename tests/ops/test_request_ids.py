@@ -134,7 +134,7 @@ async def test_a_reports_job_logs_under_the_id_of_the_request_that_created_it(
     job_lines = [
         (r.getMessage(), r.request_id)  # type: ignore[attr-defined]
         for r in records.records
-        if r.name == "store_monitor.work.attempt"
+        if r.name == "store_monitor.work.attempt" and r.getMessage().startswith("report ")
     ]
     assert job_lines == [
         (f"report {report_id}: attempt 1 started", "trigger-42"),

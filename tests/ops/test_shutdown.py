@@ -175,7 +175,9 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
         # Not queued yet: the sweep of the next worker to start (or of one running) does it.
         assert await queue.state(RUN_REPORT, (report_id,), 2) is JobState.missing
         [started] = [
-            line for line in _json_lines(stderr) if line["message"].endswith("attempt 1 started")
+            line
+            for line in _json_lines(stderr)
+            if line["message"] == f"report {report_id}: attempt 1 started"
         ]
         # The worker is another process: the id came with the report, through the database.
         assert started["request_id"] == "made-by-request-7"

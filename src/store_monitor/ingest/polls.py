@@ -113,8 +113,10 @@ class PollsLoad(Load):
             for monday in self._new_weeks:
                 self.added -= await _attach_without_repeats(self.session, monday)
         self._new_weeks = []
-        # The live view evaluates the file's stores once this transaction commits.
-        await mark_changed(self.session, self._stores["store_id"].to_list())
+        # The live view evaluates the file's stores once this transaction commits; a file that
+        # added nothing (sent again) changed nothing.
+        if self.added:
+            await mark_changed(self.session, self._stores["store_id"].to_list())
 
     def result(self) -> IngestResult:
         return IngestResult(received=self.received, added=self.added, stores=self._stores.height)

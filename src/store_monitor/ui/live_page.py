@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor import live, reports
 from store_monitor.report_types import ReportStatus
 from store_monitor.ui.context import ReaderPageDep
-from store_monitor.ui.views import instant
+from store_monitor.ui.views import instant, store_path
 from store_monitor.web.deps import SessionDep
 
 SHOWN: Final = 200
@@ -78,7 +78,7 @@ async def _view(session: AsyncSession, request: Request, owner_id: str | None) -
 def _line(store: live.DownStore, request: Request, report_id: UUID | None) -> DownLine:
     url = None
     if report_id is not None:
-        url = request.url_for("store_page", report_id=report_id, store_id=store.store_id).path
+        url = store_path(request, report_id, store.store_id)
     return DownLine(
         store_id=store.store_id,
         since_local=_local(store.since, store.timezone),

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import Request
 
 from store_monitor.trends import StoreInReport, Summary, WeekTotals
-from store_monitor.ui.views import figure, instant, signed
+from store_monitor.ui.views import figure, instant, signed, store_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +85,7 @@ def summary_view(summary: Summary, request: Request, report_id: UUID) -> Summary
         worst=[
             WorstStoreLine(
                 store_id=store.store_id,
-                url=request.url_for(
-                    "store_page", report_id=report_id, store_id=store.store_id
-                ).path,
+                url=store_path(request, report_id, store.store_id),
                 downtime=figure(store.downtime_hours),
                 incidents=store.incidents,
                 change=signed(store.downtime_change_hours),
