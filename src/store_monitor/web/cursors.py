@@ -5,10 +5,22 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
+
+from fastapi import Query
+from pydantic import WithJsonSchema
 
 from store_monitor.reports import ReportCursor
 from store_monitor.schedules.rows import ScheduleCursor
+
+CursorQuery = Annotated[
+    str | None,
+    # An optional query parameter is absent, never null: the schema says string.
+    WithJsonSchema({"type": "string"}),
+    Query(description="`next_cursor` of the page before; leave out for the first page."),
+]
+"""The `cursor` parameter of every paged list."""
 
 
 def encode_cursor(cursor: ReportCursor) -> str:

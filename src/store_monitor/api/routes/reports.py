@@ -48,7 +48,7 @@ from store_monitor.api.trigger_rate import within_trigger_rate
 from store_monitor.clock import latest_allowed_poll
 from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, ReportStatus
 from store_monitor.web.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
-from store_monitor.web.cursors import decode_cursor, encode_cursor
+from store_monitor.web.cursors import CursorQuery, decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import ApiError, documented, invalid_request
 from store_monitor.web.report_status import WireReportStatus, stored_status, wire_status
@@ -217,11 +217,7 @@ async def list_reports(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE, description=f"Reports per page, at most {MAX_PAGE}.")
     ] = 50,
-    cursor: Annotated[
-        str | None,
-        WithJsonSchema({"type": "string"}),
-        Query(description="`next_cursor` of the page before; leave out for the first page."),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> ReportList:
     """Pages by cursor: a report created while a client pages is neither skipped nor repeated.
     Reports are kept `report_retention_days` (30 by default)."""

@@ -8,7 +8,6 @@ from typing import Annotated, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, Security, status
-from pydantic import WithJsonSchema
 
 from store_monitor.access import Principal
 from store_monitor.api.routes.report_openapi import UNAVAILABLE
@@ -22,7 +21,7 @@ from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import ScheduleError, parse_schedule
 from store_monitor.web.auth import MANAGE_REPORTS
-from store_monitor.web.cursors import decode_schedule_cursor, encode_schedule_cursor
+from store_monitor.web.cursors import CursorQuery, decode_schedule_cursor, encode_schedule_cursor
 from store_monitor.web.deps import SessionDep
 from store_monitor.web.errors import ApiError, documented, invalid_request
 
@@ -104,11 +103,7 @@ async def list_schedules(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE, description=f"Schedules per page, at most {MAX_PAGE}.")
     ] = 50,
-    cursor: Annotated[
-        str | None,
-        WithJsonSchema({"type": "string"}),
-        Query(description="`next_cursor` of the page before; leave out for the first page."),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> ScheduleList:
     after = None
     if cursor is not None:

@@ -5,7 +5,6 @@ import uuid
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Response, Security, status
-from pydantic import WithJsonSchema
 
 from store_monitor import webhook_subscriptions as subscriptions
 from store_monitor.api.routes.report_openapi import UNAVAILABLE
@@ -20,6 +19,7 @@ from store_monitor.api.webhook_schemas import (
     WebhookTestSent,
 )
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
+from store_monitor.web.cursors import CursorQuery
 from store_monitor.web.deps import QueueDep, SessionDep, SettingsDep
 from store_monitor.web.errors import ApiError, documented, invalid_request
 from store_monitor.webhooks.delivery import queue_first_attempt
@@ -196,11 +196,7 @@ async def list_webhook_deliveries(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE, description=f"Attempts per page, at most {MAX_PAGE}.")
     ] = 50,
-    cursor: Annotated[
-        str | None,
-        WithJsonSchema({"type": "string"}),
-        Query(description="`next_cursor` of the page before; leave out for the first page."),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> DeliveryAttemptList:
     """Every attempt: when it was sent, the status code or the error, how long it took."""
     before = None
