@@ -3,12 +3,10 @@
 from datetime import datetime
 from typing import Final
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from store_monitor.api.schemas import EXAMPLE_REPORT_ID
-from store_monitor.db.models import ReportSchedule
+from store_monitor.api.wire import EXAMPLE_REPORT_ID, NextCursor, response_config
 from store_monitor.schedules.cron import DEFAULT_TIMEZONE
 
 EXAMPLE_SCHEDULE_ID: Final = "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
@@ -37,35 +35,34 @@ class ScheduleResponse(BaseModel):
     """A schedule: at each of its fire times one report is created, as `POST /trigger_report`
     without `as_of` would."""
 
-    model_config = ConfigDict(
-        json_schema_serialization_defaults_required=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "schedule_id": EXAMPLE_SCHEDULE_ID,
-                    "cron": "0 6 * * 1",
-                    "timezone": "America/New_York",
-                    "created_at": "2026-12-04T15:20:11.482113Z",
-                    "created_by": None,
-                    "next_fire_at": "2026-12-07T11:00:00Z",
-                    "next_fire_local": "2026-12-07T06:00:00-05:00",
-                    "last_fired_at": "2026-11-30T11:00:02.114527Z",
-                    "last_report_id": EXAMPLE_REPORT_ID,
-                }
-            ]
-        },
+    model_config = response_config(
+        {
+            "schedule_id": EXAMPLE_SCHEDULE_ID,
+            "cron": "0 6 * * 1",
+            "timezone": "America/New_York",
+            "created_at": "2026-12-04T15:20:11.482113Z",
+            "created_by": None,
+            "next_fire_at": "2026-12-07T11:00:00Z",
+            "next_fire_local": "2026-12-07T06:00:00-05:00",
+            "last_fired_at": "2026-11-30T11:00:02.114527Z",
+            "last_report_id": EXAMPLE_REPORT_ID,
+        }
     )
 
-    schedule_id: UUID
+    # Read from its row by `model_validate`.
+    schedule_id: UUID = Field(validation_alias="id")
     cron: str = Field(description="As given, its fields separated by single spaces.")
     timezone: str
     created_at: datetime
     created_by: UUID | None = Field(
         description="The id of the API key that created it; null with authentication off."
     )
-    next_fire_at: datetime = Field(description="The next fire time, UTC.")
+    next_fire_at: datetime = Field(
+        validation_alias="next_due_at", description="The next fire time, UTC."
+    )
     next_fire_local: datetime = Field(
-        description="The same instant in `timezone`, with its UTC offset."
+        validation_alias="next_due_local",
+        description="The same instant in `timezone`, with its UTC offset.",
     )
     last_fired_at: datetime | None = Field(
         description="When it last created a report (on the database's clock); null if never. "
@@ -75,27 +72,11 @@ class ScheduleResponse(BaseModel):
         description="The report it last created; null if never, or once that report is deleted."
     )
 
-    @classmethod
-    def of(cls, row: ReportSchedule) -> "ScheduleResponse":
-        return cls(
-            schedule_id=row.id,
-            cron=row.cron,
-            timezone=row.timezone,
-            created_at=row.created_at,
-            created_by=row.created_by,
-            next_fire_at=row.next_due_at,
-            next_fire_local=row.next_due_at.astimezone(ZoneInfo(row.timezone)),
-            last_fired_at=row.last_fired_at,
-            last_report_id=row.last_report_id,
-        )
-
 
 class ScheduleList(BaseModel):
     """One page of `GET /schedules`."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = response_config()
 
     schedules: list[ScheduleResponse] = Field(description="Newest first.")
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` for the next page; null on the last page."
-    )
+    next_cursor: NextCursor = None

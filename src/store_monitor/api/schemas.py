@@ -2,31 +2,22 @@
 
 import datetime as dt
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.config import JsonDict
 
-from store_monitor.db.models import Report
+from store_monitor.api.wire import (
+    EXAMPLE_FIGURES,
+    EXAMPLE_NOW,
+    EXAMPLE_REPORT_ID,
+    NextCursor,
+    response_config,
+)
+from store_monitor.db.models import Report, ReportStatus
 from store_monitor.reports import StoreDetails
 from store_monitor.sources import EARLIEST_POLL
 from store_monitor.web.report_status import WireReportStatus, wire_status
-
-EXAMPLE_REPORT_ID: Final = "0b5e6f3c-8d51-4c2e-9a7b-3f1d2e4c5a6b"
-EXAMPLE_NOW: Final = "2023-01-25T18:13:22.479220Z"
-EXAMPLE_FIGURES: Final[JsonDict] = {
-    "uptime_last_hour": 60.0,
-    "uptime_last_day": 20.5,
-    "uptime_last_week": 130.25,
-    "downtime_last_hour": 0.0,
-    "downtime_last_day": 1.5,
-    "downtime_last_week": 9.75,
-    "incidents_last_day": 1,
-    "incidents_last_week": 4,
-}
-"""A store's figures, in every example that has them."""
-"""The report id the OpenAPI examples show."""
 
 # The same range as the polls': from EARLIEST_POLL to the clock plus the allowed skew (the
 # route checks the latter: it moves with the clock, and the skew is a setting).
@@ -72,9 +63,7 @@ class TriggerReportRequest(BaseModel):
 
 
 class TriggerReportResponse(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"report_id": EXAMPLE_REPORT_ID, "status": "Pending"}]}
-    )
+    model_config = response_config({"report_id": EXAMPLE_REPORT_ID, "status": "Pending"})
 
     report_id: UUID
     status: WireReportStatus
@@ -83,18 +72,13 @@ class TriggerReportResponse(BaseModel):
 class ReportState(BaseModel):
     """`GET /get_report` while the report is not ready, or once it failed."""
 
-    model_config = ConfigDict(
-        # `error` is always sent (null unless failed): required, so clients need not check.
-        json_schema_serialization_defaults_required=True,
-        json_schema_extra={
-            "examples": [
-                {"report_id": EXAMPLE_REPORT_ID, "status": "Running", "error": None},
-                {
-                    "report_id": EXAMPLE_REPORT_ID,
-                    "status": "Failed",
-                    "error": "timed out after 600 s (attempt 1)",
-                },
-            ]
+    # `error` is always sent, null unless failed.
+    model_config = response_config(
+        {"report_id": EXAMPLE_REPORT_ID, "status": "Running", "error": None},
+        {
+            "report_id": EXAMPLE_REPORT_ID,
+            "status": "Failed",
+            "error": "timed out after 600 s (attempt 1)",
         },
     )
 
@@ -106,31 +90,28 @@ class ReportState(BaseModel):
 
 
 class ReportMetadata(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "report_id": EXAMPLE_REPORT_ID,
-                    "status": "Complete",
-                    "created_at": "2023-01-25T18:00:00.120000Z",
-                    "started_at": "2023-01-25T18:00:00.180000Z",
-                    "finished_at": "2023-01-25T18:00:02.950000Z",
-                    "as_of": None,
-                    "now": EXAMPLE_NOW,
-                    "error": None,
-                    "row_count": 14092,
-                    "unknown_timezones": 0,
-                    "ignored_polls": 0,
-                    "incident_count": 31877,
-                    "attempts": 1,
-                    "shards_done": 1,
-                    "shards_total": 1,
-                }
-            ]
+    model_config = response_config(
+        {
+            "report_id": EXAMPLE_REPORT_ID,
+            "status": "Complete",
+            "created_at": "2023-01-25T18:00:00.120000Z",
+            "started_at": "2023-01-25T18:00:00.180000Z",
+            "finished_at": "2023-01-25T18:00:02.950000Z",
+            "as_of": None,
+            "now": EXAMPLE_NOW,
+            "error": None,
+            "row_count": 14092,
+            "unknown_timezones": 0,
+            "ignored_polls": 0,
+            "incident_count": 31877,
+            "attempts": 1,
+            "shards_done": 1,
+            "shards_total": 1,
         }
     )
 
-    report_id: UUID
+    # Read from the report's row by `model_validate`.
+    report_id: UUID = Field(validation_alias="id")
     status: WireReportStatus
     created_at: datetime
     started_at: datetime | None
@@ -159,52 +140,24 @@ class ReportMetadata(BaseModel):
         description="`X-Request-ID` of the request that created the report; its logs carry it."
     )
 
+    @field_validator("status", mode="before")
     @classmethod
-    def of(cls, report: Report) -> "ReportMetadata":
-        return cls(
-            report_id=report.id,
-            status=wire_status(report.status),
-            created_at=report.created_at,
-            started_at=report.started_at,
-            finished_at=report.finished_at,
-            as_of=report.as_of,
-            now=report.now,
-            error=report.error,
-            row_count=report.row_count,
-            unknown_timezones=report.unknown_timezones,
-            ignored_polls=report.ignored_polls,
-            incident_count=report.incident_count,
-            attempts=report.attempts,
-            shards_done=report.shards_done,
-            shards_total=report.shards_total,
-            request_id=report.request_id,
-        )
+    def _as_clients_see_it(cls, value: object) -> object:
+        return wire_status(value) if isinstance(value, ReportStatus) else value
 
 
 class ReportList(BaseModel):
     """One page of `GET /reports`."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = response_config()
 
     reports: list[ReportMetadata] = Field(description="Newest first.")
-    next_cursor: str | None = Field(
-        default=None,
-        description="Pass as `cursor` for the next page; null on the last page.",
-    )
+    next_cursor: NextCursor = None
 
 
 class IngestResponse(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "source": "polls",
-                    "rows_received": 1849837,
-                    "rows_added": 1849837,
-                    "stores": 14092,
-                }
-            ]
-        }
+    model_config = response_config(
+        {"source": "polls", "rows_received": 1849837, "rows_added": 1849837, "stores": 14092}
     )
 
     source: Literal["polls", "business_hours", "timezones", "owners"]
@@ -216,15 +169,14 @@ class IngestResponse(BaseModel):
     stores: int = Field(description="Distinct stores in the file.")
 
 
-# Responses only: their fields are always sent, so the schema says they are required.
 class Health(BaseModel):
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = response_config()
 
     status: Literal["ok"] = "ok"
 
 
 class Readiness(BaseModel):
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = response_config()
 
     status: Literal["ready"] = "ready"
     database: Literal["ok"] = "ok"
@@ -235,7 +187,7 @@ class StoreFigures(BaseModel):
     """A store's line of a report (`*_last_hour` in minutes, the others in hours) and its
     incident counts."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = response_config()
 
     uptime_last_hour: float = Field(description="Minutes.")
     uptime_last_day: float = Field(description="Hours.")
@@ -262,29 +214,22 @@ class StoreIncident(BaseModel):
 class StoreReport(BaseModel):
     """`GET /reports/{report_id}/stores/{store_id}`: one store of a complete report."""
 
-    model_config = ConfigDict(
-        json_schema_serialization_defaults_required=True,
-        json_schema_extra={
-            "examples": [
+    model_config = response_config(
+        {
+            "report_id": EXAMPLE_REPORT_ID,
+            "store_id": "8419537941919820732",
+            "now": EXAMPLE_NOW,
+            "timezone": "America/Denver",
+            "figures": EXAMPLE_FIGURES,
+            "daily": [{"date": "2023-01-18", "uptime_hours": 3.5, "downtime_hours": 0.0}],
+            "incidents": [
                 {
-                    "report_id": EXAMPLE_REPORT_ID,
-                    "store_id": "8419537941919820732",
-                    "now": EXAMPLE_NOW,
-                    "timezone": "America/Denver",
-                    "figures": EXAMPLE_FIGURES,
-                    "daily": [
-                        {"date": "2023-01-18", "uptime_hours": 3.5, "downtime_hours": 0.0},
-                    ],
-                    "incidents": [
-                        {
-                            "started_at": "2023-01-25T09:44:30Z",
-                            "ended_at": "2023-01-25T11:14:30Z",
-                            "minutes": 90.0,
-                        }
-                    ],
+                    "started_at": "2023-01-25T09:44:30Z",
+                    "ended_at": "2023-01-25T11:14:30Z",
+                    "minutes": 90.0,
                 }
-            ]
-        },
+            ],
+        }
     )
 
     report_id: UUID

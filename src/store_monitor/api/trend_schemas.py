@@ -2,30 +2,20 @@
 report, and a store's history."""
 
 from datetime import datetime
-from typing import Final
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from store_monitor.api.schemas import (
-    EXAMPLE_FIGURES,
-    EXAMPLE_NOW,
-    EXAMPLE_REPORT_ID,
-    StoreFigures,
-)
+from store_monitor.api.schemas import StoreFigures
+from store_monitor.api.wire import EXAMPLE_FIGURES, EXAMPLE_NOW, EXAMPLE_REPORT_ID, response_config
 from store_monitor.db.models import Report
 from store_monitor.trends import StoreInReport, Summary
-
-# Read from the use case's results by attribute: one field list per schema, not a copy in code.
-_ALWAYS_SENT: Final = ConfigDict(
-    json_schema_serialization_defaults_required=True, from_attributes=True
-)
 
 
 class WeekSummary(BaseModel):
     """A report's last week over the stores the key may see (an owner key: the owner's)."""
 
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     stores: int = Field(description="Stores in the report.")
     downtime_hours: float = Field(
@@ -43,7 +33,7 @@ class WeekSummary(BaseModel):
 class WeekSummaryChange(BaseModel):
     """This report's figures minus the previous comparable report's."""
 
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     downtime_hours: float = Field(description="Hours; positive: more downtime than before.")
     downtime_percent: float | None = Field(
@@ -54,7 +44,7 @@ class WeekSummaryChange(BaseModel):
 
 
 class WorstStoreSummary(BaseModel):
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     store_id: str
     downtime_hours: float = Field(description="The store's `downtime_last_week`, in hours.")
@@ -70,7 +60,7 @@ class WorstStoreSummary(BaseModel):
 
 
 class PreviousReport(BaseModel):
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     report_id: UUID
     now: datetime = Field(description="The instant its windows end at.")
@@ -80,52 +70,47 @@ class PreviousReport(BaseModel):
 class ReportSummary(BaseModel):
     """`GET /reports/{report_id}/summary`: the whole picture of a complete report's week."""
 
-    model_config = ConfigDict(
-        json_schema_serialization_defaults_required=True,
-        json_schema_extra={
-            "examples": [
+    model_config = response_config(
+        {
+            "report_id": EXAMPLE_REPORT_ID,
+            "now": EXAMPLE_NOW,
+            "week": {
+                "stores": 40,
+                "downtime_hours": 61.5,
+                "uptime_hours": 3938.5,
+                "downtime_percent": 1.54,
+                "stores_with_downtime": 12,
+                "incidents": 31,
+            },
+            "worst_stores": [
                 {
-                    "report_id": EXAMPLE_REPORT_ID,
-                    "now": EXAMPLE_NOW,
-                    "week": {
-                        "stores": 40,
-                        "downtime_hours": 61.5,
-                        "uptime_hours": 3938.5,
-                        "downtime_percent": 1.54,
-                        "stores_with_downtime": 12,
-                        "incidents": 31,
-                    },
-                    "worst_stores": [
-                        {
-                            "store_id": "8419537941919820732",
-                            "downtime_hours": 9.75,
-                            "uptime_hours": 130.25,
-                            "incidents": 4,
-                            "previous_downtime_hours": 2.5,
-                            "downtime_change_hours": 7.25,
-                        }
-                    ],
-                    "previous": {
-                        "report_id": "5a7d1e0c-3b2f-4e6a-8c9d-1f0e2d3c4b5a",
-                        "now": "2023-01-18T18:00:00Z",
-                        "week": {
-                            "stores": 40,
-                            "downtime_hours": 70.0,
-                            "uptime_hours": 3930.0,
-                            "downtime_percent": 1.75,
-                            "stores_with_downtime": 15,
-                            "incidents": 36,
-                        },
-                    },
-                    "change": {
-                        "downtime_hours": -8.5,
-                        "downtime_percent": -0.21,
-                        "stores_with_downtime": -3,
-                        "incidents": -5,
-                    },
+                    "store_id": "8419537941919820732",
+                    "downtime_hours": 9.75,
+                    "uptime_hours": 130.25,
+                    "incidents": 4,
+                    "previous_downtime_hours": 2.5,
+                    "downtime_change_hours": 7.25,
                 }
-            ]
-        },
+            ],
+            "previous": {
+                "report_id": "5a7d1e0c-3b2f-4e6a-8c9d-1f0e2d3c4b5a",
+                "now": "2023-01-18T18:00:00Z",
+                "week": {
+                    "stores": 40,
+                    "downtime_hours": 70.0,
+                    "uptime_hours": 3930.0,
+                    "downtime_percent": 1.75,
+                    "stores_with_downtime": 15,
+                    "incidents": 36,
+                },
+            },
+            "change": {
+                "downtime_hours": -8.5,
+                "downtime_percent": -0.21,
+                "stores_with_downtime": -3,
+                "incidents": -5,
+            },
+        }
     )
 
     report_id: UUID
@@ -165,7 +150,7 @@ class ReportSummary(BaseModel):
 
 
 class StoreHistoryEntry(BaseModel):
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     report_id: UUID
     now: datetime = Field(description="The instant the report's windows end at.")
@@ -183,22 +168,13 @@ class StoreHistoryEntry(BaseModel):
 class StoreHistory(BaseModel):
     """`GET /stores/{store_id}/history`: a store's figures in each complete report."""
 
-    model_config = ConfigDict(
-        json_schema_serialization_defaults_required=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "store_id": "8419537941919820732",
-                    "reports": [
-                        {
-                            "report_id": EXAMPLE_REPORT_ID,
-                            "now": EXAMPLE_NOW,
-                            "figures": EXAMPLE_FIGURES,
-                        }
-                    ],
-                }
-            ]
-        },
+    model_config = response_config(
+        {
+            "store_id": "8419537941919820732",
+            "reports": [
+                {"report_id": EXAMPLE_REPORT_ID, "now": EXAMPLE_NOW, "figures": EXAMPLE_FIGURES}
+            ],
+        }
     )
 
     store_id: str

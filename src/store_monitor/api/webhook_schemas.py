@@ -4,16 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from store_monitor.db.models import WebhookAttempt, WebhookSubscription
+from store_monitor.api.wire import NextCursor, response_config
 from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 from store_monitor.webhooks.events import EventType, event_id
 from store_monitor.webhooks.targets import MAX_URL_LENGTH
 
 MAX_STORE_IDS: Final = 100
 """So that a body of as many store ids, at their longest, is within the 64 KiB body limit."""
-_ALWAYS_SENT = ConfigDict(json_schema_serialization_defaults_required=True)
 
 WireStoreId = Annotated[
     str,
@@ -52,7 +51,8 @@ class CreateWebhookRequest(BaseModel):
 class Webhook(BaseModel):
     """A subscription; its secret is never shown again after it is made."""
 
-    model_config = _ALWAYS_SENT
+    # Read from its row by `model_validate`.
+    model_config = response_config()
 
     id: uuid.UUID
     url: str
@@ -67,20 +67,6 @@ class Webhook(BaseModel):
         "succeed. A subscription failing for a day is disabled."
     )
 
-    @classmethod
-    def of(cls, subscription: WebhookSubscription) -> "Webhook":
-        return cls(
-            id=subscription.id,
-            url=subscription.url,
-            events=[EventType(event) for event in subscription.events],
-            store_ids=subscription.store_ids,
-            created_at=subscription.created_at,
-            enabled=subscription.disabled_at is None,
-            disabled_at=subscription.disabled_at,
-            disabled_reason=subscription.disabled_reason,
-            failing_since=subscription.failing_since,
-        )
-
 
 class CreatedWebhook(Webhook):
     secret: str = Field(
@@ -90,13 +76,13 @@ class CreatedWebhook(Webhook):
 
 
 class WebhookList(BaseModel):
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     webhooks: list[Webhook] = Field(description="Oldest first.")
 
 
 class WebhookTestSent(BaseModel):
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     delivery_id: uuid.UUID = Field(description="The test's delivery: see its attempts.")
 
@@ -104,9 +90,13 @@ class WebhookTestSent(BaseModel):
 class DeliveryAttempt(BaseModel):
     """One POST of an event to the subscription."""
 
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
-    webhook_id: str = Field(description="The `webhook-id` sent: the event's, on every retry.")
+    # Read from its row by `model_validate`.
+    webhook_id: str = Field(
+        validation_alias="event_id",
+        description="The `webhook-id` sent: the event's, on every retry.",
+    )
     event_type: str
     attempt: int = Field(ge=1, description="1 for the first attempt at this event.")
     sent_at: datetime
@@ -114,23 +104,14 @@ class DeliveryAttempt(BaseModel):
     error: str | None = Field(description="Why no answer came (time-out, refused, ...).")
     duration_ms: float = Field(ge=0)
 
+    @field_validator("webhook_id", mode="before")
     @classmethod
-    def of(cls, attempt: WebhookAttempt) -> "DeliveryAttempt":
-        return cls(
-            webhook_id=event_id(attempt.event_id),
-            event_type=attempt.event_type,
-            attempt=attempt.attempt,
-            sent_at=attempt.sent_at,
-            status_code=attempt.status_code,
-            error=attempt.error,
-            duration_ms=attempt.duration_ms,
-        )
+    def _as_sent(cls, value: object) -> object:
+        return event_id(value) if isinstance(value, uuid.UUID) else value
 
 
 class DeliveryAttemptList(BaseModel):
-    model_config = _ALWAYS_SENT
+    model_config = response_config()
 
     attempts: list[DeliveryAttempt] = Field(description="Newest first.")
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` for the next page; null on the last page."
-    )
+    next_cursor: NextCursor = None

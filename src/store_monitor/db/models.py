@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -418,6 +419,11 @@ class ReportSchedule(Base):
     )
     """The report the last fire created; None once retention (or a client) deleted it."""
 
+    @property
+    def next_due_local(self) -> datetime:
+        """`next_due_at` in the schedule's own zone, with its UTC offset."""
+        return self.next_due_at.astimezone(ZoneInfo(self.timezone))
+
 
 class LiveStore(Base):
     """What the live view announced of a store, and whether it is down now, as of the last
@@ -517,6 +523,11 @@ class WebhookSubscription(Base):
     """The first failed attempt since the last success; None while deliveries succeed."""
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     disabled_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether events are sent to it: not disabled."""
+        return self.disabled_at is None
 
 
 class WebhookDelivery(Base):

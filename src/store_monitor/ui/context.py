@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request, status
+from fastapi import Depends, Form, Header, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -21,7 +21,14 @@ from store_monitor import access
 from store_monitor.access import Principal
 from store_monitor.sample import SAMPLE_END
 from store_monitor.settings import AuthMode
-from store_monitor.ui.sessions import CSRF_FIELD, Session, Sessions, new_session
+from store_monitor.ui.sessions import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    Session,
+    Sessions,
+    new_session,
+    token_matches,
+)
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import error_response
 
@@ -119,24 +126,40 @@ class Page:
     def redirect(self, path: str) -> Response:
         return self.send(RedirectResponse(path, status.HTTP_303_SEE_OTHER))
 
-    def not_found(self, message: str) -> Response:
+    def error(self, status_code: int, title: str, message: str) -> Response:
+        """The error page: what went wrong, in the dashboard's frame."""
         return self.render(
-            "error.html",
-            {"title": "Not found", "message": message},
-            status_code=status.HTTP_404_NOT_FOUND,
+            "error.html", {"title": title, "message": message}, status_code=status_code
         )
+
+    def not_found(self, message: str) -> Response:
+        return self.error(status.HTTP_404_NOT_FOUND, "Not found", message)
 
     def expired(self) -> Response:
         """The answer to a form whose CSRF token is not the session's."""
-        return self.render(
-            "error.html",
-            {
-                "title": "Form expired",
-                "message": "This form was not sent from the dashboard's own page, or the page "
-                "was open too long. Reload it and try again.",
-            },
-            status_code=status.HTTP_403_FORBIDDEN,
+        return self.error(
+            status.HTTP_403_FORBIDDEN,
+            "Form expired",
+            "This form was not sent from the dashboard's own page, or the page was open too "
+            "long. Reload it and try again.",
         )
+
+    def older(self, route_name: str, cursor: str) -> str:
+        """The link to the next page of a list that pages by `before` (older entries)."""
+        return self.request.url_for(route_name).path + "?" + urlencode({"before": cursor})
+
+
+class FormExpired(Exception):
+    """A state-changing form without the session's CSRF token: answered with `Page.expired`."""
+
+    def __init__(self, page: Page) -> None:
+        super().__init__("form expired")
+        self.page = page
+
+
+async def to_expired(request: Request, error: Exception) -> Response:
+    assert isinstance(error, FormExpired)
+    return error.page.expired()
 
 
 class SignInRequired(Exception):
@@ -248,3 +271,35 @@ def _reader(page: PageDep) -> Page:
 
 ReaderPageDep = Annotated[Page, Depends(_reader)]
 """A page of a visitor who may read reports."""
+
+
+def _sent_token(
+    form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+    header: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
+) -> str | None:
+    """The CSRF token a state-changing request sends: a form's field, or a script's header."""
+    return header or form
+
+
+SentTokenDep = Annotated[str | None, Depends(_sent_token)]
+
+
+def _checked(page: Page, token: str | None) -> Page:
+    visitor = page.visitor
+    if not token_matches(None if visitor.new else visitor.session, token):
+        raise FormExpired(page)
+    return page
+
+
+def _form(page: PageDep, token: SentTokenDep) -> Page:
+    return _checked(page, token)
+
+
+def _reader_form(page: ReaderPageDep, token: SentTokenDep) -> Page:
+    return _checked(page, token)
+
+
+FormPageDep = Annotated[Page, Depends(_form)]
+"""Any visitor's page, for a form that carried the session's CSRF token (else `FormExpired`)."""
+ReaderFormPageDep = Annotated[Page, Depends(_reader_form)]
+"""A reader's page, for a form that carried the session's CSRF token (else `FormExpired`)."""

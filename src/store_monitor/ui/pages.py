@@ -8,18 +8,16 @@ this package's own files (no inline script: the CSP forbids it), which read thei
 
 import math
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import APIRouter, Form, Header, Query, status
+from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from store_monitor import report_types, reports, trends
 from store_monitor.report_types import ReportStatus, StoreSort
 from store_monitor.sources import TEXT_PATTERN
 from store_monitor.ui import store_view, trend_view, views
-from store_monitor.ui.context import PageRoute, ReaderPageDep
-from store_monitor.ui.sessions import CSRF_FIELD, CSRF_HEADER, token_matches
+from store_monitor.ui.context import PageRoute, ReaderFormPageDep, ReaderPageDep
 from store_monitor.web.cursors import decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.trigger_rate import counted_as, too_many_triggers
@@ -46,22 +44,12 @@ async def reports_page(
         # The same opaque cursor as `GET /reports`.
         cursor = None if before is None else decode_cursor(before)
     except ValueError as error:
-        return page.render(
-            "error.html",
-            {"title": "Bad page position", "message": str(error)},
-            status_code=status.HTTP_400_BAD_REQUEST,
-        )
+        return page.error(status.HTTP_400_BAD_REQUEST, "Bad page position", str(error))
     found = await reports.list_reports(session, limit=REPORTS_SHOWN, after=cursor)
     rows = [
         views.report_line(report, page.request, narrowed=page.narrowed) for report in found.reports
     ]
-    older = None
-    if found.next is not None:
-        older = (
-            page.request.url_for("reports_page").path
-            + "?"
-            + urlencode({"before": encode_cursor(found.next)})
-        )
+    older = None if found.next is None else page.older("reports_page", encode_cursor(found.next))
     return page.render(
         "reports.html",
         {"title": "Reports", "reports": rows, "older": older, "paged": cursor is not None},
@@ -70,30 +58,22 @@ async def reports_page(
 
 @router.post("/ui/reports", response_class=RedirectResponse)
 async def trigger_from_dashboard(
-    page: ReaderPageDep,
+    page: ReaderFormPageDep,
     state: StateDep,
     session: SessionDep,
-    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
-    csrf_header: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
     accept: Annotated[str, Header()] = "",
 ) -> Response:
     """Start a report; answers JSON to the page's script, a redirect to a plain form post."""
-    visitor = page.visitor
-    if not token_matches(None if visitor.new else visitor.session, csrf_header or csrf_form):
-        return page.expired()
-    assert visitor.principal is not None  # a reader's page
-    who = counted_as(page.request, visitor.principal.key_hash)
-    wait = await state.trigger_limiter.retry_after(who)
+    principal = page.visitor.principal
+    assert principal is not None  # a reader's page
+    wait = await state.trigger_limiter.retry_after(counted_as(page.request, principal.key_hash))
     if wait is not None:
         if "application/json" in accept:
             raise too_many_triggers(wait)
-        response = page.render(
-            "error.html",
-            {
-                "title": "Too many reports",
-                "message": f"This key started too many reports. Try again in {wait} s.",
-            },
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        response = page.error(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "Too many reports",
+            f"This key started too many reports. Try again in {wait} s.",
         )
         response.headers["Retry-After"] = str(wait)
         return response

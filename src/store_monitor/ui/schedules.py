@@ -5,17 +5,14 @@ the same scope as the API's schedule routes (an owner's key may not)."""
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import DEFAULT_TIMEZONE, ScheduleError, parse_schedule
-from store_monitor.ui.context import Page, ReaderPageDep
-from store_monitor.ui.sessions import CSRF_FIELD, token_matches
+from store_monitor.ui.context import Page, ReaderFormPageDep, ReaderPageDep
 from store_monitor.ui.views import instant
 from store_monitor.web.auth import MANAGE_REPORTS
 from store_monitor.web.cursors import decode_schedule_cursor, encode_schedule_cursor
@@ -34,14 +31,10 @@ def _refused(page: Page) -> Response | None:
         MANAGE_REPORTS.scopes, owners=MANAGE_REPORTS.owners
     ):
         return None
-    return page.render(
-        "error.html",
-        {
-            "title": "Not allowed",
-            "message": "Schedules are managed with a key of the reports or admin scope; "
-            "an owner's key may not.",
-        },
-        status_code=status.HTTP_403_FORBIDDEN,
+    return page.error(
+        status.HTTP_403_FORBIDDEN,
+        "Not allowed",
+        "Schedules are managed with a key of the reports or admin scope; an owner's key may not.",
     )
 
 
@@ -58,7 +51,7 @@ class ScheduleLine:
 
 
 def schedule_line(row: rows.ReportSchedule, request: Request) -> ScheduleLine:
-    local = row.next_due_at.astimezone(ZoneInfo(row.timezone))
+    local = row.next_due_local
     return ScheduleLine(
         id=row.id,
         cron=row.cron,
@@ -99,19 +92,11 @@ async def _render(
     try:
         cursor = None if before is None else decode_schedule_cursor(before)
     except ValueError as bad:
-        return page.render(
-            "error.html",
-            {"title": "Bad page position", "message": str(bad)},
-            status_code=status.HTTP_400_BAD_REQUEST,
-        )
+        return page.error(status.HTTP_400_BAD_REQUEST, "Bad page position", str(bad))
     found = await rows.list_schedules(session, limit=SCHEDULES_SHOWN, after=cursor)
     older = None
     if found.next is not None:
-        older = (
-            page.request.url_for("schedules_page").path
-            + "?"
-            + urlencode({"before": encode_schedule_cursor(found.next)})
-        )
+        older = page.older("schedules_page", encode_schedule_cursor(found.next))
     context: dict[str, Any] = {
         "title": "Schedules",
         "schedules": [schedule_line(row, page.request) for row in found.schedules],
@@ -125,17 +110,13 @@ async def _render(
 
 @router.post("/ui/schedules", response_class=RedirectResponse)
 async def create_schedule_from_dashboard(
-    page: ReaderPageDep,
+    page: ReaderFormPageDep,
     session: SessionDep,
     cron: Annotated[str, Form(max_length=200)] = "",
     timezone: Annotated[str, Form(max_length=64)] = DEFAULT_TIMEZONE,
-    csrf: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
 ) -> Response:
     if (refused := _refused(page)) is not None:
         return refused
-    visitor = page.visitor
-    if not token_matches(None if visitor.new else visitor.session, csrf):
-        return page.expired()
     try:
         schedule = parse_schedule(cron, timezone.strip() or DEFAULT_TIMEZONE)
     except ScheduleError as error:
@@ -146,7 +127,7 @@ async def create_schedule_from_dashboard(
             form={"cron": cron, "timezone": timezone},
             error=f"{field}: {error.message}",
         )
-    principal = visitor.principal
+    principal = page.visitor.principal
     assert principal is not None
     await rows.create_schedule(session, schedule, key_name=principal.key_name)
     return page.redirect(page.request.url_for("schedules_page").path)
@@ -154,16 +135,10 @@ async def create_schedule_from_dashboard(
 
 @router.post("/ui/schedules/{schedule_id}/delete", response_class=RedirectResponse)
 async def delete_schedule_from_dashboard(
-    schedule_id: UUID,
-    page: ReaderPageDep,
-    session: SessionDep,
-    csrf: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
+    schedule_id: UUID, page: ReaderFormPageDep, session: SessionDep
 ) -> Response:
     if (refused := _refused(page)) is not None:
         return refused
-    visitor = page.visitor
-    if not token_matches(None if visitor.new else visitor.session, csrf):
-        return page.expired()
     if not await rows.delete_schedule(session, schedule_id):
         return page.not_found(f"There is no schedule {schedule_id}.")
     return page.redirect(page.request.url_for("schedules_page").path)

@@ -11,8 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from store_monitor import access
 from store_monitor.settings import AuthMode
-from store_monitor.ui.context import Page, PageDep, Visitor
-from store_monitor.ui.sessions import CSRF_FIELD, token_matches
+from store_monitor.ui.context import FormPageDep, Page, PageDep, Visitor
 from store_monitor.web.auth import READ_REPORTS
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import ApiError
@@ -53,12 +52,11 @@ async def sign_in_page(
 
 @router.post("/ui/sign-in", response_class=HTMLResponse)
 async def sign_in(
-    page: PageDep,
+    page: FormPageDep,
     state: StateDep,
     db: SessionDep,
     key: Annotated[str, Form(max_length=300)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
-    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
 ) -> Response:
     """Check the key and open a session for it; the key itself is kept nowhere."""
     if state.settings.auth_mode is AuthMode.off:
@@ -66,8 +64,6 @@ async def sign_in(
             page.request.url_for("reports_page").path, status.HTTP_303_SEE_OTHER
         )
     visitor = page.visitor
-    if not token_matches(None if visitor.new else visitor.session, csrf_form):
-        return page.expired()
     try:
         principal = await READ_REPORTS.authenticate(page.request, state, db, key.strip() or None)
     except ApiError as refused:
@@ -90,33 +86,19 @@ async def sign_in(
 
 
 @router.post("/ui/sign-out", response_class=RedirectResponse)
-async def sign_out(
-    page: PageDep,
-    db: SessionDep,
-    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
-) -> Response:
+async def sign_out(page: FormPageDep, db: SessionDep) -> Response:
     """End this session on the server: a copy of its cookie opens nothing after."""
-    visitor = page.visitor
-    if not token_matches(None if visitor.new else visitor.session, csrf_form):
-        return page.expired()
-    if visitor.session.sign_in is not None:
-        await access.end_session(db, visitor.session.sign_in)
+    if (token := page.visitor.session.sign_in) is not None:
+        await access.end_session(db, token)
     return _to_sign_in_page(page)
 
 
 @router.post("/ui/sign-out-everywhere", response_class=RedirectResponse)
-async def sign_out_everywhere(
-    page: PageDep,
-    db: SessionDep,
-    csrf_form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
-) -> Response:
+async def sign_out_everywhere(page: FormPageDep, db: SessionDep) -> Response:
     """End every session of the signed-in key, in every browser; the key stays valid."""
-    visitor = page.visitor
-    if not token_matches(None if visitor.new else visitor.session, csrf_form):
-        return page.expired()
-    if visitor.key_name is not None:
-        ended = await access.end_key_sessions(db, visitor.key_name)
-        log.info("signed out everywhere: %d sessions of key %s ended", ended, visitor.key_name)
+    if (key_name := page.visitor.key_name) is not None:
+        ended = await access.end_key_sessions(db, key_name)
+        log.info("signed out everywhere: %d sessions of key %s ended", ended, key_name)
     return _to_sign_in_page(page)
 
 

@@ -1,12 +1,12 @@
 """What a store's page shows: its figures by window and by day, the chart's data, and its
 incidents in the store's own time and in UTC."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from store_monitor.report_types import Report, StoreDetails
+from store_monitor.ui.charts import Series, chart_data
 from store_monitor.ui.views import figure, instant, readable_minutes, up_and_down
 
 
@@ -81,22 +81,10 @@ def store_view(details: StoreDetails, report: Report) -> StorePageView:
             )
             for day in days
         ],
-        chart_data=json.dumps(
-            {
-                "labels": [f"{day.date:%a %m-%d}" for day in days],
-                "series": [
-                    {
-                        "name": "uptime (h)",
-                        "colour": "up",
-                        "values": [day.uptime_hours for day in days],
-                    },
-                    {
-                        "name": "downtime (h)",
-                        "colour": "down",
-                        "values": [day.downtime_hours for day in days],
-                    },
-                ],
-            }
+        chart_data=chart_data(
+            [f"{day.date:%a %m-%d}" for day in days],
+            Series("uptime (h)", "up", [day.uptime_hours for day in days]),
+            Series("downtime (h)", "down", [day.downtime_hours for day in days]),
         ),
         chart_label=f"Uptime and downtime in hours per local date ({details.timezone}), "
         f"the week to {instant(report.now)}",

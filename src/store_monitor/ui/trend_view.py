@@ -1,7 +1,6 @@
 """What the pages show of trends across reports: a report's summary beside the previous
 comparable report, and a store's weekly downtime in each report as a chart's data."""
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -9,6 +8,7 @@ from uuid import UUID
 from fastapi import Request
 
 from store_monitor.trends import StoreInReport, Summary, WeekTotals
+from store_monitor.ui.charts import Series, chart_data
 from store_monitor.ui.views import figure, instant, signed, store_path
 
 
@@ -107,17 +107,9 @@ def history_view(history: Sequence[StoreInReport]) -> HistoryView:
     """`history`: newest first, as `trends.store_history` reads it."""
     oldest_first = list(reversed(history))
     return HistoryView(
-        chart_data=json.dumps(
-            {
-                "labels": [f"{entry.report.now:%m-%d %H:%M}" for entry in oldest_first],
-                "series": [
-                    {
-                        "name": "downtime (h)",
-                        "colour": "down",
-                        "values": [entry.downtime_last_week for entry in oldest_first],
-                    }
-                ],
-            }
+        chart_data=chart_data(
+            [f"{entry.report.now:%m-%d %H:%M}" for entry in oldest_first],
+            Series("downtime (h)", "down", [entry.downtime_last_week for entry in oldest_first]),
         ),
         chart_label="Downtime in the last week, in hours, of each complete report (UTC time its "
         "windows end at)",

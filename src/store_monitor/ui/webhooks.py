@@ -9,8 +9,7 @@ from fastapi import APIRouter, Form, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from store_monitor import webhook_subscriptions as subscriptions
-from store_monitor.ui.context import Page, ReaderPageDep
-from store_monitor.ui.sessions import CSRF_FIELD, token_matches
+from store_monitor.ui.context import Page, ReaderFormPageDep, ReaderPageDep
 from store_monitor.web.deps import SessionDep, SettingsDep, StateDep
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import EventType
@@ -19,8 +18,6 @@ from store_monitor.webhooks.targets import MAX_URL_LENGTH, UnsafeTargetError
 ATTEMPTS_SHOWN: Final = 50
 
 router = APIRouter(include_in_schema=False)
-
-CsrfForm = Annotated[str | None, Form(alias=CSRF_FIELD)]
 
 
 def _subscriber(page: Page) -> subscriptions.Subscriber:
@@ -31,11 +28,6 @@ def _subscriber(page: Page) -> subscriptions.Subscriber:
         owner_id=principal.owner_id,
         sees_all=principal.allows(frozenset(), owners=False),
     )
-
-
-def _forged(page: Page, token: str | None) -> bool:
-    visitor = page.visitor
-    return not token_matches(None if visitor.new else visitor.session, token)
 
 
 async def _list(
@@ -68,16 +60,13 @@ async def webhooks_page(page: ReaderPageDep, session: SessionDep) -> Response:
 
 @router.post("/ui/webhooks", response_class=HTMLResponse)
 async def subscribe_from_dashboard(
-    page: ReaderPageDep,
+    page: ReaderFormPageDep,
     session: SessionDep,
     settings: SettingsDep,
-    csrf: CsrfForm = None,
     url: Annotated[str, Form(max_length=MAX_URL_LENGTH)] = "",
     events: Annotated[list[EventType] | None, Form()] = None,
 ) -> Response:
     """Subscribe; the page shows the secret this once (it is never shown again)."""
-    if _forged(page, csrf):
-        return page.expired()
     try:
         created = await subscriptions.create(
             session,
@@ -113,14 +102,8 @@ async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDe
 
 @router.post("/ui/webhooks/{webhook_id}/test", response_class=RedirectResponse)
 async def send_test_from_dashboard(
-    webhook_id: UUID,
-    page: ReaderPageDep,
-    state: StateDep,
-    session: SessionDep,
-    csrf: CsrfForm = None,
+    webhook_id: UUID, page: ReaderFormPageDep, state: StateDep, session: SessionDep
 ) -> Response:
-    if _forged(page, csrf):
-        return page.expired()
     try:
         delivery_id = await subscriptions.send_test(session, _subscriber(page), webhook_id)
     except subscriptions.SubscriptionNotFound as error:
@@ -132,10 +115,8 @@ async def send_test_from_dashboard(
 
 @router.post("/ui/webhooks/{webhook_id}/delete", response_class=RedirectResponse)
 async def delete_from_dashboard(
-    webhook_id: UUID, page: ReaderPageDep, session: SessionDep, csrf: CsrfForm = None
+    webhook_id: UUID, page: ReaderFormPageDep, session: SessionDep
 ) -> Response:
-    if _forged(page, csrf):
-        return page.expired()
     try:
         await subscriptions.delete(session, _subscriber(page), webhook_id)
     except subscriptions.SubscriptionNotFound as error:

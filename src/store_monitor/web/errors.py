@@ -89,6 +89,12 @@ def invalid_request(location: str, message: str) -> ApiError:
     )
 
 
+def not_found(thing: str, message: str, **ids: str) -> ApiError:
+    """404 for a `thing` that is not there (or that the key may not see: not told apart), coded
+    `{thing}_not_found`, with the ids asked for as its details."""
+    return ApiError(status.HTTP_404_NOT_FOUND, f"{thing}_not_found", message, dict(ids))
+
+
 def error_response(
     status_code: int,
     code: str,

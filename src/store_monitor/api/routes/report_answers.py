@@ -19,7 +19,7 @@ from store_monitor.db.models import Report, ReportStatus
 from store_monitor.web import downloads
 from store_monitor.web.auth import ReportReaderDep
 from store_monitor.web.deps import SessionDep
-from store_monitor.web.errors import ApiError
+from store_monitor.web.errors import ApiError, not_found
 from store_monitor.web.report_status import WireReportStatus, wire_status
 
 
@@ -53,17 +53,12 @@ def csv_file(body: bytes, filename: str) -> Response:
 async def existing(session: SessionDep, report_id: UUID) -> Report:
     report = await reports.get_report(session, report_id)
     if report is None:
-        raise not_found(report_id)
+        raise report_not_found(report_id)
     return report
 
 
-def not_found(report_id: UUID) -> ApiError:
-    return ApiError(
-        status.HTTP_404_NOT_FOUND,
-        "report_not_found",
-        f"no report with id {report_id}",
-        {"report_id": str(report_id)},
-    )
+def report_not_found(report_id: UUID) -> ApiError:
+    return not_found("report", f"no report with id {report_id}", report_id=str(report_id))
 
 
 async def existing_again(session: SessionDep, report: Report) -> Report:
@@ -148,11 +143,11 @@ async def has_store(
 
 
 def store_not_found(report: Report, store_id: str) -> ApiError:
-    return ApiError(
-        status.HTTP_404_NOT_FOUND,
-        "store_not_found",
+    return not_found(
+        "store",
         f"report {report.id} has no store {store_id!r}",
-        {"report_id": str(report.id), "store_id": store_id},
+        report_id=str(report.id),
+        store_id=store_id,
     )
 
 

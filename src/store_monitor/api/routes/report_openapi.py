@@ -7,7 +7,8 @@ from uuid import UUID
 from fastapi import Header, Path, Query
 from pydantic import WithJsonSchema
 
-from store_monitor.api.schemas import EXAMPLE_REPORT_ID, ReportState
+from store_monitor.api.schemas import ReportState
+from store_monitor.api.wire import EXAMPLE_REPORT_ID
 from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
 from store_monitor.web import downloads
 from store_monitor.web.errors import DATABASE_UNAVAILABLE, documented

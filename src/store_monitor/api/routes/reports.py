@@ -16,7 +16,7 @@ from store_monitor.api.routes.report_answers import (
     existing,
     has_store,
     not_complete,
-    not_found,
+    report_not_found,
     store_not_found,
 )
 from store_monitor.api.routes.report_openapi import (
@@ -190,7 +190,7 @@ async def get_report(found: CsvOrUnfinishedDep) -> Response:
     summary="A report's state and figures",
 )
 async def get_report_metadata(report_id: ReportId, session: SessionDep) -> ReportMetadata:
-    return ReportMetadata.of(await existing(session, report_id))
+    return ReportMetadata.model_validate(await existing(session, report_id))
 
 
 @router.get(
@@ -239,7 +239,7 @@ async def list_reports(
         after=after,
     )
     return ReportList(
-        reports=[ReportMetadata.of(report) for report in page.reports],
+        reports=[ReportMetadata.model_validate(report) for report in page.reports],
         next_cursor=None if page.next is None else encode_cursor(page.next),
     )
 
@@ -259,7 +259,7 @@ async def delete_report(report_id: ReportId, session: SessionDep) -> Response:
     cancelled by its deletion: its job stops at its next lease renewal (a few seconds) and
     writes nothing."""
     if not await reports.delete_report(session, report_id):
-        raise not_found(report_id)
+        raise report_not_found(report_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -23,7 +23,7 @@ from store_monitor.schedules.cron import ScheduleError, parse_schedule
 from store_monitor.web.auth import MANAGE_REPORTS
 from store_monitor.web.cursors import CursorQuery, decode_schedule_cursor, encode_schedule_cursor
 from store_monitor.web.deps import SessionDep
-from store_monitor.web.errors import ApiError, documented, invalid_request
+from store_monitor.web.errors import ApiError, documented, invalid_request, not_found
 
 MAX_PAGE: Final = 200
 """Schedules per page of `GET /schedules` at most."""
@@ -81,7 +81,7 @@ async def create_schedule(
         raise invalid_request(f"body.{error.field}", error.message) from error
     row = await rows.create_schedule(session, schedule, key_name=principal.key_name)
     response.headers["Location"] = f"/schedules/{row.id}"
-    return ScheduleResponse.of(row)
+    return ScheduleResponse.model_validate(row)
 
 
 @router.get(
@@ -113,7 +113,7 @@ async def list_schedules(
             raise invalid_request("query.cursor", str(error)) from error
     page = await rows.list_schedules(session, limit=limit, after=after)
     return ScheduleList(
-        schedules=[ScheduleResponse.of(row) for row in page.schedules],
+        schedules=[ScheduleResponse.model_validate(row) for row in page.schedules],
         next_cursor=None if page.next is None else encode_schedule_cursor(page.next),
     )
 
@@ -130,7 +130,7 @@ async def get_schedule(schedule_id: ScheduleId, session: SessionDep) -> Schedule
     row = await rows.get_schedule(session, schedule_id)
     if row is None:
         raise _not_found(schedule_id)
-    return ScheduleResponse.of(row)
+    return ScheduleResponse.model_validate(row)
 
 
 @router.delete(
@@ -149,9 +149,5 @@ async def delete_schedule(schedule_id: ScheduleId, session: SessionDep) -> Respo
 
 
 def _not_found(schedule_id: UUID) -> ApiError:
-    return ApiError(
-        status.HTTP_404_NOT_FOUND,
-        "schedule_not_found",
-        f"no schedule has the id {schedule_id}",
-        {"schedule_id": str(schedule_id)},
-    )
+    message = f"no schedule has the id {schedule_id}"
+    return not_found("schedule", message, schedule_id=str(schedule_id))

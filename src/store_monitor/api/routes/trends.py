@@ -3,7 +3,7 @@ a store's figures in each complete report. Both read stored report rows; nothing
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query, Security, status
+from fastapi import APIRouter, Query, Security
 
 from store_monitor import trends
 
@@ -13,7 +13,7 @@ from store_monitor.api.routes.report_openapi import AnyReportStoreId, ReportId
 from store_monitor.api.trend_schemas import ReportSummary, StoreHistory, StoreHistoryEntry
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.deps import SessionDep
-from store_monitor.web.errors import DATABASE_UNAVAILABLE, ApiError, documented
+from store_monitor.web.errors import DATABASE_UNAVAILABLE, documented, not_found
 
 # The reports scope, or an owner key, whose reads are narrowed to the owner's stores.
 router = APIRouter(tags=["reports"], dependencies=[Security(READ_REPORTS)])
@@ -86,12 +86,7 @@ async def get_store_history(
     )
     if not entries:
         # Another owner's store is answered as one never reported: its existence is not told.
-        raise ApiError(
-            status.HTTP_404_NOT_FOUND,
-            "store_not_found",
-            f"no complete report has store {store_id!r}",
-            {"store_id": store_id},
-        )
+        raise not_found("store", f"no complete report has store {store_id!r}", store_id=store_id)
     return StoreHistory(
         store_id=store_id, reports=[StoreHistoryEntry.of(entry) for entry in entries]
     )

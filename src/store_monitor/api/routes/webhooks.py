@@ -21,7 +21,7 @@ from store_monitor.api.webhook_schemas import (
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import CursorQuery
 from store_monitor.web.deps import QueueDep, SessionDep, SettingsDep
-from store_monitor.web.errors import ApiError, documented, invalid_request
+from store_monitor.web.errors import ApiError, documented, invalid_request, not_found
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import (
     EVENT_MODELS,
@@ -57,12 +57,7 @@ SubscriberDep = Annotated[subscriptions.Subscriber, Depends(_subscriber)]
 
 
 def _not_found(error: subscriptions.SubscriptionNotFound) -> ApiError:
-    return ApiError(
-        status.HTTP_404_NOT_FOUND,
-        "webhook_not_found",
-        str(error),
-        {"webhook_id": str(error.subscription_id)},
-    )
+    return not_found("webhook", str(error), webhook_id=str(error.subscription_id))
 
 
 @router.post(
@@ -106,7 +101,7 @@ async def create_webhook(
         raise ApiError(
             status.HTTP_409_CONFLICT, "too_many_webhooks", str(error), {"limit": error.limit}
         ) from error
-    webhook = Webhook.of(created.subscription)
+    webhook = Webhook.model_validate(created.subscription)
     return CreatedWebhook(**webhook.model_dump(), secret=created.secret)
 
 
@@ -120,7 +115,7 @@ async def create_webhook(
 async def list_webhooks(session: SessionDep, subscriber: SubscriberDep) -> WebhookList:
     """The webhooks this key made (an admin key: all of them), without their secrets."""
     found = await subscriptions.list_visible(session, subscriber)
-    return WebhookList(webhooks=[Webhook.of(subscription) for subscription in found])
+    return WebhookList(webhooks=[Webhook.model_validate(subscription) for subscription in found])
 
 
 @router.get(
@@ -135,7 +130,7 @@ async def get_webhook(
 ) -> Webhook:
     """Says whether it is enabled, and if it was disabled, since when and why."""
     try:
-        return Webhook.of(await subscriptions.get(session, subscriber, webhook_id))
+        return Webhook.model_validate(await subscriptions.get(session, subscriber, webhook_id))
     except subscriptions.SubscriptionNotFound as error:
         raise _not_found(error) from error
 
@@ -213,7 +208,7 @@ async def list_webhook_deliveries(
     page = found[:limit]
     more = len(found) > limit
     return DeliveryAttemptList(
-        attempts=[DeliveryAttempt.of(attempt) for attempt in page],
+        attempts=[DeliveryAttempt.model_validate(attempt) for attempt in page],
         next_cursor=str(page[-1].seq) if more else None,
     )
 
