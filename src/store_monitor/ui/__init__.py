@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from store_monitor.ui import files, live_page, pages, schedules, sign_in, webhooks
-from store_monitor.ui.context import HERE, FormExpired, SignInRequired, to_expired, to_sign_in
+from store_monitor.ui.context import HERE, PageError, SignInRequired, to_error_page, to_sign_in
 
 STATIC_PATH: Final = "/ui/static"
 _FAVICON: Final = HERE / "static" / "favicon.ico"
@@ -31,7 +31,7 @@ def install(app: FastAPI) -> None:
     app.include_router(webhooks.router)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_exception_handler(SignInRequired, to_sign_in)
-    app.add_exception_handler(FormExpired, to_expired)
+    app.add_exception_handler(PageError, to_error_page)
 
 
 __all__ = ["install"]

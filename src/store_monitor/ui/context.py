@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Depends, Form, Header, Request, status
@@ -41,6 +41,8 @@ ASSET_VERSION: Final = version("store-monitor")
 HERE: Final = Path(__file__).resolve().parent
 
 templates = Jinja2Templates(directory=HERE / "templates")
+
+Cursor = TypeVar("Cursor")
 
 
 @pass_context
@@ -135,31 +137,36 @@ class Page:
     def not_found(self, message: str) -> Response:
         return self.error(status.HTTP_404_NOT_FOUND, "Not found", message)
 
-    def expired(self) -> Response:
-        """The answer to a form whose CSRF token is not the session's."""
-        return self.error(
-            status.HTTP_403_FORBIDDEN,
-            "Form expired",
-            "This form was not sent from the dashboard's own page, or the page was open too "
-            "long. Reload it and try again.",
-        )
+    def position(self, before: str | None, decode: Callable[[str], Cursor]) -> Cursor | None:
+        """Where a list that pages by `before` starts (None: at its newest), or `PageError`
+        if `before` is not one of its cursors."""
+        try:
+            return None if before is None else decode(before)
+        except ValueError as error:
+            raise PageError(
+                self, status.HTTP_400_BAD_REQUEST, "Bad page position", str(error)
+            ) from error
 
     def older(self, route_name: str, cursor: str) -> str:
         """The link to the next page of a list that pages by `before` (older entries)."""
         return self.request.url_for(route_name).path + "?" + urlencode({"before": cursor})
 
 
-class FormExpired(Exception):
-    """A state-changing form without the session's CSRF token: answered with `Page.expired`."""
+class PageError(Exception):
+    """An error page, raised where the error is found (a dependency, a helper): the app answers
+    it with `Page.error`."""
 
-    def __init__(self, page: Page) -> None:
-        super().__init__("form expired")
+    def __init__(self, page: Page, status_code: int, title: str, message: str) -> None:
+        super().__init__(message)
         self.page = page
+        self.status_code = status_code
+        self.title = title
+        self.message = message
 
 
-async def to_expired(request: Request, error: Exception) -> Response:
-    assert isinstance(error, FormExpired)
-    return error.page.expired()
+async def to_error_page(request: Request, error: Exception) -> Response:
+    assert isinstance(error, PageError)
+    return error.page.error(error.status_code, error.title, error.message)
 
 
 class SignInRequired(Exception):
@@ -287,7 +294,13 @@ SentTokenDep = Annotated[str | None, Depends(_sent_token)]
 def _checked(page: Page, token: str | None) -> Page:
     visitor = page.visitor
     if not token_matches(None if visitor.new else visitor.session, token):
-        raise FormExpired(page)
+        raise PageError(
+            page,
+            status.HTTP_403_FORBIDDEN,
+            "Form expired",
+            "This form was not sent from the dashboard's own page, or the page was open too "
+            "long. Reload it and try again.",
+        )
     return page
 
 
@@ -300,6 +313,6 @@ def _reader_form(page: ReaderPageDep, token: SentTokenDep) -> Page:
 
 
 FormPageDep = Annotated[Page, Depends(_form)]
-"""Any visitor's page, for a form that carried the session's CSRF token (else `FormExpired`)."""
+"""Any visitor's page, for a form that carried the session's CSRF token (else a 403 `PageError`)."""
 ReaderFormPageDep = Annotated[Page, Depends(_reader_form)]
-"""A reader's page, for a form that carried the session's CSRF token (else `FormExpired`)."""
+"""A reader's page, for a form that carried the session's CSRF token (else a 403 `PageError`)."""

@@ -40,11 +40,8 @@ async def reports_page(
     session: SessionDep,
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    try:
-        # The same opaque cursor as `GET /reports`.
-        cursor = None if before is None else decode_cursor(before)
-    except ValueError as error:
-        return page.error(status.HTTP_400_BAD_REQUEST, "Bad page position", str(error))
+    # The same opaque cursor as `GET /reports`.
+    cursor = page.position(before, decode_cursor)
     found = await reports.list_reports(session, limit=REPORTS_SHOWN, after=cursor)
     rows = [
         views.report_line(report, page.request, narrowed=page.narrowed) for report in found.reports

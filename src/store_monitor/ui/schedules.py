@@ -89,10 +89,7 @@ async def _render(
     form: dict[str, str] | None = None,
     error: str | None = None,
 ) -> Response:
-    try:
-        cursor = None if before is None else decode_schedule_cursor(before)
-    except ValueError as bad:
-        return page.error(status.HTTP_400_BAD_REQUEST, "Bad page position", str(bad))
+    cursor = page.position(before, decode_schedule_cursor)
     found = await rows.list_schedules(session, limit=SCHEDULES_SHOWN, after=cursor)
     older = None
     if found.next is not None:

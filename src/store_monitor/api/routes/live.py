@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from store_monitor import live
 from store_monitor.api.routes.report_openapi import UNAVAILABLE, StoreIdFilter
+from store_monitor.api.wire import response_config
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.deps import SessionDep
 from store_monitor.web.errors import documented
@@ -19,6 +20,8 @@ router = APIRouter(tags=["live"], dependencies=[Security(READ_REPORTS)])
 
 
 class DownStore(BaseModel):
+    model_config = response_config()
+
     store_id: str
     since: datetime = Field(
         description="Where its ongoing incident began: inactive in business hours since then."
@@ -72,13 +75,5 @@ async def get_live(
         total=view.total,
         offset=offset,
         limit=limit,
-        stores=[
-            DownStore(
-                store_id=store.store_id,
-                since=store.since,
-                minutes=store.minutes,
-                latest_poll_at=store.latest_poll_at,
-            )
-            for store in view.stores
-        ],
+        stores=[DownStore.model_validate(store) for store in view.stores],
     )
