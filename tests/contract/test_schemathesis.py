@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from store_monitor import ingest, report_runs
-from store_monitor.api.schemas import EXAMPLE_REPORT_ID
+from store_monitor.api.wire import EXAMPLE_REPORT_ID
 from store_monitor.db.models import KeyScope, Report
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
