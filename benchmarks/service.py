@@ -34,7 +34,7 @@ from benchmarks.table import print_table
 from store_monitor import access, frames, ingest, synthetic
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import KeyScope
-from store_monitor.db.partitions import ensure_poll_partitions
+from store_monitor.db.partitions import make_poll_weeks_ahead
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
@@ -84,8 +84,8 @@ async def ingest_data_set(
 ) -> tuple[int, float]:
     """Load one generated data set; the polls' count and the seconds their load took.
 
-    `weeks_ahead`: the polls' weekly partitions are made (empty) first, as the maintenance does
-    for live polls; otherwise the load makes them (a backfill)."""
+    `weeks_ahead`: the polls' weekly tables are made (empty) first, as the maintenance does for
+    live polls; otherwise the load makes them (a backfill)."""
     polls = read_polls(folder / frames.POLLS_FILE)
     hours = read_business_hours(folder / frames.HOURS_FILE)
     zones = read_timezones(folder / frames.TIMEZONES_FILE)
@@ -97,7 +97,7 @@ async def ingest_data_set(
                 first, last = polls["timestamp_utc"].min(), polls["timestamp_utc"].max()
                 assert isinstance(first, datetime)
                 assert isinstance(last, datetime)
-                await ensure_poll_partitions(session, start=first, through=last)
+                await make_poll_weeks_ahead(session, start=first, through=last)
         started = time.perf_counter()
         async with sessionmaker.begin() as session:
             await ingest.ingest_polls(session, polls)
