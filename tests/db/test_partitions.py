@@ -192,7 +192,8 @@ async def test_retention_drops_the_tables_made_ahead_for_weeks_past_it(
         sessionmaker, now=at("2031-06-11 12:00:00"), retention_days=14
     )
 
-    assert changes.dropped == []  # no week with polls went
+    # Those tables go, but were no weeks of polls.
+    assert not {date(2031, 5, 5), date(2031, 5, 12), date(2031, 5, 19)} & set(changes.dropped)
     async with sessionmaker() as session:
         ahead = await poll_weeks_made_ahead(session)
     assert not {date(2031, 5, 5), date(2031, 5, 12), date(2031, 5, 19)} & set(ahead)
