@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import burst, live, load, report, scale, service, trends, uploads, webhooks
+from benchmarks import burst, history, live, load, report, scale, service, trends, uploads, webhooks
 
 
 def main() -> None:
@@ -18,6 +18,7 @@ def main() -> None:
             "report",
             "live",
             "service",
+            "history",
             "trends",
             "uploads",
             "burst",
@@ -58,6 +59,8 @@ def main() -> None:
         live.run(args.data)
     if args.only in (None, "service"):
         service.run(args.data, runs=args.runs)
+    if args.only in (None, "history"):
+        history.run(args.data, runs=args.runs)
     if args.only in (None, "trends"):
         trends.run(args.data)
     if args.only in (None, "uploads"):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -31,10 +31,10 @@ from sqlalchemy.pool import NullPool
 
 from benchmarks.report import best_of, data_set, full_report
 from benchmarks.table import print_table
-from store_monitor import access, frames, ingest, synthetic
+from store_monitor import access, frames, ingest
 from store_monitor.db.migrations import upgrade_to_head
 from store_monitor.db.models import KeyScope
-from store_monitor.db.partitions import ensure_poll_partitions
+from store_monitor.db.partitions import make_poll_weeks_ahead
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 
@@ -84,8 +84,8 @@ async def ingest_data_set(
 ) -> tuple[int, float]:
     """Load one generated data set; the polls' count and the seconds their load took.
 
-    `weeks_ahead`: the polls' weekly partitions are made (empty) first, as the maintenance does
-    for live polls; otherwise the load makes them (a backfill)."""
+    `weeks_ahead`: the polls' weekly tables are made (empty) first, as the maintenance does for
+    live polls; otherwise the load makes them (a backfill)."""
     polls = read_polls(folder / frames.POLLS_FILE)
     hours = read_business_hours(folder / frames.HOURS_FILE)
     zones = read_timezones(folder / frames.TIMEZONES_FILE)
@@ -97,7 +97,7 @@ async def ingest_data_set(
                 first, last = polls["timestamp_utc"].min(), polls["timestamp_utc"].max()
                 assert isinstance(first, datetime)
                 assert isinstance(last, datetime)
-                await ensure_poll_partitions(session, start=first, through=last)
+                await make_poll_weeks_ahead(session, start=first, through=last)
         started = time.perf_counter()
         async with sessionmaker.begin() as session:
             await ingest.ingest_polls(session, polls)
@@ -350,23 +350,6 @@ def run(root: Path, *, runs: int) -> None:
             first_byte, last_byte, size = min(download(client, report_id) for _ in range(runs))
             pages = store_pages(client, report_id)
 
-    # Eight weeks of history: seven more 8-day sets of the same stores, each ending 8 days
-    # before the previous one. The report still covers one week.
-    with database() as url:
-        for weeks_back in range(7):
-            folder = eight_days if weeks_back == 0 else root / f"14000x8d-back{weeks_back}"
-            if not (folder / frames.POLLS_FILE).exists():
-                synthetic.generate(
-                    folder,
-                    stores=14_000,
-                    days=8,
-                    seed=7,
-                    end=synthetic.DEFAULT_END - timedelta(days=8 * weeks_back),
-                )
-            asyncio.run(ingest_data_set(url, folder))
-        with service(url) as client:
-            long_history, _ = min(trigger_to_complete(client) for _ in range(runs))
-
     with embedded_data_dir(root, eight_days) as data_dir, embedded_service(data_dir) as client:
         embedded, _ = min(trigger_to_complete(client) for _ in range(runs))
 
@@ -387,8 +370,6 @@ def run(root: Path, *, runs: int) -> None:
             ["offline report (same files, same run)", f"{offline:.2f} s", ""],
             ["trigger -> Complete, 8 days of polls", f"{complete:.2f} s", ""],
             ["  ratio to the offline report", f"{complete / offline:.2f}x", "<= 2x"],
-            ["trigger -> Complete, 8 weeks of polls", f"{long_history:.2f} s", ""],
-            ["  ratio to 8 days", f"{long_history / complete:.2f}x", "<= 1.3x"],
             ["CSV download, first byte", f"{first_byte * 1000:.0f} ms", ""],
             ["CSV download, last byte", f"{last_byte * 1000:.0f} ms ({size / 1e6:.1f} MB)", ""],
             [

@@ -44,6 +44,22 @@ END
 $$
 """
 
+# The weeks' tables made ahead of their polls and not attached yet: empty, not partitions.
+_DROP_WEEKS_MADE_AHEAD = """
+DO $$
+DECLARE week text;
+BEGIN
+    FOR week IN
+        SELECT relname FROM pg_class
+        WHERE relnamespace = CAST(current_schema() AS regnamespace) AND relkind = 'r'
+          AND relname ~ '^polls_[0-9]{8}$'
+    LOOP
+        EXECUTE format('DROP TABLE %I', week);
+    END LOOP;
+END
+$$
+"""
+
 
 def upgrade() -> None:
     # Each store's first poll bounds the search for its last poll before a report's week.
@@ -78,5 +94,6 @@ def downgrade() -> None:
     )
     op.execute(_PRIMARY_KEY)
     op.execute("CREATE INDEX ix_polls_timestamp_utc ON polls USING brin (timestamp_utc)")
-    # The partitions go with their parent.
+    # The partitions go with their parent; the weeks made ahead, on their own.
     op.execute("DROP TABLE polls_partitioned")
+    op.execute(_DROP_WEEKS_MADE_AHEAD)

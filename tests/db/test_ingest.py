@@ -186,6 +186,41 @@ async def test_timezones_are_replaced_per_store_the_last_row_winning(
     )
 
 
+async def test_hours_and_zones_sent_again_write_nothing(db_session: AsyncSession) -> None:
+    week = hours(("a", 0, "09:00", "17:00"), ("a", 1, "09:00", "17:00"), ("b", 0, "10:00", "12:00"))
+    await ingest_business_hours(db_session, week)
+    await ingest_timezones(db_session, zones(("a", "America/Denver"), ("b", "Asia/Tokyo")))
+    before = await _row_places(db_session)
+
+    # b's hours change; a's and both zones are the same again.
+    again = hours(
+        ("a", 1, "09:00", "17:00"), ("a", 0, "09:00", "17:00"), ("b", 0, "10:00", "13:00")
+    )
+    assert await ingest_business_hours(db_session, again) == IngestResult(
+        received=3, added=3, stores=2
+    )
+    await ingest_timezones(db_session, zones(("b", "Asia/Tokyo"), ("a", "America/Denver")))
+
+    after = await _row_places(db_session)
+    # A row rewritten (deleted and inserted again) would be in a new place.
+    assert {row: place for row, place in after.items() if row[0] != "hours b"} == {
+        row: place for row, place in before.items() if row[0] != "hours b"
+    }
+    assert_frame_equal(await stored_hours(db_session), again.sort(BUSINESS_HOURS.names()))
+
+
+async def _row_places(session: AsyncSession) -> dict[tuple[str, ...], str]:
+    """Each stored hours and zone row, by its content, with its physical place (ctid)."""
+    found = await session.execute(
+        sa.text(
+            "SELECT 'hours ' || store_id, day_of_week::text || start_time_local::text, ctid::text "
+            "FROM business_hours UNION ALL "
+            "SELECT 'zone ' || store_id, timezone_str, ctid::text FROM timezones"
+        )
+    )
+    return {(kind, content): place for kind, content, place in found}
+
+
 async def test_empty_frames_change_nothing(db_session: AsyncSession) -> None:
     await ingest_polls(db_session, FIRST)
     await ingest_business_hours(db_session, hours(("1", 0, "09:00", "17:00")))

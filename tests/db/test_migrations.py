@@ -15,11 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.migrations import alembic_config, is_at_head, script_location, upgrade_to_head
 from store_monitor.db.models import Base, Poll, Report, ReportFile, ReportStatus, Store
-from store_monitor.db.partitions import is_poll_partition
+from store_monitor.db.partitions import is_poll_partition, make_poll_weeks_ahead
 from store_monitor.db.session import create_engine
 from store_monitor.settings import get_settings
 
@@ -252,6 +252,11 @@ async def test_partitioning_moves_the_stored_polls_and_back(empty_database_url: 
             )
             assert firsts.all() == [("a", at("2023-01-15 23:59:59.999999")), ("b", stored[3][1])]
             assert await _polls_kind(connection) == "p"
+        # Weeks made ahead, as the workers' maintenance does: tables that are not partitions.
+        async with AsyncSession(engine) as session, session.begin():
+            await make_poll_weeks_ahead(
+                session, start=at("2023-01-30 00:00:00"), through=at("2023-02-13 00:00:00")
+            )
 
         async with engine.begin() as connection:
             await connection.run_sync(

@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.db import report_inputs
 from store_monitor.db.models import Base
-from store_monitor.db.partitions import ensure_poll_partitions, partition_name, poll_partitions
+from store_monitor.db.partitions import (
+    ensure_poll_partitions,
+    partition_name,
+    poll_partitions,
+    poll_weeks_made_ahead,
+)
 from store_monitor.db.session import create_engine
 from store_monitor.frames import POLLS
 from store_monitor.ingest import IngestResult, ingest_polls
@@ -141,11 +146,19 @@ async def test_partitions_are_made_ahead_once(
     assert first == PollPartitionChanges(created=mondays, dropped=[])
     assert again == PollPartitionChanges(created=[], dropped=[])
     async with sessionmaker() as session:
-        assert set(mondays) <= set(await poll_partitions(session))
-        # The polls of a week made ahead go into it.
-        await ingest_polls(session, polls(("1", "2031-06-20 10:00:00", "active")))
+        assert set(mondays) <= set(await poll_weeks_made_ahead(session))
+        # The polls of a week made ahead go into it, which the load attaches with its key.
+        week = [("1", "2031-06-20 10:00:00", "active"), ("2", "2031-06-21 10:00:00", "active")]
+        assert (await ingest_polls(session, polls(*week))).added == 2
         placed = await partitions_of_polls(session)
-        assert placed["partition"].to_list() == ["polls_20310616"]
+        assert placed["partition"].to_list() == ["polls_20310616", "polls_20310616"]
+        assert date(2031, 6, 16) in await poll_partitions(session)
+        assert date(2031, 6, 16) not in await poll_weeks_made_ahead(session)
+        # Attached, the week takes later loads as any other, each poll once.
+        again_and_more = polls(*week, ("3", "2031-06-22 10:00:00", "inactive"))
+        assert (await ingest_polls(session, again_and_more)).added == 1
+        assert_frame_equal(await stored_polls(session), again_and_more)
+    assert (await maintain_poll_partitions(sessionmaker, now=now, retention_days=None)) == again
 
 
 async def test_retention_drops_only_whole_weeks_before_the_cutoff(
@@ -161,11 +174,30 @@ async def test_retention_drops_only_whole_weeks_before_the_cutoff(
 
     assert date(2031, 2, 24) in changes.dropped
     assert all(monday < date(2031, 3, 3) for monday in changes.dropped)
+    assert date(2031, 3, 24) in changes.created
     async with sessionmaker() as session:
         assert_frame_equal(await stored_polls(session), ACROSS_WEEKS.slice(1).sort(POLLS.names()))
         kept = await poll_partitions(session)
         assert kept[0] == date(2031, 3, 3)
-        assert date(2031, 3, 24) in kept  # and the coming weeks are made
+        assert date(2031, 3, 24) in await poll_weeks_made_ahead(session)  # the coming weeks
+
+
+async def test_retention_drops_the_tables_made_ahead_for_weeks_past_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Made ahead of weeks whose polls never came.
+    await maintain_poll_partitions(sessionmaker, now=at("2031-05-07 12:00:00"), retention_days=None)
+
+    changes = await maintain_poll_partitions(
+        sessionmaker, now=at("2031-06-11 12:00:00"), retention_days=14
+    )
+
+    # Those tables go, but were no weeks of polls.
+    assert not {date(2031, 5, 5), date(2031, 5, 12), date(2031, 5, 19)} & set(changes.dropped)
+    async with sessionmaker() as session:
+        ahead = await poll_weeks_made_ahead(session)
+    assert not {date(2031, 5, 5), date(2031, 5, 12), date(2031, 5, 19)} & set(ahead)
+    assert {date(2031, 6, 9), date(2031, 6, 16), date(2031, 6, 23)} <= set(ahead)
 
 
 async def test_without_retention_nothing_is_dropped(

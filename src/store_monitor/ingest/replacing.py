@@ -14,8 +14,8 @@ from store_monitor.ingest.loads import IngestResult, Load, conformed, refused_va
 
 class _ReplacingLoad(Load):
     """Replaces the rows of `table` of every `key` (a store, or an owner) in the file with the
-    file's: a key's rows are deleted when the key first appears, so that rows of one key split
-    over several frames all stay."""
+    file's: a key's rows are deleted when the key first appears (unless they are the frame's
+    already), so that rows of one key split over several frames all stay."""
 
     table: str
     schema: pl.Schema
@@ -44,19 +44,28 @@ class _ReplacingLoad(Load):
         keys = set(rows[self.key].to_list())
         replaced, carried = self.replaced(keys), keys & self._keys
         async with refused_values(self.table):
+            stored = await self._stored(keys)
+            # A key whose stored rows are the frame's keeps them: a file sent again writes
+            # nothing, and leaves no dead rows behind for the reads to step over.
+            kept = replaced - _differing_keys(
+                rows.filter(pl.col(self.key).is_in(replaced)),
+                stored.filter(pl.col(self.key).is_in(replaced)),
+                self.key,
+            )
             await self.session.execute(
                 sa.text(f"DELETE FROM {self.table} WHERE {self.key} = ANY(CAST(:ids AS text[]))"),
-                {"ids": sorted(replaced)},
+                {"ids": sorted(replaced - kept)},
             )
-            if carried - replaced:
-                rows = rows.join(
-                    await self._stored(carried - replaced), on=self.schema.names(), how="anti"
-                )
-        async with refused_values(self.table, rows):
-            await copy_in(self.session, self.table, rows)
+        # What an earlier frame stored of a key counts once.
+        earlier = stored.filter(pl.col(self.key).is_in(carried - replaced))
+        new = rows.filter(~pl.col(self.key).is_in(kept)).join(
+            earlier, on=self.schema.names(), how="anti"
+        )
+        async with refused_values(self.table, new):
+            await copy_in(self.session, self.table, new)
         self._keys |= keys
         self._stores.update(rows["store_id"].to_list())
-        self.added += rows.height
+        self.added += rows.height - rows.join(earlier, on=self.schema.names(), how="semi").height
 
     async def finish(self) -> None:
         """Every frame's rows went to the table as it came; the live view evaluates the stores
@@ -69,7 +78,7 @@ class _ReplacingLoad(Load):
         return keys - self._keys
 
     async def _stored(self, keys: set[str]) -> pl.DataFrame:
-        """What an earlier frame stored of these keys: a row repeated across frames counts once."""
+        """The stored rows of these keys."""
         columns = ", ".join(self.schema.names())
         found = await self.session.execute(
             sa.text(
@@ -81,6 +90,18 @@ class _ReplacingLoad(Load):
 
     def result(self) -> IngestResult:
         return IngestResult(received=self.received, added=self.added, stores=len(self._stores))
+
+
+def _differing_keys(rows: pl.DataFrame, stored: pl.DataFrame, key: str) -> set[str]:
+    """The keys whose rows differ between the two frames (each without repeated rows)."""
+    columns = rows.columns
+    only_one_side = pl.concat(
+        [
+            rows.join(stored, on=columns, how="anti").select(key),
+            stored.join(rows, on=columns, how="anti").select(key),
+        ]
+    )
+    return set(only_one_side[key].to_list())
 
 
 class HoursLoad(_ReplacingLoad):
