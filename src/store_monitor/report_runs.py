@@ -22,7 +22,7 @@ from store_monitor.webhooks.report_events import announce_completed, announce_fa
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, finished_values
 from store_monitor.work.queue import WorkQueue
-from store_monitor.work.table import Hold, Key, WorkTable
+from store_monitor.work.table import Hold, Key, WorkTable, key_id
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,7 @@ def _not_in_shards() -> sa.ColumnElement[bool]:
 
 
 async def _failed(session: AsyncSession, key: Key, reason: str) -> None:
-    report_id = key[0]
-    assert isinstance(report_id, UUID)
+    report_id = key_id(key)
     await announce_failed(session, report_id, reason)
     request_id = await session.scalar(sa.select(Report.request_id).where(Report.id == report_id))
     with request_context(request_id):
@@ -47,9 +46,8 @@ async def _failed(session: AsyncSession, key: Key, reason: str) -> None:
 REPORTS: Final = WorkTable(
     kind=RUN_REPORT,
     model=Report,
-    key=(Report.id,),
+    noun="report",
     order_by=(Report.created_at,),
-    label=lambda key: f"report {key[0]}",
     waiting=_not_in_shards,
     on_fail=_failed,
 )
@@ -104,9 +102,7 @@ class ReportAttempt(Attempt):
 
     @property
     def report_id(self) -> UUID:
-        report_id = self.hold.key[0]
-        assert isinstance(report_id, UUID)
-        return report_id
+        return key_id(self.hold.key)
 
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)

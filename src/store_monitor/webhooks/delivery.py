@@ -41,7 +41,7 @@ from store_monitor.work.lease import (
     given_back_values,
 )
 from store_monitor.work.queue import WorkQueue
-from store_monitor.work.table import Hold, WorkTable
+from store_monitor.work.table import Hold, WorkTable, key_id
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,8 @@ def _due() -> sa.ColumnElement[bool]:
 DELIVERIES: Final = WorkTable(
     kind=RUN_DELIVERY,
     model=WebhookDelivery,
-    key=(WebhookDelivery.id,),
+    noun="webhook delivery",
     order_by=(WebhookDelivery.due_at,),
-    label=lambda key: f"webhook delivery {key[0]}",
     waiting=_due,
 )
 
@@ -103,9 +102,7 @@ class DeliveryAttempt(Attempt):
 
     @property
     def delivery_id(self) -> uuid.UUID:
-        delivery_id = self.hold.key[0]
-        assert isinstance(delivery_id, uuid.UUID)
-        return delivery_id
+        return key_id(self.hold.key)
 
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(WebhookDelivery.subscription_id, WebhookDelivery.event_id)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from store_monitor.db.models import ReportStatus
 from store_monitor.work.table import Key
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ def job_id(kind: str, key: Key, attempt: int) -> str:
     return ":".join([kind, *map(str, key), str(attempt)])
 
 
-Handler = Callable[[Key, int], Awaitable[object]]
-"""Make attempt `attempt` at the work keyed `key`."""
+Handler = Callable[[Key, int], Awaitable[ReportStatus | None]]
+"""Make attempt `attempt` at the work keyed `key`: the status it left the work with, if it ran."""
 _Job = tuple[str, Key, int]
 
 
