@@ -44,7 +44,7 @@ async def reports_page(
 ) -> Response:
     try:
         # The same opaque cursor as `GET /reports`.
-        cursor = None if before is None else decode_cursor(before)
+        cursor = None if before is None else decode_cursor(before, path="/reports")
     except ValueError as error:
         return page.render(
             "error.html",
@@ -53,7 +53,7 @@ async def reports_page(
         )
     found = await reports.list_reports(session, limit=REPORTS_SHOWN, after=cursor)
     rows = [
-        views.report_line(report, page.request, narrowed=page.narrowed) for report in found.reports
+        views.report_line(report, page.request, narrowed=page.narrowed) for report in found.rows
     ]
     older = None
     if found.next is not None:

@@ -18,7 +18,7 @@ from store_monitor.ui.context import Page, ReaderPageDep
 from store_monitor.ui.sessions import CSRF_FIELD, token_matches
 from store_monitor.ui.views import instant
 from store_monitor.web.auth import MANAGE_REPORTS
-from store_monitor.web.cursors import decode_schedule_cursor, encode_schedule_cursor
+from store_monitor.web.cursors import decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep
 
 SCHEDULES_SHOWN: Final = 50
@@ -97,7 +97,7 @@ async def _render(
     error: str | None = None,
 ) -> Response:
     try:
-        cursor = None if before is None else decode_schedule_cursor(before)
+        cursor = None if before is None else decode_cursor(before, path="/schedules")
     except ValueError as bad:
         return page.render(
             "error.html",
@@ -110,11 +110,11 @@ async def _render(
         older = (
             page.request.url_for("schedules_page").path
             + "?"
-            + urlencode({"before": encode_schedule_cursor(found.next)})
+            + urlencode({"before": encode_cursor(found.next)})
         )
     context: dict[str, Any] = {
         "title": "Schedules",
-        "schedules": [schedule_line(row, page.request) for row in found.schedules],
+        "schedules": [schedule_line(row, page.request) for row in found.rows],
         "older": older,
         "form": form or {"cron": "", "timezone": DEFAULT_TIMEZONE},
         "error": error,
