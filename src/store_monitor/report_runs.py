@@ -21,7 +21,7 @@ from store_monitor.logs import request_context
 from store_monitor.webhooks.report_events import announce_completed, announce_failed
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, finished_values
-from store_monitor.work.queue import WorkQueue
+from store_monitor.work.queue import WorkQueue, queue_attempt
 from store_monitor.work.table import Hold, Key, WorkTable, key_id
 
 log = logging.getLogger(__name__)
@@ -54,17 +54,8 @@ REPORTS: Final = WorkTable(
 
 
 async def queue_report(queue: WorkQueue, report: Report) -> None:
-    """Queue the next attempt of a committed report (never before its row is committed, or a
-    fast worker would look for a report that is not there yet). A queue that cannot take the
-    job (Redis away) leaves the report pending: the sweep queues it when it can."""
-    try:
-        await queue.enqueue(RUN_REPORT, (report.id,), report.attempts + 1)
-    except Exception:
-        log.warning(
-            "report %s: could not queue its job; it stays pending for the sweep",
-            report.id,
-            exc_info=True,
-        )
+    """Queue the next attempt of a committed report; the sweep's, if the queue is away."""
+    await queue_attempt(queue, REPORTS, (report.id,), report.attempts + 1)
 
 
 async def run_report(

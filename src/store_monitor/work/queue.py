@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from store_monitor.db.models import ReportStatus
-from store_monitor.work.table import Key
+from store_monitor.work.table import Key, WorkTable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,19 @@ class WorkQueue(Protocol):
 def job_id(kind: str, key: Key, attempt: int) -> str:
     """One job id per attempt: queues refuse a second job with the id of one they still have."""
     return ":".join([kind, *map(str, key), str(attempt)])
+
+
+async def queue_attempt(
+    queue: WorkQueue, table: WorkTable, key: Key, attempt: int, *, due_at: datetime | None = None
+) -> None:
+    """Queue the job of attempt `attempt` at the row of `table` keyed `key` (committed: a fast
+    runner would not find it otherwise). A queue that cannot take the job (Redis away) is no
+    error: the row waits, pending, and the sweep queues the attempt when it can."""
+    try:
+        await queue.enqueue(table.kind, key, attempt, due_at=due_at)
+    except Exception:
+        label = table.label(key)
+        log.warning("%s: could not queue attempt %d; the sweep will", label, attempt, exc_info=True)
 
 
 Handler = Callable[[Key, int], Awaitable[ReportStatus | None]]

@@ -72,13 +72,5 @@ async def get_live(
         total=view.total,
         offset=offset,
         limit=limit,
-        stores=[
-            DownStore(
-                store_id=store.store_id,
-                since=store.since,
-                minutes=store.minutes,
-                latest_poll_at=store.latest_poll_at,
-            )
-            for store in view.stores
-        ],
+        stores=[DownStore.model_validate(store, from_attributes=True) for store in view.stores],
     )
