@@ -167,6 +167,7 @@ class Report(LeasedWork, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    # `LeasedWork.status`, indexed here: reports are listed and counted by status.
     status: Mapped[ReportStatus] = mapped_column(
         _enum(ReportStatus, "report_status"), index=True, default=ReportStatus.pending
     )

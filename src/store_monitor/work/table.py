@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 Key = tuple[UUID | int | str, ...]
 """A row's key values, in the order of `WorkTable.key`."""
+Condition = Callable[[], sa.ColumnElement[bool]]
+OnFail = Callable[[AsyncSession, Key, str], Awaitable[None]]
+"""What failing a row does beyond it, in the same transaction (say, fail its report)."""
 
 
 def key_id(key: Key) -> UUID:
@@ -37,11 +40,6 @@ def key_id(key: Key) -> UUID:
     leading = key[0]
     assert isinstance(leading, UUID)
     return leading
-
-
-Condition = Callable[[], sa.ColumnElement[bool]]
-OnFail = Callable[[AsyncSession, Key, str], Awaitable[None]]
-"""What failing a row does beyond it, in the same transaction (say, fail its report)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,8 +64,9 @@ class WorkTable:
         return tuple(sa.inspect(self.model).primary_key)
 
     def label(self, key: Key) -> str:
-        first, *rest = zip(self.key, key, strict=True)
-        return ", ".join([f"{self.noun} {first[1]}", *(f"{c.name} {v}" for c, v in rest)])
+        """What the logs call the row keyed `key` (see `noun`)."""
+        names = [self.noun, *(column.name for column in self.key[1:])]
+        return ", ".join(f"{name} {value}" for name, value in zip(names, key, strict=True))
 
     def where(self, key: Key) -> tuple[sa.ColumnElement[bool], ...]:
         return tuple(column == value for column, value in zip(self.key, key, strict=True))
