@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -178,20 +178,10 @@ async def verify(
     prefix = shown_prefix(secret)
     if key is None or not hmac.compare_digest(key.secret_hash, digest):
         raise KeyRejected(Rejection.unknown, key_prefix=prefix, key_name=None)
-    if key.revoked_at is not None:
-        raise KeyRejected(Rejection.revoked, key_prefix=prefix, key_name=key.name)
-    if key.expires_at is not None and key.expires_at <= now:
-        raise KeyRejected(Rejection.expired, key_prefix=prefix, key_name=key.name)
+    principal = _principal(key, prefix=prefix, now=now)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
         await session.execute(_NOTE_USE, {"key_id": key.id, "now": now})
-    return Principal(
-        key_id=key.id,
-        key_hash=key.secret_hash,
-        key_name=key.name,
-        key_prefix=key.prefix,
-        scope=key.scope,
-        owner_id=key.owner_id,
-    )
+    return principal
 
 
 class SessionEnded(Exception):
@@ -225,10 +215,16 @@ async def verify_session(session: AsyncSession, token: str, *, now: datetime) ->
     ).one_or_none()
     if key is None:
         raise SessionEnded("the dashboard session has ended")
+    return _principal(key, prefix=key.prefix, now=now)
+
+
+def _principal(key: sa.Row[*tuple[Any, ...]], *, prefix: str, now: datetime) -> Principal:
+    """The principal of a key read by `_KEY_BY_HASH` or `_KEY_BY_SESSION`; `KeyRejected`
+    (naming it by `prefix`) if it is revoked or has expired."""
     if key.revoked_at is not None:
-        raise KeyRejected(Rejection.revoked, key_prefix=key.prefix, key_name=key.name)
+        raise KeyRejected(Rejection.revoked, key_prefix=prefix, key_name=key.name)
     if key.expires_at is not None and key.expires_at <= now:
-        raise KeyRejected(Rejection.expired, key_prefix=key.prefix, key_name=key.name)
+        raise KeyRejected(Rejection.expired, key_prefix=prefix, key_name=key.name)
     return Principal(
         key_id=key.id,
         key_hash=key.secret_hash,

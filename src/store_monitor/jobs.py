@@ -1,21 +1,21 @@
 """The jobs every runner runs: each kind of work's handler, and the periodic upkeep.
 
 `handlers` maps each kind of leased work (reports, shards, live evaluations, webhook deliveries)
-to its job's body, for the in-process queue (the Arq worker lists the same in
-`store_monitor.worker`); `keep_up` fires the due schedules, sweeps the work tables (takeovers,
-requeues, give-ups) and keeps the polls' partitions and the reports' retention.
+to its job's body, which the in-process queue and the Arq worker (`store_monitor.worker`) run;
+`keep_up` fires the due schedules, sweeps the work tables (takeovers, requeues, give-ups) and
+keeps the polls' partitions and the reports' retention.
 """
 
 import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import live, maintenance, reports
 from store_monitor.db import live_state
+from store_monitor.db.models import ReportStatus
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.schedules.firing import fire_due_schedules
 from store_monitor.shards import SHARDS, run_shard
@@ -23,7 +23,7 @@ from store_monitor.webhooks.delivery import DELIVERIES, DeliveryPolicy, run_deli
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import Handler, InProcessQueue, WorkQueue
 from store_monitor.work.sweep import Sweep, sweep
-from store_monitor.work.table import Key
+from store_monitor.work.table import Key, key_id
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +50,23 @@ def handlers(
     delivery: DeliveryPolicy,
     queue: WorkQueue,
 ) -> dict[str, Handler]:
-    """Each kind's job body, for a queue that runs jobs itself; `queue` takes the shards a
+    """Each kind's job body, for the runner of `queue`'s jobs; `queue` takes the shards a
     report's job plans, the live evaluation next in line after one, and the retries of
     deliveries."""
 
-    async def report(key: Key, attempt: int) -> object:
-        report_id = key[0]
-        assert isinstance(report_id, UUID)
-        return await run_report(sessionmaker, report_id, attempt, runner, queue=queue)
+    async def report(key: Key, attempt: int) -> ReportStatus | None:
+        return await run_report(sessionmaker, key_id(key), attempt, runner, queue=queue)
 
-    async def shard(key: Key, attempt: int) -> object:
-        report_id, number = key
-        assert isinstance(report_id, UUID)
+    async def shard(key: Key, attempt: int) -> ReportStatus | None:
+        number = key[1]
         assert isinstance(number, int)
-        return await run_shard(sessionmaker, report_id, number, attempt, runner)
+        return await run_shard(sessionmaker, key_id(key), number, attempt, runner)
 
-    async def evaluation(key: Key, attempt: int) -> object:
-        evaluation_id = key[0]
-        assert isinstance(evaluation_id, UUID)
-        return await live.run_evaluation(sessionmaker, evaluation_id, attempt, runner, queue=queue)
+    async def evaluation(key: Key, attempt: int) -> ReportStatus | None:
+        return await live.run_evaluation(sessionmaker, key_id(key), attempt, runner, queue=queue)
 
-    async def deliver(key: Key, attempt: int) -> object:
-        delivery_id = key[0]
-        assert isinstance(delivery_id, UUID)
-        return await run_delivery(sessionmaker, delivery_id, attempt, runner, delivery, queue=queue)
+    async def deliver(key: Key, attempt: int) -> ReportStatus | None:
+        return await run_delivery(sessionmaker, key_id(key), attempt, runner, delivery, queue=queue)
 
     return {
         REPORTS.kind: report,

@@ -49,9 +49,8 @@ EVALUATE_LIVE: Final = "evaluate_live"
 EVALUATIONS: Final = WorkTable(
     kind=EVALUATE_LIVE,
     model=LiveEvaluation,
-    key=(LiveEvaluation.id,),
+    noun="live evaluation",
     order_by=(LiveEvaluation.seq,),
-    label=lambda key: f"live evaluation {key[0]}",
     waiting=live_state.no_earlier_unfinished,
 )
 

@@ -21,8 +21,8 @@ from store_monitor.logs import request_context
 from store_monitor.webhooks.report_events import announce_completed, announce_failed
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, finished_values
-from store_monitor.work.queue import WorkQueue
-from store_monitor.work.table import Hold, Key, WorkTable
+from store_monitor.work.queue import WorkQueue, queue_attempt
+from store_monitor.work.table import Hold, Key, WorkTable, key_id
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,7 @@ def _not_in_shards() -> sa.ColumnElement[bool]:
 
 
 async def _failed(session: AsyncSession, key: Key, reason: str) -> None:
-    report_id = key[0]
-    assert isinstance(report_id, UUID)
+    report_id = key_id(key)
     await announce_failed(session, report_id, reason)
     request_id = await session.scalar(sa.select(Report.request_id).where(Report.id == report_id))
     with request_context(request_id):
@@ -47,26 +46,16 @@ async def _failed(session: AsyncSession, key: Key, reason: str) -> None:
 REPORTS: Final = WorkTable(
     kind=RUN_REPORT,
     model=Report,
-    key=(Report.id,),
+    noun="report",
     order_by=(Report.created_at,),
-    label=lambda key: f"report {key[0]}",
     waiting=_not_in_shards,
     on_fail=_failed,
 )
 
 
 async def queue_report(queue: WorkQueue, report: Report) -> None:
-    """Queue the next attempt of a committed report (never before its row is committed, or a
-    fast worker would look for a report that is not there yet). A queue that cannot take the
-    job (Redis away) leaves the report pending: the sweep queues it when it can."""
-    try:
-        await queue.enqueue(RUN_REPORT, (report.id,), report.attempts + 1)
-    except Exception:
-        log.warning(
-            "report %s: could not queue its job; it stays pending for the sweep",
-            report.id,
-            exc_info=True,
-        )
+    """Queue the next attempt of a committed report; the sweep's, if the queue is away."""
+    await queue_attempt(queue, REPORTS, (report.id,), report.attempts + 1)
 
 
 async def run_report(
@@ -104,9 +93,7 @@ class ReportAttempt(Attempt):
 
     @property
     def report_id(self) -> UUID:
-        report_id = self.hold.key[0]
-        assert isinstance(report_id, UUID)
-        return report_id
+        return key_id(self.hold.key)
 
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(sa.func.coalesce(Report.as_of, Report.now), Report.request_id)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store_monitor.db.keyset import Cursor, Page, newest_first
 from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, Report, ReportStatus
 from store_monitor.db.report_files import StoredFile, encode_report_csv, read_report_file
 from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
@@ -98,50 +99,17 @@ async def get_report(session: AsyncSession, report_id: UUID) -> Report | None:
     return await session.get(Report, report_id)
 
 
-@dataclass(frozen=True, slots=True)
-class ReportCursor:
-    """Where a page of `list_reports` ended: its last report's creation instant and id."""
-
-    created_at: datetime
-    report_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class ReportPage:
-    reports: list[Report]
-    next: ReportCursor | None
-    """Where the next page starts; None on the last page."""
-
-
 async def list_reports(
     session: AsyncSession,
     *,
     limit: int,
     status: ReportStatus | None = None,
-    after: ReportCursor | None = None,
-) -> ReportPage:
-    """Reports newest first (ties by id), `limit` at most, those after the cursor if given.
-
-    Keyset pagination: a page reads only its own rows through the (created_at, id) index, and
-    reports created while a client pages through are neither skipped nor shown twice.
-    """
-    query = (
-        sa.select(Report)
-        .order_by(Report.created_at.desc(), Report.id.desc())
-        # One more than asked: whether there is a next page, without a count.
-        .limit(limit + 1)
-    )
-    if status is not None:
-        query = query.where(Report.status == status)
-    if after is not None:
-        query = query.where(
-            sa.tuple_(Report.created_at, Report.id) < sa.tuple_(after.created_at, after.report_id)
-        )
-    found = list((await session.scalars(query)).all())
-    if len(found) <= limit:
-        return ReportPage(reports=found, next=None)
-    last = found[limit - 1]
-    return ReportPage(reports=found[:limit], next=ReportCursor(last.created_at, last.id))
+    after: Cursor | None = None,
+) -> Page[Report]:
+    """Reports newest first (ties by id), `limit` at most, those after the cursor if given: a
+    keyset page (`db.keyset`)."""
+    where = () if status is None else (Report.status == status,)
+    return await newest_first(session, Report, *where, limit=limit, after=after)
 
 
 async def delete_report(session: AsyncSession, report_id: UUID) -> bool:

@@ -35,7 +35,7 @@ from store_monitor.logs import request_context
 from store_monitor.webhooks.report_events import announce_completed, announce_failed
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, failed_values, finished_values
-from store_monitor.work.table import Hold, Key, WorkTable
+from store_monitor.work.table import Hold, Key, WorkTable, key_id
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ def _report_running() -> sa.ColumnElement[bool]:
 
 async def _fail_report(session: AsyncSession, key: Key, reason: str) -> None:
     """Fail the shard's report, if still running, with a reason that names the shard."""
-    report_id, shard = key
-    assert isinstance(report_id, UUID)
+    report_id, shard = key_id(key), key[1]
     failed = (
         await session.execute(
             sa.select(ReportShard.first_store, ReportShard.end_store).where(
@@ -167,9 +166,8 @@ async def _fail_report(session: AsyncSession, key: Key, reason: str) -> None:
 SHARDS: Final = WorkTable(
     kind=RUN_SHARD,
     model=ReportShard,
-    key=(ReportShard.report_id, ReportShard.shard),
+    noun="report",
     order_by=(Report.created_at, ReportShard.shard),
-    label=lambda key: f"report {key[0]}, shard {key[1]}",
     waiting=_report_running,
     alive=_report_running,
     on_fail=_fail_report,
@@ -201,9 +199,7 @@ class ShardAttempt(Attempt):
 
     @property
     def report_id(self) -> UUID:
-        report_id = self.hold.key[0]
-        assert isinstance(report_id, UUID)
-        return report_id
+        return key_id(self.hold.key)
 
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(

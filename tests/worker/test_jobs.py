@@ -16,13 +16,13 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 
 import store_monitor.worker
-from store_monitor import ingest, report_runs
+from store_monitor import ingest, jobs, report_runs
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.live import EVALUATE_LIVE
 from store_monitor.report_runs import REPORTS, RUN_REPORT
-from store_monitor.runtime import build_work
+from store_monitor.runtime import build_work, delivery_policy
 from store_monitor.settings import Settings, get_settings
 from store_monitor.shards import RUN_SHARD
 from store_monitor.webhooks.delivery import RUN_DELIVERY
@@ -106,13 +106,11 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
         queue_name=settings.queue_name,
         job_timeout_seconds=settings.job_timeout_seconds,
     )
-    ctx = {
-        context.SESSIONMAKER: sessionmaker,
-        context.RUNNER: _runner(settings),
-        context.QUEUE: queue,
-    }
+    handlers = jobs.handlers(sessionmaker, _runner(settings), delivery_policy(settings), queue)
+    ctx = {context.HANDLERS: handlers}
+    run_report = tasks.arq_job(REPORTS).coroutine
 
-    assert await tasks.run_report(ctx, str(report_id), 1) == "complete"
+    assert await run_report(ctx, str(report_id), 1) == "complete"
     first = await load_report(sessionmaker, report_id)
     first_csv = await stored_csv(sessionmaker, report_id)
     assert first.now is not None
@@ -130,8 +128,8 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
     )
     async with sessionmaker.begin() as session:
         await ingest.ingest_polls(session, later)
-    assert await tasks.run_report(ctx, str(report_id), 1) is None
-    assert await tasks.run_report(ctx, str(report_id), 2) is None
+    assert await run_report(ctx, str(report_id), 1) is None
+    assert await run_report(ctx, str(report_id), 2) is None
     await queue.close()
 
     second = await load_report(sessionmaker, report_id)

@@ -187,6 +187,8 @@ async def clear_changes(session: AsyncSession, covered: pl.DataFrame) -> bool:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DownRow:
+    """A store down now, its fields named as `down_now` selects them."""
+
     store_id: str
     since: datetime
     latest_poll_at: datetime
@@ -212,7 +214,7 @@ async def down_now(
         await session.execute(
             sa.select(
                 LiveStore.store_id,
-                LiveStore.down_since,
+                LiveStore.down_since.label("since"),
                 LiveStore.latest_poll_at,
                 Timezone.timezone_str,
             )
@@ -223,16 +225,7 @@ async def down_now(
             .limit(limit)
         )
     ).all()
-    stores = [
-        DownRow(
-            store_id=row.store_id,
-            since=row.down_since,
-            latest_poll_at=row.latest_poll_at,
-            timezone_str=row.timezone_str,
-        )
-        for row in rows
-    ]
-    return total or 0, stores
+    return total or 0, [DownRow(**row._mapping) for row in rows]
 
 
 async def delete_evaluations_before(session: AsyncSession, cutoff: datetime) -> int:

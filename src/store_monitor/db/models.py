@@ -139,7 +139,26 @@ SHARED_IDEMPOTENCY_SCOPE: Final = uuid.UUID(int=0)
 """The idempotency scope of requests made without an API key (authentication off): one for all."""
 
 
-class Report(Base):
+class LeasedWork:
+    """The lease columns of a table of leased work (see `store_monitor.work`): a report, a
+    shard of one, a live evaluation, a webhook delivery."""
+
+    status: Mapped[ReportStatus] = mapped_column(
+        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    """Attempts started so far; the running attempt's number, which fences its writes."""
+    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
+    """The runner making the running attempt (`host:pid:token`)."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Until when the running attempt holds the work; renewed by its runner's heartbeat,
+    after it any runner's sweep takes the work over with a new attempt."""
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Report(LeasedWork, Base):
     __tablename__ = "reports"
     # Newest first, with the id to break ties: the order of `GET /reports` and its cursor.
     __table_args__ = (
@@ -152,29 +171,20 @@ class Report(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    # `LeasedWork.status`, indexed here: reports are listed and counted by status.
     status: Mapped[ReportStatus] = mapped_column(
         _enum(ReportStatus, "report_status"), index=True, default=ReportStatus.pending
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """The `as_of` the report was asked for; None means "at the latest poll"."""
     now: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """The instant the windows end at, once resolved; None if there were no polls at all."""
-    error: Mapped[str | None] = mapped_column(sa.Text)
     row_count: Mapped[int | None] = mapped_column(sa.Integer)
     unknown_timezones: Mapped[int | None] = mapped_column(sa.Integer)
     ignored_polls: Mapped[int | None] = mapped_column(sa.Integer)
     incident_count: Mapped[int | None] = mapped_column(sa.Integer)
     """The report's incidents, all stores together; None until it is complete."""
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
-    """Attempts started so far; the running attempt's number, which fences its writes."""
-    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
-    """The runner computing the report (`host:pid:token`) while it is running."""
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    """Until when the running attempt holds the report; renewed by its runner's heartbeat,
-    after it any runner's sweep takes the report over with a new attempt."""
     idempotency_key: Mapped[str | None] = mapped_column(sa.Text)
     idempotency_scope: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     """Whose `idempotency_key` it is: the API key's id (kept when the key is revoked: ids are
@@ -196,7 +206,7 @@ class Report(Base):
         return self.shards_total - (self.shards_left or 0)
 
 
-class ReportShard(Base):
+class ReportShard(LeasedWork, Base):
     """One shard of a report too large for one job: a contiguous range of store ids, in the
     report's order, computed by a job of its own under a lease of its own, as a report is."""
 
@@ -211,15 +221,6 @@ class ReportShard(Base):
     """The range's first store id (included); None: from the first of all."""
     end_store: Mapped[str | None] = mapped_column(StoreId)
     """The store id the range ends before (excluded); None: to the last of all."""
-    status: Mapped[ReportStatus] = mapped_column(
-        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
-    )
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
-    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    error: Mapped[str | None] = mapped_column(sa.Text)
     row_count: Mapped[int | None] = mapped_column(sa.Integer)
     incident_count: Mapped[int | None] = mapped_column(sa.Integer)
     unknown_timezones: Mapped[int | None] = mapped_column(sa.Integer)
@@ -470,7 +471,7 @@ class LiveChange(Base):
     is still the change it read, so a change arriving during it is kept."""
 
 
-class LiveEvaluation(Base):
+class LiveEvaluation(LeasedWork, Base):
     """One evaluation of the live view, as leased work. Evaluations run one at a time, in the
     order of `seq`: one is claimed only once every earlier one is finished."""
 
@@ -488,16 +489,7 @@ class LiveEvaluation(Base):
     Redis (Arq refuses a job whose id it still holds)."""
     seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), unique=True)
     """The order evaluations run in."""
-    status: Mapped[ReportStatus] = mapped_column(
-        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
-    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
-    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    error: Mapped[str | None] = mapped_column(sa.Text)
     now: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """The N it evaluated at: the latest poll of all stores it saw; None with no polls."""
     stores_evaluated: Mapped[int | None] = mapped_column(sa.Integer)
@@ -533,7 +525,7 @@ class WebhookSubscription(Base):
         return self.disabled_at is None
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(LeasedWork, Base):
     """One event to one subscription: leased work (see `store_monitor.work`), each attempt a
     POST; a failed one makes it pending again, due after the backoff."""
 
@@ -548,15 +540,6 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
     """When the next attempt may start (after a failed one: its backoff)."""
-    status: Mapped[ReportStatus] = mapped_column(
-        _enum(ReportStatus, "report_status"), default=ReportStatus.pending
-    )
-    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    error: Mapped[str | None] = mapped_column(sa.Text)
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
-    lease_owner: Mapped[str | None] = mapped_column(sa.Text)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class WebhookAttempt(Base):

@@ -1,21 +1,18 @@
 """Schedules as rows, on the request side: create, list, read, delete. Each flushes in the
 caller's session and never commits (the request's transaction does)."""
 
-from dataclasses import dataclass
-from datetime import datetime
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store_monitor.db.keyset import Cursor, Page, newest_first
 from store_monitor.db.models import ApiKey, ReportSchedule
 from store_monitor.schedules.cron import Schedule, next_fire_after
 
 # The row type is named here too, so that the dashboard reads it from the use case.
 __all__ = [
     "ReportSchedule",
-    "ScheduleCursor",
-    "SchedulePage",
     "create_schedule",
     "delete_schedule",
     "get_schedule",
@@ -49,41 +46,12 @@ async def get_schedule(session: AsyncSession, schedule_id: UUID) -> ReportSchedu
     return await session.get(ReportSchedule, schedule_id)
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleCursor:
-    """Where a page of `list_schedules` ended: its last schedule's creation instant and id."""
-
-    created_at: datetime
-    schedule_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulePage:
-    schedules: list[ReportSchedule]
-    next: ScheduleCursor | None
-    """Where the next page starts; None on the last page."""
-
-
 async def list_schedules(
-    session: AsyncSession, *, limit: int, after: ScheduleCursor | None = None
-) -> SchedulePage:
-    """Schedules newest first (ties by id), `limit` at most, those after the cursor if given:
-    keyset pagination, as `reports.list_reports` pages reports."""
-    query = (
-        sa.select(ReportSchedule)
-        .order_by(ReportSchedule.created_at.desc(), ReportSchedule.id.desc())
-        .limit(limit + 1)
-    )
-    if after is not None:
-        query = query.where(
-            sa.tuple_(ReportSchedule.created_at, ReportSchedule.id)
-            < sa.tuple_(after.created_at, after.schedule_id)
-        )
-    found = list((await session.scalars(query)).all())
-    if len(found) <= limit:
-        return SchedulePage(schedules=found, next=None)
-    last = found[limit - 1]
-    return SchedulePage(schedules=found[:limit], next=ScheduleCursor(last.created_at, last.id))
+    session: AsyncSession, *, limit: int, after: Cursor | None = None
+) -> Page[ReportSchedule]:
+    """Schedules newest first (ties by id), `limit` at most, those after the cursor if given: a
+    keyset page (`db.keyset`)."""
+    return await newest_first(session, ReportSchedule, limit=limit, after=after)
 
 
 async def delete_schedule(session: AsyncSession, schedule_id: UUID) -> bool:

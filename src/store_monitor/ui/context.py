@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 from fastapi import Depends, Form, Header, Request, status
@@ -29,6 +29,7 @@ from store_monitor.ui.sessions import (
     new_session,
     token_matches,
 )
+from store_monitor.web.cursors import Cursor, decode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import error_response
 
@@ -41,8 +42,6 @@ ASSET_VERSION: Final = version("store-monitor")
 HERE: Final = Path(__file__).resolve().parent
 
 templates = Jinja2Templates(directory=HERE / "templates")
-
-Cursor = TypeVar("Cursor")
 
 
 @pass_context
@@ -137,11 +136,11 @@ class Page:
     def not_found(self, message: str) -> Response:
         return self.error(status.HTTP_404_NOT_FOUND, "Not found", message)
 
-    def position(self, before: str | None, decode: Callable[[str], Cursor]) -> Cursor | None:
+    def position(self, before: str | None, *, list_path: str) -> Cursor | None:
         """Where a list that pages by `before` starts (None: at its newest), or `PageError`
-        if `before` is not one of its cursors."""
+        if `before` is not a cursor of the API's list at `list_path`."""
         try:
-            return None if before is None else decode(before)
+            return None if before is None else decode_cursor(before, path=list_path)
         except ValueError as error:
             raise PageError(
                 self, status.HTTP_400_BAD_REQUEST, "Bad page position", str(error)

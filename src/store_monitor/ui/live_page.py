@@ -67,7 +67,7 @@ async def live_json(page: ReaderPageDep, session: SessionDep) -> Response:
 async def _view(session: AsyncSession, request: Request, owner_id: str | None) -> LivePage:
     found = await live.down_now(session, owner_id=owner_id, limit=SHOWN)
     latest = await reports.list_reports(session, limit=1, status=ReportStatus.complete)
-    report_id = latest.reports[0].id if latest.reports else None
+    report_id = latest.rows[0].id if latest.rows else None
     return LivePage(
         now="no evaluation yet" if found.now is None else instant(found.now),
         total=found.total,

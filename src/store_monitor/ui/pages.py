@@ -18,7 +18,7 @@ from store_monitor.report_types import ReportStatus, StoreSort
 from store_monitor.sources import TEXT_PATTERN
 from store_monitor.ui import store_view, trend_view, views
 from store_monitor.ui.context import PageRoute, ReaderFormPageDep, ReaderPageDep
-from store_monitor.web.cursors import decode_cursor, encode_cursor
+from store_monitor.web.cursors import encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.trigger_rate import counted_as, too_many_triggers
 
@@ -41,10 +41,10 @@ async def reports_page(
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     # The same opaque cursor as `GET /reports`.
-    cursor = page.position(before, decode_cursor)
+    cursor = page.position(before, list_path="/reports")
     found = await reports.list_reports(session, limit=REPORTS_SHOWN, after=cursor)
     rows = [
-        views.report_line(report, page.request, narrowed=page.narrowed) for report in found.reports
+        views.report_line(report, page.request, narrowed=page.narrowed) for report in found.rows
     ]
     older = None if found.next is None else page.older("reports_page", encode_cursor(found.next))
     return page.render(

@@ -15,7 +15,7 @@ from store_monitor.schedules.cron import DEFAULT_TIMEZONE, ScheduleError, parse_
 from store_monitor.ui.context import Page, ReaderFormPageDep, ReaderPageDep
 from store_monitor.ui.views import instant
 from store_monitor.web.auth import MANAGE_REPORTS
-from store_monitor.web.cursors import decode_schedule_cursor, encode_schedule_cursor
+from store_monitor.web.cursors import encode_cursor
 from store_monitor.web.deps import SessionDep
 
 SCHEDULES_SHOWN: Final = 50
@@ -89,14 +89,14 @@ async def _render(
     form: dict[str, str] | None = None,
     error: str | None = None,
 ) -> Response:
-    cursor = page.position(before, decode_schedule_cursor)
+    cursor = page.position(before, list_path="/schedules")
     found = await rows.list_schedules(session, limit=SCHEDULES_SHOWN, after=cursor)
     older = None
     if found.next is not None:
-        older = page.older("schedules_page", encode_schedule_cursor(found.next))
+        older = page.older("schedules_page", encode_cursor(found.next))
     context: dict[str, Any] = {
         "title": "Schedules",
-        "schedules": [schedule_line(row, page.request) for row in found.schedules],
+        "schedules": [schedule_line(row, page.request) for row in found.rows],
         "older": older,
         "form": form or {"cron": "", "timezone": DEFAULT_TIMEZONE},
         "error": error,

@@ -11,8 +11,7 @@ from uuid import UUID
 from fastapi import Query
 from pydantic import WithJsonSchema
 
-from store_monitor.reports import ReportCursor
-from store_monitor.schedules.rows import ScheduleCursor
+from store_monitor.db.keyset import Cursor
 
 CursorQuery = Annotated[
     str | None,
@@ -23,24 +22,14 @@ CursorQuery = Annotated[
 """The `cursor` parameter of every paged list."""
 
 
-def encode_cursor(cursor: ReportCursor) -> str:
-    return _encode(cursor.created_at, cursor.report_id)
+def encode_cursor(cursor: Cursor) -> str:
+    return _encode(cursor.created_at, cursor.id)
 
 
-def decode_cursor(text: str) -> ReportCursor:
-    """The cursor `encode_cursor` made; ValueError if `text` is not one."""
-    created_at, report_id = _decode(text, "not a cursor of GET /reports")
-    return ReportCursor(created_at=created_at, report_id=report_id)
-
-
-def encode_schedule_cursor(cursor: ScheduleCursor) -> str:
-    return _encode(cursor.created_at, cursor.schedule_id)
-
-
-def decode_schedule_cursor(text: str) -> ScheduleCursor:
-    """The cursor `encode_schedule_cursor` made; ValueError if `text` is not one."""
-    created_at, schedule_id = _decode(text, "not a cursor of GET /schedules")
-    return ScheduleCursor(created_at=created_at, schedule_id=schedule_id)
+def decode_cursor(text: str, *, path: str) -> Cursor:
+    """The cursor `encode_cursor` made; ValueError, naming the list `GET <path>`, if `text` is
+    not one."""
+    return Cursor(*_decode(text, f"not a cursor of GET {path}"))
 
 
 def _encode(created_at: datetime, row_id: UUID) -> str:

@@ -40,8 +40,8 @@ from store_monitor.work.lease import (
     finished_values,
     given_back_values,
 )
-from store_monitor.work.queue import WorkQueue
-from store_monitor.work.table import Hold, WorkTable
+from store_monitor.work.queue import WorkQueue, queue_attempt
+from store_monitor.work.table import Hold, WorkTable, key_id
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,8 @@ def _due() -> sa.ColumnElement[bool]:
 DELIVERIES: Final = WorkTable(
     kind=RUN_DELIVERY,
     model=WebhookDelivery,
-    key=(WebhookDelivery.id,),
+    noun="webhook delivery",
     order_by=(WebhookDelivery.due_at,),
-    label=lambda key: f"webhook delivery {key[0]}",
     waiting=_due,
 )
 
@@ -103,9 +102,7 @@ class DeliveryAttempt(Attempt):
 
     @property
     def delivery_id(self) -> uuid.UUID:
-        delivery_id = self.hold.key[0]
-        assert isinstance(delivery_id, uuid.UUID)
-        return delivery_id
+        return key_id(self.hold.key)
 
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(WebhookDelivery.subscription_id, WebhookDelivery.event_id)
@@ -143,12 +140,8 @@ class DeliveryAttempt(Attempt):
         status, delay = await self._record(result, target.type)
         if delay is not None and self.queue is not None:
             due_at = datetime.now(UTC) + timedelta(seconds=delay)
-            try:
-                await self.queue.enqueue(
-                    RUN_DELIVERY, self.hold.key, self.number + 1, due_at=due_at
-                )
-            except Exception:
-                log.warning("%s: could not queue its retry; the sweep will", self.label)
+            retry = self.number + 1
+            await queue_attempt(self.queue, DELIVERIES, self.hold.key, retry, due_at=due_at)
         return status
 
     async def _record(
@@ -216,12 +209,8 @@ class DeliveryAttempt(Attempt):
 
 
 async def queue_first_attempt(queue: WorkQueue, delivery_id: uuid.UUID) -> None:
-    """Queue a committed delivery's first attempt now; a queue that cannot be reached is no
-    error: the sweep queues the delivery."""
-    try:
-        await queue.enqueue(RUN_DELIVERY, (delivery_id,), 1)
-    except Exception:
-        log.warning("could not queue delivery %s; the sweep will", delivery_id, exc_info=True)
+    """Queue a committed delivery's first attempt now; the sweep's, if the queue is away."""
+    await queue_attempt(queue, DELIVERIES, (delivery_id,), 1)
 
 
 async def disable_if_failing(

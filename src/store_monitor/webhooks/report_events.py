@@ -29,17 +29,7 @@ async def announce_completed(
 ) -> None:
     """Record `report.completed` for a report this transaction completed. Flushes."""
     await session.flush()
-    report = (
-        await session.execute(
-            sa.select(
-                Report.now,
-                Report.row_count,
-                Report.incident_count,
-                Report.unknown_timezones,
-                Report.ignored_polls,
-            ).where(Report.id == report_id)
-        )
-    ).one()
+    report = await session.get_one(Report, report_id, populate_existing=True)
     data = ReportCompletedData(
         report_id=report_id,
         now=report.now,

@@ -19,7 +19,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from store_monitor.work.queue import JobState, job_id
-from store_monitor.work.table import Key
+from store_monitor.work.table import Key, WorkTable
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ def arq_job_timeout(job_timeout_seconds: float) -> float:
     """Arq's timeout of a job: ours, which the attempt enforces and records in its work, and a
     backstop for a job that does not give way when cancelled."""
     return job_timeout_seconds + _BACKSTOP_SECONDS
+
+
+def key_of(table: WorkTable, arguments: list[str | int]) -> Key:
+    """The key of a row of `table` from its job's arguments, as `ArqQueue.enqueue` wrote them."""
+    return tuple(
+        column.type.python_type(value) for column, value in zip(table.key, arguments, strict=True)
+    )
 
 
 class ArqQueue:

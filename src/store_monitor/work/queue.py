@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from store_monitor.work.table import Key
+from store_monitor.db.models import ReportStatus
+from store_monitor.work.table import Key, WorkTable
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,21 @@ def job_id(kind: str, key: Key, attempt: int) -> str:
     return ":".join([kind, *map(str, key), str(attempt)])
 
 
-Handler = Callable[[Key, int], Awaitable[object]]
-"""Make attempt `attempt` at the work keyed `key`."""
+async def queue_attempt(
+    queue: WorkQueue, table: WorkTable, key: Key, attempt: int, *, due_at: datetime | None = None
+) -> None:
+    """Queue the job of attempt `attempt` at the row of `table` keyed `key` (committed: a fast
+    runner would not find it otherwise). A queue that cannot take the job (Redis away) is no
+    error: the row waits, pending, and the sweep queues the attempt when it can."""
+    try:
+        await queue.enqueue(table.kind, key, attempt, due_at=due_at)
+    except Exception:
+        label = table.label(key)
+        log.warning("%s: could not queue attempt %d; the sweep will", label, attempt, exc_info=True)
+
+
+Handler = Callable[[Key, int], Awaitable[ReportStatus | None]]
+"""Make attempt `attempt` at the work keyed `key`: the status it left the work with, if it ran."""
 _Job = tuple[str, Key, int]
 
 

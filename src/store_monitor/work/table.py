@@ -1,8 +1,8 @@
 """A table of leased work, and the fenced writes every attempt at a row of it makes.
 
-A work table has the lease columns (`status`, `attempts`, `started_at`, `finished_at`, `error`,
-`lease_owner`, `lease_expires_at`) and a key; its users give only what is theirs: which rows
-are in play (`waiting`, `alive`), what failing a row does beyond the row (`on_fail`).
+A work table's model has the lease columns (`db.models.LeasedWork`) and its primary key is the
+work's key; its users give only what is theirs: which rows are in play (`waiting`, `alive`),
+what failing a row does beyond the row (`on_fail`).
 """
 
 import logging
@@ -15,13 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from store_monitor.db.models import (
-    LiveEvaluation,
-    Report,
-    ReportShard,
-    ReportStatus,
-    WebhookDelivery,
-)
+from store_monitor.db.models import LeasedWork, ReportStatus
 from store_monitor.work.lease import (
     Runner,
     claimed_values,
@@ -33,8 +27,6 @@ from store_monitor.work.lease import (
 
 log = logging.getLogger(__name__)
 
-Leased = type[Report] | type[ReportShard] | type[LiveEvaluation] | type[WebhookDelivery]
-"""The models with the lease columns."""
 Key = tuple[UUID | int | str, ...]
 """A row's key values, in the order of `WorkTable.key`."""
 Condition = Callable[[], sa.ColumnElement[bool]]
@@ -42,21 +34,39 @@ OnFail = Callable[[AsyncSession, Key, str], Awaitable[None]]
 """What failing a row does beyond it, in the same transaction (say, fail its report)."""
 
 
+def key_id(key: Key) -> UUID:
+    """The id that leads every work table's key: a report's (a shard's too), an evaluation's, a
+    delivery's."""
+    leading = key[0]
+    assert isinstance(leading, UUID)
+    return leading
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WorkTable:
     kind: str
     """The name of the job that makes an attempt at a row (its Arq function name)."""
-    model: Leased
-    key: tuple[InstrumentedAttribute[Any], ...]
+    model: type[LeasedWork]
+    noun: str
+    """What the logs call a row, before its key's first value: `report <id>`, and for a
+    longer key its other columns by name: `report <id>, shard <n>`."""
     order_by: tuple[sa.ColumnElement[Any] | InstrumentedAttribute[Any], ...]
     """The order the sweep queues attempts in."""
-    label: Callable[[Key], str]
-    """What the logs call a row: `report <id>`, say."""
     waiting: Condition | None = None
     """Beyond its own columns, when a row may be claimed or swept (say, its report running)."""
     alive: Condition | None = None
     """Beyond its own columns, when a held row's lease may be renewed."""
     on_fail: OnFail | None = None
+
+    @property
+    def key(self) -> tuple[sa.Column[Any], ...]:
+        """The columns of a row's key: its primary key's."""
+        return tuple(sa.inspect(self.model).primary_key)
+
+    def label(self, key: Key) -> str:
+        """What the logs call the row keyed `key` (see `noun`)."""
+        names = [self.noun, *(column.name for column in self.key[1:])]
+        return ", ".join(f"{name} {value}" for name, value in zip(names, key, strict=True))
 
     def where(self, key: Key) -> tuple[sa.ColumnElement[bool], ...]:
         return tuple(column == value for column, value in zip(self.key, key, strict=True))

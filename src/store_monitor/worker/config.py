@@ -7,16 +7,11 @@ import logging
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import func
 
 from store_monitor import jobs
 from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.live import EVALUATE_LIVE
-from store_monitor.report_runs import RUN_REPORT
 from store_monitor.runtime import build_work
 from store_monitor.settings import Settings
-from store_monitor.shards import RUN_SHARD
-from store_monitor.webhooks.delivery import RUN_DELIVERY
 from store_monitor.work.arq import arq_job_timeout
 from store_monitor.worker import context, tasks
 
@@ -31,15 +26,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # The embedded server belongs to the one process that started it.
         raise ValueError("the worker needs a shared database: set STORE_MONITOR_DATABASE_URL")
     return {
-        # Each job is one attempt, and the sweep queues the next one when it is due: Arq runs
-        # a job once (a retry of its own would find the attempt made) and keeps no result, so
-        # that the job of an attempt that did not run can be queued again.
-        "functions": [
-            func(tasks.run_report, name=RUN_REPORT, max_tries=1, keep_result=0),
-            func(tasks.run_shard, name=RUN_SHARD, max_tries=1, keep_result=0),
-            func(tasks.evaluate_live, name=EVALUATE_LIVE, max_tries=1, keep_result=0),
-            func(tasks.run_delivery, name=RUN_DELIVERY, max_tries=1, keep_result=0),
-        ],
+        "functions": [tasks.arq_job(table) for table in jobs.WORK_TABLES],
         "queue_name": settings.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
@@ -57,8 +44,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[context.ENGINE] = engine
     ctx[context.SESSIONMAKER] = sessionmaker = create_sessionmaker(engine)
     work = await build_work(settings, sessionmaker, redis=context.redis(ctx))
-    ctx[context.RUNNER], ctx[context.QUEUE] = work.runner, work.queue
-    ctx[context.DELIVERY] = work.delivery
+    ctx[context.HANDLERS] = jobs.handlers(sessionmaker, work.runner, work.delivery, work.queue)
     # The first round before any job is picked: work left by a worker that died, or never
     # queued, is queued (or failed) now; then one round every interval, in every worker.
     swept = await jobs.upkeep_round(sessionmaker, work.queue, work.upkeep)

@@ -11,17 +11,13 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.settings import Settings
-from store_monitor.webhooks.delivery import DeliveryPolicy
-from store_monitor.work.lease import Runner
-from store_monitor.work.queue import WorkQueue
+from store_monitor.work.queue import Handler
 
 SETTINGS: Final = "store_monitor_settings"
 ENGINE: Final = "store_monitor_engine"
 SESSIONMAKER: Final = "store_monitor_sessionmaker"
-RUNNER: Final = "store_monitor_runner"
-QUEUE: Final = "store_monitor_queue"
+HANDLERS: Final = "store_monitor_handlers"
 UPKEEP: Final = "store_monitor_upkeep"
-DELIVERY: Final = "store_monitor_delivery"
 
 T = TypeVar("T")
 
@@ -48,19 +44,9 @@ def redis(ctx: dict[str, Any]) -> ArqRedis:
     return _read(ctx, "redis", ArqRedis)
 
 
-def runner(ctx: dict[str, Any]) -> Runner:
-    return _read(ctx, RUNNER, Runner)
-
-
-def delivery(ctx: dict[str, Any]) -> DeliveryPolicy:
-    value = ctx[DELIVERY]
-    assert isinstance(value, DeliveryPolicy)
-    return value
-
-
-def queue(ctx: dict[str, Any]) -> WorkQueue:
-    """The queue the worker takes its jobs from, to queue more (a report's shards)."""
-    value: WorkQueue = ctx[QUEUE]
+def handlers(ctx: dict[str, Any]) -> dict[str, Handler]:
+    """Each kind's job body, queueing more work (a report's shards, say) on the worker's queue."""
+    value: dict[str, Handler] = ctx[HANDLERS]
     return value
 
 

@@ -224,7 +224,7 @@ async def list_reports(
     after = None
     if cursor is not None:
         try:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, path="/reports")
         except ValueError as error:
             raise ApiError(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -239,7 +239,7 @@ async def list_reports(
         after=after,
     )
     return ReportList(
-        reports=[ReportMetadata.model_validate(report) for report in page.reports],
+        reports=[ReportMetadata.model_validate(report) for report in page.rows],
         next_cursor=None if page.next is None else encode_cursor(page.next),
     )
 

@@ -21,7 +21,7 @@ from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import ScheduleError, parse_schedule
 from store_monitor.web.auth import MANAGE_REPORTS
-from store_monitor.web.cursors import CursorQuery, decode_schedule_cursor, encode_schedule_cursor
+from store_monitor.web.cursors import CursorQuery, decode_cursor, encode_cursor
 from store_monitor.web.deps import SessionDep
 from store_monitor.web.errors import ApiError, documented, invalid_request, not_found
 
@@ -108,13 +108,13 @@ async def list_schedules(
     after = None
     if cursor is not None:
         try:
-            after = decode_schedule_cursor(cursor)
+            after = decode_cursor(cursor, path="/schedules")
         except ValueError as error:
             raise invalid_request("query.cursor", str(error)) from error
     page = await rows.list_schedules(session, limit=limit, after=after)
     return ScheduleList(
-        schedules=[ScheduleResponse.model_validate(row) for row in page.schedules],
-        next_cursor=None if page.next is None else encode_schedule_cursor(page.next),
+        schedules=[ScheduleResponse.model_validate(row) for row in page.rows],
+        next_cursor=None if page.next is None else encode_cursor(page.next),
     )
 
 
