@@ -27,7 +27,11 @@ from store_monitor import engine
 from store_monitor.db.models import Report, ReportShard, ReportStatus, Store
 from store_monitor.db.report_files import store_report_csv
 from store_monitor.db.report_inputs import ALL_STORES, ReportInputs, StoreRange, load_report_inputs
-from store_monitor.db.report_results import replace_report_details, replace_report_rows
+from store_monitor.db.report_results import (
+    replace_report_days,
+    replace_report_incidents,
+    replace_report_rows,
+)
 from store_monitor.engine import compute_report, incident_counts
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT
@@ -82,9 +86,8 @@ async def write_results(
     await replace_report_rows(
         session, report_id, result.rows, incident_counts=counts, stores=stores
     )
-    await replace_report_details(
-        session, report_id, incidents=result.incidents, daily=result.daily, stores=stores
-    )
+    await replace_report_incidents(session, report_id, result.incidents, stores=stores)
+    await replace_report_days(session, report_id, result.daily, stores=stores)
 
 
 async def write_plan(
