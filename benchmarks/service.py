@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from benchmarks.report import best_of, data_set, full_report
+from benchmarks import phases
+from benchmarks.report import best_of, best_processes, data_set, full_report, report_command
 from benchmarks.table import print_table
 from store_monitor import access, frames, ingest
 from store_monitor.db.migrations import upgrade_to_head
@@ -340,15 +341,23 @@ def store_pages(client: httpx.Client, report_id: str, *, stores: int = 20) -> di
 def run(root: Path, *, runs: int) -> None:
     eight_days = data_set(root, stores=14_000, days=8)
     offline = best_of(runs, lambda: full_report(eight_days, root / "report.csv"))
+    (offline_process,) = best_processes(runs, report_command(eight_days, root / "report.csv"))
 
     with database() as url:
         _, seconds_ahead = asyncio.run(ingest_data_set(url, eight_days, weeks_ahead=True))
     with database() as url:
         polls, seconds = asyncio.run(ingest_data_set(url, eight_days))
         with service(url) as client:
-            complete, report_id = min(trigger_to_complete(client) for _ in range(runs))
+            sides = []
+            for _ in range(runs):
+                seconds, report_id = trigger_to_complete(client)
+                side = phases.service_side(client, report_id, seconds)
+                sides.append(replace(side, downloaded=seconds + download(client, report_id)[1]))
+            complete = min(side.total for side in sides)
             first_byte, last_byte, size = min(download(client, report_id) for _ in range(runs))
             pages = store_pages(client, report_id)
+        report_phases = phases.measure(url, runs=runs)
+        load = os.getloadavg()
 
     with embedded_data_dir(root, eight_days) as data_dir, embedded_service(data_dir) as client:
         embedded, _ = min(trigger_to_complete(client) for _ in range(runs))
@@ -383,4 +392,11 @@ def run(root: Path, *, runs: int) -> None:
             ["embedded mode: trigger -> Complete, 8 days", f"{embedded:.2f} s", ""],
             ["  ratio to Postgres + Arq", f"{embedded / complete:.2f}x", ""],
         ],
+    )
+    phases.print_phases(
+        f"A service report's phases, 14,000 stores x 8 days, best of {runs}; "
+        f"load average {load[0]:.1f}",
+        report_phases,
+        min(sides, key=lambda side: side.downloaded),
+        offline_process.seconds,
     )

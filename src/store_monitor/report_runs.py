@@ -4,6 +4,7 @@ A report of at most the runner's `shard_stores` stores is computed by its own at
 larger one is planned into shards (see `store_monitor.shards`) that jobs of their own compute.
 """
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Final
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import engine, shards
 from store_monitor.db.models import Report, ReportStatus
-from store_monitor.db.report_files import store_report_file
+from store_monitor.db.report_files import encode_report_csv, store_report_file
 from store_monitor.db.report_inputs import StoreRange, store_ranges
 from store_monitor.db.session import reading
 from store_monitor.logs import request_context
@@ -108,15 +109,14 @@ class ReportAttempt(Attempt):
             ranges = await store_ranges(session, per_range=self.hold.runner.shard_stores)
         if len(ranges) > 1:
             return await self._fan_out(ranges)
-        result, inputs = await shards.compute_stores(sessionmaker, as_of=self.as_of)
+        result, ignored_polls = await shards.compute_stores(sessionmaker, as_of=self.as_of)
         async with sessionmaker.begin() as session:
-            # Polls after `now` are never loaded, so the engine cannot count them.
             if not await write_complete(
                 session,
                 self.report_id,
                 self.number,
                 result,
-                inputs.ignored_polls,
+                ignored_polls,
                 public_url=self.hold.runner.public_url,
             ):
                 raise LeaseLost
@@ -178,8 +178,14 @@ async def write_complete(
     )
     if held.one_or_none() is None:
         return False
+    # Formatting and compressing the file release the GIL: in a thread, while Postgres takes
+    # the results.
+    encoding = asyncio.ensure_future(asyncio.to_thread(encode_report_csv, result.rows))
+    try:
+        await shards.write_results(session, report_id, result)
+    finally:
+        encoded = await encoding
     # Same transaction as the status: a complete report always has its file.
-    await store_report_file(session, report_id, result.rows)
-    await shards.write_results(session, report_id, result)
+    await store_report_file(session, report_id, encoded)
     await announce_completed(session, report_id, public_url=public_url)
     return True

@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor.db.keyset import Cursor, Page, newest_first
 from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, Report, ReportStatus
 from store_monitor.db.report_files import StoredFile, encode_report_csv, read_report_file
-from store_monitor.db.report_results import report_daily_csv, report_incidents_csv, report_rows
+from store_monitor.db.report_results import (
+    delete_report_results,
+    report_daily_csv,
+    report_incidents_csv,
+    report_rows,
+)
 from store_monitor.db.report_views import StoreView, report_has_store, store_view
 from store_monitor.engine.localtime import computable_timezone
 from store_monitor.frames import DEFAULT_TIMEZONE
@@ -113,7 +118,7 @@ async def list_reports(
 
 
 async def delete_report(session: AsyncSession, report_id: UUID) -> bool:
-    """Delete the report and its rows (by the foreign key's cascade); False if there is none.
+    """Delete the report and its rows, incidents, days and files; False if there is none.
 
     A report being computed is deleted all the same: its attempt finds its lease gone at the
     next heartbeat and stops, and its final write, fenced, would find nothing to write to.
@@ -122,7 +127,10 @@ async def delete_report(session: AsyncSession, report_id: UUID) -> bool:
     deleted = await session.execute(
         sa.delete(Report).where(Report.id == report_id).returning(Report.id)
     )
-    return deleted.one_or_none() is not None
+    if deleted.one_or_none() is None:
+        return False
+    await delete_report_results(session, [report_id])
+    return True
 
 
 async def delete_reports_created_before(
@@ -144,7 +152,9 @@ async def delete_reports_created_before(
                 .where(Report.id.in_(oldest.scalar_subquery()))
                 .returning(Report.id)
             )
-            count = len(result.all())
+            ids = list(result.scalars())
+            await delete_report_results(session, ids)
+            count = len(ids)
         deleted += count
         if count < batch:
             return deleted

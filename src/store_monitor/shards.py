@@ -16,6 +16,7 @@ instants) change none of its figures.
 
 import asyncio
 import logging
+import weakref
 from datetime import UTC, datetime
 from typing import Final
 from uuid import UUID
@@ -25,9 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import engine
 from store_monitor.db.models import Report, ReportShard, ReportStatus, Store
-from store_monitor.db.report_files import store_report_csv
-from store_monitor.db.report_inputs import ALL_STORES, ReportInputs, StoreRange, load_report_inputs
-from store_monitor.db.report_results import replace_report_details, replace_report_rows
+from store_monitor.db.report_files import encode_csv, store_report_file
+from store_monitor.db.report_inputs import ALL_STORES, StoreRange, load_report_inputs
+from store_monitor.db.report_results import (
+    replace_report_days,
+    replace_report_incidents,
+    replace_report_rows,
+)
 from store_monitor.engine import compute_report, incident_counts
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT
@@ -49,22 +54,36 @@ async def compute_stores(
     as_of: datetime | None,
     stores: StoreRange = ALL_STORES,
     count_later: bool | None = None,
-) -> tuple[engine.Report, ReportInputs]:
+) -> tuple[engine.Report, int]:
     """The report of the stores in `stores` at `as_of` (None: the latest poll), with its
-    incidents and days, read from one snapshot; and the inputs it was computed from."""
-    async with sessionmaker() as session:
-        inputs = await load_report_inputs(
-            session, as_of=as_of, stores=stores, count_later=count_later
+    incidents and days, read from one snapshot; and the polls after its `now` (`ignored_polls`
+    of `load_report_inputs`: not loaded, so the engine cannot count them).
+
+    The inputs and the engine's frames are most of a worker's memory, and are dropped on
+    return: one computation at a time per event loop holds them, the others wait (a worker's
+    other jobs meanwhile write their results, which take Postgres' time, not memory)."""
+    async with _computing():
+        async with sessionmaker() as session:
+            inputs = await load_report_inputs(
+                session, as_of=as_of, stores=stores, count_later=count_later
+            )
+        # Polars releases the GIL: computing in a thread keeps the event loop serving.
+        result = await asyncio.to_thread(
+            compute_report,
+            inputs.polls,
+            inputs.business_hours,
+            inputs.timezones,
+            as_of=inputs.now,
         )
-    # Polars releases the GIL: computing in a thread keeps the event loop serving.
-    result = await asyncio.to_thread(
-        compute_report,
-        inputs.polls,
-        inputs.business_hours,
-        inputs.timezones,
-        as_of=inputs.now,
-    )
-    return result, inputs
+    return result, inputs.ignored_polls
+
+
+_COMPUTING: Final = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]()
+
+
+def _computing() -> asyncio.Lock:
+    """The event loop's lock on computing (an asyncio lock serves one loop only)."""
+    return _COMPUTING.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 async def write_results(
@@ -82,9 +101,8 @@ async def write_results(
     await replace_report_rows(
         session, report_id, result.rows, incident_counts=counts, stores=stores
     )
-    await replace_report_details(
-        session, report_id, incidents=result.incidents, daily=result.daily, stores=stores
-    )
+    await replace_report_incidents(session, report_id, result.incidents, stores=stores)
+    await replace_report_days(session, report_id, result.daily, stores=stores)
 
 
 async def write_plan(
@@ -221,12 +239,12 @@ class ShardAttempt(Attempt):
         # A report is sharded only when it has stores, so polls: its `now` is resolved.
         assert self.now is not None
         sessionmaker = self.hold.sessionmaker
-        result, inputs = await compute_stores(
+        result, ignored_polls = await compute_stores(
             sessionmaker, as_of=self.now, stores=self.stores, count_later=self.count_later
         )
         part = await asyncio.to_thread(report_csv_bytes, result.rows, header=False)
         async with sessionmaker.begin() as session:
-            left = await self._write(session, result, part, inputs.ignored_polls)
+            left = await self._write(session, result, part, ignored_polls)
             if left is None:
                 raise LeaseLost
             if left == 0:
@@ -294,7 +312,9 @@ async def _complete(session: AsyncSession, report_id: UUID, public_url: str) -> 
     ).all()
     data = report_csv_bytes(REPORT.to_frame()) + b"".join(part.csv or b"" for part in parts)
     rows = sum(part.row_count or 0 for part in parts)
-    await store_report_csv(session, report_id, data, rows=rows)
+    await store_report_file(
+        session, report_id, await asyncio.to_thread(encode_csv, data, rows=rows)
+    )
     await session.execute(
         sa.update(Report)
         .where(Report.id == report_id)

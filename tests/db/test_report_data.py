@@ -25,7 +25,8 @@ from store_monitor.db.models import (
 )
 from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.report_results import (
-    replace_report_details,
+    replace_report_days,
+    replace_report_incidents,
     replace_report_rows,
     report_daily_csv,
     report_incidents_csv,
@@ -36,6 +37,7 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes, report_csv_bytes
 from store_monitor.frames import BUSINESS_HOURS, DAILY, INCIDENTS, POLLS, REPORT, TIMEZONES
 from store_monitor.ingest import ingest_business_hours, ingest_polls, ingest_timezones
+from store_monitor.reports import delete_report
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.synthetic import generate
 from store_monitor.work.lease import Runner
@@ -395,12 +397,14 @@ async def test_a_report_without_rows_has_none(db_session: AsyncSession) -> None:
 
 async def test_deleting_a_report_deletes_its_rows(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
+    other_id = await new_report(db_session)
     await replace_report_rows(db_session, report_id, ROWS)
+    await replace_report_rows(db_session, other_id, ROWS)
 
-    await db_session.execute(sa.delete(Report).where(Report.id == report_id))
+    assert await delete_report(db_session, report_id)
 
-    count = await db_session.scalar(sa.select(sa.func.count()).select_from(ReportRow))
-    assert count == 0
+    left = await db_session.scalars(sa.select(ReportRow.report_id).distinct())
+    assert list(left) == [other_id]
 
 
 def instant(text: str) -> datetime:
@@ -452,7 +456,8 @@ async def test_incidents_and_days_stream_as_the_clis_files(
     db_session: AsyncSession, chunk_rows: int
 ) -> None:
     report_id = await new_report(db_session)
-    await replace_report_details(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
+    await replace_report_days(db_session, report_id, DAY_ROWS)
 
     incidents, days = await details_of(db_session, report_id, chunk_rows)
 
@@ -468,7 +473,8 @@ async def test_incidents_and_days_stream_as_the_clis_files(
 @pytest.mark.parametrize("chunk_rows", [1, 5000])
 async def test_one_stores_incidents_and_days(db_session: AsyncSession, chunk_rows: int) -> None:
     report_id = await new_report(db_session)
-    await replace_report_details(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
+    await replace_report_days(db_session, report_id, DAY_ROWS)
 
     incidents, days = await details_of(db_session, report_id, chunk_rows, store_id="a")
 
@@ -487,10 +493,13 @@ async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_
 ) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_details(db_session, other_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
-    await replace_report_details(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    await replace_report_incidents(db_session, other_id, INCIDENT_ROWS)
+    await replace_report_days(db_session, other_id, DAY_ROWS)
+    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
+    await replace_report_days(db_session, report_id, DAY_ROWS)
     fewer_incidents, fewer_days = INCIDENT_ROWS.head(2), DAY_ROWS.head(3)
-    await replace_report_details(db_session, report_id, incidents=fewer_incidents, daily=fewer_days)
+    await replace_report_incidents(db_session, report_id, fewer_incidents)
+    await replace_report_days(db_session, report_id, fewer_days)
 
     assert await details_of(db_session, report_id) == (
         [incidents_csv_bytes(fewer_incidents)],
@@ -501,7 +510,8 @@ async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_
         [daily_csv_bytes(DAY_ROWS)],
     )
 
-    await db_session.execute(sa.delete(Report))
+    assert await delete_report(db_session, report_id)
+    assert await delete_report(db_session, other_id)
     for model in (ReportIncident, ReportDay):
         count = await db_session.scalar(sa.select(sa.func.count()).select_from(model))
         assert count == 0
@@ -530,7 +540,7 @@ async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(
     finally:
         ids = all_polls["store_id"].unique().to_list()
         async with sessions.begin() as session:
-            await session.execute(sa.delete(Report).where(Report.id == created.report.id))
+            await delete_report(session, created.report.id)
             for table in (Poll, Store, BusinessHours, Timezone):
                 await session.execute(sa.delete(table).where(table.store_id.in_(ids)))
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor.db.models import Report, ReportFile
 from store_monitor.db.report_files import (
     delete_report_files,
+    encode_report_csv,
     read_report_file,
     store_report_file,
 )
@@ -21,7 +22,7 @@ from .test_report_data import ROWS, new_report
 
 async def test_the_file_is_the_clis_csv_compressed(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await store_report_file(db_session, report_id, ROWS)
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS))
 
     stored = await read_report_file(db_session, report_id, content=True)
 
@@ -37,7 +38,7 @@ async def test_the_file_is_the_clis_csv_compressed(db_session: AsyncSession) -> 
 
 async def test_the_digest_alone_leaves_the_bytes_unread(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await store_report_file(db_session, report_id, ROWS)
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS))
 
     stored = await read_report_file(db_session, report_id, content=False)
 
@@ -50,12 +51,12 @@ async def test_a_recomputation_replaces_the_file_and_a_gap_filler_does_not(
     db_session: AsyncSession,
 ) -> None:
     report_id = await new_report(db_session)
-    await store_report_file(db_session, report_id, ROWS)
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS))
     first = await read_report_file(db_session, report_id, content=False)
 
-    await store_report_file(db_session, report_id, ROWS.head(2))
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS.head(2)))
     second = await read_report_file(db_session, report_id, content=True)
-    await store_report_file(db_session, report_id, ROWS, replace=False)
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS), replace=False)
     kept = await read_report_file(db_session, report_id, content=True)
 
     assert first is not None
@@ -71,8 +72,8 @@ async def test_a_recomputation_replaces_the_file_and_a_gap_filler_does_not(
 async def test_the_same_rows_give_the_same_bytes(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await store_report_file(db_session, report_id, ROWS)
-    await store_report_file(db_session, other_id, ROWS)
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS))
+    await store_report_file(db_session, other_id, encode_report_csv(ROWS))
 
     one = await read_report_file(db_session, report_id, content=True)
     other = await read_report_file(db_session, other_id, content=True)
@@ -84,7 +85,7 @@ async def test_the_same_rows_give_the_same_bytes(db_session: AsyncSession) -> No
 
 async def test_an_empty_report_is_its_header(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await store_report_file(db_session, report_id, REPORT.to_frame())
+    await store_report_file(db_session, report_id, encode_report_csv(REPORT.to_frame()))
 
     stored = await read_report_file(db_session, report_id, content=True)
 
@@ -97,8 +98,8 @@ async def test_an_empty_report_is_its_header(db_session: AsyncSession) -> None:
 async def test_files_go_with_their_report_or_on_their_own(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await store_report_file(db_session, report_id, ROWS)
-    await store_report_file(db_session, other_id, ROWS)
+    await store_report_file(db_session, report_id, encode_report_csv(ROWS))
+    await store_report_file(db_session, other_id, encode_report_csv(ROWS))
 
     await db_session.execute(sa.delete(Report).where(Report.id == report_id))
     await delete_report_files(db_session, other_id)

@@ -246,9 +246,8 @@ class ReportRow(Base):
         ),
     )
 
-    report_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key: see `db.report_results`.
+    report_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
     uptime_last_hour: Mapped[float] = mapped_column(sa.Double)
     uptime_last_day: Mapped[float] = mapped_column(sa.Double)
@@ -324,9 +323,8 @@ class ReportIncident(Base):
     __tablename__ = "report_incidents"
 
     # The key's order is the CSV's (store_id, then started_at), and its prefix finds a store's.
-    report_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key: see `db.report_results`.
+    report_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -342,9 +340,8 @@ class ReportDay(Base):
 
     __tablename__ = "report_days"
 
-    report_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey(Report.id, ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key: see `db.report_results`.
+    report_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     store_id: Mapped[str] = mapped_column(StoreId, primary_key=True)
     first_date: Mapped[date] = mapped_column(sa.Date)
     """The store's first local date in the week; the i-th figure is of `first_date + i days`."""

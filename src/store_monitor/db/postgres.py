@@ -22,6 +22,7 @@ _HEX_WORDS: Final = pl.Series([f"{word:04x}" for word in range(1 << 16)])
 _BINARY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + bytes(4)
 _BINARY_TRAILER: Final = b"\xff\xff"
 _WIDTHS: Final = ((pl.UInt8(), 1), (pl.Int32(), 4), (pl.Int64(), 8))
+_DECODED_PIECE: Final = 1 << 13
 POSTGRES_EPOCH_US: Final = 946_684_800_000_000
 """Binary timestamptz (COPY's binary format, `timestamptz_send`) counts microseconds since
 2000-01-01 UTC: add this for microseconds since 1970-01-01."""
@@ -93,10 +94,28 @@ def big_endian(data: bytes | None, dtype: pl.DataType) -> pl.Series:
     count, rest = divmod(len(data), width)
     if rest:
         raise ValueError(f"{len(data)} bytes are not a whole number of {dtype} values")
-    array = pl.Series([data], dtype=pl.Binary).bin.reinterpret(
-        dtype=pl.Array(dtype, count), endianness="big"
-    )
-    return array.arr.explode()
+    # Reinterpreting one value of n numbers holds about six times its size at once; in pieces
+    # of at most _DECODED_PIECE numbers, about twice (the pieces' copies), in less time
+    # (2.1 M timestamps: a 41 MiB peak against 98 MiB).
+    piece = min(count, _DECODED_PIECE)
+    whole = count - count % piece
+    view = memoryview(data)
+    step = piece * width
+    parts = [
+        _reinterpreted(
+            [view[start : start + step] for start in range(0, whole * width, step)], dtype, piece
+        )
+    ]
+    if whole < count:
+        parts.append(_reinterpreted([view[whole * width :]], dtype, count - whole))
+    return pl.concat(parts)
+
+
+def _reinterpreted(pieces: list[memoryview], dtype: pl.DataType, numbers: int) -> pl.Series:
+    """Pieces of `numbers` big-endian numbers each, one after the other."""
+    binary = pl.Series([bytes(piece) for piece in pieces], dtype=pl.Binary)
+    # Flattening the fixed-size arrays shares their values.
+    return binary.bin.reinterpret(dtype=pl.Array(dtype, numbers), endianness="big").reshape((-1,))
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,6 @@
 """A finished report's files in the database: encoded once from the rows frame, gzip-compressed,
 in one row each; read back whole in one statement, or only their digest and sizes."""
 
-import asyncio
 import gzip
 import hashlib
 import uuid
@@ -60,33 +59,16 @@ def encode_csv(data: bytes, *, rows: int) -> tuple[FileInfo, bytes]:
 
 
 async def store_report_file(
-    session: AsyncSession, report_id: uuid.UUID, rows: pl.DataFrame, *, replace: bool = True
-) -> None:
-    """Make the CSV of `rows` the report's file, replacing any it had; with `replace=False`,
-    only if it has none. Flushes, never commits: call it in the
-    transaction that writes the report's final status, so a complete report has its file."""
-    # Formatting and compressing release the GIL: off the event loop, as the engine is.
-    encoded = await asyncio.to_thread(encode_report_csv, rows)
-    await _store(session, report_id, *encoded, replace=replace)
-
-
-async def store_report_csv(
-    session: AsyncSession, report_id: uuid.UUID, data: bytes, *, rows: int
-) -> None:
-    """Make `data`, the CSV's bytes (header included, `rows` data rows), the report's file, as
-    `store_report_file` does."""
-    encoded = await asyncio.to_thread(encode_csv, data, rows=rows)
-    await _store(session, report_id, *encoded, replace=True)
-
-
-async def _store(
     session: AsyncSession,
     report_id: uuid.UUID,
-    info: FileInfo,
-    compressed: bytes,
+    encoded: tuple[FileInfo, bytes],
     *,
-    replace: bool,
+    replace: bool = True,
 ) -> None:
+    """Make `encoded` (`encode_report_csv`'s or `encode_csv`'s) the report's file, replacing any
+    it had; with `replace=False`, only if it has none. Flushes, never commits: call it in the
+    transaction that writes the report's final status, so a complete report has its file."""
+    info, compressed = encoded
     values = {
         "report_id": report_id,
         "kind": REPORT_CSV,

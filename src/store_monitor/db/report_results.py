@@ -1,8 +1,14 @@
 """A report's results in the database: its rows, incidents and days written (replacing a
-retried job's), and read back: rows as a frame, incidents and days as CSV in chunks."""
+retried job's), and read back: rows as a frame, incidents and days as CSV in chunks.
+
+Their tables have no foreign key to the report: Postgres would check it row by row, a third of
+the time it takes to write them. The report's final write needs none: it first takes the
+report's (or shard's) row with a fenced UPDATE, which a concurrent deletion waits for or makes
+fail. A deleted report's results are deleted by `delete_report_results`.
+"""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
 import polars as pl
@@ -37,19 +43,27 @@ async def replace_report_rows(
     await _replace(session, ReportRow, report_id, frame, stores)
 
 
-async def replace_report_details(
+async def replace_report_incidents(
     session: AsyncSession,
     report_id: uuid.UUID,
-    *,
     incidents: pl.DataFrame,
-    daily: pl.DataFrame,
+    *,
     stores: StoreRange = ALL_STORES,
 ) -> None:
-    """Make `incidents` (schema INCIDENTS) and `daily` (schema DAILY) the report's in `stores`,
-    replacing any it had there, as `replace_report_rows` does its rows. Flushes, never
-    commits."""
-    incidents = incidents.select(INCIDENTS.names())
-    await _replace(session, ReportIncident, report_id, incidents, stores)
+    """Make `incidents` (schema INCIDENTS) the report's in `stores`, replacing any it had there,
+    as `replace_report_rows` does its rows. Flushes, never commits."""
+    await _replace(session, ReportIncident, report_id, incidents.select(INCIDENTS.names()), stores)
+
+
+async def replace_report_days(
+    session: AsyncSession,
+    report_id: uuid.UUID,
+    daily: pl.DataFrame,
+    *,
+    stores: StoreRange = ALL_STORES,
+) -> None:
+    """Make `daily` (schema DAILY) the report's in `stores`, replacing any it had there, as
+    `replace_report_rows` does its rows. Flushes, never commits."""
     # Each store's dates are consecutive, from its first: a row per store keeps them all.
     weeks = (
         daily.select(DAILY.names())
@@ -88,6 +102,21 @@ async def _replace(
     )
     with_id = frame.select(pl.lit(str(report_id)).alias("report_id"), pl.all())
     await copy_in(session, model.__tablename__, with_id)
+
+
+async def delete_report_results(session: AsyncSession, report_ids: Sequence[uuid.UUID]) -> None:
+    """Delete the rows, incidents and days of reports this transaction has just deleted.
+
+    Statements of their own, after the reports' deletion: a final write that held a report's
+    row first has committed by then, and these statements see what it wrote."""
+    if not report_ids:
+        return
+    for model in (ReportRow, ReportIncident, ReportDay):
+        await session.execute(
+            sa.delete(model)
+            .where(model.__table__.c.report_id.in_(report_ids))
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def report_rows(

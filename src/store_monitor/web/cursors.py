@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import Query
 from pydantic import WithJsonSchema
 
-from store_monitor.db.keyset import Cursor
+from store_monitor.db.keyset import Cursor as Cursor  # re-exported: the pages page by it too
 
 CursorQuery = Annotated[
     str | None,
