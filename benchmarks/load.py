@@ -61,7 +61,7 @@ def _compute_until(base: str, headers: dict[str, str], first: str, stop: threadi
     """Reports computed one after another, from `first` on, until `stop`; how many completed."""
     computed = 0
     report_id = first
-    with httpx.Client(base_url=base, headers=headers) as client:
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         while _completes(client, report_id, stop):
             computed += 1
             report_id = _trigger(client)
