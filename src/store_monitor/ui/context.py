@@ -267,7 +267,7 @@ PageDep = Annotated[Page, Depends(_page)]
 """Any visitor's page, signed in or not."""
 
 
-def _reader(page: PageDep) -> Page:
+async def _reader(page: PageDep) -> Page:
     """A visitor who may read reports; others are sent to sign in first."""
     if page.visitor.principal is None:
         url = page.request.url

@@ -143,7 +143,7 @@ class Authenticator:
         return " or ".join(f"{name!r}" for name in sorted(self._wanted()))
 
 
-def presented_key_hash(
+async def presented_key_hash(
     state: StateDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> bytes | None:
     """The stored hash of the key the request presents, if it presents a well-formed one; no

@@ -35,7 +35,9 @@ class AppState:
     """Whether the embedded mode's sample is in the database (the pages say so)."""
 
 
-def get_state(request: Request) -> AppState:
+# The dependencies that only read what the request holds are `async def`: FastAPI runs a plain
+# `def` one in its thread pool, a hop to another thread on every request for no blocking work.
+async def get_state(request: Request) -> AppState:
     state = getattr(request.state, STATE_KEY)
     assert isinstance(state, AppState)
     return state
@@ -44,15 +46,15 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_queue(state: StateDep) -> WorkQueue:
+async def get_queue(state: StateDep) -> WorkQueue:
     return state.queue
 
 
-def get_metrics(state: StateDep) -> Metrics:
+async def get_metrics(state: StateDep) -> Metrics:
     return state.metrics
 
 

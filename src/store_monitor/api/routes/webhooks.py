@@ -45,7 +45,7 @@ NOT_FOUND: Final = {404: "This key has no webhook with this id (`webhook_not_fou
 INVALID: Final = {422: "The request is malformed (`invalid_request`)."}
 
 
-def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
+async def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
     return subscriptions.Subscriber(
         key_name=principal.key_name,
         owner_id=principal.owner_id,
