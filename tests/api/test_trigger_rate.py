@@ -1,8 +1,11 @@
 """Triggers are rate-limited per API key (per address with authentication off), in Redis or in
-the process; a limiter whose Redis is away lets triggers through; idempotency keys are per key."""
+the process; a limiter whose Redis is away or silent counts in the process alone; idempotency
+keys are per key."""
 
+import asyncio
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -11,6 +14,7 @@ from pydantic import ValidationError
 
 from store_monitor.db.models import KeyScope
 from store_monitor.settings import Settings
+from store_monitor.web.trigger_rate import TriggerLimiter
 from support.processes import free_port, redis_server
 from support.service import (
     bearer,
@@ -96,23 +100,45 @@ async def test_without_keys_idempotency_keys_are_shared(tmp_path: Path) -> None:
     assert again.json()["report_id"] == first.json()["report_id"]
 
 
-async def test_a_limiter_without_redis_lets_triggers_through(
+async def test_a_limiter_without_redis_counts_in_the_process(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
     settings = postgres_mode(
-        postgres_url, redis_url=f"redis://127.0.0.1:{port}/0", trigger_rate="1/minute"
+        postgres_url, redis_url=f"redis://127.0.0.1:{port}/0", trigger_rate="2/minute"
     )
     async with redis_server(port) as redis, serve(settings) as client:
-        # The rate's one trigger: with Redis up, the next one would be refused.
         assert (await client.post("/trigger_report")).status_code == 202
         redis.terminate()
         await redis.wait()
         with caplog.at_level(logging.WARNING, logger="store_monitor"):
             during = await client.post("/trigger_report")
+            over = await client.post("/trigger_report")
     # Stored and answered: the sweep queues it once Redis is back (see test_takeover).
     assert (during.status_code, during.json()["status"]) == (202, "Pending")
-    assert "trigger rate not checked" in caplog.text
+    assert "trigger rate not checked in Redis" in caplog.text
+    # The process's own count still holds the rate while Redis is away.
+    assert over.status_code == 429
+
+
+async def test_a_redis_that_does_not_answer_lets_no_burst_through() -> None:
+    # A server that takes connections and never answers: every Redis check times out, as they
+    # do when Redis hangs or the process is too busy to read its answers in time.
+    taken: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda _, writer: taken.append(writer), "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    limiter = TriggerLimiter(
+        "3/minute", redis_url=f"redis://127.0.0.1:{port}/0", namespace="test-silent"
+    )
+    try:
+        waits = await asyncio.gather(*(limiter.retry_after("key:k") for _ in range(12)))
+    finally:
+        await limiter.close()
+        for writer in taken:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+    assert Counter(wait is None for wait in waits) == {True: 3, False: 9}
 
 
 async def test_a_refusal_is_remembered_until_the_window_frees(postgres_url: str) -> None:

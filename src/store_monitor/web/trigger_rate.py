@@ -5,9 +5,12 @@ One limiter for the API's `POST /trigger_report` and the dashboard's "new report
 counts per API key, or per client address with authentication off; the API checks it before
 the key itself, so that a flood of refused triggers never waits for (or holds) a database
 connection, and each process remembers whom it refused until when, so that their further
-triggers are refused without asking Redis either. A limiter whose Redis is unreachable lets
-triggers through (and logs it): Redis is only the transport of the service, and a trigger made
-while it is away waits, pending, for the sweep.
+triggers are refused without asking Redis either.
+
+Each process also counts what it lets through in its own memory, against the same rate. With
+Redis that is only a cheap first check; when Redis fails or lags (an outage, or a process so
+busy that its answers time out), the process's own count still holds: triggers are never let
+through uncounted, and those made while Redis is away wait, pending, for the sweep.
 """
 
 import logging
@@ -33,8 +36,8 @@ it takes: a busy process is no reason to let triggers through uncounted)."""
 _REDIS_TIMEOUT_SECONDS: Final = 2.0
 """How long a check may wait on Redis itself, to connect and for an answer."""
 _UNCHECKED_SECONDS: Final = 5.0
-"""After Redis failed a check, how long triggers go through without asking it: an outage costs
-each trigger nothing, rather than a timeout each."""
+"""After Redis failed a check, how long triggers are counted in the process alone: an outage
+costs each trigger nothing, rather than a timeout each."""
 _MAX_REMEMBERED: Final = 10_000
 """Refusals remembered in the process before the past ones are forgotten."""
 
@@ -66,6 +69,9 @@ class TriggerLimiter:
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
         self._limiter = MovingWindowRateLimiter(storage)
+        self._in_process = (
+            self._limiter if redis_url is None else MovingWindowRateLimiter(MemoryStorage())
+        )
         self._unchecked_until = 0.0
         self._refused_until: dict[str, float] = {}
         """Who was refused, until when: in a moving window nobody over the rate gets under it
@@ -78,21 +84,28 @@ class TriggerLimiter:
         refused_until = self._refused_until.get(counted_as, 0.0)
         if now < refused_until:
             return max(1, math.ceil(refused_until - now))
+        wait = await self._hit(self._in_process, counted_as)
+        if wait is not None or self._in_process is self._limiter:
+            return wait
         if time.monotonic() < self._unchecked_until:
             return None
         try:
-            for rate in self._rates:
-                if not await self._limiter.hit(rate, counted_as):
-                    reset_at, _ = await self._limiter.get_window_stats(rate, counted_as)
-                    self._refused(counted_as, reset_at)
-                    return max(1, math.ceil(reset_at - time.time()))
+            return await self._hit(self._limiter, counted_as)
         except StorageError as error:
             self._unchecked_until = time.monotonic() + _UNCHECKED_SECONDS
             log.warning(
-                "trigger rate not checked (Redis: %s); triggers are let through for %.0f s",
+                "trigger rate not checked in Redis (%s); counted in this process alone for %.0f s",
                 error.storage_error,
                 _UNCHECKED_SECONDS,
             )
+        return None
+
+    async def _hit(self, limiter: MovingWindowRateLimiter, counted_as: str) -> int | None:
+        for rate in self._rates:
+            if not await limiter.hit(rate, counted_as):
+                reset_at, _ = await limiter.get_window_stats(rate, counted_as)
+                self._refused(counted_as, reset_at)
+                return max(1, math.ceil(reset_at - time.time()))
         return None
 
     def _refused(self, counted_as: str, until: float) -> None:
