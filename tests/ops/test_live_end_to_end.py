@@ -24,6 +24,7 @@ from uuid import uuid4
 
 import httpx
 import polars as pl
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -41,6 +42,10 @@ KILL_AT_HOUR = HOURS // 2
 WEEK_START = DEFAULT_END - timedelta(weeks=1)
 """Polls before it are loaded at once (a history: it floods no one); the week after, by hour."""
 POLL_INSTANT = "%Y-%m-%d %H:%M:%S%.f UTC"
+
+# About a minute on a quiet machine (168 evaluations one after another), but several on a loaded
+# one: more than the suite's default limit allows.
+pytestmark = pytest.mark.timeout(900)
 
 Sessions = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
@@ -144,15 +149,17 @@ class Inbox:
         return [body["data"] for body in self.events.values() if body["type"] == event_type]
 
 
-async def until(probe: Callable[[], Awaitable[T | None]], *, what: str, within: float = 60) -> T:
-    """The first value of `probe` that is not None, asked every 50 ms."""
+async def until(
+    probe: Callable[[], Awaitable[T | None]], *, what: str, within: float = 60, every: float = 0.1
+) -> T:
+    """The first value of `probe` that is not None, asked `every` so many seconds."""
     try:
         async with asyncio.timeout(within):
             while True:
                 value = await probe()
                 if value is not None:
                     return value
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(every)
     except TimeoutError:
         raise AssertionError(f"not within {within} s: {what}") from None
 
@@ -206,7 +213,7 @@ async def service(postgres_url: str, logs: Path) -> AsyncIterator[Service]:
         webhook_private_targets="true",
         webhook_retry_base_seconds="0.2",
         lease_seconds="3",
-        sweep_interval_seconds="0.5",
+        sweep_interval_seconds="1",
     )
     async with contextlib.AsyncExitStack() as stack:
         started = Service(f"http://127.0.0.1:{port}", env, logs, stack)
