@@ -61,6 +61,11 @@ def generate_client(output: Path) -> str:
     return messages
 
 
+def strict_options(base_url: str) -> dict[str, Any]:
+    """The generated client's options: a status the document does not give is an error."""
+    return {"base_url": base_url, "raise_on_unexpected_status": True, "timeout": httpx.Timeout(30)}
+
+
 @pytest.fixture(scope="module")
 def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The generated client, importable as `store_monitor_client` while the module's tests run."""
@@ -129,11 +134,7 @@ async def test_generated_client_runs_the_whole_flow(
     as_of = DEFAULT_END - timedelta(hours=2)
     loader = await new_key(service_env, "--name", "loader", "--scope", "ingest")
     reader = await new_key(service_env, "--name", "reader", "--scope", "reports")
-    options: dict[str, Any] = {
-        "base_url": service,
-        "raise_on_unexpected_status": True,
-        "timeout": httpx.Timeout(30),
-    }
+    options = strict_options(service)
     async with Client(**options) as anonymous:
         # The probes are open; anything else needs a key.
         assert (await readyz.asyncio(client=anonymous)) is not None
@@ -357,11 +358,7 @@ async def test_generated_client_manages_webhooks(
     )
 
     reader = await new_key(service_env, "--name", "subscriber", "--scope", "reports")
-    options: dict[str, Any] = {
-        "base_url": service,
-        "raise_on_unexpected_status": True,
-        "timeout": httpx.Timeout(30),
-    }
+    options = strict_options(service)
     async with (
         receiver(respond(204)) as hook,
         AuthenticatedClient(token=reader, **options) as client,
@@ -412,11 +409,7 @@ async def test_generated_client_reads_the_stores_down_now(
 
     loader = await new_key(service_env, "--name", "loader", "--scope", "ingest")
     reader = await new_key(service_env, "--name", "reader", "--scope", "reports")
-    options: dict[str, Any] = {
-        "base_url": service,
-        "raise_on_unexpected_status": True,
-        "timeout": httpx.Timeout(30),
-    }
+    options = strict_options(service)
     async with AuthenticatedClient(token=reader, **options) as client:
         before = await get_live.asyncio(client=client)
         assert isinstance(before, LiveView), before
