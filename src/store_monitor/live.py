@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db import live_state
 from store_monitor.db.live_state import Plan
-from store_monitor.db.models import LiveEvaluation, ReportStatus, Store
+from store_monitor.db.models import LiveEvaluation, ReportStatus
 from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.session import reading
 from store_monitor.engine.live import LiveEvaluation as Evaluated
@@ -207,10 +207,10 @@ async def down_now(
     limit: int | None = None,
 ) -> DownNow:
     """The stores down now (an owner's only, with `owner_id`), longest first: a page of them."""
-    total, rows = await live_state.down_now(
+    page = await live_state.down_now(
         session, owner_id=owner_id, store_id=store_id, offset=offset, limit=limit
     )
-    now = await live_state.latest_evaluated_now(session)
+    now = page.now
     stores = [
         DownStore(
             store_id=row.store_id,
@@ -221,11 +221,6 @@ async def down_now(
             if row.timezone_str is not None and computable_timezone(row.timezone_str)
             else DEFAULT_TIMEZONE,
         )
-        for row in rows
+        for row in page.stores
     ]
-    return DownNow(
-        now=now,
-        latest_poll_at=await session.scalar(sa.select(sa.func.max(Store.latest_poll_at))),
-        total=total,
-        stores=stores,
-    )
+    return DownNow(now=now, latest_poll_at=page.latest_poll_at, total=page.total, stores=stores)

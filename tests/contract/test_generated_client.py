@@ -3,12 +3,13 @@ process and a worker process on Postgres and Redis, ingest to CSV, same bytes as
 authentication required, keys made by `store-monitor keys create`."""
 
 import asyncio
+import io
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from live.test_live_api import POLLS as LIVE_POLLS
 from store_monitor.db.session import create_engine
 from store_monitor.engine import compute_report
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
@@ -57,6 +59,11 @@ def generate_client(output: Path) -> str:
     messages = completed.stdout + completed.stderr
     assert completed.returncode == 0, messages
     return messages
+
+
+def strict_options(base_url: str) -> dict[str, Any]:
+    """The generated client's options: a status the document does not give is an error."""
+    return {"base_url": base_url, "raise_on_unexpected_status": True, "timeout": httpx.Timeout(30)}
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +134,7 @@ async def test_generated_client_runs_the_whole_flow(
     as_of = DEFAULT_END - timedelta(hours=2)
     loader = await new_key(service_env, "--name", "loader", "--scope", "ingest")
     reader = await new_key(service_env, "--name", "reader", "--scope", "reports")
-    options: dict[str, Any] = {
-        "base_url": service,
-        "raise_on_unexpected_status": True,
-        "timeout": httpx.Timeout(30),
-    }
+    options = strict_options(service)
     async with Client(**options) as anonymous:
         # The probes are open; anything else needs a key.
         assert (await readyz.asyncio(client=anonymous)) is not None
@@ -355,11 +358,7 @@ async def test_generated_client_manages_webhooks(
     )
 
     reader = await new_key(service_env, "--name", "subscriber", "--scope", "reports")
-    options: dict[str, Any] = {
-        "base_url": service,
-        "raise_on_unexpected_status": True,
-        "timeout": httpx.Timeout(30),
-    }
+    options = strict_options(service)
     async with (
         receiver(respond(204)) as hook,
         AuthenticatedClient(token=reader, **options) as client,
@@ -397,3 +396,53 @@ async def test_generated_client_manages_webhooks(
         assert deleted.status_code == 204
         gone = await get_webhook.asyncio_detailed(client=client, webhook_id=created.id)
         assert gone.status_code == 404
+
+
+async def test_generated_client_reads_the_stores_down_now(
+    client_package: Path, service: str, service_env: dict[str, str]
+) -> None:
+    from store_monitor_client import AuthenticatedClient
+    from store_monitor_client.api.ingest import ingest_polls
+    from store_monitor_client.api.live import get_live
+    from store_monitor_client.models import ErrorResponse, IngestPollsFilesBody, LiveView
+    from store_monitor_client.types import File
+
+    loader = await new_key(service_env, "--name", "loader", "--scope", "ingest")
+    reader = await new_key(service_env, "--name", "reader", "--scope", "reports")
+    options = strict_options(service)
+    async with AuthenticatedClient(token=reader, **options) as client:
+        before = await get_live.asyncio(client=client)
+        assert isinstance(before, LiveView), before
+        assert (before.now, before.total, before.stores) == (None, 0, [])
+
+    async with AuthenticatedClient(token=loader, **options) as client:
+        upload = File(payload=io.BytesIO(LIVE_POLLS.encode()), file_name="polls.csv")
+        await ingest_polls.asyncio(client=client, body=IngestPollsFilesBody(file=upload))
+
+    async with AuthenticatedClient(token=reader, **options) as client:
+        async with asyncio.timeout(60):  # the worker process evaluates the upload
+            while True:
+                view = await get_live.asyncio(client=client)
+                assert isinstance(view, LiveView), view
+                if view.now is not None and view.now == view.latest_poll_at:
+                    break
+                await asyncio.sleep(0.1)
+        assert view.now == datetime(2023, 1, 20, 12, tzinfo=UTC)
+        assert view.total == 2
+        assert [(s.store_id, s.since, s.minutes) for s in view.stores] == [
+            ("s1", datetime(2023, 1, 20, 10, 30, tzinfo=UTC), 90.0),
+            ("s2", datetime(2023, 1, 20, 11, 30, tzinfo=UTC), 30.0),
+        ]
+        second = await get_live.asyncio(client=client, offset=1, limit=1)
+        assert isinstance(second, LiveView), second
+        assert (second.total, second.offset, second.limit) == (2, 1, 1)
+        assert [s.store_id for s in second.stores] == ["s2"]
+        one = await get_live.asyncio(client=client, store_id="s1")
+        assert isinstance(one, LiveView), one
+        assert [s.store_id for s in one.stores] == ["s1"]
+        up = await get_live.asyncio(client=client, store_id="s3")
+        assert isinstance(up, LiveView), up
+        assert (up.total, up.stores) == (0, [])
+        refused = await get_live.asyncio_detailed(client=client, limit=0)
+        assert refused.status_code == 422
+        assert isinstance(refused.parsed, ErrorResponse)

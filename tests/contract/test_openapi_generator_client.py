@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from uuid import uuid4
 
 import pytest
 
+from live.test_live_api import POLLS as LIVE_POLLS
 from store_monitor.synthetic import DEFAULT_END, GeneratedFiles
 from support.live import cli_report, new_key
 from webhooks.receivers import receiver, respond
@@ -197,3 +198,38 @@ async def test_openapi_generator_client_manages_webhooks(
         )
     assert statuses == [204]
     assert len(hook.requests) == 1
+
+
+def _drive_live(client: ModuleType, base_url: str, loader: str, reader: str) -> None:
+    """Upload polls, wait until the worker has evaluated them, read the stores down now: all,
+    a page, one store."""
+    with client.ApiClient(client.Configuration(host=base_url, access_token=loader)) as api_client:
+        client.IngestApi(api_client).ingest_polls(LIVE_POLLS)
+    with client.ApiClient(client.Configuration(host=base_url, access_token=reader)) as api_client:
+        live = client.LiveApi(api_client)
+        deadline = time.monotonic() + 60
+        while (view := live.get_live()).now is None or view.now != view.latest_poll_at:
+            assert time.monotonic() < deadline, "the upload is not evaluated after 60 s"
+            time.sleep(0.1)
+        assert view.now == datetime(2023, 1, 20, 12, tzinfo=UTC)
+        assert [(s.store_id, s.since, s.minutes) for s in view.stores] == [
+            ("s1", datetime(2023, 1, 20, 10, 30, tzinfo=UTC), 90.0),
+            ("s2", datetime(2023, 1, 20, 11, 30, tzinfo=UTC), 30.0),
+        ]
+        second = live.get_live(offset=1, limit=1)
+        assert (second.total, [s.store_id for s in second.stores]) == (2, ["s2"])
+        assert [s.store_id for s in live.get_live(store_id="s1").stores] == ["s1"]
+        up = live.get_live(store_id="s3")
+        assert (up.total, up.stores) == (0, [])
+        with pytest.raises(client.ApiException) as refused:
+            live.get_live(store_id="=cmd")  # a spreadsheet formula: not a store id
+        assert refused.value.status == 422
+        assert refused.value.data.error.code == "invalid_request"
+
+
+async def test_openapi_generator_client_reads_the_stores_down_now(
+    openapi_generator_client: ModuleType, service: str, service_env: dict[str, str]
+) -> None:
+    loader = await new_key(service_env, "--name", "loader", "--scope", "ingest")
+    reader = await new_key(service_env, "--name", "reader", "--scope", "reports")
+    await asyncio.to_thread(_drive_live, openapi_generator_client, service, loader, reader)

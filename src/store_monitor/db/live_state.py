@@ -119,7 +119,11 @@ async def read_plan(session: AsyncSession) -> Plan:
 
 async def latest_evaluated_now(session: AsyncSession) -> datetime | None:
     """The N of the latest completed evaluation; None before any."""
-    return await session.scalar(
+    return await session.scalar(_latest_evaluated_now())
+
+
+def _latest_evaluated_now() -> sa.Select[datetime | None]:
+    return (
         sa.select(LiveEvaluation.now)
         .where(LiveEvaluation.status == ReportStatus.complete)
         .order_by(LiveEvaluation.seq.desc())
@@ -196,6 +200,18 @@ class DownRow:
     """The store's zone as stored (None without a row; the name may be unknown)."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DownPage:
+    """The stores down now and the N they were evaluated at, as one snapshot saw them."""
+
+    now: datetime | None
+    """The N of the latest completed evaluation; None before any."""
+    latest_poll_at: datetime | None
+    """The latest poll of all stores; None without polls."""
+    total: int
+    stores: list[DownRow]
+
+
 async def down_now(
     session: AsyncSession,
     *,
@@ -203,29 +219,63 @@ async def down_now(
     store_id: str | None = None,
     offset: int = 0,
     limit: int | None = None,
-) -> tuple[int, list[DownRow]]:
+) -> DownPage:
     """The stores down now that the owner may see (all with None), longest first, then by id:
-    how many in all, and the page from `offset` of at most `limit`."""
+    how many in all, the page from `offset` of at most `limit`, N and the latest poll.
+
+    One statement, so one snapshot even in a READ COMMITTED transaction: read apart, an
+    evaluation committing in between could pair the stores before it with the N after it.
+    """
     where = [LiveStore.down_since.is_not(None), visible_to(owner_id, LiveStore.store_id)]
     if store_id is not None:
         where.append(LiveStore.store_id == store_id)
-    total = await session.scalar(sa.select(sa.func.count()).select_from(LiveStore).where(*where))
+    header = sa.select(
+        sa.select(sa.func.count())
+        .select_from(LiveStore)
+        .where(*where)
+        .scalar_subquery()
+        .label("total"),
+        _latest_evaluated_now().scalar_subquery().label("now"),
+        sa.select(sa.func.max(Store.latest_poll_at)).scalar_subquery().label("latest_poll_at"),
+    ).subquery("header")
+    page = (
+        sa.select(
+            LiveStore.store_id,
+            LiveStore.down_since,
+            LiveStore.latest_poll_at.label("store_latest_poll_at"),
+            Timezone.timezone_str,
+        )
+        .outerjoin(Timezone, Timezone.store_id == LiveStore.store_id)
+        .where(*where)
+        .order_by(LiveStore.down_since, LiveStore.store_id)
+        .offset(offset)
+        .limit(limit)
+        .subquery("page")
+    )
+    # One row per store of the page, or one with the header alone when the page is empty.
     rows = (
         await session.execute(
-            sa.select(
-                LiveStore.store_id,
-                LiveStore.down_since.label("since"),
-                LiveStore.latest_poll_at,
-                Timezone.timezone_str,
-            )
-            .outerjoin(Timezone, Timezone.store_id == LiveStore.store_id)
-            .where(*where)
-            .order_by(LiveStore.down_since, LiveStore.store_id)
-            .offset(offset)
-            .limit(limit)
+            sa.select(header, page)
+            .select_from(header.outerjoin(page, sa.true()))
+            .order_by(page.c.down_since, page.c.store_id)
         )
     ).all()
-    return total or 0, [DownRow(**row._mapping) for row in rows]
+    first = rows[0]
+    return DownPage(
+        now=first.now,
+        latest_poll_at=first.latest_poll_at,
+        total=first.total,
+        stores=[
+            DownRow(
+                store_id=row.store_id,
+                since=row.down_since,
+                latest_poll_at=row.store_latest_poll_at,
+                timezone_str=row.timezone_str,
+            )
+            for row in rows
+            if row.store_id is not None
+        ],
+    )
 
 
 async def delete_evaluations_before(session: AsyncSession, cutoff: datetime) -> int:

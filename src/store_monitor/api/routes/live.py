@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Security
 from pydantic import BaseModel, Field
 
 from store_monitor import live
-from store_monitor.api.routes.report_openapi import UNAVAILABLE, StoreIdFilter
+from store_monitor.api.routes.report_openapi import UNAVAILABLE, LiveStoreIdFilter
 from store_monitor.api.wire import response_config
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.deps import SessionDep
@@ -57,7 +57,7 @@ class LiveView(BaseModel):
 async def get_live(
     session: SessionDep,
     principal: ReportReaderDep,
-    store_id: StoreIdFilter = None,
+    store_id: LiveStoreIdFilter = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Stores to skip.")] = 0,
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE, description=f"Stores per page, at most {MAX_PAGE}.")

@@ -119,22 +119,30 @@ DAILY_CONTENT: Final = {
         "8419537941919820732,2023-01-24,10.74,1.26\n",
     }
 }
-StoreIdFilter = Annotated[
-    str | None,
-    WithJsonSchema(
-        {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": STORE_ID_MAX_CHARS,
-            "pattern": STORE_ID_PATTERN,
-        }
-    ),
-    Query(
+_STORE_ID_SCHEMA: Final = WithJsonSchema(
+    {"type": "string", "minLength": 1, "maxLength": STORE_ID_MAX_CHARS, "pattern": STORE_ID_PATTERN}
+)
+
+
+def _store_id_query(description: str) -> Any:
+    """An optional store id in the query, held to the rules of every accepted store id."""
+    return Query(
         min_length=1,
         max_length=STORE_ID_MAX_CHARS,
         pattern=STORE_ID_PATTERN,
-        description="Only this store's rows; 404 if the report has no such store.",
-    ),
+        description=description,
+    )
+
+
+StoreIdFilter = Annotated[
+    str | None,
+    _STORE_ID_SCHEMA,
+    _store_id_query("Only this store's rows; 404 if the report has no such store."),
+]
+LiveStoreIdFilter = Annotated[
+    str | None,
+    _STORE_ID_SCHEMA,
+    _store_id_query("Only this store, if it is down now (else no store; never a 404)."),
 ]
 
 
