@@ -191,6 +191,7 @@ async def test_evaluations_run_one_at_a_time_in_order(sessions: Sessions) -> Non
             max_attempts=3,
             delivery_max_attempts=3,
             retention=timedelta(days=30),
+            event_retention=timedelta(days=30),
         ),
     )
     assert (live.EVALUATE_LIVE, (second.id,), 1) not in queue.queued
