@@ -151,12 +151,12 @@ async def upkeep_round(
     async with sessionmaker.begin() as session:
         await live_state.delete_evaluations_before(session, cutoff)
     outbox_cutoff = datetime.now(UTC) - upkeep.event_retention
-    deleted = await delete_delivered_before(sessionmaker, outbox_cutoff)
-    if deleted.deliveries or deleted.events:
+    outbox = await delete_delivered_before(sessionmaker, outbox_cutoff)
+    if outbox.deliveries or outbox.events:
         log.info(
             "deleted %d webhook deliveries and %d events from before %s (retention)",
-            deleted.deliveries,
-            deleted.events,
+            outbox.deliveries,
+            outbox.events,
             f"{outbox_cutoff:%Y-%m-%d %H:%M}",
         )
     return swept

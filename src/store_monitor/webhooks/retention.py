@@ -8,10 +8,11 @@ so that none holds its locks for long.
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningDelete
 
 from store_monitor.db.models import Event, ReportStatus, WebhookDelivery
 
@@ -71,7 +72,7 @@ async def delete_delivered_before(
 
 
 async def _in_batches(
-    sessionmaker: async_sessionmaker[AsyncSession], delete: sa.Delete, batch: int
+    sessionmaker: async_sessionmaker[AsyncSession], delete: ReturningDelete[Any], batch: int
 ) -> int:
     """Run `delete` (of at most `batch` rows, returning one column) until it deletes fewer;
     how many rows it deleted in all."""
