@@ -3,7 +3,7 @@
 `handlers` maps each kind of leased work (reports, shards, live evaluations, webhook deliveries)
 to its job's body, which the in-process queue and the Arq worker (`store_monitor.worker`) run;
 `keep_up` fires the due schedules, sweeps the work tables (takeovers, requeues, give-ups) and
-keeps the polls' partitions and the reports' retention.
+keeps the polls' partitions and the retention of reports and of the webhooks' outbox.
 """
 
 import asyncio
@@ -20,6 +20,7 @@ from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.schedules.firing import fire_due_schedules
 from store_monitor.shards import SHARDS, run_shard
 from store_monitor.webhooks.delivery import DELIVERIES, DeliveryPolicy, run_delivery
+from store_monitor.webhooks.retention import delete_delivered_before
 from store_monitor.work.lease import Runner
 from store_monitor.work.queue import Handler, InProcessQueue, WorkQueue
 from store_monitor.work.sweep import Sweep, sweep
@@ -86,6 +87,8 @@ class Upkeep:
     """Attempts per webhook delivery (reports and shards have `max_attempts`)."""
     retention: timedelta
     """Reports created longer ago are deleted."""
+    event_retention: timedelta
+    """Webhook deliveries finished longer ago are deleted, then the events left undelivered."""
     poll_retention_days: int | None = None
     """Poll partitions of weeks older than this are dropped; None keeps every poll."""
 
@@ -96,7 +99,7 @@ async def keep_up(
     """Forever, once every interval (the first after one: start-up does a round of its own):
     make the coming weeks' poll partitions and drop those past the poll retention, fire the
     due schedules, sweep the work tables (takeovers, requeues, give-ups) and delete the expired
-    reports and finished live evaluations.
+    reports, finished live evaluations, and the outbox's delivered deliveries and events.
 
     An error (the database or the queue away) is logged and the round tried again at the next
     interval, so the task outlives outages; cancel it to stop.
@@ -139,4 +142,13 @@ async def upkeep_round(
         )
     async with sessionmaker.begin() as session:
         await live_state.delete_evaluations_before(session, cutoff)
+    outbox_cutoff = datetime.now(UTC) - upkeep.event_retention
+    outbox = await delete_delivered_before(sessionmaker, outbox_cutoff)
+    if outbox.deliveries or outbox.events:
+        log.info(
+            "deleted %d webhook deliveries and %d events from before %s (retention)",
+            outbox.deliveries,
+            outbox.events,
+            f"{outbox_cutoff:%Y-%m-%d %H:%M}",
+        )
     return swept

@@ -46,6 +46,7 @@ async def build_work(
         max_attempts=settings.job_max_tries,
         delivery_max_attempts=settings.webhook_max_attempts,
         retention=timedelta(days=settings.report_retention_days),
+        event_retention=timedelta(days=settings.event_retention_days),
         poll_retention_days=settings.poll_retention_days,
     )
     delivery = delivery_policy(settings)

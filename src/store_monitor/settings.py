@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     """How often every runner looks for reports to take over, requeue, fail or delete."""
     report_retention_days: float = Field(default=30.0, gt=0)
     """Reports created longer ago than this are deleted, rows and all."""
+    event_retention_days: float = Field(default=30.0, gt=0)
+    """Webhook deliveries finished longer ago than this are deleted with their attempts, then
+    the events recorded as long ago that no delivery waits for."""
     poll_retention_days: int | None = Field(default=None, ge=7)
     """Polls are kept this many days, then dropped a whole week at a time (a week is kept until
     all of it is older); None keeps every poll. At least a report's week."""

@@ -1,5 +1,5 @@
 """Webhook subscriptions as their keys see them: create (the secret shown once), list, read,
-delete, test, and each one's delivery attempts.
+enable again once disabled, delete, test, and each one's delivery attempts.
 
 A key sees and deletes only the subscriptions it made; an admin key sees all of them. An owner
 key's subscriptions get only its stores' incident events (matched in `webhooks.outbox`).
@@ -124,6 +124,23 @@ async def get(
     if found is None:
         raise SubscriptionNotFound(subscription_id)
     return found
+
+
+async def enable(
+    session: AsyncSession, subscriber: Subscriber, subscription_id: uuid.UUID
+) -> WebhookSubscription:
+    """Enable the subscription again if it was disabled (else leave it as it is); it then gets
+    the events recorded from now on. What it missed is not sent: the deliveries failed when it
+    was disabled stay failed, and events recorded meanwhile were not meant for it.
+    `SubscriptionNotFound`."""
+    subscription = await get(session, subscriber, subscription_id)
+    if subscription.disabled_at is not None:
+        subscription.disabled_at = None
+        subscription.disabled_reason = None
+        # A fresh start: only a day of failures from now on disables it again.
+        subscription.failing_since = None
+        await session.flush()
+    return subscription
 
 
 async def delete(session: AsyncSession, subscriber: Subscriber, subscription_id: uuid.UUID) -> None:

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from store_monitor import jobs, live
+from engine.frames import hours, zones
+from store_monitor import ingest, jobs, live
 from store_monitor.db import live_state
 from store_monitor.db.models import LiveChange, LiveEvaluation, LiveStore, ReportStatus
 from store_monitor.webhooks.events import IncidentClosedEvent, IncidentOpenedEvent
@@ -115,6 +116,44 @@ async def test_several_ingests_are_covered_by_one_evaluation(sessions: Sessions)
         assert await session.scalar(sa.select(sa.func.count()).select_from(LiveChange)) == 0
 
 
+async def test_the_changed_stores_are_evaluated_and_every_store_when_n_moved(
+    sessions: Sessions,
+) -> None:
+    await ingest_polls(sessions, polls(*history()))
+    await evaluate(sessions)
+
+    # A poll of b alone, later than every other: N moves, and a is evaluated at it too.
+    await ingest_polls(sessions, polls(("b", "active", at(49))))
+    await evaluate(sessions)
+    # A late poll of b: N stays, and b alone is evaluated.
+    await ingest_polls(sessions, polls(("b", "active", at(48.5))))
+    await evaluate(sessions)
+
+    assert [(e.now, e.stores_evaluated) for e in await evaluations(sessions)] == [
+        (at(48), 2),
+        (at(49), 2),
+        (at(49), 1),
+    ]
+
+
+async def test_replacing_hours_or_time_zones_marks_their_stores(sessions: Sessions) -> None:
+    await ingest_polls(sessions, polls(*history()))
+    await evaluate(sessions)
+
+    async with sessions.begin() as session:
+        await ingest.ingest_business_hours(session, hours(("a", 0, "09:00", "17:00")))
+    await evaluate(sessions)
+    async with sessions.begin() as session:
+        await ingest.ingest_timezones(session, zones(("b", "Asia/Tokyo")))
+    await evaluate(sessions)
+
+    assert [(e.now, e.stores_evaluated) for e in await evaluations(sessions)] == [
+        (at(48), 2),
+        (at(48), 1),
+        (at(48), 1),
+    ]
+
+
 async def test_changes_arriving_during_an_evaluation_are_kept_for_the_next(
     sessions: Sessions,
 ) -> None:
@@ -191,6 +230,7 @@ async def test_evaluations_run_one_at_a_time_in_order(sessions: Sessions) -> Non
             max_attempts=3,
             delivery_max_attempts=3,
             retention=timedelta(days=30),
+            event_retention=timedelta(days=30),
         ),
     )
     assert (live.EVALUATE_LIVE, (second.id,), 1) not in queue.queued

@@ -208,6 +208,7 @@ async def test_the_runners_periodic_upkeep_fires_due_schedules(
         max_attempts=3,
         delivery_max_attempts=3,
         retention=timedelta(days=3650),
+        event_retention=timedelta(days=3650),
     )
 
     await jobs.upkeep_round(sessions, queue, upkeep)

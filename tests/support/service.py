@@ -8,6 +8,7 @@ import functools
 import gzip
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
@@ -116,6 +117,15 @@ async def run_burst(settings: Settings, **overrides: Any) -> Worker:
 
 
 async def close_worker(worker: Worker) -> None:
+    """Stop `worker` in the order `Worker.run` does: cancel its jobs and its poll loop, wait for
+    them to end, then shut it down (`on_shutdown` disposes its engine) and close its pool.
+
+    `Worker.close` alone cancels the poll loop without waiting for it: a start-up round or a
+    poll still under way then holds a database connection or a Redis pipeline while the engine
+    and the pool are closed, and the garbage collector finds it unclosed in a later test."""
+    worker.handle_sig(signal.SIGUSR1)
+    stopping = [*worker.tasks.values(), *filter(None, [worker.main_task])]
+    await asyncio.gather(*stopping, return_exceptions=True)
     with warnings.catch_warnings():
         # arq 0.28 closes its pool with redis' deprecated close(), not aclose().
         warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)

@@ -1,6 +1,6 @@
 """The webhook pages with keys required: subscribe (the secret shown once), the list and a
-webhook's page with its attempts, a test sent through a real worker, delete; forms need the
-session's CSRF token; another key sees none of it."""
+webhook's page with its attempts, a test sent through a real worker, enable a disabled one
+again, delete; forms need the session's CSRF token; another key sees none of it."""
 
 import asyncio
 import re
@@ -11,12 +11,14 @@ import pytest
 
 from store_monitor.db.models import KeyScope
 from support.service import (
+    app_state,
     arq_worker,
     create_key,
     empty_postgres,
     postgres_with_keys,
     serve,
 )
+from support.webhooks import disable
 from webhooks.receivers import receiver, respond
 
 from .conftest import csrf_token
@@ -94,6 +96,36 @@ async def test_subscribe_test_and_delete_from_the_dashboard(
     assert deleted.status_code == 303
     assert deleted.headers["location"] == "/ui/webhooks"
     assert (await client.get(f"/ui/webhooks/{webhook_id}")).status_code == 404
+
+
+async def test_a_disabled_webhook_is_enabled_again_from_the_dashboard(
+    signed_in: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, other = signed_in
+    token = csrf_token((await client.get("/ui/webhooks")).text)
+    created = await client.post(
+        "/ui/webhooks", data={"url": "http://127.0.0.1:9/hook", "csrf_token": token}
+    )
+    [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+    enable = f"/ui/webhooks/{webhook_id}/enable"
+    assert f'action="{enable}"' not in created.text
+    await disable(app_state(client).sessionmaker, webhook_id)
+    assert f'action="{enable}"' in (await client.get("/ui/webhooks")).text
+    page = (await client.get(f"/ui/webhooks/{webhook_id}")).text
+    assert 'id="enable-webhook"' in page
+    assert "disabled since" in page
+
+    assert (await client.post(enable, data={"csrf_token": "x"})).status_code == 403
+    async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as second:
+        assert (await sign_in(second, other)).status_code == 303
+        theirs = csrf_token((await second.get("/ui/webhooks")).text)
+        assert (await second.post(enable, data={"csrf_token": theirs})).status_code == 404
+    enabled = await client.post(enable, data={"csrf_token": token})
+    assert enabled.status_code == 303
+    assert enabled.headers["location"] == f"/ui/webhooks/{webhook_id}"
+    page = (await client.get(enabled.headers["location"])).text
+    assert '<dd id="webhook-state">enabled</dd>' in page
+    assert 'id="enable-webhook"' not in page
 
 
 async def test_the_webhook_pages_need_a_signed_in_key(postgres_url: str) -> None:

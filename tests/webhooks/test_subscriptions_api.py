@@ -10,12 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from standardwebhooks import Webhook
 
-from store_monitor.db.models import KeyScope, WebhookSubscription
+from store_monitor.db.models import KeyScope, ReportStatus, WebhookDelivery, WebhookSubscription
 from store_monitor.settings import Settings
-from store_monitor.webhooks.delivery import DISABLE_AFTER, disable_if_failing
 from support.service import (
     app_state,
     arq_worker,
@@ -25,6 +23,7 @@ from support.service import (
     postgres_with_keys,
     serve,
 )
+from support.webhooks import disable
 from webhooks.receivers import in_turn, receiver, respond
 
 ALL_EVENTS = ["incident.closed", "incident.opened", "report.completed", "report.failed"]
@@ -244,15 +243,67 @@ async def test_a_disabled_subscription_says_so_and_since_when(
     client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
 ) -> None:
     created = await _subscribe(client, keys["reports"])
-    async with app_state(client).sessionmaker.begin() as session:
-        await session.execute(
-            sa.update(WebhookSubscription)
-            .where(WebhookSubscription.id == uuid.UUID(created["id"]))
-            .values(failing_since=sa.func.now() - sa.text("interval '2 days'"))
-        )
-        assert await disable_if_failing(session, uuid.UUID(created["id"]), DISABLE_AFTER)
+    await disable(app_state(client).sessionmaker, created["id"])
     read = (await client.get(f"/webhooks/{created['id']}", headers=keys["reports"])).json()
     assert read["enabled"] is False
     assert read["disabled_at"] is not None
     assert read["disabled_reason"].startswith("every delivery attempt failed since ")
     assert read["failing_since"] is not None
+
+
+async def test_its_key_enables_a_disabled_subscription_again(
+    client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    created = await _subscribe(client, keys["reports"])
+    path = f"/webhooks/{created['id']}"
+    await disable(app_state(client).sessionmaker, created["id"])
+
+    for other in ("other", "owner"):
+        assert (await client.post(f"{path}/enable", headers=keys[other])).status_code == 404
+    assert (await client.post(f"{path}/enable", headers=keys["ingest"])).status_code == 403
+    assert (await client.post(f"{path}/enable")).status_code == 401
+    assert (await client.get(path, headers=keys["reports"])).json()["enabled"] is False
+
+    enabled = await client.post(f"{path}/enable", headers=keys["reports"])
+    assert enabled.status_code == 200, enabled.text
+    unchanged = {name: value for name, value in created.items() if name != "secret"}
+    assert enabled.json() == {
+        **unchanged,
+        "enabled": True,
+        "disabled_at": None,
+        "disabled_reason": None,
+        "failing_since": None,
+    }
+    assert (await client.get(path, headers=keys["reports"])).json() == enabled.json()
+    # Enabling an enabled webhook changes nothing; an admin key may do it too.
+    again = await client.post(f"{path}/enable", headers=keys["admin"])
+    assert again.json() == enabled.json()
+    missing = await client.post(f"/webhooks/{uuid.uuid4()}/enable", headers=keys["reports"])
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "webhook_not_found"
+
+
+async def test_a_webhook_enabled_again_gets_new_events_and_not_what_it_missed(
+    settings: Settings, client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    async with receiver(respond(204)) as hook:
+        created = await _subscribe(client, keys["reports"], url=hook.url())
+        path = f"/webhooks/{created['id']}"
+        # Waiting when the webhook is disabled: failed then, not sent once it is enabled.
+        missed = (await client.post(f"{path}/test", headers=keys["reports"])).json()
+        await disable(app_state(client).sessionmaker, created["id"])
+        assert (await client.post(f"{path}/enable", headers=keys["reports"])).status_code == 200
+        sent = (await client.post(f"{path}/test", headers=keys["reports"])).json()
+        async with arq_worker(settings), asyncio.timeout(20):
+            while await _status(client, sent["delivery_id"]) is not ReportStatus.complete:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert await _status(client, missed["delivery_id"]) is ReportStatus.failed
+    [request] = hook.requests
+    body = Webhook(created["secret"]).verify(request.body, request.headers)
+    assert body["type"] == "webhook.test"
+
+
+async def _status(client: httpx.AsyncClient, delivery_id: str) -> ReportStatus | None:
+    async with app_state(client).sessionmaker() as session:
+        delivery = await session.get(WebhookDelivery, uuid.UUID(delivery_id))
+    return None if delivery is None else delivery.status

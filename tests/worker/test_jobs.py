@@ -3,7 +3,6 @@ after a worker stops, and the sweep at start-up."""
 
 import asyncio
 import contextlib
-import gc
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -214,9 +213,6 @@ async def test_a_job_over_its_time_fails_the_report(
     assert report.error == "timed out after 0.3 s (attempt 1)"
 
 
-# Arq leaves the cancelled job's Redis client to the garbage collector, which warns about the
-# unclosed client at an arbitrary later moment; collected here, so the warning stays in this test.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_stopped_worker_requeues_its_job(
     sessionmaker: Sessions,
     settings: Settings,
@@ -244,7 +240,6 @@ async def test_a_stopped_worker_requeues_its_job(
     report = await load_report(sessionmaker, report_id)
     assert (report.status, report.attempts, report.error) == (ReportStatus.complete, 2, None)
     assert await stored_csv(sessionmaker, report_id) == _expected(frames)
-    gc.collect()
 
 
 async def test_orphans_are_swept_at_worker_start(

@@ -203,7 +203,11 @@ async def test_reports_past_their_retention_are_deleted_with_their_rows(
                 )
             )
     upkeep = jobs.Upkeep(
-        interval_seconds=5, max_attempts=3, delivery_max_attempts=3, retention=timedelta(days=30)
+        interval_seconds=5,
+        max_attempts=3,
+        delivery_max_attempts=3,
+        retention=timedelta(days=30),
+        event_retention=timedelta(days=30),
     )
 
     await jobs.upkeep_round(sessionmaker, queue, upkeep)

@@ -389,6 +389,9 @@ class Event(Base):
     """The store an incident event is about (owner keys see their stores' only); None for a
     report's events."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_utcnow)
+    """The event's own timestamp (an incident's of a loaded history may be years old)."""
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=sa.func.now())
+    """When it entered the outbox: what its retention goes by (`webhooks.retention`)."""
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
     """The exact JSON bytes sent and signed (`webhooks.events.event_body`)."""
 
@@ -527,7 +530,12 @@ class WebhookDelivery(LeasedWork, Base):
     POST; a failed one makes it pending again, due after the backoff."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "due_at"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_deliveries_due", "status", "due_at"),
+        # Retention: finished deliveries by age, and the deliveries of a deleted event.
+        sa.Index("ix_webhook_deliveries_finished_at", "finished_at"),
+        sa.Index("ix_webhook_deliveries_event_id", "event_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     subscription_id: Mapped[uuid.UUID] = mapped_column(
@@ -543,7 +551,11 @@ class WebhookAttempt(Base):
     """One POST of a delivery, as `GET /webhooks/{id}/deliveries` lists it."""
 
     __tablename__ = "webhook_attempts"
-    __table_args__ = (sa.Index("ix_webhook_attempts_subscription_seq", "subscription_id", "seq"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_attempts_subscription_seq", "subscription_id", "seq"),
+        # A deleted delivery's attempts go with it.
+        sa.Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+    )
 
     seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     subscription_id: Mapped[uuid.UUID] = mapped_column(

@@ -1,6 +1,7 @@
 """The dashboard's webhook pages: list and subscribe (the secret shown once), one webhook with
-its delivery attempts, send a test, delete. Forms carry the session's CSRF token, as every
-form of the dashboard; a key sees only its own webhooks (admin all), as in the API."""
+its delivery attempts, send a test, enable a disabled one again, delete. Forms carry the
+session's CSRF token, as every form of the dashboard; a key sees only its own webhooks (admin
+all), as in the API."""
 
 from typing import Annotated, Final
 from uuid import UUID
@@ -110,6 +111,19 @@ async def send_test_from_dashboard(
         return page.not_found(str(error))
     await session.commit()
     await queue_first_attempt(state.queue, delivery_id)
+    return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
+
+
+@router.post("/ui/webhooks/{webhook_id}/enable", response_class=RedirectResponse)
+async def enable_from_dashboard(
+    webhook_id: UUID, page: ReaderPageDep, session: SessionDep, csrf: CsrfForm = None
+) -> Response:
+    if _forged(page, csrf):
+        return page.expired()
+    try:
+        await subscriptions.enable(session, _subscriber(page), webhook_id)
+    except subscriptions.SubscriptionNotFound as error:
+        return page.not_found(str(error))
     return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
 
 

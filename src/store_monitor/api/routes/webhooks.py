@@ -1,4 +1,5 @@
-"""Webhook routes: subscribe, list, read, delete, send a test, list delivery attempts."""
+"""Webhook routes: subscribe, list, read, enable again, delete, send a test, list delivery
+attempts."""
 
 import inspect
 import uuid
@@ -131,6 +132,28 @@ async def get_webhook(
     """Says whether it is enabled, and if it was disabled, since when and why."""
     try:
         return Webhook.model_validate(await subscriptions.get(session, subscriber, webhook_id))
+    except subscriptions.SubscriptionNotFound as error:
+        raise _not_found(error) from error
+
+
+@router.post(
+    "/webhooks/{webhook_id}/enable",
+    operation_id="enable_webhook",
+    response_model=Webhook,
+    response_description="Enabled: events recorded from now on are sent to it.",
+    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    summary="Enable a disabled webhook again",
+)
+async def enable_webhook(
+    webhook_id: WebhookId, session: SessionDep, subscriber: SubscriberDep
+) -> Webhook:
+    """For a webhook disabled after a day of failed deliveries, once its receiver works again
+    (an enabled one is left as it is). It gets the events recorded from now on; what it missed
+    is not sent again: the deliveries failed when it was disabled stay failed (see its
+    deliveries), and events recorded while it was disabled were not meant for it. Its failures
+    count afresh: a day of them from now disables it again."""
+    try:
+        return Webhook.of(await subscriptions.enable(session, subscriber, webhook_id))
     except subscriptions.SubscriptionNotFound as error:
         raise _not_found(error) from error
 
