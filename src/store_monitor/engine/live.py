@@ -44,7 +44,7 @@ import polars as pl
 
 from store_monitor.engine.business_hours import business_intervals, store_timezones
 from store_monitor.engine.report import compute_report, minutes_between
-from store_monitor.frames import DOWN_NOW, INCIDENTS, INCIDENTS_OPENED, LIVE_STATE
+from store_monitor.frames import DOWN_NOW, INCIDENTS, INCIDENTS_OPENED, LIVE_STATE, PollWindows
 
 NEW_STORE_LOOKBACK: Final = timedelta(hours=1)
 """At its first evaluation, a store announces closed only incidents that ended this close to N."""
@@ -54,26 +54,16 @@ incident going on then is then usually read whole rather than found `unsettled`.
 _WEEK: Final = timedelta(weeks=1)
 
 
-@dataclass(frozen=True, kw_only=True)
-class PollWindows:
-    """Where each store's polls may start for an evaluation at `now`: its polls from `since` on,
-    plus its latest before, settle it unless an incident runs across `since`.
-
-    Why that is enough: the rules look only at incidents that end after the store's threshold T,
-    after its announced start S, or at N, and `since` is before all three. With the latest poll
-    before `since`, the status is exact from before `since` on, so every incident that starts
-    after `since` is exact, and one running across it is the only one that may be wrong (its
-    start): such a store is `unsettled`."""
-
-    since: pl.DataFrame
-    """`store_id`, `since`: the stores with a state row."""
-    default: datetime
-    """Every other store's (at its first evaluation)."""
-
-
 def poll_windows(state: pl.DataFrame, *, now: datetime) -> PollWindows:
     """Each store's window for an evaluation at `now`: `WINDOW_MARGIN` before the earlier of its
-    threshold and announced start, never before the week that reports look at."""
+    threshold and announced start, never before the week that reports look at.
+
+    Why its polls from there on (plus its latest before) are enough: the rules look only at
+    incidents that end after the store's threshold T, after its announced start S, or at N, and
+    the window starts before all three (or at the week's start: the report's own polls). With the
+    latest poll before the window, the status is exact from before its start on, so every
+    incident that starts in the window is exact; one running across its start is the only one
+    that may be wrong (its start), and its store is `unsettled`."""
     week_start = now - _WEEK
     since = (pl.min_horizontal("threshold", "announced_started_at") - pl.lit(WINDOW_MARGIN)).clip(
         lower_bound=pl.lit(week_start)
