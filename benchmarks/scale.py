@@ -104,7 +104,7 @@ def _machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
-def _process_cpu_seconds(pids: list[int]) -> float:
+def process_cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
         # After the command's closing parenthesis: state is field 3, utime 14 and stime 15.
@@ -150,11 +150,11 @@ def _measure(url: str, configuration: Configuration, *, runs: int) -> Measured:
     with service(url, workers=configuration.workers, settings=settings, peaks=peaks) as client:
         timings, digests = [], set()
         for _ in range(runs):
-            machine, own = _machine_busy_seconds(), _process_cpu_seconds(peaks.pids)
+            machine, own = _machine_busy_seconds(), process_cpu_seconds(peaks.pids)
             seconds, report_id = trigger_to_complete(
                 client, poll_seconds=POLL_SECONDS, timeout_seconds=REPORT_TIMEOUT_SECONDS
             )
-            own = _process_cpu_seconds(peaks.pids) - own
+            own = process_cpu_seconds(peaks.pids) - own
             cpu = CpuSeconds(service=own, rest=_machine_busy_seconds() - machine - own)
             timings.append(seconds)
             digests.add(_csv_digest(client, report_id))

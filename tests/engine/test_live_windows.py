@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from store_monitor.engine import evaluate_live
-from store_monitor.engine.live import LiveEvaluation, PollWindows, poll_windows
-from store_monitor.frames import LIVE_STATE
+from store_monitor.engine.live import LiveEvaluation, poll_windows
+from store_monitor.frames import LIVE_STATE, PollWindows
 
 from .frames import hours, instant, polls, zones
 from .test_live_promise import PROFILE, Dataset, Frames, batchings, datasets

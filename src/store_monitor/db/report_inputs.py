@@ -75,7 +75,7 @@ async def load_report_inputs(
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be time-zone aware")
     later = as_of is not None if count_later is None else count_later
-    selection = {
+    selection: dict[str, object] = {
         "store_ids": None if store_ids is None else list(store_ids),
         "window_ids": None if windows is None else windows.since["store_id"].to_list(),
         "window_starts": None if windows is None else windows.since["since"].to_list(),
