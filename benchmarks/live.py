@@ -6,7 +6,6 @@ CPU time it took, here and in Postgres (the database's server processes): on a s
 what the evaluation costs whatever else runs."""
 
 import asyncio
-import contextlib
 import math
 import statistics
 import time
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.report import data_set
-from benchmarks.scale import process_cpu_seconds
+from benchmarks.scale import database_cpu_seconds, spent_since
 from benchmarks.service import database
 from benchmarks.table import print_table
 from store_monitor import frames, ingest, live
@@ -83,19 +81,6 @@ class _Timed:
     """CPU time of the database's server processes meanwhile."""
 
 
-async def _backends(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[int, float]:
-    """CPU seconds so far of each server process connected to the database."""
-    async with sessionmaker() as session:
-        pids = await session.scalars(
-            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        )
-        found = {}
-        for pid in pids:
-            with contextlib.suppress(OSError):  # gone meanwhile
-                found[pid] = process_cpu_seconds([pid])
-        return found
-
-
 async def _with_database(
     url: str,
     polls: pl.DataFrame,
@@ -115,7 +100,7 @@ async def _with_database(
             if with_hours:
                 await ingest.ingest_business_hours(session, hours)
                 await ingest.ingest_timezones(session, zones)
-        backends = await _backends(sessionmaker)
+        backends = await database_cpu_seconds(sessionmaker)
         cpu = time.process_time()
         committed = time.perf_counter()
         # What a runner does with the queued evaluation (the queue's hop aside).
@@ -127,9 +112,7 @@ async def _with_database(
             await live.run_evaluation(sessionmaker, *due, runner)
         seconds = time.perf_counter() - committed
         cpu_here = time.process_time() - cpu
-        after = await _backends(sessionmaker)
-        # A server process that ended meanwhile is missed (the pool keeps them).
-        cpu_postgres = sum(spent - backends.get(pid, 0.0) for pid, spent in after.items())
+        cpu_postgres = spent_since(backends, await database_cpu_seconds(sessionmaker))
         return _Timed(seconds=seconds, cpu_here=cpu_here, cpu_postgres=cpu_postgres)
 
     try:

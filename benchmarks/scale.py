@@ -8,6 +8,7 @@ from. Workers take one job at a time: a worker's memory is then one shard's.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -17,6 +18,7 @@ from typing import Final
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.report import best_processes, data_set, report_command
 from benchmarks.service import (
@@ -111,6 +113,25 @@ def process_cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / _TICKS
+
+
+async def database_cpu_seconds(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[int, float]:
+    """CPU seconds so far of each server process connected to the sessions' database."""
+    async with sessionmaker() as session:
+        pids = await session.scalars(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        found = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                found[pid] = process_cpu_seconds([pid])
+        return found
+
+
+def spent_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two `database_cpu_seconds`; a server process that ended meanwhile is
+    missed (connection pools keep theirs)."""
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())
 
 
 def _file_digest(path: Path) -> str:

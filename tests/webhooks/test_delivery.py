@@ -43,13 +43,19 @@ AT = datetime(2023, 1, 24, 10, 44, 30, tzinfo=UTC)
 RUNNER = Runner(owner="tests", lease_seconds=15.0, timeout_seconds=30.0, max_attempts=3)
 
 
-def policy(*, max_attempts: int = 12, base: float = 0.05, timeout: float = 5.0) -> DeliveryPolicy:
+def policy(
+    *, max_attempts: int = 12, base: float = 0.05, timeout: float = 5.0, batch: int = 32
+) -> DeliveryPolicy:
     sender = WebhookSender(
         allow_private=True, connect_timeout_seconds=1.0, total_timeout_seconds=timeout
     )
     # No jitter: the tests' pauses are exactly `base`, 3 x `base`, ...
     return DeliveryPolicy(
-        sender=sender, max_attempts=max_attempts, retry_base_seconds=base, random=lambda: 0.5
+        sender=sender,
+        max_attempts=max_attempts,
+        retry_base_seconds=base,
+        random=lambda: 0.5,
+        batch=batch,
     )
 
 
@@ -144,6 +150,39 @@ async def test_a_delivery_is_signed_as_the_library_verifies_and_recorded(
     assert attempt.event_id == key
 
 
+async def test_a_job_sends_the_other_due_deliveries_with_its_own(
+    sessions: Sessions,
+) -> None:
+    async with receiver(respond(204, keep_alive=True)) as hook:
+        subscription = await subscribe(sessions, hook.url())
+        keys = await announce(sessions, opened("s1"), opened("s2"), opened("s3"))
+        first, second, third = await deliveries(sessions)
+        # One is given to a job of its own already: the batch leaves it alone.
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(WebhookDelivery)
+                .where(WebhookDelivery.id == third.id)
+                .values(due_at=datetime.now(UTC) + timedelta(hours=1))
+            )
+        assert await run_delivery(sessions, second.id, 1, RUNNER, policy()) is (
+            ReportStatus.complete
+        )
+        # The first was sent with it: its own job finds nothing to do.
+        assert await run_delivery(sessions, first.id, 1, RUNNER, policy()) is None
+    found = {d.id: d for d in await deliveries(sessions)}
+    assert [(found[d.id].status, found[d.id].attempts) for d in (first, second, third)] == [
+        (ReportStatus.complete, 1),
+        (ReportStatus.complete, 1),
+        (ReportStatus.pending, 0),
+    ]
+    assert sorted(r.headers["webhook-id"] for r in hook.requests) == sorted(
+        event_id(key) for key in keys[:2]
+    )
+    for request in hook.requests:
+        verified(request.headers, request.body, subscription.secret)
+    assert sorted(a.attempt for a in await attempts(sessions)) == [1, 1]
+
+
 async def test_a_503_is_retried_after_the_backoff_with_the_same_webhook_id(
     sessions: Sessions,
 ) -> None:
@@ -216,11 +255,12 @@ async def test_a_day_of_failures_disables_the_subscription(sessions: Sessions) -
         first, second = await deliveries(sessions)
         # Failing for a bit less than a day: a failure does not disable it yet.
         await _failing_for(sessions, subscription.id, timedelta(hours=23))
-        assert await run_delivery(sessions, first.id, 1, RUNNER, policy()) is ReportStatus.pending
+        one = policy(batch=1)  # the first delivery's job leaves the second alone
+        assert await run_delivery(sessions, first.id, 1, RUNNER, one) is ReportStatus.pending
         assert (await _subscription(sessions, subscription.id)).disabled_at is None
         # A day: the next failure disables it, and its waiting deliveries fail.
         await _failing_for(sessions, subscription.id, timedelta(days=1, minutes=1))
-        assert await run_delivery(sessions, second.id, 1, RUNNER, policy()) is ReportStatus.pending
+        assert await run_delivery(sessions, second.id, 1, RUNNER, one) is ReportStatus.pending
     disabled = await _subscription(sessions, subscription.id)
     assert disabled.disabled_at is not None
     assert disabled.disabled_reason is not None
