@@ -22,6 +22,7 @@ from store_monitor.db.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.webhooks.delivery import RUN_DELIVERY, DeliveryPolicy, run_delivery
 from store_monitor.webhooks.events import (
     EventType,
@@ -330,3 +331,16 @@ async def _until_attempts(sessions: Sessions, count: int) -> None:
     async with asyncio.timeout(10):
         while len(await attempts(sessions)) < count:  # noqa: ASYNC110 (it polls the database)
             await asyncio.sleep(0.05)
+
+
+async def test_a_job_that_cannot_reach_the_database_leaves_its_delivery_to_the_sweep() -> None:
+    unreachable = create_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none", process_name="tests"
+    )
+    try:
+        status = await run_delivery(
+            create_sessionmaker(unreachable), uuid.uuid4(), 1, RUNNER, policy()
+        )
+    finally:
+        await unreachable.dispose()
+    assert status is None

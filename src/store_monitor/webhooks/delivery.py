@@ -32,6 +32,7 @@ from store_monitor.db.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from store_monitor.db.session import transient_error
 from store_monitor.webhooks.backoff import retry_delay
 from store_monitor.webhooks.events import event_id
 from store_monitor.webhooks.sending import Connections, DeliveryResult, WebhookSender
@@ -98,7 +99,20 @@ async def run_delivery(
     (`pending`: to be retried), None if its attempt did not run. `queue` takes the next
     attempts, due after the backoff."""
     runner = replace(runner, max_attempts=policy.max_attempts)
-    claimed = await _claim_batch(sessionmaker, delivery_id, attempt, runner, policy.batch)
+    try:
+        # Cancelled as it commits, its deliveries wait for their leases to run out (the sweep).
+        claimed = await _claim_batch(sessionmaker, delivery_id, attempt, runner, policy.batch)
+    except Exception as error:
+        if not transient_error(error):
+            raise
+        log.warning(
+            "webhook delivery %s: attempt %d could not start, the database is unavailable; "
+            "the sweep queues it again",
+            delivery_id,
+            attempt,
+            exc_info=True,
+        )
+        return None
     async with policy.sender.connections() as connections:
         attempts = [
             DeliveryAttempt(
