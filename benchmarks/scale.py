@@ -8,6 +8,7 @@ from. Workers take one job at a time: a worker's memory is then one shard's.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -17,6 +18,7 @@ from typing import Final
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.report import best_processes, data_set, report_command
 from benchmarks.service import (
@@ -104,13 +106,32 @@ def _machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
-def _process_cpu_seconds(pids: list[int]) -> float:
+def process_cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
         # After the command's closing parenthesis: state is field 3, utime 14 and stime 15.
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / _TICKS
+
+
+async def database_cpu_seconds(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[int, float]:
+    """CPU seconds so far of each server process connected to the sessions' database."""
+    async with sessionmaker() as session:
+        pids = await session.scalars(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        found = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                found[pid] = process_cpu_seconds([pid])
+        return found
+
+
+def spent_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two `database_cpu_seconds`; a server process that ended meanwhile is
+    missed (connection pools keep theirs)."""
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())
 
 
 def _file_digest(path: Path) -> str:
@@ -150,11 +171,11 @@ def _measure(url: str, configuration: Configuration, *, runs: int) -> Measured:
     with service(url, workers=configuration.workers, settings=settings, peaks=peaks) as client:
         timings, digests = [], set()
         for _ in range(runs):
-            machine, own = _machine_busy_seconds(), _process_cpu_seconds(peaks.pids)
+            machine, own = _machine_busy_seconds(), process_cpu_seconds(peaks.pids)
             seconds, report_id = trigger_to_complete(
                 client, poll_seconds=POLL_SECONDS, timeout_seconds=REPORT_TIMEOUT_SECONDS
             )
-            own = _process_cpu_seconds(peaks.pids) - own
+            own = process_cpu_seconds(peaks.pids) - own
             cpu = CpuSeconds(service=own, rest=_machine_busy_seconds() - machine - own)
             timings.append(seconds)
             digests.add(_csv_digest(client, report_id))

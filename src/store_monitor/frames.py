@@ -2,6 +2,8 @@
 
 Conformed once at the boundary; everything after trusts them. Imports no other layer."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import polars as pl
@@ -68,6 +70,19 @@ DAILY: Final = pl.Schema(
 LIVE_STATE: Final = pl.Schema(
     {"store_id": pl.String(), "threshold": UTC_INSTANT, "announced_started_at": UTC_INSTANT}
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollWindows:
+    """Where a live evaluation reads each store's polls from (`engine.live.poll_windows`): its
+    polls from `since` on, plus its latest before."""
+
+    since: pl.DataFrame
+    """`store_id`, `since` (UTC_INSTANT): the stores with a state row."""
+    default: datetime
+    """Every other store's (at its first evaluation)."""
+
+
 # The stores down at an evaluation's `now`: since when, for how many minutes at `now`, and the
 # store's latest poll.
 DOWN_NOW: Final = pl.Schema(

@@ -26,9 +26,9 @@ from store_monitor.db.models import LiveEvaluation, ReportStatus
 from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.session import reading
 from store_monitor.engine.live import LiveEvaluation as Evaluated
-from store_monitor.engine.live import evaluate_live
+from store_monitor.engine.live import evaluate_live, poll_windows
 from store_monitor.engine.localtime import computable_timezone
-from store_monitor.frames import DEFAULT_TIMEZONE, LIVE_STATE
+from store_monitor.frames import DEFAULT_TIMEZONE, LIVE_STATE, PollWindows
 from store_monitor.webhooks import outbox
 from store_monitor.webhooks.events import (
     AnyEvent,
@@ -108,18 +108,45 @@ class EvaluationAttempt(Attempt):
 class _Evaluated:
     result: Evaluated
     latest: pl.DataFrame
-    """`store_id`, `latest_poll_at` of every evaluated store."""
+    """`store_id`, `latest_poll_at` of every evaluated store (and of its unsettled ones)."""
 
 
 async def _evaluate(session: AsyncSession, plan: Plan) -> _Evaluated:
+    """Each store evaluated on its poll window's polls; those it was too short for (an incident
+    runs across its start) again on the week's."""
     now = plan.now
     assert now is not None
     store_ids = None if plan.all_stores else plan.changes["store_id"].to_list()
     state = await live_state.read_state(session, store_ids)
     await session.rollback()  # the inputs are read in a snapshot of their own, in parts
-    inputs = await load_report_inputs(session, as_of=now, count_later=False, store_ids=store_ids)
+    windows = poll_windows(state, now=now)
+    first = await _read_and_evaluate(session, state, now, store_ids, windows)
+    unsettled = first.result.unsettled
+    if unsettled.is_empty():
+        return first
+    rest = await _read_and_evaluate(session, state, now, unsettled.to_list(), None)
+    latest = pl.concat([first.latest, rest.latest]).group_by("store_id").max()
+    return _Evaluated(result=first.result.merged(rest.result), latest=latest)
+
+
+async def _read_and_evaluate(
+    session: AsyncSession,
+    state: pl.DataFrame,
+    now: datetime,
+    store_ids: list[str] | None,
+    windows: PollWindows | None,
+) -> _Evaluated:
+    inputs = await load_report_inputs(
+        session, as_of=now, count_later=False, store_ids=store_ids, windows=windows
+    )
     result = await asyncio.to_thread(
-        evaluate_live, inputs.polls, inputs.business_hours, inputs.timezones, state, now=now
+        evaluate_live,
+        inputs.polls,
+        inputs.business_hours,
+        inputs.timezones,
+        state,
+        now=now,
+        windows=windows,
     )
     latest = inputs.polls.group_by("store_id").agg(latest_poll_at=pl.col("timestamp_utc").max())
     return _Evaluated(result=result, latest=latest)

@@ -265,6 +265,9 @@ async def test_the_report_reads_only_the_partitions_of_its_week_and_of_the_last_
             "to_store": None,
             "count_later": True,
             "store_ids": None,
+            "window_ids": None,
+            "window_starts": None,
+            "default_since": None,
         },
     )
     tree = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]

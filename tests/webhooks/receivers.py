@@ -24,16 +24,26 @@ Answer = Callable[[ReceivedRequest, asyncio.StreamWriter], Awaitable[None]]
 class Receiver:
     port: int
     requests: list[ReceivedRequest] = field(default_factory=list)
+    connections: int = 0
+    """Connections accepted."""
 
     def url(self, path: str = "/hook", *, host: str = "127.0.0.1", scheme: str = "http") -> str:
         return f"{scheme}://{host}:{self.port}{path}"
 
 
-def respond(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Answer:
-    """An answer with this status, body and headers, then the connection closes."""
+def respond(
+    status: int,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    *,
+    keep_alive: bool = False,
+) -> Answer:
+    """An answer with this status, body and headers, then the connection closes (unless
+    `keep_alive`: the next request may come on it)."""
 
     async def answer(_request: ReceivedRequest, writer: asyncio.StreamWriter) -> None:
-        lines = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}", "connection: close"]
+        lines = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}"]
+        lines += [] if keep_alive else ["connection: close"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         await writer.drain()
@@ -58,15 +68,17 @@ async def receiver(
     answer: Answer, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
 ) -> AsyncIterator[Receiver]:
     """A receiver on 127.0.0.1 (on `port`, or a free one) answering every request with
-    `answer`."""
+    `answer`, as many as come on a connection until the client closes it."""
     handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        state.connections += 1
         try:
-            request = await _read_request(reader)
-            state.requests.append(request)
-            await answer(request, writer)
+            while not reader.at_eof():
+                request = await _read_request(reader)
+                state.requests.append(request)
+                await answer(request, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:

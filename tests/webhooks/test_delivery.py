@@ -22,6 +22,7 @@ from store_monitor.db.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.webhooks.delivery import RUN_DELIVERY, DeliveryPolicy, run_delivery
 from store_monitor.webhooks.events import (
     EventType,
@@ -43,13 +44,19 @@ AT = datetime(2023, 1, 24, 10, 44, 30, tzinfo=UTC)
 RUNNER = Runner(owner="tests", lease_seconds=15.0, timeout_seconds=30.0, max_attempts=3)
 
 
-def policy(*, max_attempts: int = 12, base: float = 0.05, timeout: float = 5.0) -> DeliveryPolicy:
+def policy(
+    *, max_attempts: int = 12, base: float = 0.05, timeout: float = 5.0, batch: int = 32
+) -> DeliveryPolicy:
     sender = WebhookSender(
         allow_private=True, connect_timeout_seconds=1.0, total_timeout_seconds=timeout
     )
     # No jitter: the tests' pauses are exactly `base`, 3 x `base`, ...
     return DeliveryPolicy(
-        sender=sender, max_attempts=max_attempts, retry_base_seconds=base, random=lambda: 0.5
+        sender=sender,
+        max_attempts=max_attempts,
+        retry_base_seconds=base,
+        random=lambda: 0.5,
+        batch=batch,
     )
 
 
@@ -144,6 +151,39 @@ async def test_a_delivery_is_signed_as_the_library_verifies_and_recorded(
     assert attempt.event_id == key
 
 
+async def test_a_job_sends_the_other_due_deliveries_with_its_own(
+    sessions: Sessions,
+) -> None:
+    async with receiver(respond(204, keep_alive=True)) as hook:
+        subscription = await subscribe(sessions, hook.url())
+        keys = await announce(sessions, opened("s1"), opened("s2"), opened("s3"))
+        first, second, third = await deliveries(sessions)
+        # One is given to a job of its own already: the batch leaves it alone.
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(WebhookDelivery)
+                .where(WebhookDelivery.id == third.id)
+                .values(due_at=datetime.now(UTC) + timedelta(hours=1))
+            )
+        assert await run_delivery(sessions, second.id, 1, RUNNER, policy()) is (
+            ReportStatus.complete
+        )
+        # The first was sent with it: its own job finds nothing to do.
+        assert await run_delivery(sessions, first.id, 1, RUNNER, policy()) is None
+    found = {d.id: d for d in await deliveries(sessions)}
+    assert [(found[d.id].status, found[d.id].attempts) for d in (first, second, third)] == [
+        (ReportStatus.complete, 1),
+        (ReportStatus.complete, 1),
+        (ReportStatus.pending, 0),
+    ]
+    assert sorted(r.headers["webhook-id"] for r in hook.requests) == sorted(
+        event_id(key) for key in keys[:2]
+    )
+    for request in hook.requests:
+        verified(request.headers, request.body, subscription.secret)
+    assert sorted(a.attempt for a in await attempts(sessions)) == [1, 1]
+
+
 async def test_a_503_is_retried_after_the_backoff_with_the_same_webhook_id(
     sessions: Sessions,
 ) -> None:
@@ -216,11 +256,12 @@ async def test_a_day_of_failures_disables_the_subscription(sessions: Sessions) -
         first, second = await deliveries(sessions)
         # Failing for a bit less than a day: a failure does not disable it yet.
         await _failing_for(sessions, subscription.id, timedelta(hours=23))
-        assert await run_delivery(sessions, first.id, 1, RUNNER, policy()) is ReportStatus.pending
+        one = policy(batch=1)  # the first delivery's job leaves the second alone
+        assert await run_delivery(sessions, first.id, 1, RUNNER, one) is ReportStatus.pending
         assert (await _subscription(sessions, subscription.id)).disabled_at is None
         # A day: the next failure disables it, and its waiting deliveries fail.
         await _failing_for(sessions, subscription.id, timedelta(days=1, minutes=1))
-        assert await run_delivery(sessions, second.id, 1, RUNNER, policy()) is ReportStatus.pending
+        assert await run_delivery(sessions, second.id, 1, RUNNER, one) is ReportStatus.pending
     disabled = await _subscription(sessions, subscription.id)
     assert disabled.disabled_at is not None
     assert disabled.disabled_reason is not None
@@ -290,3 +331,16 @@ async def _until_attempts(sessions: Sessions, count: int) -> None:
     async with asyncio.timeout(10):
         while len(await attempts(sessions)) < count:  # noqa: ASYNC110 (it polls the database)
             await asyncio.sleep(0.05)
+
+
+async def test_a_job_that_cannot_reach_the_database_leaves_its_delivery_to_the_sweep() -> None:
+    unreachable = create_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none", process_name="tests"
+    )
+    try:
+        status = await run_delivery(
+            create_sessionmaker(unreachable), uuid.uuid4(), 1, RUNNER, policy()
+        )
+    finally:
+        await unreachable.dispose()
+    assert status is None

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from store_monitor.webhooks.events import event_id
 from store_monitor.webhooks.sending import DeliveryResult, WebhookSender
 from store_monitor.webhooks.signing import new_secret
-from store_monitor.webhooks.targets import IPAddress, Resolver
+from store_monitor.webhooks.targets import IPAddress, Resolver, resolve_target
 
 from .receivers import endless_body, hang, receiver, respond
 
@@ -236,3 +236,41 @@ async def test_tls_refuses_a_certificate_for_another_name(
     assert result.error is not None
     assert "CERTIFICATE_VERIFY_FAILED" in result.error
     assert hook.requests == []
+
+
+async def test_attempts_made_together_share_a_connection_and_alone_open_their_own() -> None:
+    webhook_sender = sender()
+    async with receiver(respond(204, keep_alive=True)) as hook:
+        async with webhook_sender.connections() as shared:
+            for _ in range(3):
+                result = await webhook_sender.deliver(
+                    url=hook.url(),
+                    secret=new_secret(),
+                    event_id=EVENT_ID,
+                    body=BODY,
+                    connections=shared,
+                )
+                assert result.succeeded
+        assert hook.connections == 1
+        for _ in range(2):
+            assert (await deliver(webhook_sender, hook.url())).succeeded
+    assert (len(hook.requests), hook.connections) == (5, 3)
+
+
+async def test_shared_connections_are_per_address_and_tls_name() -> None:
+    """A connection made for one name is never reused for another on the same address."""
+    resolver = LoopbackResolver()
+    webhook_sender = sender(resolver=resolver)
+    async with webhook_sender.connections() as shared:
+        targets = [
+            await resolve_target(url, allow_private=True, resolver=resolver)
+            for url in (
+                "https://a.example:8443/x",
+                "https://a.example:8443/y",
+                "https://b.example:8443/x",
+                "https://a.example:9443/x",
+            )
+        ]
+        a, same_a, b, other_port = (shared.client(target) for target in targets)
+    assert a is same_a
+    assert len({id(a), id(b), id(other_port)}) == 3

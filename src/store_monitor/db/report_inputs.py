@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import Store
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian
-from store_monitor.frames import POLLS, STATUS, TIMEZONES
+from store_monitor.frames import POLLS, STATUS, TIMEZONES, PollWindows
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
 # store has when the week starts (see `load_report_inputs`).
@@ -58,9 +58,12 @@ async def load_report_inputs(
     stores: StoreRange = ALL_STORES,
     count_later: bool | None = None,
     store_ids: Sequence[str] | None = None,
+    windows: PollWindows | None = None,
 ) -> ReportInputs:
     """The engine's inputs for a report at `as_of` (None: at the latest poll), of the stores
-    in `stores` only, and of those among `store_ids` only if given (a live evaluation's).
+    in `stores` only, and of those among `store_ids` only if given (a live evaluation's). With
+    `windows` (a live evaluation's), each store's polls from its window's start on, if later
+    than the week's, plus its latest before.
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
     gives the same rows as on the full tables; take `ignored_polls` from here, not from it. It
@@ -72,8 +75,13 @@ async def load_report_inputs(
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be time-zone aware")
     later = as_of is not None if count_later is None else count_later
-    only = None if store_ids is None else list(store_ids)
-    return await _load_postgres(session, as_of, stores, later, only)
+    selection: dict[str, object] = {
+        "store_ids": None if store_ids is None else list(store_ids),
+        "window_ids": None if windows is None else windows.since["store_id"].to_list(),
+        "window_starts": None if windows is None else windows.since["since"].to_list(),
+        "default_since": None if windows is None else windows.default,
+    }
+    return await _load_postgres(session, as_of, stores, later, selection)
 
 
 async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRange]:
@@ -100,6 +108,8 @@ async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRa
 # polls' instants and the hours, as (day, start, end) records. Per store with a poll before the
 # week, its id, the instant and whether inactive of the last such poll (DESC on status: an
 # instant's inactive poll first). Per reported store with a time zone, its id and the zone.
+# A store's polls are read from the week's start, or from a later instant of its own (a live
+# evaluation's windows: `reads.since`), "the week" below.
 # Polls are partitioned by week (db/partitions.py), and each look-up reads only the partitions
 # its time bounds leave (pruned as it runs): the week's, and for the last poll before the week,
 # latest first, down to the first partition with one of the store's polls, never below the
@@ -118,9 +128,15 @@ reported AS (
            week.active, week.inactive, zone.timezone_str, hours.records AS hours
     FROM bounds
     CROSS JOIN stores AS s
+    LEFT JOIN unnest(CAST(:window_ids AS text[]), CAST(:window_starts AS timestamptz[]))
+        AS w (store_id, since) ON w.store_id = s.store_id
+    CROSS JOIN LATERAL (
+        SELECT greatest(bounds.week_start, coalesce(w.since, CAST(:default_since AS timestamptz)))
+            AS since
+    ) AS reads
     LEFT JOIN LATERAL (
         SELECT p.timestamp_utc, p.status FROM polls AS p
-        WHERE p.store_id = s.store_id AND p.timestamp_utc < bounds.week_start
+        WHERE p.store_id = s.store_id AND p.timestamp_utc < reads.since
           AND p.timestamp_utc BETWEEN s.first_poll_at AND s.latest_poll_at
         ORDER BY p.timestamp_utc DESC, p.status DESC
         LIMIT 1
@@ -132,7 +148,7 @@ reported AS (
                    FILTER (WHERE p.status = 'inactive') AS inactive
         FROM polls AS p
         WHERE p.store_id = s.store_id
-          AND p.timestamp_utc >= bounds.week_start AND p.timestamp_utc <= bounds.now
+          AND p.timestamp_utc >= reads.since AND p.timestamp_utc <= bounds.now
     ) AS week
     LEFT JOIN timezones AS zone ON zone.store_id = s.store_id
     CROSS JOIN LATERAL (
@@ -197,12 +213,12 @@ async def _load_postgres(
     as_of: datetime | None,
     stores: StoreRange,
     count_later: bool,
-    store_ids: list[str] | None,
+    selection: dict[str, object],
 ) -> ReportInputs:
     engine = session.bind
     if session.in_transaction() or not isinstance(engine, AsyncEngine):
         # In the caller's transaction: one statement, which sees its writes too.
-        return await _read_part(await session.connection(), as_of, stores, count_later, store_ids)
+        return await _read_part(await session.connection(), as_of, stores, count_later, selection)
     # A session yet to start its transaction reads committed data: in parts, on connections of
     # its engine that share one snapshot (exported by the first, as `pg_dump --jobs` does).
     reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -221,7 +237,7 @@ async def _load_postgres(
             connections.append(other)
         parts = await asyncio.gather(
             *(
-                _read_part(connection, as_of, part, count_later, store_ids)
+                _read_part(connection, as_of, part, count_later, selection)
                 for connection, part in zip(connections, ranges, strict=True)
             )
         )
@@ -280,9 +296,10 @@ async def _read_part(
     as_of: datetime | None,
     stores: StoreRange,
     count_later: bool,
-    store_ids: list[str] | None,
+    selection: dict[str, object],
 ) -> ReportInputs:
-    """The inputs of the stores in `stores` (and in `store_ids`, if given)."""
+    """The inputs of the stores in `stores`, selected and from the instants `selection` says
+    (the statement's `store_ids`, `window_ids`, `window_starts` and `default_since`)."""
     packed = await connection.execute(
         _POSTGRES_INPUTS,
         {
@@ -290,7 +307,7 @@ async def _read_part(
             "from_store": stores.first,
             "to_store": stores.end,
             "count_later": count_later,
-            "store_ids": store_ids,
+            **selection,
         },
     )
     # Some tens of milliseconds of decoding for millions of polls: off the event loop.

@@ -3,9 +3,12 @@ down at `now` and which incidents to announce, from the report's own incidents a
 announced state. Frames in, frames out; no I/O, no clock.
 
 Wiring: after ingests, call `evaluate_live` at `now` = N, the latest poll of all stores, with the
-evaluated stores' polls (those since N - 14 d plus each store's latest before give the same result
-as all of them), business hours and zones as `compute_report` takes them, and their state rows
-(schema `LIVE_STATE`; a store without a row is at its first evaluation). Then, in one transaction,
+evaluated stores' polls, business hours and zones as `compute_report` takes them, and their state
+rows (schema `LIVE_STATE`; a store without a row is at its first evaluation). The polls of the
+week before N plus each store's latest before it give the same result as all of them; fewer do
+most of the time: those from each store's `poll_windows` start on, plus its latest before that
+(pass the windows: the stores they were too short for come back `unsettled`, to be evaluated
+again with the week's polls and `merged`). Then, in one transaction,
 replace those stores' state rows by `LiveEvaluation.state`, write `opened` and `closed` as events
 (instants and minutes formatted by `formats`, as the incidents CSV writes them) and keep
 `down_now` as the live view. Any subset of stores may be evaluated at an N, as long as each
@@ -33,7 +36,7 @@ Rules, per store with latest poll L and state: threshold T, announced start S (o
 - Then T := max(T, L): nothing ending at or before L is announced again, whatever late polls do.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -41,11 +44,34 @@ import polars as pl
 
 from store_monitor.engine.business_hours import business_intervals, store_timezones
 from store_monitor.engine.report import compute_report, minutes_between
-from store_monitor.frames import DOWN_NOW, INCIDENTS, INCIDENTS_OPENED, LIVE_STATE
+from store_monitor.frames import DOWN_NOW, INCIDENTS, INCIDENTS_OPENED, LIVE_STATE, PollWindows
 
 NEW_STORE_LOOKBACK: Final = timedelta(hours=1)
 """At its first evaluation, a store announces closed only incidents that ended this close to N."""
+WINDOW_MARGIN: Final = timedelta(hours=1)
+"""How much earlier than a store's threshold (or announced start) its poll window starts: an
+incident going on then is then usually read whole rather than found `unsettled`."""
 _WEEK: Final = timedelta(weeks=1)
+
+
+def poll_windows(state: pl.DataFrame, *, now: datetime) -> PollWindows:
+    """Each store's window for an evaluation at `now`: `WINDOW_MARGIN` before the earlier of its
+    threshold and announced start, never before the week that reports look at.
+
+    Why its polls from there on (plus its latest before) are enough: the rules look only at
+    incidents that end after the store's threshold T, after its announced start S, or at N, and
+    the window starts before all three (or at the week's start: the report's own polls). With the
+    latest poll before the window, the status is exact from before its start on, so every
+    incident that starts in the window is exact; one running across its start is the only one
+    that may be wrong (its start), and its store is `unsettled`."""
+    week_start = now - _WEEK
+    since = (pl.min_horizontal("threshold", "announced_started_at") - pl.lit(WINDOW_MARGIN)).clip(
+        lower_bound=pl.lit(week_start)
+    )
+    return PollWindows(
+        since=state.select("store_id", since=since),
+        default=max(now - NEW_STORE_LOOKBACK - WINDOW_MARGIN, week_start),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +86,31 @@ class LiveEvaluation:
     """Schema `INCIDENTS`: `incident.closed` events, sorted by store_id then started_at."""
     state: pl.DataFrame
     """Schema `LIVE_STATE`: the new state of every evaluated store, sorted by store_id."""
+    unsettled: pl.Series = field(default_factory=lambda: pl.Series("store_id", [], pl.String()))
+    """The stores whose poll window was too short (see `PollWindows`): in no other frame."""
+
+    def merged(self, rest: "LiveEvaluation") -> "LiveEvaluation":
+        """This evaluation with `rest`, that of (some of) its unsettled stores at the same `now`
+        with the week's polls: every frame of both, sorted as documented."""
+        assert rest.now == self.now
+
+        def both(name: str, *by: str) -> pl.DataFrame:
+            frame: pl.DataFrame = pl.concat([getattr(self, name), getattr(rest, name)])
+            return frame.sort(*by)
+
+        return LiveEvaluation(
+            now=self.now,
+            down_now=both("down_now", "since", "store_id"),
+            opened=both("opened", "store_id"),
+            closed=both("closed", "store_id", "started_at"),
+            state=both("state", "store_id"),
+            unsettled=pl.concat(
+                [
+                    self.unsettled.filter(~self.unsettled.is_in(rest.state["store_id"].implode())),
+                    rest.unsettled,
+                ]
+            ),
+        )
 
 
 def evaluate_live(
@@ -69,12 +120,19 @@ def evaluate_live(
     state: pl.DataFrame,
     *,
     now: datetime,
+    windows: PollWindows | None = None,
 ) -> LiveEvaluation:
     """Evaluate every store with a poll at or before `now` in one vectorised pass (see the module
-    docstring for the rules). Polls after `now` are ignored; `state` rows of other stores too."""
+    docstring for the rules). Polls after `now` are ignored; `state` rows of other stores too.
+    With `windows`, the polls are those of each store's window (plus its latest before): the
+    stores it was too short for are `unsettled`, and left out."""
     report = compute_report(polls, business_hours, timezones, as_of=now)
     assert report.incidents is not None
     stores = _stores(polls, business_hours, timezones, state, now=now)
+    unsettled = pl.Series("store_id", [], pl.String())
+    if windows is not None:
+        unsettled = _unsettled(report.incidents, windows)
+        stores = stores.filter(~pl.col("store_id").is_in(unsettled.implode()))
     threshold, latest = pl.col("threshold"), pl.col("latest_poll_at")
     announced = pl.col("announced_started_at")
     started_at, ended_at = pl.col("started_at"), pl.col("ended_at")
@@ -164,7 +222,28 @@ def evaluate_live(
         .when("opens")
         .then(ongoing_start),
     ).match_to_schema(LIVE_STATE)
-    return LiveEvaluation(now=now, down_now=down_now, opened=opened, closed=closed, state=new_state)
+    return LiveEvaluation(
+        now=now,
+        down_now=down_now,
+        opened=opened,
+        closed=closed,
+        state=new_state,
+        unsettled=unsettled,
+    )
+
+
+def _unsettled(incidents: pl.DataFrame, windows: PollWindows) -> pl.Series:
+    """The stores with an incident running across the start of their window: its start may be
+    wrong (polls before the window are missing), so the store needs the week's polls."""
+    since = pl.coalesce("since", pl.lit(windows.default))
+    return (
+        incidents.lazy()
+        .join(windows.since.lazy(), on="store_id", how="left")
+        .filter((pl.col("started_at") < since) & (pl.col("ended_at") > since))
+        .select(pl.col("store_id").unique(maintain_order=True))
+        .collect()
+        .to_series()
+    )
 
 
 def _stores(

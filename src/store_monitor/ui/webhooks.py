@@ -116,10 +116,8 @@ async def send_test_from_dashboard(
 
 @router.post("/ui/webhooks/{webhook_id}/enable", response_class=RedirectResponse)
 async def enable_from_dashboard(
-    webhook_id: UUID, page: ReaderPageDep, session: SessionDep, csrf: CsrfForm = None
+    webhook_id: UUID, page: ReaderFormPageDep, session: SessionDep
 ) -> Response:
-    if _forged(page, csrf):
-        return page.expired()
     try:
         await subscriptions.enable(session, _subscriber(page), webhook_id)
     except subscriptions.SubscriptionNotFound as error:

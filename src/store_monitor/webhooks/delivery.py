@@ -1,7 +1,10 @@
 """A delivery's job: one attempt at sending an event to a subscription, as leased work.
 
 An attempt claims the delivery (see `store_monitor.work`), POSTs the stored body with the
-subscription's secret (`WebhookSender.deliver`), and records the attempt. A 2xx completes the
+subscription's secret (`WebhookSender.deliver`), and records the attempt. A job claims its own
+delivery's attempt and the next attempts of up to `DeliveryPolicy.batch` - 1 other due ones in
+one statement, reading what they send with it, and makes them all at once on shared connections:
+each is still its own attempt, under its own lease, recorded on its own. A 2xx completes the
 delivery. Anything else makes it pending again, due after `retry_delay`, and queues that
 attempt (the sweep queues it too, once due, should that job be lost); the last allowed attempt
 fails it. A subscription whose every attempt has failed for `disable_after` is disabled, its
@@ -9,16 +12,18 @@ waiting deliveries failed. A runner killed mid-attempt leaves its lease to run o
 takeover sends again, with the same `webhook-id`.
 """
 
+import asyncio
 import logging
 import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from store_monitor.db.models import (
     Event,
@@ -27,21 +32,22 @@ from store_monitor.db.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from store_monitor.db.session import reading
+from store_monitor.db.session import transient_error
 from store_monitor.webhooks.backoff import retry_delay
 from store_monitor.webhooks.events import event_id
-from store_monitor.webhooks.sending import DeliveryResult, WebhookSender
+from store_monitor.webhooks.sending import Connections, DeliveryResult, WebhookSender
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import (
     LeaseLost,
     Runner,
+    claimed_values,
     db_clock,
     failed_values,
     finished_values,
     given_back_values,
 )
 from store_monitor.work.queue import WorkQueue, queue_attempt
-from store_monitor.work.table import Hold, WorkTable, key_id
+from store_monitor.work.table import Hold, WorkTable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,8 @@ class DeliveryPolicy:
     retry_base_seconds: float
     disable_after: timedelta = DISABLE_AFTER
     random: Callable[[], float] = field(default=random.random)
+    batch: int = 32
+    """Deliveries a job claims and sends at once: its own and other due ones."""
 
 
 async def run_delivery(
@@ -84,60 +92,166 @@ async def run_delivery(
     *,
     queue: WorkQueue | None = None,
 ) -> ReportStatus | None:
-    """The job's body: attempt `attempt` at the delivery, if it is waiting for it (see
-    `store_monitor.work.attempt.run`); the status it left the delivery with (`pending`: to be
-    retried), None if it did not run. `queue` takes the next attempt, due after the backoff."""
+    """The job's body: attempt `attempt` at the delivery, if it is waiting for it, and the next
+    attempts at other due deliveries with it (up to `policy.batch` in all), each as
+    `store_monitor.work.attempt.run` makes it; the status its own delivery was left with
+    (`pending`: to be retried), None if its attempt did not run. `queue` takes the next
+    attempts, due after the backoff."""
     runner = replace(runner, max_attempts=policy.max_attempts)
-    hold = Hold(sessionmaker, DELIVERIES, (delivery_id,), attempt, runner)
-    return await run(DeliveryAttempt(hold, policy, queue), runner)
+    try:
+        # Cancelled as it commits, its deliveries wait for their leases to run out (the sweep).
+        claimed = await _claim_batch(sessionmaker, delivery_id, attempt, runner, policy.batch)
+    except Exception as error:
+        if not transient_error(error):
+            raise
+        log.warning(
+            "webhook delivery %s: attempt %d could not start, the database is unavailable; "
+            "the sweep queues it again",
+            delivery_id,
+            attempt,
+            exc_info=True,
+        )
+        return None
+    async with policy.sender.connections() as connections:
+        attempts = [
+            DeliveryAttempt(
+                Hold(sessionmaker, DELIVERIES, (target.delivery_id,), target.attempt, runner),
+                policy,
+                queue,
+                target,
+                connections,
+            )
+            for target in claimed
+        ]
+        statuses = await asyncio.gather(*(run(made, runner) for made in attempts))
+    own = (s for t, s in zip(claimed, statuses, strict=True) if t.delivery_id == delivery_id)
+    return next(own, None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Target:
+    """A claimed delivery's attempt, and what it sends where."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    subscription_id: uuid.UUID
+    event_id: uuid.UUID
+    url: str | None
+    """None (like every field read from the subscription) if it was deleted meanwhile."""
+    secret: str | None
+    disabled_at: datetime | None
+    event_type: str
+    body: bytes
+
+
+async def _claim_batch(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    delivery_id: uuid.UUID,
+    attempt: int,
+    runner: Runner,
+    size: int,
+) -> list[_Target]:
+    """In one statement: attempt `attempt` at the delivery, if it is waiting for it, and the
+    next attempt at up to `size` - 1 other pending, due deliveries that have attempts left (none
+    locked by another claim), oldest due first; what each sends, read as it is claimed."""
+    model = WebhookDelivery
+    own = model.id == delivery_id
+    own_waits = model.attempts < attempt if attempt <= runner.max_attempts else sa.false()
+    others_wait = sa.and_(
+        ~own, model.status == ReportStatus.pending, model.attempts < runner.max_attempts
+    )
+    picked = (
+        sa.select(model.id)
+        .where(DELIVERIES.needs_attempt(), sa.or_(sa.and_(own, own_waits), others_wait))
+        .order_by(own.desc(), model.due_at)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+    )
+
+    def subscriptions(column: InstrumentedAttribute[Any]) -> sa.ScalarSelect[Any]:
+        of = WebhookSubscription.id == model.subscription_id
+        return sa.select(column).where(of).scalar_subquery()
+
+    def events(column: InstrumentedAttribute[Any]) -> sa.ScalarSelect[Any]:
+        return sa.select(column).where(Event.id == model.event_id).scalar_subquery()
+
+    values = {
+        **claimed_values(runner, attempt),
+        "attempts": sa.case((own, attempt), else_=model.attempts + 1),
+    }
+    async with sessionmaker.begin() as session:
+        rows = await session.execute(
+            sa.update(model)
+            .where(model.id.in_(picked.scalar_subquery()))
+            .values(values)
+            .returning(
+                model.id,
+                model.attempts,
+                model.subscription_id,
+                model.event_id,
+                subscriptions(WebhookSubscription.url),
+                subscriptions(WebhookSubscription.secret),
+                subscriptions(WebhookSubscription.disabled_at),
+                events(Event.type),
+                events(Event.body),
+            )
+        )
+        return [_Target(**dict(zip(_TARGET_FIELDS, row, strict=True))) for row in rows]
+
+
+_TARGET_FIELDS: Final = (
+    "delivery_id",
+    "attempt",
+    "subscription_id",
+    "event_id",
+    "url",
+    "secret",
+    "disabled_at",
+    "event_type",
+    "body",
+)
 
 
 class DeliveryAttempt(Attempt):
-    def __init__(self, hold: Hold, policy: DeliveryPolicy, queue: WorkQueue | None) -> None:
+    """One claimed delivery's attempt (claimed in its job's batch)."""
+
+    def __init__(
+        self,
+        hold: Hold,
+        policy: DeliveryPolicy,
+        queue: WorkQueue | None,
+        target: _Target,
+        connections: Connections,
+    ) -> None:
         super().__init__(hold)
         self.policy = policy
         self.queue = queue
-        self.subscription_id = uuid.UUID(int=0)
-        self.event_id = uuid.UUID(int=0)
+        self.target = target
+        self.connections = connections
 
     @property
     def delivery_id(self) -> uuid.UUID:
-        return key_id(self.hold.key)
+        return self.target.delivery_id
 
     async def claim(self) -> Claimed | None:
-        row = await self.hold.claim(WebhookDelivery.subscription_id, WebhookDelivery.event_id)
-        if row is None:
-            return None
-        self.subscription_id, self.event_id = row
-        return Claimed(request_id=None)
+        return Claimed(request_id=None)  # claimed with its batch
 
     async def work(self) -> ReportStatus:
-        async with reading(self.hold.sessionmaker) as session:
-            target = (
-                await session.execute(
-                    sa.select(
-                        WebhookSubscription.url,
-                        WebhookSubscription.secret,
-                        WebhookSubscription.disabled_at,
-                        Event.type,
-                        Event.body,
-                    )
-                    .select_from(WebhookDelivery)
-                    .join(WebhookSubscription)
-                    .join(Event, Event.id == WebhookDelivery.event_id)
-                    .where(WebhookDelivery.id == self.delivery_id)
-                )
-            ).one_or_none()
-        if target is None:  # the subscription was deleted, its deliveries with it
-            raise LeaseLost
+        target = self.target
+        if target.url is None or target.secret is None:
+            raise LeaseLost  # the subscription was deleted, its deliveries with it
         if target.disabled_at is not None:
             if not await self.fail("the subscription is disabled"):
                 raise LeaseLost
             return ReportStatus.failed
         result = await self.policy.sender.deliver(
-            url=target.url, secret=target.secret, event_id=event_id(self.event_id), body=target.body
+            url=target.url,
+            secret=target.secret,
+            event_id=event_id(target.event_id),
+            body=target.body,
+            connections=self.connections,
         )
-        status, delay = await self._record(result, target.type)
+        status, delay = await self._record(result, target.event_type)
         if delay is not None and self.queue is not None:
             due_at = datetime.now(UTC) + timedelta(seconds=delay)
             retry = self.number + 1
@@ -168,9 +282,9 @@ class DeliveryAttempt(Attempt):
         async with self.hold.sessionmaker.begin() as session:
             session.add(
                 WebhookAttempt(
-                    subscription_id=self.subscription_id,
+                    subscription_id=self.target.subscription_id,
                     delivery_id=self.delivery_id,
-                    event_id=self.event_id,
+                    event_id=self.target.event_id,
                     event_type=event_type,
                     attempt=self.number,
                     sent_at=datetime.now(UTC) - timedelta(seconds=result.duration_seconds),
@@ -191,7 +305,7 @@ class DeliveryAttempt(Attempt):
         raise LeaseLost
 
     async def _mark_subscription(self, session: AsyncSession, *, succeeded: bool) -> None:
-        subscription = WebhookSubscription.id == self.subscription_id
+        subscription = WebhookSubscription.id == self.target.subscription_id
         if succeeded:
             # Only when it was failing: concurrent successes then never queue on the row's lock.
             await session.execute(
@@ -205,7 +319,7 @@ class DeliveryAttempt(Attempt):
             .where(subscription)
             .values(failing_since=sa.func.coalesce(WebhookSubscription.failing_since, db_clock()))
         )
-        await disable_if_failing(session, self.subscription_id, self.policy.disable_after)
+        await disable_if_failing(session, self.target.subscription_id, self.policy.disable_after)
 
 
 async def queue_first_attempt(queue: WorkQueue, delivery_id: uuid.UUID) -> None:

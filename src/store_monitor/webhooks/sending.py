@@ -4,14 +4,17 @@ An attempt succeeds on a 2xx answer and fails on anything else: another status (
 not followed), a refused target, a network error, or the total time-out. It reads at most
 `max_response_bytes` of the answer, kept as an excerpt for the deliveries list.
 
-Each attempt opens its own connection: a shared pool would key connections by the pinned
-address and could reuse one whose TLS session was made for another name on that address.
-Proxies from the environment are ignored, since the connection must go to the checked address.
+Attempts made together (`WebhookSender.connections`, a batch of deliveries) share connections,
+one client per checked address *and* TLS name: a pool keyed by the address alone could reuse a
+connection whose TLS session was made for another name on that address. An attempt alone opens
+its own. Proxies from the environment are ignored: the connection must go to the checked address.
 """
 
 import asyncio
+import contextlib
 import ssl
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -20,6 +23,7 @@ import httpx
 
 from store_monitor.webhooks.signing import signed_headers
 from store_monitor.webhooks.targets import (
+    ResolvedTarget,
     Resolver,
     UnsafeTargetError,
     resolve_target,
@@ -27,6 +31,7 @@ from store_monitor.webhooks.targets import (
 )
 
 _USER_AGENT: Final = "store-monitor-webhooks/1"
+_CONNECTIONS_PER_TARGET: Final = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,15 +69,42 @@ class WebhookSender:
         self._resolver = resolver
         self._ssl_context = ssl_context or httpx.create_ssl_context()
 
-    async def deliver(self, *, url: str, secret: str, event_id: str, body: bytes) -> DeliveryResult:
-        """POST `body` to `url`, signed with `secret` now. Never raises for what the target or
-        the network does: that is the result."""
+    @contextlib.asynccontextmanager
+    async def connections(self) -> AsyncIterator["Connections"]:
+        """Connections for the attempts made within (`deliver`'s `connections`), closed after."""
+        shared = Connections(self._client)
+        try:
+            yield shared
+        finally:
+            await shared.aclose()
+
+    async def deliver(
+        self,
+        *,
+        url: str,
+        secret: str,
+        event_id: str,
+        body: bytes,
+        connections: "Connections | None" = None,
+    ) -> DeliveryResult:
+        """POST `body` to `url`, signed with `secret` now, on `connections` (None: a connection
+        of its own). Never raises for what the target or the network does: that is the
+        result. The time-out bounds the name's resolution, then the request from its turn."""
+        if connections is None:
+            async with self.connections() as own:
+                return await self.deliver(
+                    url=url, secret=secret, event_id=event_id, body=body, connections=own
+                )
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._total_timeout):
-                status, excerpt = await self._post(
-                    url=url, secret=secret, event_id=event_id, body=body
+                target = await resolve_target(
+                    url, allow_private=self._allow_private, resolver=self._resolver
                 )
+            async with connections.turn(target) as client:
+                started = time.monotonic()
+                async with asyncio.timeout(self._total_timeout):
+                    status, excerpt = await self._post(client, target, secret, event_id, body)
         except TimeoutError:
             return self._failed(f"timed out after {self._total_timeout:g} s", started)
         except UnsafeTargetError as error:
@@ -86,10 +118,14 @@ class WebhookSender:
             response_excerpt=excerpt,
         )
 
-    async def _post(self, *, url: str, secret: str, event_id: str, body: bytes) -> tuple[int, str]:
-        target = await resolve_target(
-            url, allow_private=self._allow_private, resolver=self._resolver
-        )
+    async def _post(
+        self,
+        client: httpx.AsyncClient,
+        target: ResolvedTarget,
+        secret: str,
+        event_id: str,
+        body: bytes,
+    ) -> tuple[int, str]:
         headers = {
             **signed_headers(secret=secret, event_id=event_id, body=body, at=datetime.now(UTC)),
             "host": target.host_header,
@@ -98,22 +134,24 @@ class WebhookSender:
             "accept-encoding": "identity",
         }
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
-        async with httpx.AsyncClient(
+        request = client.build_request(
+            "POST", target.url, content=body, headers=headers, extensions=extensions
+        )
+        response = await client.send(request, stream=True)
+        try:
+            excerpt = await self._read_excerpt(response)
+        finally:
+            await response.aclose()
+        return response.status_code, excerpt
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             verify=self._ssl_context,
             # Only the connection has a bound of its own: `deliver` bounds the whole attempt.
             timeout=httpx.Timeout(None, connect=self._connect_timeout),
             follow_redirects=False,
             trust_env=False,
-        ) as client:
-            request = client.build_request(
-                "POST", target.url, content=body, headers=headers, extensions=extensions
-            )
-            response = await client.send(request, stream=True)
-            try:
-                excerpt = await self._read_excerpt(response)
-            finally:
-                await response.aclose()
-        return response.status_code, excerpt
+        )
 
     async def _read_excerpt(self, response: httpx.Response) -> str:
         excerpt = b""
@@ -128,6 +166,41 @@ class WebhookSender:
         return DeliveryResult(
             status_code=None, error=error, duration_seconds=time.monotonic() - started
         )
+
+
+class Connections:
+    """Clients of attempts made together: one per checked address, port and TLS name, so that
+    a connection is reused only for the name its TLS session was made for. The attempts to one
+    take turns on a few connections, reused one after the other, rather than each opening its
+    own at once."""
+
+    def __init__(self, new_client: Callable[[], httpx.AsyncClient]) -> None:
+        self._new_client = new_client
+        self._clients: dict[_Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
+
+    def client(self, target: ResolvedTarget) -> httpx.AsyncClient:
+        return self._entry(target)[0]
+
+    @contextlib.asynccontextmanager
+    async def turn(self, target: ResolvedTarget) -> AsyncIterator[httpx.AsyncClient]:
+        """The target's client, once one of its connections is free for this attempt."""
+        client, turns = self._entry(target)
+        async with turns:
+            yield client
+
+    async def aclose(self) -> None:
+        clients, self._clients = [client for client, _ in self._clients.values()], {}
+        await asyncio.gather(*(client.aclose() for client in clients))
+
+    def _entry(self, target: ResolvedTarget) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        key = (target.url.scheme, target.url.host, target.url.port, target.sni_hostname)
+        if key not in self._clients:
+            turns = asyncio.Semaphore(_CONNECTIONS_PER_TARGET)
+            self._clients[key] = (self._new_client(), turns)
+        return self._clients[key]
+
+
+_Key = tuple[str, str, int | None, str | None]
 
 
 def _describe(error: httpx.HTTPError) -> str:

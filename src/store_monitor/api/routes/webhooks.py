@@ -153,7 +153,7 @@ async def enable_webhook(
     deliveries), and events recorded while it was disabled were not meant for it. Its failures
     count afresh: a day of them from now disables it again."""
     try:
-        return Webhook.of(await subscriptions.enable(session, subscriber, webhook_id))
+        return Webhook.model_validate(await subscriptions.enable(session, subscriber, webhook_id))
     except subscriptions.SubscriptionNotFound as error:
         raise _not_found(error) from error
 
