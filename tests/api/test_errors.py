@@ -300,6 +300,7 @@ def test_openapi_operations_are_stable() -> None:
         "list_webhooks": ("/webhooks", "get"),
         "get_webhook": ("/webhooks/{webhook_id}", "get"),
         "delete_webhook": ("/webhooks/{webhook_id}", "delete"),
+        "enable_webhook": ("/webhooks/{webhook_id}/enable", "post"),
         "test_webhook": ("/webhooks/{webhook_id}/test", "post"),
         "list_webhook_deliveries": ("/webhooks/{webhook_id}/deliveries", "get"),
     }

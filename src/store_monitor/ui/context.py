@@ -279,7 +279,7 @@ ReaderPageDep = Annotated[Page, Depends(_reader)]
 """A page of a visitor who may read reports."""
 
 
-def _sent_token(
+async def _sent_token(
     form: Annotated[str | None, Form(alias=CSRF_FIELD)] = None,
     header: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
 ) -> str | None:
@@ -303,11 +303,11 @@ def _checked(page: Page, token: str | None) -> Page:
     return page
 
 
-def _form(page: PageDep, token: SentTokenDep) -> Page:
+async def _form(page: PageDep, token: SentTokenDep) -> Page:
     return _checked(page, token)
 
 
-def _reader_form(page: ReaderPageDep, token: SentTokenDep) -> Page:
+async def _reader_form(page: ReaderPageDep, token: SentTokenDep) -> Page:
     return _checked(page, token)
 
 
