@@ -126,10 +126,23 @@ async def close_worker(worker: Worker) -> None:
     worker.handle_sig(signal.SIGUSR1)
     stopping = [*worker.tasks.values(), *filter(None, [worker.main_task])]
     await asyncio.gather(*stopping, return_exceptions=True)
+    # Arq shields a job's final write (`finish_job`, `finish_failed_job`): a job cancelled during
+    # it ends at once and leaves the write running in a task of its own, holding a Redis pipeline
+    # that closing the pool would cut.
+    await asyncio.gather(*_shielded_arq_writes(), return_exceptions=True)
     with warnings.catch_warnings():
         # arq 0.28 closes its pool with redis' deprecated close(), not aclose().
         warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
         await worker.close()
+
+
+def _shielded_arq_writes() -> list[asyncio.Task[Any]]:
+    writes = {"Worker.finish_job", "Worker.finish_failed_job"}
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", None) in writes and not task.done()
+    ]
 
 
 def expected_csv(files: GeneratedFiles, *, as_of: datetime | None = None) -> bytes:
