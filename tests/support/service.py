@@ -35,6 +35,7 @@ from store_monitor.sources import read_business_hours, read_polls, read_timezone
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.web.app import create_app
 from store_monitor.web.deps import STATE_KEY, AppState
+from store_monitor.work.arq import OutlastingWorker
 from store_monitor.worker import worker_settings
 from support.database import empty_tables
 
@@ -85,9 +86,10 @@ def app_state(client: httpx.AsyncClient) -> AppState:
 
 
 @contextlib.asynccontextmanager
-async def arq_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
-    """A real Arq worker, polling the settings' queue in the background until the block ends."""
-    worker = Worker(
+async def arq_worker(settings: Settings, **overrides: Any) -> AsyncIterator[OutlastingWorker]:
+    """A worker as `store-monitor worker` runs it, polling the settings' queue in the background
+    until the block ends."""
+    worker = OutlastingWorker(
         **{**worker_settings(settings), **overrides}, handle_signals=False, poll_delay=0.02
     )
     task = asyncio.create_task(worker.async_run())
@@ -101,9 +103,10 @@ async def arq_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Work
             await task
 
 
-async def run_burst(settings: Settings, **overrides: Any) -> Worker:
-    """A real Arq worker run until its queue is empty (start-up included), then closed."""
-    worker = Worker(
+async def run_burst(settings: Settings, **overrides: Any) -> OutlastingWorker:
+    """A worker as `store-monitor worker` runs it, until its queue is empty (start-up
+    included), then closed."""
+    worker = OutlastingWorker(
         **{**worker_settings(settings), **overrides},
         burst=True,
         handle_signals=False,
@@ -126,23 +129,13 @@ async def close_worker(worker: Worker) -> None:
     worker.handle_sig(signal.SIGUSR1)
     stopping = [*worker.tasks.values(), *filter(None, [worker.main_task])]
     await asyncio.gather(*stopping, return_exceptions=True)
-    # Arq shields a job's final write (`finish_job`, `finish_failed_job`): a job cancelled during
-    # it ends at once and leaves the write running in a task of its own, holding a Redis pipeline
-    # that closing the pool would cut.
-    await asyncio.gather(*_shielded_arq_writes(), return_exceptions=True)
+    # And the jobs its last round started as it stopped: cancelling those again, as `close`
+    # would, would cut the writes that give their work back.
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
     with warnings.catch_warnings():
         # arq 0.28 closes its pool with redis' deprecated close(), not aclose().
         warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
         await worker.close()
-
-
-def _shielded_arq_writes() -> list[asyncio.Task[Any]]:
-    writes = {"Worker.finish_job", "Worker.finish_failed_job"}
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if getattr(task.get_coro(), "__qualname__", None) in writes and not task.done()
-    ]
 
 
 def expected_csv(files: GeneratedFiles, *, as_of: datetime | None = None) -> bytes:

@@ -51,6 +51,12 @@ def test_the_worker_polls_through_the_method_outlasting_worker_overrides() -> No
     assert "self._poll_iteration()" in inspect.getsource(Worker.main)
 
 
+def test_a_round_checks_max_jobs_before_it_starts_each_job() -> None:
+    # What lets a stopping worker end its round without starting more jobs.
+    source = inspect.getsource(Worker.start_jobs)
+    assert source.index("self.job_counter >= self.max_jobs") < source.index("self.run_job(")
+
+
 async def test_a_job_due_later_waits_in_the_queue_until_then(
     settings: Settings, queue: ArqQueue
 ) -> None:

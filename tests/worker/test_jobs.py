@@ -12,7 +12,6 @@ from uuid import UUID, uuid4
 import polars as pl
 import pytest
 from arq.constants import in_progress_key_prefix
-from arq.worker import Worker
 
 import store_monitor.worker
 from store_monitor import ingest, jobs, report_runs
@@ -25,7 +24,7 @@ from store_monitor.runtime import build_work, delivery_policy
 from store_monitor.settings import Settings, get_settings
 from store_monitor.shards import RUN_SHARD
 from store_monitor.webhooks.delivery import RUN_DELIVERY
-from store_monitor.work.arq import ArqQueue
+from store_monitor.work.arq import ArqQueue, OutlastingWorker
 from store_monitor.work.lease import DEFAULT_SHARD_STORES, Runner
 from store_monitor.work.queue import InProcessQueue, JobState, job_id
 from store_monitor.work.sweep import Sweep, sweep
@@ -222,7 +221,7 @@ async def test_a_stopped_worker_requeues_its_job(
 ) -> None:
     _slow_compute(monkeypatch, 0.5)
     report_id = (await create_report(sessionmaker, queue, as_of=None)).report.id
-    worker = Worker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
+    worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
     running = asyncio.create_task(worker.async_run())
     await _wait_for(sessionmaker, report_id, lambda r: r.status is ReportStatus.running)
 

@@ -1,7 +1,9 @@
-"""Stopping an Arq worker: what its start-up holds is given back before its engine goes.
+"""Stopping an Arq worker: what its start-up holds is given back before its engine goes, and
+neither a round of its poll loop nor a queueing is cut midway.
 
-A connection still checked out when the engine is disposed is never closed by it: the garbage
-collector finds it later, in whichever test runs then, as an unclosed-connection warning."""
+A connection still checked out when the engine is disposed, or a Redis pipeline cancelled as
+it unwatches its keys, is never given back: the garbage collector finds it later, in whichever
+test runs then, as an unclosed-connection warning."""
 
 import asyncio
 import contextlib
@@ -14,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store_monitor import jobs
 from store_monitor.settings import Settings
+from store_monitor.work.arq import ArqQueue, OutlastingWorker
+from store_monitor.work.queue import JobState
 from store_monitor.worker import worker_settings
-from support.service import close_worker
+from support.service import REDIS_URL, close_worker
 
 from .conftest import Sessions
 
@@ -45,7 +49,7 @@ async def test_a_worker_stopped_during_its_start_up_round_gives_its_connection_b
 
     monkeypatch.setattr(jobs, "upkeep_round", endless_round)
     monkeypatch.setattr(AsyncEngine, "dispose", recording_dispose)
-    worker = Worker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
+    worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
     running = asyncio.create_task(worker.async_run())
     await started.wait()
 
@@ -54,3 +58,61 @@ async def test_a_worker_stopped_during_its_start_up_round_gives_its_connection_b
         await running
 
     assert checked_out_at_dispose == [0]
+
+
+async def test_a_stop_lets_the_round_under_way_end_and_starts_no_more_jobs(
+    settings: Settings, queue: ArqQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_round = asyncio.Event()
+    rounds: list[str] = []
+    start_jobs = Worker.start_jobs
+
+    async def slow_start_jobs(worker: Worker, job_ids: list[bytes]) -> None:
+        if job_ids and not in_round.is_set():
+            in_round.set()
+            await asyncio.sleep(0.3)  # as a round's pipeline waits on Redis
+            rounds.append("ended")
+        await start_jobs(worker, job_ids)
+
+    monkeypatch.setattr(Worker, "start_jobs", slow_start_jobs)
+    await queue.enqueue("never-run", ("key",), 1)
+    worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
+    running = asyncio.create_task(worker.async_run())
+    await in_round.wait()
+
+    await close_worker(worker)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    assert rounds == ["ended"]
+    assert worker.jobs_complete + worker.jobs_failed + worker.jobs_retried == 0
+    assert await queue.state("never-run", ("key",), 1) is JobState.waiting
+
+
+async def test_a_cancelled_queueing_ends_and_closing_the_queue_waits_for_it(
+    settings: Settings, queue: ArqQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enqueue_job = queue._redis.enqueue_job
+    started = asyncio.Event()
+
+    async def slow_enqueue_job(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        await asyncio.sleep(0.3)  # as its pipeline waits on Redis
+        return await enqueue_job(*args, **kwargs)
+
+    monkeypatch.setattr(queue._redis, "enqueue_job", slow_enqueue_job)
+    caller = asyncio.create_task(queue.enqueue("later", ("key",), 1))
+    await started.wait()
+    caller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    monkeypatch.undo()
+    await queue.close()
+
+    reopened = await ArqQueue.connect(
+        REDIS_URL, queue_name=settings.queue_name, job_timeout_seconds=10.0
+    )
+    try:
+        assert await reopened.state("later", ("key",), 1) is JobState.waiting
+    finally:
+        await reopened.close()

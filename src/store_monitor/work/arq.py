@@ -3,13 +3,20 @@
 Everything here beyond Arq's public API (the version is pinned in pyproject.toml, and
 tests/worker/test_arq_internals.py fails if these change): a started job's in-progress key
 (`arq.constants.in_progress_key_prefix`), whose time to live Arq sets to the longest job
-timeout plus 10 s; and `Worker._poll_iteration`, the one round of its poll loop.
+timeout plus 10 s; `Worker._poll_iteration`, the one round of its poll loop; and its
+`max_jobs`, which a round checks before it starts each job.
+
+Neither a queueing nor a round of the poll loop is cut short by a cancellation: redis-py's
+pipelines are not cancel-safe (one cancelled as it unwatches its keys keeps its connection,
+checked out for good), and both watch keys in one. They are short, so a stop waits for them.
 """
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -22,6 +29,8 @@ from store_monitor.work.queue import JobState, job_id
 from store_monitor.work.table import Key, WorkTable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ARQ_IN_PROGRESS_EXTRA_SECONDS: Final = 10.0
 """arq.worker: a started job's in-progress key lasts the longest job timeout and this more."""
@@ -59,6 +68,7 @@ class ArqQueue:
         self._job_timeout_seconds = job_timeout_seconds
         self._claim_seconds = claim_seconds
         self._owns_pool = owns_pool
+        self._uncut: set[asyncio.Future[Any]] = set()
 
     @classmethod
     async def connect(
@@ -85,7 +95,7 @@ class ArqQueue:
         # an attempt is queued once however many sweeps see it due; and the next attempt is not
         # held up by the job of a dead worker, whose in-progress key Arq keeps for its timeout.
         arguments = [str(value) if isinstance(value, UUID) else value for value in key]
-        await self._redis.enqueue_job(
+        enqueuing = self._redis.enqueue_job(
             kind,
             *arguments,
             attempt,
@@ -93,6 +103,15 @@ class ArqQueue:
             _queue_name=self._queue_name,
             _defer_until=due_at,
         )
+        await self._to_the_end(enqueuing)
+
+    async def _to_the_end(self, operation: Awaitable[T]) -> T:
+        """`operation`'s result; a cancelled caller leaves it running to its end, which
+        `close` waits for."""
+        running = asyncio.ensure_future(operation)
+        self._uncut.add(running)
+        running.add_done_callback(self._uncut.discard)
+        return await asyncio.shield(running)
 
     async def state(self, kind: str, key: Key, attempt: int) -> JobState:
         arq_job_id = job_id(kind, key, attempt)
@@ -125,6 +144,7 @@ class ArqQueue:
         await self._redis.ping()
 
     async def close(self) -> None:
+        await asyncio.gather(*self._uncut, return_exceptions=True)
         if self._owns_pool:
             await self._redis.aclose()
 
@@ -136,6 +156,9 @@ class OutlastingWorker(Worker):
     failed poll is logged and tried again after a growing pause (0.1 s doubling up to
     `_MAX_PAUSE_SECONDS`); redis-py reconnects by itself on the next command, and the jobs
     queued meanwhile are picked up at the first poll that works. Running jobs go on.
+
+    A stop lets the round under way end (see the module's note), taking no more jobs, and
+    cancels the jobs it started meanwhile.
     """
 
     _MAX_PAUSE_SECONDS: Final = 5.0
@@ -144,7 +167,7 @@ class OutlastingWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         try:
-            await super()._poll_iteration()
+            await self._uncut_round()
         except (RedisError, OSError) as error:
             self._pause = min(max(self._pause * 2, 0.1), self._MAX_PAUSE_SECONDS)
             log.warning(
@@ -158,3 +181,18 @@ class OutlastingWorker(Worker):
         if self._pause:
             log.info("Redis is back; polling the queue again")
             self._pause = 0.0
+
+    async def _uncut_round(self) -> None:
+        round_ = asyncio.ensure_future(super()._poll_iteration())
+        try:
+            await asyncio.shield(round_)
+        except asyncio.CancelledError:
+            self.max_jobs = 0
+            with contextlib.suppress(Exception):
+                await round_
+            # The jobs it started after the stop; those cancelled before are giving their work
+            # back, which a second cancellation would cut.
+            for job in self.tasks.values():
+                if not job.cancelling():
+                    job.cancel()
+            raise
