@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db import live_state
-from store_monitor.db.live_state import Plan
+from store_monitor.db.live_state import DownPage, Plan
 from store_monitor.db.models import LiveEvaluation, ReportStatus
 from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.session import reading
@@ -215,16 +215,6 @@ class DownStore:
     """The store's IANA zone, as its reports use it (the default one if unknown)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DownNow:
-    now: datetime | None
-    """The N of the latest completed evaluation; None before any."""
-    latest_poll_at: datetime | None
-    """The latest poll of all stores: `now` equals it once evaluation has caught up."""
-    total: int
-    stores: list[DownStore]
-
-
 async def down_now(
     session: AsyncSession,
     *,
@@ -232,7 +222,7 @@ async def down_now(
     store_id: str | None = None,
     offset: int = 0,
     limit: int | None = None,
-) -> DownNow:
+) -> DownPage[DownStore]:
     """The stores down now (an owner's only, with `owner_id`), longest first: a page of them."""
     page = await live_state.down_now(
         session, owner_id=owner_id, store_id=store_id, offset=offset, limit=limit
@@ -250,4 +240,4 @@ async def down_now(
         )
         for row in page.stores
     ]
-    return DownNow(now=now, latest_poll_at=page.latest_poll_at, total=page.total, stores=stores)
+    return DownPage(now=now, latest_poll_at=page.latest_poll_at, total=page.total, stores=stores)

@@ -33,7 +33,15 @@ async def build_work(
     """The runner, upkeep and queue `settings` ask for. The queue runs jobs in-process without
     `settings.redis_url`; else it is Arq's, over `redis` (a worker's own pool) or over a pool
     of its own. The caller closes it."""
-    runner = Runner(
+    runner = runner_of(settings)
+    delivery = delivery_policy(settings)
+    queue = await _queue(settings, sessionmaker, runner, delivery, redis)
+    return Work(runner=runner, upkeep=upkeep_of(settings), delivery=delivery, queue=queue)
+
+
+def runner_of(settings: Settings) -> Runner:
+    """This process's runner, under a name of its own."""
+    return Runner(
         owner=runner_name(),
         lease_seconds=settings.lease_seconds,
         timeout_seconds=settings.job_timeout_seconds,
@@ -41,7 +49,10 @@ async def build_work(
         shard_stores=settings.shard_stores,
         public_url=settings.public_url,
     )
-    upkeep = jobs.Upkeep(
+
+
+def upkeep_of(settings: Settings) -> jobs.Upkeep:
+    return jobs.Upkeep(
         interval_seconds=settings.sweep_interval_seconds,
         max_attempts=settings.job_max_tries,
         delivery_max_attempts=settings.webhook_max_attempts,
@@ -49,9 +60,6 @@ async def build_work(
         event_retention=timedelta(days=settings.event_retention_days),
         poll_retention_days=settings.poll_retention_days,
     )
-    delivery = delivery_policy(settings)
-    queue = await _queue(settings, sessionmaker, runner, delivery, redis)
-    return Work(runner=runner, upkeep=upkeep, delivery=delivery, queue=queue)
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:

@@ -3,7 +3,7 @@ a report's summary beside the previous comparable report, a store's history, and
 each store's weekly downtime for a page of a report's stores."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,7 @@ from store_monitor.db.models import Report
 from store_monitor.db.report_trends import (
     ReportRef,
     StoreInReport,
+    StoreWeek,
     WeekTotals,
     comparable_before,
     week_totals,
@@ -43,11 +44,9 @@ class WeekChange:
 
 
 @dataclass(frozen=True, slots=True)
-class WorstStore:
-    store_id: str
-    downtime_hours: float
-    uptime_hours: float
-    incidents: int
+class WorstStore(StoreWeek):
+    """A store's week beside its downtime in the previous comparable report."""
+
     previous_downtime_hours: float | None
     """In the previous comparable report; None without one, or if the store was not in it."""
 
@@ -85,13 +84,7 @@ async def report_summary(
     return Summary(
         week=week,
         worst=[
-            WorstStore(
-                store_id=store.store_id,
-                downtime_hours=store.downtime_hours,
-                uptime_hours=store.uptime_hours,
-                incidents=store.incidents,
-                previous_downtime_hours=before.get(store.store_id),
-            )
+            WorstStore(**asdict(store), previous_downtime_hours=before.get(store.store_id))
             for store in worst
         ],
         previous=previous,

@@ -9,6 +9,8 @@ from engine.frames import hours, zones
 from store_monitor import ingest, jobs, live
 from store_monitor.db import live_state
 from store_monitor.db.models import LiveChange, LiveEvaluation, LiveStore, ReportStatus
+from store_monitor.runtime import upkeep_of
+from store_monitor.settings import Settings
 from store_monitor.webhooks.events import IncidentClosedEvent, IncidentOpenedEvent
 from store_monitor.work.lease import LeaseLost
 from store_monitor.work.sweep import sweep
@@ -222,17 +224,7 @@ async def test_evaluations_run_one_at_a_time_in_order(sessions: Sessions) -> Non
     # The second may not start while the first runs, nor be swept.
     assert await live.run_evaluation(sessions, second.id, 1, RUNNER) is None
     queue = RecordingQueue()
-    await jobs.upkeep_round(
-        sessions,
-        queue,
-        jobs.Upkeep(
-            interval_seconds=1,
-            max_attempts=3,
-            delivery_max_attempts=3,
-            retention=timedelta(days=30),
-            event_retention=timedelta(days=30),
-        ),
-    )
+    await jobs.upkeep_round(sessions, queue, upkeep_of(Settings()))
     assert (live.EVALUATE_LIVE, (second.id,), 1) not in queue.queued
 
     await first_attempt.work()

@@ -137,6 +137,8 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
     engine = create_engine(postgres_url, process_name="store-monitor-tests")
     sessions = create_sessionmaker(engine)
     assert settings.redis_url is not None
+    # Not `runtime.build_work`'s: without a claim time no job here is ever stale, however slow
+    # the machine.
     queue = await ArqQueue.connect(
         settings.redis_url,
         queue_name=settings.queue_name,

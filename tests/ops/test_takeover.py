@@ -107,6 +107,8 @@ async def _service(
         await ingest.ingest_business_hours(session, read_business_hours(data_files.menu_hours))
         await ingest.ingest_timezones(session, read_timezones(data_files.timezones))
     assert settings.redis_url is not None
+    # Not `runtime.build_work`'s: without a claim time no job here is ever stale, however slow
+    # the machine.
     queue = await ArqQueue.connect(
         settings.redis_url,
         queue_name=settings.queue_name,

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor import jobs
 from store_monitor.db.models import Report, ReportSchedule, ReportStatus
 from store_monitor.report_runs import REPORTS, RUN_REPORT
+from store_monitor.runtime import upkeep_of
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import parse_schedule
 from store_monitor.schedules.firing import Fired, fire_due_schedules
+from store_monitor.settings import Settings
 from store_monitor.work.sweep import sweep
 from support.database import empty_tables
 from support.work import RecordingQueue
@@ -203,13 +205,7 @@ async def test_the_runners_periodic_upkeep_fires_due_schedules(
     schedule_id = await create(sessions, "0 6 * * *")
     await set_clock(sessions, utc(2026, 1, 5, 6, 0, 1))
     queue = RecordingQueue()
-    upkeep = jobs.Upkeep(
-        interval_seconds=5,
-        max_attempts=3,
-        delivery_max_attempts=3,
-        retention=timedelta(days=3650),
-        event_retention=timedelta(days=3650),
-    )
+    upkeep = upkeep_of(Settings(report_retention_days=3650, event_retention_days=3650))
 
     await jobs.upkeep_round(sessions, queue, upkeep)
 

@@ -15,6 +15,8 @@ from store_monitor.db.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from store_monitor.runtime import upkeep_of
+from store_monitor.settings import Settings
 from store_monitor.webhooks.events import ReportFailedData, ReportFailedEvent
 from store_monitor.webhooks.outbox import record
 from store_monitor.webhooks.retention import delete_delivered_before
@@ -176,14 +178,7 @@ async def test_the_upkeep_round_keeps_the_outbox_retention(sessions: Sessions) -
     await _subscribe(sessions)
     await _event(sessions, finished_at=NOW - timedelta(days=8))
     kept = await _event(sessions, finished_at=NOW - timedelta(days=6))
-    upkeep = jobs.Upkeep(
-        interval_seconds=5,
-        max_attempts=3,
-        delivery_max_attempts=3,
-        retention=timedelta(days=30),
-        event_retention=timedelta(days=7),
-    )
 
-    await jobs.upkeep_round(sessions, RecordingQueue(), upkeep)
+    await jobs.upkeep_round(sessions, RecordingQueue(), upkeep_of(Settings(event_retention_days=7)))
 
     assert await _left(sessions) == ({kept}, {kept}, {kept})

@@ -60,6 +60,8 @@ async def sessionmaker(
 @pytest.fixture
 async def queue(settings: Settings) -> AsyncIterator[ArqQueue]:
     assert settings.redis_url is not None
+    # Not `runtime.build_work`'s: without a claim time no job here is ever stale, however slow
+    # the machine.
     queue = await ArqQueue.connect(
         settings.redis_url,
         queue_name=settings.queue_name,

@@ -76,6 +76,7 @@ async def sessions(postgres_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
 
 
 def _queue(sessions: async_sessionmaker[AsyncSession]) -> InProcessQueue:
+    # Not `runtime.build_work`'s, typed as any queue: these tests reach into its handlers.
     runner = Runner(owner="tests", lease_seconds=15.0, timeout_seconds=60.0, max_attempts=3)
     return jobs.in_process_queue(sessions, runner, delivery_policy(Settings()), concurrency=1)
 

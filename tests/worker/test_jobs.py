@@ -20,7 +20,7 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.live import EVALUATE_LIVE
 from store_monitor.report_runs import REPORTS, RUN_REPORT
-from store_monitor.runtime import build_work, delivery_policy
+from store_monitor.runtime import build_work, runner_of
 from store_monitor.settings import Settings, get_settings
 from store_monitor.shards import RUN_SHARD
 from store_monitor.webhooks.delivery import RUN_DELIVERY
@@ -85,26 +85,12 @@ async def test_worker_computes_the_report(
     assert await queue.state(RUN_REPORT, (report_id,), 1) is JobState.missing
 
 
-def _runner(settings: Settings, owner: str = "tests") -> Runner:
-    return Runner(
-        owner=owner,
-        lease_seconds=settings.lease_seconds,
-        timeout_seconds=settings.job_timeout_seconds,
-        max_attempts=settings.job_max_tries,
-    )
-
-
 async def test_a_job_whose_attempt_was_made_does_nothing(
     sessionmaker: Sessions, settings: Settings, frames: Frames
 ) -> None:
     report_id = await _insert(sessionmaker)
-    assert settings.redis_url is not None
-    queue = await ArqQueue.connect(
-        settings.redis_url,
-        queue_name=settings.queue_name,
-        job_timeout_seconds=settings.job_timeout_seconds,
-    )
-    handlers = jobs.handlers(sessionmaker, _runner(settings), delivery_policy(settings), queue)
+    work = await build_work(settings, sessionmaker)
+    handlers = jobs.handlers(sessionmaker, work.runner, work.delivery, work.queue)
     ctx = {context.HANDLERS: handlers}
     run_report = tasks.arq_job(REPORTS).coroutine
 
@@ -128,7 +114,7 @@ async def test_a_job_whose_attempt_was_made_does_nothing(
         await ingest.ingest_polls(session, later)
     assert await run_report(ctx, str(report_id), 1) is None
     assert await run_report(ctx, str(report_id), 2) is None
-    await queue.close()
+    await work.queue.close()
 
     second = await load_report(sessionmaker, report_id)
     assert await stored_csv(sessionmaker, report_id) == first_csv == _expected(frames)
@@ -144,7 +130,7 @@ async def test_a_taken_over_report_is_computed_at_the_same_now(
 ) -> None:
     # Attempt 1 resolved `now`, then its runner stopped; polls arrived before attempt 2.
     report_id = await _insert(sessionmaker, status=ReportStatus.pending, attempts=1)
-    runner = _runner(settings)
+    runner = runner_of(settings)
     assert await report_runs.run_report(sessionmaker, report_id, 1, runner) is None
     first_now = frames[0]["timestamp_utc"].max()
     assert isinstance(first_now, datetime)

@@ -20,6 +20,7 @@ from store_monitor.engine import compute_report
 from store_monitor.formats import report_csv_bytes
 from store_monitor.logs import RequestIdFilter, request_context
 from store_monitor.report_runs import REPORTS
+from store_monitor.runtime import upkeep_of
 from store_monitor.settings import Settings
 from store_monitor.work.arq import ArqQueue
 from store_monitor.work.lease import Runner
@@ -202,15 +203,8 @@ async def test_reports_past_their_retention_are_deleted_with_their_rows(
                     ),
                 )
             )
-    upkeep = jobs.Upkeep(
-        interval_seconds=5,
-        max_attempts=3,
-        delivery_max_attempts=3,
-        retention=timedelta(days=30),
-        event_retention=timedelta(days=30),
-    )
 
-    await jobs.upkeep_round(sessionmaker, queue, upkeep)
+    await jobs.upkeep_round(sessionmaker, queue, upkeep_of(Settings(report_retention_days=30)))
 
     async with sessionmaker() as session:
         kept = (await session.scalars(sa.select(Report.id))).all()

@@ -7,17 +7,14 @@ from typing import Annotated, Final
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from store_monitor.api.wire import NextCursor, response_config
-from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
+from store_monitor.sources import STORE_ID_RULES
 from store_monitor.webhooks.events import EventType, event_id
 from store_monitor.webhooks.targets import MAX_URL_LENGTH
 
 MAX_STORE_IDS: Final = 100
 """So that a body of as many store ids, at their longest, is within the 64 KiB body limit."""
 
-WireStoreId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN),
-]
+WireStoreId = Annotated[str, StringConstraints(**STORE_ID_RULES)]
 
 
 class CreateWebhookRequest(BaseModel):

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -214,16 +214,21 @@ class DownRow:
     """The store's zone as stored (None without a row; the name may be unknown)."""
 
 
+Down = TypeVar("Down")
+"""A store down now: as `down_now` reads it (`DownRow`), or as the live view shows it."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
-class DownPage:
+class DownPage(Generic[Down]):
     """The stores down now and the N they were evaluated at, as one snapshot saw them."""
 
     now: datetime | None
     """The N of the latest completed evaluation; None before any."""
     latest_poll_at: datetime | None
-    """The latest poll of all stores; None without polls."""
+    """The latest poll of all stores (None without polls): `now` equals it once evaluation has
+    caught up."""
     total: int
-    stores: list[DownRow]
+    stores: list[Down]
 
 
 async def down_now(
@@ -233,7 +238,7 @@ async def down_now(
     store_id: str | None = None,
     offset: int = 0,
     limit: int | None = None,
-) -> DownPage:
+) -> DownPage[DownRow]:
     """The stores down now that the owner may see (all with None), longest first, then by id:
     how many in all, the page from `offset` of at most `limit`, N and the latest poll.
 

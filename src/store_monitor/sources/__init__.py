@@ -27,6 +27,7 @@ from store_monitor.sources.polls import EARLIEST_POLL, read_polls
 from store_monitor.sources.store_ids import (
     STORE_ID_MAX_CHARS,
     STORE_ID_PATTERN,
+    STORE_ID_RULES,
     TEXT_PATTERN,
     store_id_problem,
     valid_store_ids,
@@ -38,6 +39,7 @@ __all__ = [
     "SHOWN_CHARS",
     "STORE_ID_MAX_CHARS",
     "STORE_ID_PATTERN",
+    "STORE_ID_RULES",
     "TEXT_PATTERN",
     "BlankSource",
     "Chunk",

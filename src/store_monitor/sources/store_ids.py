@@ -2,7 +2,7 @@
 at most 255 characters, no control characters, no spreadsheet formula start."""
 
 import unicodedata
-from typing import Final
+from typing import Final, TypedDict
 
 import polars as pl
 
@@ -18,10 +18,25 @@ _NOT_A_STORE_ID: Final = r"^[=+\-@]|\p{Cc}"
 _DOT_SEGMENTS: Final = (".", "..")
 STORE_ID_PATTERN: Final = r"^[^=+\-@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 """The store-id rule but its length, as one regular expression that Python, JavaScript and
-Rust read alike: for a request parameter naming a store (with `max_length=STORE_ID_MAX_CHARS`),
+Rust read alike: for a request parameter naming a store (with its length, `STORE_ID_RULES`),
 so that no value the database would refuse (a NUL) reaches a query."""
 TEXT_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
 """Text without control characters: for a free-text request parameter that reaches a query."""
+
+
+class StringRules(TypedDict):
+    """The length and pattern keywords that pydantic's `StringConstraints` and FastAPI's
+    `Query` and `Path` share."""
+
+    min_length: int
+    max_length: int
+    pattern: str
+
+
+STORE_ID_RULES: Final = StringRules(
+    min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN
+)
+"""The store-id rule of a request parameter or field naming a store: `Query(**STORE_ID_RULES)`."""
 
 
 def store_id_problem(store_id: str) -> str | None:

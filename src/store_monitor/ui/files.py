@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from store_monitor import reports
 from store_monitor.report_types import ReportStatus
-from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
+from store_monitor.sources import STORE_ID_RULES
 from store_monitor.ui import views
 from store_monitor.ui.context import PageRoute, ReaderPageDep
 from store_monitor.web import downloads
@@ -24,10 +24,7 @@ async def download(
     kind: views.FileKind,
     page: ReaderPageDep,
     session: SessionDep,
-    store_id: Annotated[
-        str | None,
-        Query(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN),
-    ] = None,
+    store_id: Annotated[str | None, Query(**STORE_ID_RULES)] = None,
 ) -> Response:
     report = await reports.get_report(session, report_id)
     if report is None or report.status is not ReportStatus.complete:

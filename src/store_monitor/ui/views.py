@@ -12,10 +12,10 @@ from uuid import UUID
 from fastapi import Path, Request
 
 from store_monitor.report_types import Report, ReportStatus, StoreFigures, StoreSort
-from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
+from store_monitor.sources import STORE_ID_RULES
 from store_monitor.web.report_status import wire_status
 
-STORE_ID_PATH: Final = Path(min_length=1, max_length=STORE_ID_MAX_CHARS, pattern=STORE_ID_PATTERN)
+STORE_ID_PATH: Final = Path(**STORE_ID_RULES)
 
 
 class FileKind(StrEnum):

@@ -3,6 +3,8 @@ its delivery attempts, send a test, enable a disabled one again, delete. Forms c
 session's CSRF token, as every form of the dashboard; a key sees only its own webhooks (admin
 all), as in the API."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Final
 from uuid import UUID
 
@@ -10,7 +12,7 @@ from fastapi import APIRouter, Form, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from store_monitor import webhook_subscriptions as subscriptions
-from store_monitor.ui.context import Page, ReaderFormPageDep, ReaderPageDep
+from store_monitor.ui.context import Page, PageError, ReaderFormPageDep, ReaderPageDep
 from store_monitor.web.deps import SessionDep, SettingsDep, StateDep
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import EventType
@@ -29,6 +31,15 @@ def _subscriber(page: Page) -> subscriptions.Subscriber:
         owner_id=principal.owner_id,
         sees_all=principal.allows(frozenset(), owners=False),
     )
+
+
+@contextmanager
+def _found(page: Page) -> Iterator[None]:
+    """A webhook the visitor may not see, or that is gone, is answered with the 404 page."""
+    try:
+        yield
+    except subscriptions.SubscriptionNotFound as error:
+        raise PageError(page, status.HTTP_404_NOT_FOUND, "Not found", str(error)) from error
 
 
 async def _list(
@@ -88,13 +99,11 @@ async def subscribe_from_dashboard(
 @router.get("/ui/webhooks/{webhook_id}", response_class=HTMLResponse)
 async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDep) -> Response:
     subscriber = _subscriber(page)
-    try:
+    with _found(page):
         webhook = await subscriptions.get(session, subscriber, webhook_id)
         attempts = await subscriptions.attempts(
             session, subscriber, webhook_id, limit=ATTEMPTS_SHOWN
         )
-    except subscriptions.SubscriptionNotFound as error:
-        return page.not_found(str(error))
     return page.render(
         "webhook.html",
         {"title": f"Webhook {webhook.url}", "webhook": webhook, "attempts": attempts},
@@ -105,10 +114,8 @@ async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDe
 async def send_test_from_dashboard(
     webhook_id: UUID, page: ReaderFormPageDep, state: StateDep, session: SessionDep
 ) -> Response:
-    try:
+    with _found(page):
         delivery_id = await subscriptions.send_test(session, _subscriber(page), webhook_id)
-    except subscriptions.SubscriptionNotFound as error:
-        return page.not_found(str(error))
     await session.commit()
     await queue_first_attempt(state.queue, delivery_id)
     return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
@@ -118,10 +125,8 @@ async def send_test_from_dashboard(
 async def enable_from_dashboard(
     webhook_id: UUID, page: ReaderFormPageDep, session: SessionDep
 ) -> Response:
-    try:
+    with _found(page):
         await subscriptions.enable(session, _subscriber(page), webhook_id)
-    except subscriptions.SubscriptionNotFound as error:
-        return page.not_found(str(error))
     return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
 
 
@@ -129,8 +134,6 @@ async def enable_from_dashboard(
 async def delete_from_dashboard(
     webhook_id: UUID, page: ReaderFormPageDep, session: SessionDep
 ) -> Response:
-    try:
+    with _found(page):
         await subscriptions.delete(session, _subscriber(page), webhook_id)
-    except subscriptions.SubscriptionNotFound as error:
-        return page.not_found(str(error))
     return page.redirect(page.request.url_for("webhooks_page").path)

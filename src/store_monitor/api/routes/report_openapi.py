@@ -9,7 +9,7 @@ from pydantic import WithJsonSchema
 
 from store_monitor.api.schemas import ReportState
 from store_monitor.api.wire import EXAMPLE_REPORT_ID
-from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN
+from store_monitor.sources import STORE_ID_MAX_CHARS, STORE_ID_PATTERN, STORE_ID_RULES
 from store_monitor.web import downloads
 from store_monitor.web.errors import DATABASE_UNAVAILABLE, documented
 
@@ -126,12 +126,7 @@ _STORE_ID_SCHEMA: Final = WithJsonSchema(
 
 def _store_id_query(description: str) -> Any:
     """An optional store id in the query, held to the rules of every accepted store id."""
-    return Query(
-        min_length=1,
-        max_length=STORE_ID_MAX_CHARS,
-        pattern=STORE_ID_PATTERN,
-        description=description,
-    )
+    return Query(**STORE_ID_RULES, description=description)
 
 
 StoreIdFilter = Annotated[
@@ -148,13 +143,7 @@ LiveStoreIdFilter = Annotated[
 
 def _store_id_path(description: str) -> Any:
     """A store id in the path, held to the rules of every accepted store id."""
-    return Path(
-        min_length=1,
-        max_length=STORE_ID_MAX_CHARS,
-        pattern=STORE_ID_PATTERN,
-        description=description,
-        examples=["8419537941919820732"],
-    )
+    return Path(**STORE_ID_RULES, description=description, examples=["8419537941919820732"])
 
 
 StoreId = Annotated[
