@@ -1,8 +1,9 @@
-"""A version number of the business hours and time zones, raised by every statement that writes
-either table: a live runner keeps the hours it read while the number is unchanged.
+"""A version of the business hours and time zones, set by every statement that writes either
+table: a live runner keeps the hours it read while the version is unchanged.
 
 A trigger rather than the ingest's code, so that no writer (a load, an operator's psql) can
-change the hours without the runners seeing it.
+change the hours without the runners seeing it. The version is the writing transaction's id,
+which no other transaction ever has: not a counter, which a reset row would count again.
 
 Revision ID: 3f7a9c2e5b18
 Revises: 8d4e2a7c9b15
@@ -34,7 +35,9 @@ def upgrade() -> None:
     op.execute("""
         CREATE FUNCTION raise_store_hours_version() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            UPDATE store_hours_version SET version = version + 1;
+            INSERT INTO store_hours_version (one, version)
+            VALUES (true, CAST(CAST(pg_current_xact_id() AS text) AS bigint))
+            ON CONFLICT (one) DO UPDATE SET version = excluded.version;
             RETURN NULL;
         END
         $$

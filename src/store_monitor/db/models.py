@@ -132,8 +132,9 @@ class Timezone(Base):
 
 
 class StoreHoursVersion(Base):
-    """One row: a number that every statement writing `business_hours` or `timezones` raises
-    (a trigger, see its migration), so that a reader can tell its copy of them is current."""
+    """One row: the id of the latest transaction that wrote `business_hours` or `timezones`
+    (set by a trigger, see its migration), so that a reader can tell its copy of them is
+    current."""
 
     __tablename__ = "store_hours_version"
     __table_args__ = (sa.CheckConstraint("one", name="one"),)

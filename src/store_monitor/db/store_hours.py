@@ -15,8 +15,8 @@ from store_monitor.frames import TIMEZONES
 
 @dataclass(frozen=True, kw_only=True)
 class StoreHours:
-    version: int
-    """The `store_hours_version` they were read at."""
+    version: int | None
+    """The `store_hours_version` they were read at; None without its row (never current)."""
     business_hours: pl.DataFrame
     """Schema BUSINESS_HOURS, of every store, sorted by store_id."""
     timezones: pl.DataFrame
@@ -56,7 +56,7 @@ async def current_hours(connection: AsyncConnection, cache: StoreHoursCache) -> 
     version is still the current one there, else read (and cached)."""
     version = await connection.scalar(sa.select(StoreHoursVersion.version))
     cached = cache.latest
-    if cached is not None and cached.version == version:
+    if cached is not None and version is not None and cached.version == version:
         return cached
     packed = (await connection.execute(_ALL_HOURS)).one()._mapping
     counts = big_endian(packed["counts"], pl.Int32())
