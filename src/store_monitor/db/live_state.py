@@ -156,7 +156,7 @@ async def read_state(session: AsyncSession, store_ids: Sequence[str] | None) -> 
     return pl.DataFrame(
         dict(zip(LIVE_STATE.names(), (values or [] for values in columns), strict=True)),
         schema=raw,
-    ).cast(LIVE_STATE)  # type: ignore[arg-type]
+    ).cast(LIVE_STATE)
 
 
 def _microseconds(column: str) -> str:
