@@ -94,7 +94,7 @@ async def _with_database(
     engine = create_engine(url, process_name="store-monitor-bench")
     sessionmaker = create_sessionmaker(engine)
     runner = Runner(owner=runner_name(), lease_seconds=15.0, timeout_seconds=600.0, max_attempts=3)
-    hours = StoreHoursCache()  # as a worker keeps it (`jobs.handlers`)
+    kept_hours = StoreHoursCache()  # as a worker keeps them (`jobs.handlers`)
 
     async def ingest_and_evaluate(batch: pl.DataFrame, *, with_hours: bool = False) -> _Timed:
         async with sessionmaker.begin() as session:
@@ -111,7 +111,7 @@ async def _with_database(
                 due = await live_state.next_pending(session)
             if due is None:
                 break
-            await live.run_evaluation(sessionmaker, *due, runner, hours=hours)
+            await live.run_evaluation(sessionmaker, *due, runner, hours=kept_hours)
         seconds = time.perf_counter() - committed
         cpu_here = time.process_time() - cpu
         cpu_postgres = spent_since(backends, await database_cpu_seconds(sessionmaker))
