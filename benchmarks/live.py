@@ -24,6 +24,7 @@ from store_monitor import frames, ingest, live
 from store_monitor.db import live_state
 from store_monitor.db.models import Event
 from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.db.store_hours import StoreHoursCache
 from store_monitor.engine import evaluate_live
 from store_monitor.sources import read_business_hours, read_polls, read_timezones
 from store_monitor.work.lease import Runner, runner_name
@@ -93,6 +94,7 @@ async def _with_database(
     engine = create_engine(url, process_name="store-monitor-bench")
     sessionmaker = create_sessionmaker(engine)
     runner = Runner(owner=runner_name(), lease_seconds=15.0, timeout_seconds=600.0, max_attempts=3)
+    kept_hours = StoreHoursCache()  # as a worker keeps them (`jobs.handlers`)
 
     async def ingest_and_evaluate(batch: pl.DataFrame, *, with_hours: bool = False) -> _Timed:
         async with sessionmaker.begin() as session:
@@ -109,7 +111,7 @@ async def _with_database(
                 due = await live_state.next_pending(session)
             if due is None:
                 break
-            await live.run_evaluation(sessionmaker, *due, runner)
+            await live.run_evaluation(sessionmaker, *due, runner, hours=kept_hours)
         seconds = time.perf_counter() - committed
         cpu_here = time.process_time() - cpu
         cpu_postgres = spent_since(backends, await database_cpu_seconds(sessionmaker))

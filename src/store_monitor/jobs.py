@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store_monitor import live, maintenance, reports
 from store_monitor.db import live_state
 from store_monitor.db.models import ReportStatus
+from store_monitor.db.store_hours import StoreHoursCache
 from store_monitor.report_runs import REPORTS, run_report
 from store_monitor.schedules.firing import fire_due_schedules
 from store_monitor.shards import SHARDS, run_shard
@@ -63,8 +64,13 @@ def handlers(
         assert isinstance(number, int)
         return await run_shard(sessionmaker, key_id(key), number, attempt, runner)
 
+    # This runner's copy of the business hours and zones, kept while they are unchanged.
+    hours = StoreHoursCache()
+
     async def evaluation(key: Key, attempt: int) -> ReportStatus | None:
-        return await live.run_evaluation(sessionmaker, key_id(key), attempt, runner, queue=queue)
+        return await live.run_evaluation(
+            sessionmaker, key_id(key), attempt, runner, queue=queue, hours=hours
+        )
 
     async def deliver(key: Key, attempt: int) -> ReportStatus | None:
         return await run_delivery(sessionmaker, key_id(key), attempt, runner, delivery, queue=queue)

@@ -25,6 +25,7 @@ from store_monitor.db.live_state import DownPage, Plan
 from store_monitor.db.models import LiveEvaluation, ReportStatus
 from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.session import reading
+from store_monitor.db.store_hours import StoreHoursCache
 from store_monitor.engine.live import LiveEvaluation as Evaluated
 from store_monitor.engine.live import evaluate_live, poll_windows
 from store_monitor.engine.localtime import computable_timezone
@@ -75,12 +76,14 @@ async def run_evaluation(
     runner: Runner,
     *,
     queue: WorkQueue | None = None,
+    hours: StoreHoursCache | None = None,
 ) -> ReportStatus | None:
     """The job's body: make attempt `attempt` of the evaluation, if it is waiting for it (and
     every earlier evaluation is finished); then queue the next one on `queue`. The status the
-    attempt left it with; None if it did not run. Errors and takeovers: `work.attempt.run`."""
+    attempt left it with; None if it did not run. Errors and takeovers: `work.attempt.run`.
+    `hours`: the runner's copy of the business hours and zones, used while current."""
     hold = Hold(sessionmaker, EVALUATIONS, (evaluation_id,), attempt, runner)
-    status = await run(EvaluationAttempt(hold), runner)
+    status = await run(EvaluationAttempt(hold, hours=hours), runner)
     if status is ReportStatus.complete and queue is not None:
         async with reading(sessionmaker) as session:
             await queue_next(session, queue)
@@ -88,6 +91,10 @@ async def run_evaluation(
 
 
 class EvaluationAttempt(Attempt):
+    def __init__(self, hold: Hold, *, hours: StoreHoursCache | None = None) -> None:
+        super().__init__(hold)
+        self.hours = hours
+
     async def claim(self) -> Claimed | None:
         row = await self.hold.claim(LiveEvaluation.id)
         return None if row is None else Claimed(request_id=None)
@@ -97,7 +104,7 @@ class EvaluationAttempt(Attempt):
         async with reading(sessionmaker) as session:
             plan = await live_state.read_plan(session)
             nothing_to_do = plan.now is None or (not plan.all_stores and plan.changes.is_empty())
-            evaluated = None if nothing_to_do else await _evaluate(session, plan)
+            evaluated = None if nothing_to_do else await _evaluate(session, plan, self.hours)
         async with sessionmaker.begin() as session:
             if not await _write(session, self.hold, plan, evaluated):
                 raise LeaseLost
@@ -111,7 +118,7 @@ class _Evaluated:
     """`store_id`, `latest_poll_at` of every evaluated store (and of its unsettled ones)."""
 
 
-async def _evaluate(session: AsyncSession, plan: Plan) -> _Evaluated:
+async def _evaluate(session: AsyncSession, plan: Plan, hours: StoreHoursCache | None) -> _Evaluated:
     """Each store evaluated on its poll window's polls; those it was too short for (an incident
     runs across its start) again on the week's."""
     now = plan.now
@@ -120,11 +127,11 @@ async def _evaluate(session: AsyncSession, plan: Plan) -> _Evaluated:
     state = await live_state.read_state(session, store_ids)
     await session.rollback()  # the inputs are read in a snapshot of their own, in parts
     windows = poll_windows(state, now=now)
-    first = await _read_and_evaluate(session, state, now, store_ids, windows)
+    first = await _read_and_evaluate(session, state, now, store_ids, windows, hours)
     unsettled = first.result.unsettled
     if unsettled.is_empty():
         return first
-    rest = await _read_and_evaluate(session, state, now, unsettled.to_list(), None)
+    rest = await _read_and_evaluate(session, state, now, unsettled.to_list(), None, hours)
     latest = pl.concat([first.latest, rest.latest]).group_by("store_id").max()
     return _Evaluated(result=first.result.merged(rest.result), latest=latest)
 
@@ -135,9 +142,10 @@ async def _read_and_evaluate(
     now: datetime,
     store_ids: list[str] | None,
     windows: PollWindows | None,
+    hours: StoreHoursCache | None,
 ) -> _Evaluated:
     inputs = await load_report_inputs(
-        session, as_of=now, count_later=False, store_ids=store_ids, windows=windows
+        session, as_of=now, count_later=False, store_ids=store_ids, windows=windows, hours=hours
     )
     result = await asyncio.to_thread(
         evaluate_live,

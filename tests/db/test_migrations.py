@@ -33,6 +33,7 @@ TABLES = {
     "polls",
     "business_hours",
     "timezones",
+    "store_hours_version",
     "reports",
     "report_rows",
     "api_keys",

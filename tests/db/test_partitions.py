@@ -268,6 +268,7 @@ async def test_the_report_reads_only_the_partitions_of_its_week_and_of_the_last_
             "window_ids": None,
             "window_starts": None,
             "default_since": None,
+            "with_hours": True,
         },
     )
     tree = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]

@@ -131,6 +131,18 @@ class Timezone(Base):
     timezone_str: Mapped[str] = mapped_column(sa.Text)
 
 
+class StoreHoursVersion(Base):
+    """One row: the id of the latest transaction that wrote `business_hours` or `timezones`
+    (set by a trigger, see its migration), so that a reader can tell its copy of them is
+    current."""
+
+    __tablename__ = "store_hours_version"
+    __table_args__ = (sa.CheckConstraint("one", name="one"),)
+
+    one: Mapped[bool] = mapped_column(primary_key=True, server_default=sa.true())
+    version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 

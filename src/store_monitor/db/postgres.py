@@ -1,4 +1,5 @@
-"""Postgres bulk paths: COPY in and out through the asyncpg connection beneath a session.
+"""Postgres bulk paths: COPY in and out through the asyncpg connection beneath a session, and
+the decoding of values packed by `string_agg` (one row of a few large values).
 
 Row-by-row fetches and inserts cost about ten times more than COPY for the report's inputs.
 Everything runs in the session's transaction: the caller still commits or rolls back.
@@ -13,6 +14,8 @@ import asyncpg  # type: ignore[import-untyped]
 import polars as pl
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from store_monitor.frames import BUSINESS_HOURS
 
 _CSV_CHUNK_BYTES: Final = 1 << 20
 # Rows encoded at a time for binary COPY: about 12 MB of polls, 50 MB of text while encoding.
@@ -109,6 +112,37 @@ def big_endian(data: bytes | None, dtype: pl.DataType) -> pl.Series:
     if whole < count:
         parts.append(_reinterpreted([view[whole * width :]], dtype, count - whole))
     return pl.concat(parts)
+
+
+def texts(joined: bytes | None) -> pl.Series:
+    """NUL-separated UTF-8 texts, e.g. a `string_agg` of `convert_to` values joined by a NUL
+    (Postgres text never holds NUL)."""
+    return pl.Series([] if joined is None else joined.decode().split("\0"), dtype=pl.String)
+
+
+def repeated(values: pl.Series, counts: pl.Series) -> pl.Series:
+    """Each value `count` times, in order."""
+    runs = pl.DataFrame(
+        {"index": pl.int_range(values.len(), dtype=pl.UInt32, eager=True), "count": counts}
+    ).filter(pl.col("count") > 0)
+    # Gathering shares the texts; repeating them would copy each.
+    return values.gather(runs.select(pl.col("index").repeat_by("count").explode()).to_series())
+
+
+def hours_records(store_ids: pl.Series, records: bytes | None) -> pl.DataFrame:
+    """Business hours (schema BUSINESS_HOURS) from a `string_agg` of `int8send(day) ||
+    time_send(start) || time_send(end)` records, the n-th record of `store_ids`' n-th store."""
+    # Times in microseconds since midnight, Polars' in nanoseconds.
+    hours = big_endian(records, pl.Int64())
+    return pl.DataFrame(
+        {
+            "store_id": store_ids,
+            "day_of_week": hours.gather_every(3, 0).cast(pl.Int8),
+            "start_time_local": (hours.gather_every(3, 1) * 1000).cast(pl.Time),
+            "end_time_local": (hours.gather_every(3, 2) * 1000).cast(pl.Time),
+        },
+        schema=BUSINESS_HOURS,
+    )
 
 
 def _reinterpreted(pieces: list[memoryview], dtype: pl.DataType, numbers: int) -> pl.Series:

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.db.models import Store
-from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian
+from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, hours_records, repeated, texts
+from store_monitor.db.store_hours import StoreHoursCache, current_hours
 from store_monitor.frames import POLLS, STATUS, TIMEZONES, PollWindows
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
@@ -59,11 +60,13 @@ async def load_report_inputs(
     count_later: bool | None = None,
     store_ids: Sequence[str] | None = None,
     windows: PollWindows | None = None,
+    hours: StoreHoursCache | None = None,
 ) -> ReportInputs:
     """The engine's inputs for a report at `as_of` (None: at the latest poll), of the stores
     in `stores` only, and of those among `store_ids` only if given (a live evaluation's). With
     `windows` (a live evaluation's), each store's polls from its window's start on, if later
-    than the week's, plus its latest before.
+    than the week's, plus its latest before. With `hours` (a runner's), the business hours and
+    zones are its copy if still current in the snapshot read (else read whole, and kept there).
 
     `compute_report(inputs.polls, inputs.business_hours, inputs.timezones, as_of=inputs.now)`
     gives the same rows as on the full tables; take `ignored_polls` from here, not from it. It
@@ -78,10 +81,13 @@ async def load_report_inputs(
     selection: dict[str, object] = {
         "store_ids": None if store_ids is None else list(store_ids),
         "window_ids": None if windows is None else windows.since["store_id"].to_list(),
-        "window_starts": None if windows is None else windows.since["since"].to_list(),
+        # Microseconds since the Unix epoch: a datetime object per store costs far more.
+        "window_starts": None
+        if windows is None
+        else windows.since["since"].dt.epoch("us").to_list(),
         "default_since": None if windows is None else windows.default,
     }
-    return await _load_postgres(session, as_of, stores, later, selection)
+    return await _load_postgres(session, as_of, stores, later, selection, hours)
 
 
 async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRange]:
@@ -116,6 +122,7 @@ async def store_ranges(session: AsyncSession, *, per_range: int) -> list[StoreRa
 # store's first poll nor above its latest (a store silent since before the week: that one poll).
 # Sub-queries stay lateral so that each store is looked up on the indexes, never hashed. Only
 # the stores in [from_store, to_store) are read (None: no bound), and their later polls counted.
+# Without `with_hours`, no hours nor zones (the caller has them: `store_hours`).
 _POSTGRES_INPUTS: Final = sa.text("""
 WITH resolved AS MATERIALIZED (
     SELECT coalesce(CAST(:as_of AS timestamptz), (SELECT max(latest_poll_at) FROM stores)) AS now
@@ -128,11 +135,16 @@ reported AS (
            week.active, week.inactive, zone.timezone_str, hours.records AS hours
     FROM bounds
     CROSS JOIN stores AS s
-    LEFT JOIN unnest(CAST(:window_ids AS text[]), CAST(:window_starts AS timestamptz[]))
-        AS w (store_id, since) ON w.store_id = s.store_id
+    LEFT JOIN unnest(CAST(:window_ids AS text[]), CAST(:window_starts AS bigint[]))
+        AS w (store_id, since_us) ON w.store_id = s.store_id
     CROSS JOIN LATERAL (
-        SELECT greatest(bounds.week_start, coalesce(w.since, CAST(:default_since AS timestamptz)))
-            AS since
+        SELECT greatest(
+            bounds.week_start,
+            coalesce(
+                CAST('epoch' AS timestamptz) + w.since_us * interval '1 microsecond',
+                CAST(:default_since AS timestamptz)
+            )
+        ) AS since
     ) AS reads
     LEFT JOIN LATERAL (
         SELECT p.timestamp_utc, p.status FROM polls AS p
@@ -150,7 +162,7 @@ reported AS (
         WHERE p.store_id = s.store_id
           AND p.timestamp_utc >= reads.since AND p.timestamp_utc <= bounds.now
     ) AS week
-    LEFT JOIN timezones AS zone ON zone.store_id = s.store_id
+    LEFT JOIN timezones AS zone ON zone.store_id = s.store_id AND CAST(:with_hours AS boolean)
     CROSS JOIN LATERAL (
         SELECT string_agg(
             int8send(h.day_of_week::bigint) || time_send(h.start_time_local)
@@ -158,7 +170,7 @@ reported AS (
             ''
         ) AS records
         FROM business_hours AS h
-        WHERE h.store_id = s.store_id
+        WHERE h.store_id = s.store_id AND CAST(:with_hours AS boolean)
     ) AS hours
     WHERE s.store_id >= coalesce(CAST(:from_store AS text), '')
       AND (CAST(:to_store AS text) IS NULL OR s.store_id < CAST(:to_store AS text))
@@ -205,6 +217,10 @@ FROM reported AS r
 # Postgres runs a statement on one core, and cannot share lateral look-ups among its parallel
 # workers: the stores are read in this many parts at once, on as many connections.
 _PARTS: Final = 2
+# A live evaluation's second pass (its few unsettled stores) is read on one connection: a second
+# one and the snapshot it imports cost more than they save.
+_FEW_STORES: Final = 1000
+_WITH_HOURS: Final = {"with_hours": True}
 _SNAPSHOT_ID: Final = re.compile(r"[0-9A-F]+(-[0-9A-F]+)*")
 
 
@@ -214,37 +230,54 @@ async def _load_postgres(
     stores: StoreRange,
     count_later: bool,
     selection: dict[str, object],
+    hours: StoreHoursCache | None,
 ) -> ReportInputs:
     engine = session.bind
     if session.in_transaction() or not isinstance(engine, AsyncEngine):
-        # In the caller's transaction: one statement, which sees its writes too.
-        return await _read_part(await session.connection(), as_of, stores, count_later, selection)
+        # In the caller's transaction: one statement, which sees its writes too (and the hours
+        # with them: in READ COMMITTED, a version read apart could be of another snapshot).
+        return await _read_part(
+            await session.connection(), as_of, stores, count_later, selection | _WITH_HOURS
+        )
     # A session yet to start its transaction reads committed data: in parts, on connections of
     # its engine that share one snapshot (exported by the first, as `pg_dump --jobs` does).
     reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    selected = selection["store_ids"]
+    few = isinstance(selected, list) and len(selected) <= _FEW_STORES
     async with contextlib.AsyncExitStack() as stack:
         first = await stack.enter_async_context(_reading(reader))
-        snapshot = await first.scalar(sa.text("SELECT pg_export_snapshot()"))
-        if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
-            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-        bounds = [stores.first, *await _splits(first, _PARTS, stores), stores.end]
-        ranges = [StoreRange(start, end) for start, end in itertools.pairwise(bounds)]
-        connections = [first]
-        for _ in ranges[1:]:
-            other = await stack.enter_async_context(_reading(reader))
-            # SET TRANSACTION takes no parameters; the id was checked above.
-            await other.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            connections.append(other)
+        connections, ranges = [first], [stores]
+        if not few:
+            snapshot = await first.scalar(sa.text("SELECT pg_export_snapshot()"))
+            if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
+                raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+            bounds = [stores.first, *await _splits(first, _PARTS, stores), stores.end]
+            ranges = [StoreRange(start, end) for start, end in itertools.pairwise(bounds)]
+            for _ in ranges[1:]:
+                other = await stack.enter_async_context(_reading(reader))
+                # SET TRANSACTION takes no parameters; the id was checked above.
+                await other.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+                connections.append(other)
+        kept = None if hours is None else await current_hours(first, hours)
+        read = selection | ({"with_hours": kept is None})
         parts = await asyncio.gather(
             *(
-                _read_part(connection, as_of, part, count_later, selection)
+                _read_part(connection, as_of, part, count_later, read)
                 for connection, part in zip(connections, ranges, strict=True)
             )
         )
+    polls = pl.concat([part.polls for part in parts])
+    if kept is None:
+        business_hours = pl.concat([part.business_hours for part in parts])
+        timezones = pl.concat([part.timezones for part in parts])
+    else:
+        polled = polls.select(pl.col("store_id").unique())
+        business_hours = kept.business_hours.join(polled, on="store_id", how="semi")
+        timezones = kept.timezones.join(polled, on="store_id", how="semi")
     return ReportInputs(
-        polls=pl.concat([part.polls for part in parts]),
-        business_hours=pl.concat([part.business_hours for part in parts]),
-        timezones=pl.concat([part.timezones for part in parts]),
+        polls=polls,
+        business_hours=business_hours,
+        timezones=timezones,
         now=parts[0].now,
         ignored_polls=sum(part.ignored_polls for part in parts),
     )
@@ -315,12 +348,12 @@ async def _read_part(
 
 
 def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
-    store_ids = _texts(packed["store_ids"])
+    store_ids = texts(packed["store_ids"])
     # Per store: (active polls, inactive polls, business-hours rows).
     counts = big_endian(packed["counts"], pl.Int32())
     before_polls = pl.DataFrame(
         {
-            "store_id": _texts(packed["before_store_ids"]),
+            "store_id": texts(packed["before_store_ids"]),
             "timestamp_utc": _instants(big_endian(packed["before_at"], pl.Int64())),
             "status": _statuses(big_endian(packed["before_inactive"], pl.UInt8())),
         }
@@ -328,45 +361,24 @@ def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
     week_polls = [
         pl.DataFrame(
             {
-                "store_id": _repeated(store_ids, counts.gather_every(3, offset)),
+                "store_id": repeated(store_ids, counts.gather_every(3, offset)),
                 "timestamp_utc": _instants(big_endian(packed[status], pl.Int64())),
             }
         ).with_columns(status=pl.lit(status, dtype=STATUS))
         for offset, status in ((0, "active"), (1, "inactive"))
     ]
-    # (day, start, end) records; times in microseconds since midnight, Polars' in nanoseconds.
-    hours = big_endian(packed["hours"], pl.Int64())
     return ReportInputs(
         polls=pl.concat([before_polls, *week_polls]).select(POLLS.names()),
-        business_hours=pl.DataFrame(
-            {
-                "store_id": _repeated(store_ids, counts.gather_every(3, 2)),
-                "day_of_week": hours.gather_every(3, 0).cast(pl.Int8),
-                "start_time_local": (hours.gather_every(3, 1) * 1000).cast(pl.Time),
-                "end_time_local": (hours.gather_every(3, 2) * 1000).cast(pl.Time),
-            }
+        business_hours=hours_records(
+            repeated(store_ids, counts.gather_every(3, 2)), packed["hours"]
         ),
         timezones=pl.DataFrame(
-            {"store_id": _texts(packed["zone_store_ids"]), "timezone_str": _texts(packed["zones"])},
+            {"store_id": texts(packed["zone_store_ids"]), "timezone_str": texts(packed["zones"])},
             schema=TIMEZONES,
         ),
         now=packed["now"],
         ignored_polls=packed["ignored_polls"],
     )
-
-
-def _texts(joined: bytes | None) -> pl.Series:
-    """NUL-separated UTF-8 texts (Postgres text never holds NUL)."""
-    return pl.Series([] if joined is None else joined.decode().split("\0"), dtype=pl.String)
-
-
-def _repeated(values: pl.Series, counts: pl.Series) -> pl.Series:
-    """Each value `count` times, in order."""
-    runs = pl.DataFrame(
-        {"index": pl.int_range(values.len(), dtype=pl.UInt32, eager=True), "count": counts}
-    ).filter(pl.col("count") > 0)
-    # Gathering shares the texts; repeating them would copy each.
-    return values.gather(runs.select(pl.col("index").repeat_by("count").explode()).to_series())
 
 
 def _instants(postgres_us: pl.Series) -> pl.Series:
