@@ -23,8 +23,9 @@ from typing import Any, Final
 import httpx
 
 from benchmarks import wrk
+from benchmarks.databases import database, ingest_data_set
+from benchmarks.processes import service
 from benchmarks.report import data_set
-from benchmarks.service import database, ingest_data_set, service
 from benchmarks.table import print_table
 
 READS_PER_SECOND: Final = 300
