@@ -78,6 +78,21 @@ def peak_resident_bytes(pid: int) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Scheduling:
+    """A thread's time so far, in seconds (`/proc/<pid>/schedstat`): on a CPU, and runnable but
+    waiting for one (the CPU it wanted and did not get, on a busy machine)."""
+
+    running: float
+    waiting: float
+
+    @classmethod
+    def of(cls, pid: int) -> "Scheduling":
+        """The main thread's of process `pid` (an asyncio server's event loop)."""
+        running, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+        return cls(int(running) / 1e9, int(waiting) / 1e9)
+
+
 @dataclass
 class PeakMemory:
     """Peak resident memory (bytes) of a service's processes, read by `read`: by the service
