@@ -36,14 +36,14 @@ test: install ## Run the tests (needs PostgreSQL and Redis on localhost, see REA
 	$(RUN) pytest
 
 lint: install ## ruff, formatting, mypy (strict) and the import layers
-	$(RUN) ruff check src tests
-	$(RUN) ruff format --check src tests
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) ruff format --check src tests benchmarks
 	$(RUN) mypy
 	$(RUN) lint-imports
 
 format: install ## Apply ruff's fixes and formatting
-	$(RUN) ruff check --fix src tests
-	$(RUN) ruff format src tests
+	$(RUN) ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks
 
 bench: install ## Benchmarks: report vs plain CSV read, scaling, service, live, trends, upload memory, load, scale-out (prints tables)
 	$(RUN) python -m benchmarks

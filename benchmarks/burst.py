@@ -11,7 +11,8 @@ import time
 from typing import Final
 
 from benchmarks import wrk
-from benchmarks.service import database, service
+from benchmarks.databases import database
+from benchmarks.processes import service
 from benchmarks.table import print_table
 
 TRIGGERS: Final = 1_000

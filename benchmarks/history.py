@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from benchmarks.databases import autocommit, database, ingest_data_set
+from benchmarks.processes import service
 from benchmarks.report import data_set
-from benchmarks.service import autocommit, database, ingest_data_set, service, trigger_to_complete
+from benchmarks.service import trigger_to_complete
 from benchmarks.table import print_table
 
 STORES: Final = 3_000

@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from benchmarks.databases import database
 from benchmarks.report import data_set
 from benchmarks.scale import database_cpu_seconds, spent_since
-from benchmarks.service import database
 from benchmarks.table import print_table
 from store_monitor import frames, ingest, live
 from store_monitor.db import live_state

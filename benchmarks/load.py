@@ -23,8 +23,9 @@ from typing import Any, Final
 import httpx
 
 from benchmarks import wrk
+from benchmarks.databases import database, ingest_data_set
+from benchmarks.processes import PeakMemory, Scheduling, service
 from benchmarks.report import data_set
-from benchmarks.service import database, ingest_data_set, service
 from benchmarks.table import print_table
 
 READS_PER_SECOND: Final = 300
@@ -69,9 +70,10 @@ def _compute_until(base: str, headers: dict[str, str], first: str, stop: threadi
 
 
 def _load(
-    client: httpx.Client, *, rate: int, seconds: int, connections: int
-) -> tuple[Any, Any, int]:
-    """wrk's figures for the reads and for the downloads; the reports computed meanwhile."""
+    client: httpx.Client, *, api_pid: int, rate: int, seconds: int, connections: int
+) -> tuple[Any, Any, int, tuple[float, float]]:
+    """wrk's figures for the reads and for the downloads; the reports computed meanwhile; the
+    shares of the reads' time the API's event loop spent on a CPU, and waiting for one."""
     finished = [_trigger(client) for _ in range(WORKERS)]
     for report_id in finished:
         _completes(client, report_id, threading.Event())
@@ -81,6 +83,7 @@ def _load(
     stop = threading.Event()
     with ThreadPoolExecutor(WORKERS) as pool:
         watchers = [pool.submit(_compute_until, base, headers, first, stop) for first in computing]
+        api_before, started = Scheduling.of(api_pid), time.monotonic()
         reading = wrk.start(
             wrk.Load(
                 "reads",
@@ -105,11 +108,16 @@ def _load(
                 )
             )
             reads = wrk.result(reading)
+            api_after, elapsed = Scheduling.of(api_pid), time.monotonic() - started
         finally:
             reading.kill()
             stop.set()
         computed = sum(watcher.result() for watcher in watchers)
-    return reads, downloads, computed
+    api = (
+        (api_after.running - api_before.running) / elapsed,
+        (api_after.waiting - api_before.waiting) / elapsed,
+    )
+    return reads, downloads, computed, api
 
 
 def run(
@@ -125,9 +133,14 @@ def run(
     with database() as url:
         asyncio.run(ingest_data_set(url, eight_days))
         load_before = os.getloadavg()[0]
-        with service(url, workers=WORKERS) as client:
-            reads, downloads, computed = _load(
-                client, rate=rate, seconds=whole_seconds, connections=connections
+        peaks = PeakMemory()
+        with service(url, workers=WORKERS, peaks=peaks) as client:
+            reads, downloads, computed, (api_running, api_waiting) = _load(
+                client,
+                api_pid=peaks.pids[0],
+                rate=rate,
+                seconds=whole_seconds,
+                connections=connections,
             )
         load_after = os.getloadavg()[0]
 
@@ -167,5 +180,12 @@ def run(
             ],
             ["  errors (status >= 400, sockets, timeouts)", download_errors, "0"],
             [f"reports computed meanwhile ({WORKERS} workers)", f"{computed}", ""],
+            # Whether the API is starved of CPU on a shared machine: a status read costs it a few
+            # ms of CPU, so its reads per second follow the share of a core it gets.
+            [
+                "API event loop: on a CPU / runnable, waiting for one",
+                f"{api_running:.0%} / {api_waiting:.0%} of the time",
+                "",
+            ],
         ],
     )

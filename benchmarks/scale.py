@@ -20,15 +20,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from benchmarks.databases import autocommit, database, ingest_data_set
+from benchmarks.processes import PeakMemory, service
 from benchmarks.report import best_processes, data_set, report_command
-from benchmarks.service import (
-    PeakMemory,
-    autocommit,
-    database,
-    ingest_data_set,
-    service,
-    trigger_to_complete,
-)
+from benchmarks.service import trigger_to_complete
 from benchmarks.table import print_table
 from store_monitor.db.models import Poll
 from store_monitor.db.session import create_engine

@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from benchmarks.databases import autocommit, database, ingest_data_set
+from benchmarks.processes import service
 from benchmarks.report import data_set
-from benchmarks.service import autocommit, database, ingest_data_set, service, trigger_to_complete
+from benchmarks.service import trigger_to_complete
 from benchmarks.table import print_table
 from store_monitor.db.models import Report, ReportRow
 from store_monitor.db.session import create_engine, create_sessionmaker

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.databases import database
+from benchmarks.processes import PeakMemory, peak_resident_bytes, service
 from benchmarks.report import data_set
-from benchmarks.service import PeakMemory, database, peak_resident_bytes, service
 from benchmarks.table import print_table
 from store_monitor import frames
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from benchmarks.databases import database
 from benchmarks.scale import database_cpu_seconds, spent_since
-from benchmarks.service import database
 from benchmarks.table import print_table
 from store_monitor import jobs
 from store_monitor.db.models import ReportStatus, WebhookDelivery, WebhookSubscription

@@ -1,6 +1,7 @@
 """The one engine and session factory, shared by the API, the worker, the CLI and the tests."""
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -12,6 +13,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+PING_IDLE_SECONDS: Final = 1.0
+"""A pooled connection idle at least this long is pinged before it is handed out."""
 
 
 def create_engine(
@@ -21,16 +26,18 @@ def create_engine(
     pool_size: int = 5,
     max_overflow: int = 10,
     pool_timeout: float = 30.0,
+    ping_idle_seconds: float = PING_IDLE_SECONDS,
 ) -> AsyncEngine:
     """An engine for a `postgresql+asyncpg://` URL.
 
     `process_name` shows as the Postgres `application_name` (e.g. in `pg_stat_activity`);
     Postgres' JIT compilation is off for the engine's connections. The pool settings are
-    SQLAlchemy's: connections kept, opened beyond those, seconds to wait for one.
+    SQLAlchemy's: connections kept, opened beyond those, seconds to wait for one. A connection
+    idle for `ping_idle_seconds` or more is pinged when taken from the pool (see
+    `_ping_when_idle`).
     """
     engine = create_async_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
@@ -39,6 +46,7 @@ def create_engine(
         connect_args={"server_settings": {"application_name": process_name, "jit": "off"}},
     )
     _connect_errors_as_operational(engine)
+    _ping_when_idle(engine, ping_idle_seconds)
     return engine
 
 
@@ -91,6 +99,39 @@ async def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
             yield session
         except BaseException:
             await session.invalidate()
+            raise
+
+
+_RETURNED_AT: Final = "store_monitor_returned_at"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """SQLAlchemy's `pool_pre_ping`, for connections idle `idle_seconds` or more only (as
+    HikariCP's `aliveBypassWindowMs`): its ping is three round trips (BEGIN, a statement,
+    ROLLBACK), more than a status read's own work. A connection that died while idle (Postgres
+    restarted, an idle timeout) is still replaced before use; one in steady use that dies
+    fails its statement as `database_unavailable`, and SQLAlchemy then renews the whole pool."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def ping_if_idle(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        # A new connection has no return time: it has just proved itself by connecting.
+        if returned_at is None or time.monotonic() - returned_at < idle_seconds:
+            return
+        dialect = engine.dialect
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # As the pre-ping does: the pool retries with a new connection, and renews
+                # the others (the database probably restarted).
+                raise exc.InvalidatePoolError(str(error)) from error
             raise
 
 
