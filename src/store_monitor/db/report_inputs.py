@@ -14,6 +14,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from store_monitor.concurrency import gather_all
 from store_monitor.db.models import Store
 from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, hours_records, repeated, texts
 from store_monitor.db.store_hours import StoreHoursCache, current_hours
@@ -260,7 +261,8 @@ async def _load_postgres(
                 connections.append(other)
         kept = None if hours is None else await current_hours(first, hours)
         read = selection | ({"with_hours": kept is None})
-        parts = await asyncio.gather(
+        # Every part ends before the connections are closed.
+        parts = await gather_all(
             *(
                 _read_part(connection, as_of, part, count_later, read)
                 for connection, part in zip(connections, ranges, strict=True)

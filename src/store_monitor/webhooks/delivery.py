@@ -12,7 +12,6 @@ waiting deliveries failed. A runner killed mid-attempt leaves its lease to run o
 takeover sends again, with the same `webhook-id`.
 """
 
-import asyncio
 import logging
 import random
 import uuid
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
+from store_monitor.concurrency import gather_all
 from store_monitor.db.models import (
     Event,
     ReportStatus,
@@ -123,7 +123,8 @@ async def run_delivery(
             )
             for target in claimed
         ]
-        statuses = await asyncio.gather(*(run(made, runner) for made in attempts))
+        # Every attempt ends with the job, a cancelled one once it has given its delivery back.
+        statuses = await gather_all(*(run(made, runner) for made in attempts))
     own = (s for t, s in zip(claimed, statuses, strict=True) if t.delivery_id == delivery_id)
     return next(own, None)
 
