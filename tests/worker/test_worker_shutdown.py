@@ -8,6 +8,7 @@ test runs then, as an unclosed-connection warning."""
 import asyncio
 import contextlib
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -75,10 +76,13 @@ async def test_a_stop_lets_the_round_under_way_end_and_starts_no_more_jobs(
         await start_jobs(worker, job_ids)
 
     monkeypatch.setattr(Worker, "start_jobs", slow_start_jobs)
-    await queue.enqueue("never-run", ("key",), 1)
+    # A key of its own: Arq's job keys are shared by every queue on the Redis.
+    key = (str(uuid4()),)
+    await queue.enqueue("never-run", key, 1)
     worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
     running = asyncio.create_task(worker.async_run())
-    await in_round.wait()
+    async with asyncio.timeout(30):
+        await in_round.wait()
 
     await close_worker(worker)
     with contextlib.suppress(asyncio.CancelledError):
@@ -86,7 +90,7 @@ async def test_a_stop_lets_the_round_under_way_end_and_starts_no_more_jobs(
 
     assert rounds == ["ended"]
     assert worker.jobs_complete + worker.jobs_failed + worker.jobs_retried == 0
-    assert await queue.state("never-run", ("key",), 1) is JobState.waiting
+    assert await queue.state("never-run", key, 1) is JobState.waiting
 
 
 async def test_a_cancelled_queueing_ends_and_closing_the_queue_waits_for_it(
@@ -101,7 +105,8 @@ async def test_a_cancelled_queueing_ends_and_closing_the_queue_waits_for_it(
         return await enqueue_job(*args, **kwargs)
 
     monkeypatch.setattr(queue._redis, "enqueue_job", slow_enqueue_job)
-    caller = asyncio.create_task(queue.enqueue("later", ("key",), 1))
+    key = (str(uuid4()),)
+    caller = asyncio.create_task(queue.enqueue("later", key, 1))
     await started.wait()
     caller.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -113,6 +118,6 @@ async def test_a_cancelled_queueing_ends_and_closing_the_queue_waits_for_it(
         REDIS_URL, queue_name=settings.queue_name, job_timeout_seconds=10.0
     )
     try:
-        assert await reopened.state("later", ("key",), 1) is JobState.waiting
+        assert await reopened.state("later", key, 1) is JobState.waiting
     finally:
         await reopened.close()
