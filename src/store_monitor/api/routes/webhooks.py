@@ -1,8 +1,10 @@
 """Webhook routes: subscribe, list, read, enable again, delete, send a test, list delivery
 attempts."""
 
+import contextlib
 import inspect
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Response, Security, status
@@ -57,8 +59,13 @@ async def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
 SubscriberDep = Annotated[subscriptions.Subscriber, Depends(_subscriber)]
 
 
-def _not_found(error: subscriptions.SubscriptionNotFound) -> ApiError:
-    return not_found("webhook", str(error), webhook_id=str(error.subscription_id))
+@contextlib.contextmanager
+def _found() -> Iterator[None]:
+    """A webhook the key may not see, or that is gone, is answered 404 `webhook_not_found`."""
+    try:
+        yield
+    except subscriptions.SubscriptionNotFound as error:
+        raise not_found("webhook", str(error), webhook_id=str(error.subscription_id)) from error
 
 
 @router.post(
@@ -130,10 +137,8 @@ async def get_webhook(
     webhook_id: WebhookId, session: SessionDep, subscriber: SubscriberDep
 ) -> Webhook:
     """Says whether it is enabled, and if it was disabled, since when and why."""
-    try:
+    with _found():
         return Webhook.model_validate(await subscriptions.get(session, subscriber, webhook_id))
-    except subscriptions.SubscriptionNotFound as error:
-        raise _not_found(error) from error
 
 
 @router.post(
@@ -152,10 +157,8 @@ async def enable_webhook(
     is not sent again: the deliveries failed when it was disabled stay failed (see its
     deliveries), and events recorded while it was disabled were not meant for it. Its failures
     count afresh: a day of them from now disables it again."""
-    try:
+    with _found():
         return Webhook.model_validate(await subscriptions.enable(session, subscriber, webhook_id))
-    except subscriptions.SubscriptionNotFound as error:
-        raise _not_found(error) from error
 
 
 @router.delete(
@@ -170,10 +173,8 @@ async def enable_webhook(
 async def delete_webhook(
     webhook_id: WebhookId, session: SessionDep, subscriber: SubscriberDep
 ) -> Response:
-    try:
+    with _found():
         await subscriptions.delete(session, subscriber, webhook_id)
-    except subscriptions.SubscriptionNotFound as error:
-        raise _not_found(error) from error
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -190,10 +191,8 @@ async def test_webhook(
     webhook_id: WebhookId, session: SessionDep, queue: QueueDep, subscriber: SubscriberDep
 ) -> WebhookTestSent:
     """Sent, signed and retried as every event is, to this webhook alone."""
-    try:
+    with _found():
         delivery_id = await subscriptions.send_test(session, subscriber, webhook_id)
-    except subscriptions.SubscriptionNotFound as error:
-        raise _not_found(error) from error
     # Committed first, so that the job finds its delivery.
     await session.commit()
     await queue_first_attempt(queue, delivery_id)
@@ -222,12 +221,10 @@ async def list_webhook_deliveries(
         if not cursor.isdigit() or len(cursor) > 19:
             raise invalid_request("query.cursor", "not a cursor of this list")
         before = int(cursor)
-    try:
+    with _found():
         found = await subscriptions.attempts(
             session, subscriber, webhook_id, limit=limit + 1, before=before
         )
-    except subscriptions.SubscriptionNotFound as error:
-        raise _not_found(error) from error
     page = found[:limit]
     more = len(found) > limit
     return DeliveryAttemptList(
