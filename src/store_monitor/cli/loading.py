@@ -1,23 +1,20 @@
 """`ingest`: validated CSV files loaded into the service's database in one transaction."""
 
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-import polars as pl
-
-from store_monitor import frames
 from store_monitor.cli.console import fail, say, step
 from store_monitor.cli.database import with_database
 from store_monitor.cli.inputs import DataDir, HoursFile, OwnersFile, PollsFile, ZonesFile, source
 from store_monitor.clock import latest_allowed_poll
 from store_monitor.sources import (
+    HOURS_CSV,
+    OWNERS_CSV,
+    POLLS_CSV,
+    TIMEZONES_CSV,
+    CsvFile,
     SourceError,
-    read_business_hours,
-    read_owners,
-    read_polls,
-    read_timezones,
 )
 
 
@@ -37,17 +34,17 @@ def ingest(
     each owner in store_owners.csv replace that owner's old ones.
     """
     chosen = {
-        "polls": (polls, frames.POLLS_FILE),
-        "hours": (hours, frames.HOURS_FILE),
-        "timezones": (timezones, frames.TIMEZONES_FILE),
-        "owners": (owners, frames.OWNERS_FILE),
+        "polls": (polls, POLLS_CSV),
+        "hours": (hours, HOURS_CSV),
+        "timezones": (timezones, TIMEZONES_CSV),
+        "owners": (owners, OWNERS_CSV),
     }
-    paths: dict[str, Path] = {}
-    for kind, (explicit, default_name) in chosen.items():
+    paths: dict[str, tuple[CsvFile, Path]] = {}
+    for kind, (explicit, file) in chosen.items():
         if explicit is not None:
-            paths[kind] = source(explicit, None, default_name, f"--{kind}")
-        elif data is not None and (data / default_name).is_file():
-            paths[kind] = data / default_name
+            paths[kind] = file, source(explicit, None, file.file_name, f"--{kind}")
+        elif data is not None and (data / file.file_name).is_file():
+            paths[kind] = file, data / file.file_name
     if not paths:
         fail("nothing to load: give --data DIR, --polls, --hours, --timezones or --owners")
 
@@ -70,7 +67,11 @@ def ingest(
 
 
 async def _load(
-    paths: dict[str, Path], latest: datetime, redis_url: str | None, queue_name: str, url: str
+    paths: dict[str, tuple[CsvFile, Path]],
+    latest: datetime,
+    redis_url: str | None,
+    queue_name: str,
+    url: str,
 ) -> dict[str, tuple[int, int, int]]:
     """Validate and store files in one transaction: (rows read, rows stored, stores) per kind.
     Then queue the live evaluation of the changes on the workers' queue, if there is one; else
@@ -80,24 +81,14 @@ async def _load(
     from store_monitor.db.session import create_engine, create_sessionmaker
     from store_monitor.work.arq import ArqQueue
 
-    sources: dict[str, tuple[Callable[..., ingestion.Load], Callable[..., pl.DataFrame]]] = {
-        "polls": (ingestion.PollsLoad, partial(read_polls, latest=latest)),
-        "hours": (ingestion.HoursLoad, read_business_hours),
-        "timezones": (ingestion.TimezonesLoad, read_timezones),
-        "owners": (ingestion.OwnersLoad, read_owners),
-    }
     engine = create_engine(url, process_name="store-monitor-cli")
     results: dict[str, tuple[int, int, int]] = {}
     try:
         sessionmaker = create_sessionmaker(engine)
         async with sessionmaker.begin() as session:
-            for kind, path in paths.items():
-                load, read = sources[kind]
-                result = await ingestion.load_csv(
-                    load(session),
-                    ingestion.file_blocks(path),
-                    name=path.name,
-                    read=partial(read, name=path.name),
+            for kind, (file, path) in paths.items():
+                result = await ingestion.load_file(
+                    session, file, ingestion.file_blocks(path), name=path.name, latest=latest
                 )
                 results[kind] = (result.received, result.added, result.stores)
         if redis_url is not None:

@@ -10,7 +10,8 @@ where the database says, the store: bad data, not a bug.
 """
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -20,7 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store_monitor.ingest.loads import IngestResult, Load, ValueRefused
 from store_monitor.ingest.polls import PollsLoad
 from store_monitor.ingest.replacing import HoursLoad, OwnersLoad, TimezonesLoad
-from store_monitor.sources import BlankSource, Chunk, CsvChunks
+from store_monitor.sources import (
+    HOURS_CSV,
+    OWNERS_CSV,
+    POLLS_CSV,
+    TIMEZONES_CSV,
+    BlankSource,
+    Chunk,
+    CsvChunks,
+    CsvFile,
+)
 from store_monitor.sources.chunks import CHUNK_BYTES
 
 __all__ = [
@@ -38,10 +48,39 @@ __all__ = [
     "ingest_polls",
     "ingest_timezones",
     "load_csv",
+    "load_file",
 ]
 
 BLOCK_BYTES: Final = 1024 * 1024
 """A file is read this much at a time."""
+
+_LOADS: Final[Mapping[CsvFile, Callable[[AsyncSession], Load]]] = {
+    POLLS_CSV: PollsLoad,
+    HOURS_CSV: HoursLoad,
+    TIMEZONES_CSV: TimezonesLoad,
+    OWNERS_CSV: OwnersLoad,
+}
+"""How each kind of file is stored."""
+
+
+async def load_file(
+    session: AsyncSession,
+    file: CsvFile,
+    blocks: AsyncIterable[bytes],
+    *,
+    name: str,
+    latest: datetime,
+    allow_blank: bool = True,
+) -> IngestResult:
+    """A file of kind `file` called `name`, stored in `session` by its load, as `load_csv`
+    stores it; stamps after `latest` are refused where the file has them."""
+    return await load_csv(
+        _LOADS[file](session),
+        blocks,
+        name=name,
+        read=file.reader(name=name, latest=latest),
+        allow_blank=allow_blank,
+    )
 
 
 async def load_csv(

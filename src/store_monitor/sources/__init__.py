@@ -13,7 +13,7 @@ grow with the file.
 """
 
 from store_monitor.sources.chunks import Chunk, CsvChunks
-from store_monitor.sources.csv_reader import Source
+from store_monitor.sources.csv_reader import CsvFile, Source
 from store_monitor.sources.errors import (
     SHOWN_CHARS,
     BlankSource,
@@ -22,8 +22,8 @@ from store_monitor.sources.errors import (
     compression,
     shortened,
 )
-from store_monitor.sources.hours import read_business_hours
-from store_monitor.sources.polls import EARLIEST_POLL, read_polls
+from store_monitor.sources.hours import HOURS_CSV, read_business_hours
+from store_monitor.sources.polls import EARLIEST_POLL, POLLS_CSV, read_polls
 from store_monitor.sources.store_ids import (
     STORE_ID_MAX_CHARS,
     STORE_ID_PATTERN,
@@ -32,19 +32,29 @@ from store_monitor.sources.store_ids import (
     store_id_problem,
     valid_store_ids,
 )
-from store_monitor.sources.zones_owners import read_owners, read_timezones
+from store_monitor.sources.zones_owners import (
+    OWNERS_CSV,
+    TIMEZONES_CSV,
+    read_owners,
+    read_timezones,
+)
 
 __all__ = [
     "EARLIEST_POLL",
+    "HOURS_CSV",
+    "OWNERS_CSV",
+    "POLLS_CSV",
     "SHOWN_CHARS",
     "STORE_ID_MAX_CHARS",
     "STORE_ID_PATTERN",
     "STORE_ID_RULES",
     "TEXT_PATTERN",
+    "TIMEZONES_CSV",
     "BlankSource",
     "Chunk",
     "CompressedSource",
     "CsvChunks",
+    "CsvFile",
     "Source",
     "SourceError",
     "compression",

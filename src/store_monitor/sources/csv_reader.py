@@ -10,6 +10,8 @@ import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -74,6 +76,29 @@ parsed, checked by the store-id rule (`store_id_problem`)."""
 OWNER_ID: Final = Column(
     "owner_id", ("owner_id",), _as_text, _store_id_text_problem, distinct=_store_ids
 )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CsvFile:
+    """A kind of input file: its reader, what it is called and how it usually looks."""
+
+    label: str
+    """What the file is called in errors when the caller does not name it."""
+    file_name: str
+    """Its name in a data folder."""
+    header: str
+    """The usual file's header line, for examples."""
+    read: Callable[..., pl.DataFrame]
+    """`read(source, *, name=None)`, with `latest=` too where `bounded_by_clock`."""
+    bounded_by_clock: bool = False
+    """Rows stamped later than the clock plus the skew are refused: a broken clock's poll would
+    become every report's `now`."""
+
+    def reader(self, *, name: str, latest: datetime) -> Callable[[Source], pl.DataFrame]:
+        """`read` for the file called `name`; `latest` bounds the stamps where there are any."""
+        if self.bounded_by_clock:
+            return partial(self.read, name=name, latest=latest)
+        return partial(self.read, name=name)
 
 
 def source_name(source: Source, name: str | None, default: str) -> str:

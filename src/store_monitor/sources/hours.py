@@ -5,10 +5,11 @@ from typing import Final
 
 import polars as pl
 
-from store_monitor.frames import BUSINESS_HOURS
+from store_monitor.frames import BUSINESS_HOURS, HOURS_FILE
 from store_monitor.sources.csv_reader import (
     STORE_ID,
     Column,
+    CsvFile,
     Source,
     problem,
     read_columns,
@@ -24,7 +25,7 @@ def read_business_hours(source: Source, *, name: str | None = None) -> pl.DataFr
     """Business hours with schema BUSINESS_HOURS, in file order; the day column may be
     called `dayOfWeek` or `day`. An end time of 24:00 is read as 00:00:00: the contract
     reads both as "until midnight". An empty file is zero rows."""
-    name = source_name(source, name, "business hours")
+    name = source_name(source, name, HOURS_CSV.label)
     not_a_time = problem("is not a time HH:MM[:SS[.ffffff]]")
 
     def start_problem(value: str) -> str:
@@ -60,6 +61,14 @@ def read_business_hours(source: Source, *, name: str | None = None) -> pl.DataFr
         ],
     )
     return pl.DataFrame(schema=BUSINESS_HOURS) if hours is None else hours.cast(BUSINESS_HOURS)
+
+
+HOURS_CSV: Final = CsvFile(
+    label="business hours",
+    file_name=HOURS_FILE,
+    header="store_id,dayOfWeek,start_time_local,end_time_local",
+    read=read_business_hours,
+)
 
 
 def _days(text: pl.Expr) -> pl.Expr:

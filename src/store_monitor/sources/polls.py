@@ -9,10 +9,11 @@ from typing import Final
 
 import polars as pl
 
-from store_monitor.frames import POLLS, STATUS, UTC_INSTANT
+from store_monitor.frames import POLLS, POLLS_FILE, STATUS, UTC_INSTANT
 from store_monitor.sources.csv_reader import (
     STORE_ID,
     Column,
+    CsvFile,
     Source,
     problem,
     read_columns,
@@ -39,7 +40,7 @@ def read_polls(
     taken as UTC, as the column's name says. A poll before EARLIEST_POLL or after `latest`
     (the clock plus a skew; None: no upper bound) is refused.
     """
-    name = source_name(source, name, "polls")
+    name = source_name(source, name, POLLS_CSV.label)
     not_a_timestamp = problem(
         "is not a timestamp like '2023-01-22 12:09:39.388884 UTC' "
         "or ISO 8601 like '2023-01-22T12:09:39Z'"
@@ -93,6 +94,15 @@ def read_polls(
     if polls.height == 0:
         raise SourceError(name, "no polls (the file has a header but no rows)")
     return polls.cast(POLLS)
+
+
+POLLS_CSV: Final = CsvFile(
+    label="polls",
+    file_name=POLLS_FILE,
+    header="store_id,status,timestamp_utc",
+    read=read_polls,
+    bounded_by_clock=True,
+)
 
 
 def _other_timestamps(text: pl.Series) -> pl.Series:

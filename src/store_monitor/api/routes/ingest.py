@@ -6,18 +6,16 @@ uncompressed: a compressed body is refused with 415 (Polars would expand it past
 limit). It is read and stored a chunk at a time as it arrives (a multipart file once spooled),
 so memory does not grow with the file. A bad file changes nothing (every chunk is in the
 request's transaction) and is answered with 422 naming its line, column and value.
-The routes differ only in their source, so each is made from one `_Source`.
+The routes differ only in their source, so each is made from one `_Source`: the file's kind
+(its reader, label and header, declared by `store_monitor.sources`) and the route's own words.
 """
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final, Literal
 
-import polars as pl
 from fastapi import APIRouter, Request, Security, status
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -26,14 +24,15 @@ from store_monitor.api.body_limit import BodyLimit
 from store_monitor.api.schemas import IngestResponse
 from store_monitor.clock import latest_allowed_poll
 from store_monitor.sources import (
+    HOURS_CSV,
+    OWNERS_CSV,
+    POLLS_CSV,
     SHOWN_CHARS,
+    TIMEZONES_CSV,
     BlankSource,
     CompressedSource,
+    CsvFile,
     SourceError,
-    read_business_hours,
-    read_owners,
-    read_polls,
-    read_timezones,
     shortened,
 )
 from store_monitor.web.auth import ADMIN, INGEST
@@ -47,25 +46,16 @@ _MULTIPART: Final = "multipart/form-data"
 _FILE_PART: Final = "file"
 
 SourceName = Literal["polls", "business_hours", "timezones", "owners"]
-Reader = Callable[..., pl.DataFrame]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Source:
     name: SourceName
-    header: str
-    """The CSV's header line, for the documented example."""
-    read: Reader
-    load: Callable[[AsyncSession], ingest.Load]
-    label: str
-    """What the file is called in errors when the upload does not name it."""
+    file: CsvFile
     summary: str
     description: str
     admin_only: bool = False
     """Beyond the router's ingest scope: only admin keys may send this source."""
-    bounded_by_clock: bool = False
-    """Rows stamped later than the clock plus the skew are refused: a broken clock's poll would
-    become every report's `now`."""
 
     @property
     def operation_id(self) -> str:
@@ -75,39 +65,26 @@ class _Source:
 _SOURCES: Final = (
     _Source(
         name="polls",
-        header="store_id,status,timestamp_utc",
-        read=read_polls,
-        load=ingest.PollsLoad,
-        label="polls",
+        file=POLLS_CSV,
         summary="Add polls (store_status.csv)",
         description="Polls already stored are skipped: sending a file twice adds nothing.",
-        bounded_by_clock=True,
     ),
     _Source(
         name="business_hours",
-        header="store_id,dayOfWeek,start_time_local,end_time_local",
-        read=read_business_hours,
-        load=ingest.HoursLoad,
-        label="business hours",
+        file=HOURS_CSV,
         summary="Replace business hours (menu_hours.csv)",
         description="Each store in the file gets exactly the file's rows as its week; "
         "other stores keep theirs.",
     ),
     _Source(
         name="timezones",
-        header="store_id,timezone_str",
-        read=read_timezones,
-        load=ingest.TimezonesLoad,
-        label="timezones",
+        file=TIMEZONES_CSV,
         summary="Replace time zones (timezones.csv)",
         description="Each store in the file gets the file's time zone; other stores keep theirs.",
     ),
     _Source(
         name="owners",
-        header="owner_id,store_id",
-        read=read_owners,
-        load=ingest.OwnersLoad,
-        label="store owners",
+        file=OWNERS_CSV,
         summary="Replace store owners (store_owners.csv); admin keys only",
         description="Each owner in the file gets exactly the file's stores; other owners keep "
         "theirs. An owner key reads only its owner's stores.",
@@ -158,18 +135,12 @@ def _route(source: _Source) -> Callable[..., Awaitable[IngestResponse]]:
         queue: QueueDep,
     ) -> IngestResponse:
         limit = BodyLimit(settings.max_upload_bytes, what="upload", limit_name="max_upload_bytes")
-        read = source.read
-        if source.bounded_by_clock:
-            read = partial(read, latest=latest_allowed_poll(settings.clock_skew_seconds))
+        latest = latest_allowed_poll(settings.clock_skew_seconds)
         async with _upload(request, limit) as (blocks, filename):
             # A file name is the client's text: cut, as quoted values are.
-            name = (filename or source.label)[:SHOWN_CHARS]
-            loading = ingest.load_csv(
-                source.load(session),
-                blocks,
-                name=name,
-                read=partial(read, name=name),
-                allow_blank=False,
+            name = (filename or source.file.label)[:SHOWN_CHARS]
+            loading = ingest.load_file(
+                session, source.file, blocks, name=name, latest=latest, allow_blank=False
             )
             result = await _ingested(loading)
         # Committed before the live evaluation is queued, or it could start without the data.
@@ -190,7 +161,7 @@ for _source in _SOURCES:
         operation_id=_source.operation_id,
         response_model=IngestResponse,
         responses=_ERRORS,
-        openapi_extra=_upload_body(_source.header),
+        openapi_extra=_upload_body(_source.file.header),
         summary=_source.summary,
         description=_source.description,
         dependencies=[Security(ADMIN)] if _source.admin_only else None,

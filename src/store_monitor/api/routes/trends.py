@@ -9,17 +9,22 @@ from store_monitor import trends
 
 # The report reads' own look-up, so that these answer an unknown or unfinished report alike.
 from store_monitor.api.routes.report_answers import complete, existing
-from store_monitor.api.routes.report_openapi import AnyReportStoreId, ReportId
+from store_monitor.api.routes.report_openapi import (
+    NOT_COMPLETE,
+    NOT_FOUND,
+    UNAVAILABLE,
+    AnyReportStoreId,
+    ReportId,
+)
 from store_monitor.api.trend_schemas import ReportSummary, StoreHistory, StoreHistoryEntry
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.deps import SessionDep
-from store_monitor.web.errors import DATABASE_UNAVAILABLE, documented, not_found
+from store_monitor.web.errors import documented, not_found
 
 # The reports scope, or an owner key, whose reads are narrowed to the owner's stores.
 router = APIRouter(tags=["reports"], dependencies=[Security(READ_REPORTS)])
 
 _INVALID: Final = {422: "A parameter is malformed or out of range (`invalid_request`)."}
-_UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
 
 
 @router.get(
@@ -30,10 +35,10 @@ _UNAVAILABLE: Final = {503: DATABASE_UNAVAILABLE}
     "previous comparable report.",
     responses=documented(
         {
-            404: "No report has this id (`report_not_found`).",
-            409: "The report is not complete (`report_not_complete`); see its status.",
+            **NOT_FOUND,
+            **NOT_COMPLETE,
             **_INVALID,
-            **_UNAVAILABLE,
+            **UNAVAILABLE,
         }
     ),
     summary="A complete report's summary",
@@ -60,7 +65,7 @@ async def get_report_summary(
             404: "No complete report has the store, or it is not the owner key's "
             "(`store_not_found`).",
             **_INVALID,
-            **_UNAVAILABLE,
+            **UNAVAILABLE,
         }
     ),
     summary="A store's figures across reports",
