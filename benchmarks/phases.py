@@ -289,6 +289,18 @@ def print_phases(
             f"{max(phase.peak_bytes for phase in phases) / MIB:,.0f} MiB",
         ]
     )
+    for phase in phases:
+        if phase.polls:
+            per_million = phase.postgres_cpu_seconds / phase.polls * 1e6
+            rows.append(
+                [
+                    f"  {phase.name}: Postgres CPU per 1 M polls read (target <= 0.25 s)",
+                    f"{per_million:.2f} s",
+                    "",
+                    "",
+                    "",
+                ]
+            )
     rows += [
         [f"service: {name}", ms(seconds), "", "", ""]
         for name, seconds in (
@@ -309,18 +321,6 @@ def print_phases(
             "",
         ]
     )
-    for phase in phases:
-        if phase.polls:
-            per_million = phase.postgres_cpu_seconds / phase.polls * 1e6
-            rows.append(
-                [
-                    f"  {phase.name}: Postgres CPU per 1 M polls read (target <= 0.25 s)",
-                    f"{per_million:.2f} s",
-                    "",
-                    "",
-                    "",
-                ]
-            )
     print_table(title, ["phase", "time", "CPU", "Postgres CPU", "peak resident"], rows)
 
 
