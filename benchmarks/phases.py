@@ -59,6 +59,8 @@ class Phase:
     """The CPU time of the Postgres backends this process used, in the phase."""
     peak_bytes: int
     """The process's peak resident memory within the phase."""
+    polls: int = 0
+    """The polls the phase read (the read's), else 0."""
 
 
 def _resident_bytes() -> int:
@@ -111,7 +113,9 @@ class _Recorder:
     def _postgres_cpu(self) -> float:
         return sum(_cpu_seconds(pid) for pid in _backends(self.database))
 
-    async def time(self, name: str, work: Callable[[], Awaitable[_T]]) -> _T:
+    async def time(
+        self, name: str, work: Callable[[], Awaitable[_T]], polls: Callable[[_T], int] | None = None
+    ) -> _T:
         self._peak = _resident_bytes()
         cpu, postgres = time.process_time(), self._postgres_cpu()
         started = time.perf_counter()
@@ -124,6 +128,7 @@ class _Recorder:
                 time.process_time() - cpu,
                 self._postgres_cpu() - postgres,
                 max(self._peak, _resident_bytes()),
+                0 if polls is None else polls(value),
             )
         )
         return value
@@ -145,7 +150,7 @@ async def _report(sessionmaker: async_sessionmaker[AsyncSession], recorder: _Rec
             return await load_report_inputs(session, as_of=None)
 
     await recorder.time("plan", plan)
-    inputs = await recorder.time("read", read)
+    inputs = await recorder.time("read", read, lambda inputs: inputs.polls.height)
     result = await recorder.time(
         "compute",
         lambda: asyncio.to_thread(
@@ -216,6 +221,7 @@ def measure(url: str, *, runs: int) -> list[Phase]:
             min(phase.cpu_seconds for phase in same),
             min(phase.postgres_cpu_seconds for phase in same),
             max(phase.peak_bytes for phase in same),
+            same[0].polls,
         )
         for same in zip(*runs_phases, strict=True)
     ]
@@ -283,6 +289,18 @@ def print_phases(
             f"{max(phase.peak_bytes for phase in phases) / MIB:,.0f} MiB",
         ]
     )
+    for phase in phases:
+        if phase.polls:
+            per_million = phase.postgres_cpu_seconds / phase.polls * 1e6
+            rows.append(
+                [
+                    f"  {phase.name}: Postgres CPU per 1 M polls read (target <= 0.25 s)",
+                    f"{per_million:.2f} s",
+                    "",
+                    "",
+                    "",
+                ]
+            )
     rows += [
         [f"service: {name}", ms(seconds), "", "", ""]
         for name, seconds in (
