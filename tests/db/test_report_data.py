@@ -23,10 +23,11 @@ from store_monitor.db.models import (
     Store,
     Timezone,
 )
-from store_monitor.db.report_inputs import load_report_inputs
+from store_monitor.db.report_inputs import StoreRange, load_report_inputs
 from store_monitor.db.report_results import (
     replace_report_days,
     replace_report_incidents,
+    replace_report_results,
     replace_report_rows,
     report_daily_csv,
     report_incidents_csv,
@@ -515,6 +516,42 @@ async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_
     for model in (ReportIncident, ReportDay):
         count = await db_session.scalar(sa.select(sa.func.count()).select_from(model))
         assert count == 0
+
+
+async def test_results_in_one_pass_replace_the_rows_incidents_and_days_of_their_stores(
+    db_session: AsyncSession,
+) -> None:
+    report_id = await new_report(db_session)
+    other_id = await new_report(db_session)
+    for report in (other_id, report_id):
+        await replace_report_results(
+            db_session, report, rows=ROWS, incidents=INCIDENT_ROWS, daily=DAY_ROWS
+        )
+    # The stores from "a" up to "b" (byte order: "10" and "B" before, "b" and "é" after) get
+    # one incident of "a" and no rows or days; the other stores keep theirs.
+    mine = pl.col("store_id").is_between(pl.lit("a"), pl.lit("b"), closed="left")
+    one_incident = INCIDENT_ROWS.filter(mine).head(1)
+    await replace_report_results(
+        db_session,
+        report_id,
+        rows=ROWS.head(0),
+        incidents=one_incident,
+        daily=DAY_ROWS.head(0),
+        stores=StoreRange("a", "b"),
+    )
+
+    others = ROWS.filter(~mine).sort("store_id")
+    assert_frame_equal(await report_rows(db_session, report_id), others)
+    incidents = pl.concat([INCIDENT_ROWS.filter(~mine), one_incident])
+    assert await details_of(db_session, report_id) == (
+        [incidents_csv_bytes(incidents.sort("store_id", "started_at"))],
+        [daily_csv_bytes(DAY_ROWS.filter(~mine))],
+    )
+    assert_frame_equal(await report_rows(db_session, other_id), ROWS.sort("store_id"))
+    assert await details_of(db_session, other_id) == (
+        [incidents_csv_bytes(INCIDENT_ROWS)],
+        [daily_csv_bytes(DAY_ROWS)],
+    )
 
 
 async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(
