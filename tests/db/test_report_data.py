@@ -25,10 +25,7 @@ from store_monitor.db.models import (
 )
 from store_monitor.db.report_inputs import StoreRange, load_report_inputs
 from store_monitor.db.report_results import (
-    replace_report_days,
-    replace_report_incidents,
     replace_report_results,
-    replace_report_rows,
     report_daily_csv,
     report_incidents_csv,
     report_rows,
@@ -366,9 +363,27 @@ async def new_report(session: AsyncSession) -> UUID:
     return report.id
 
 
+async def store_results(
+    session: AsyncSession,
+    report_id: UUID,
+    *,
+    rows: pl.DataFrame | None = None,
+    incidents: pl.DataFrame | None = None,
+    daily: pl.DataFrame | None = None,
+) -> None:
+    """The report's results replaced: those not given, by none."""
+    await replace_report_results(
+        session,
+        report_id,
+        rows=REPORT.to_frame() if rows is None else rows,
+        incidents=INCIDENTS.to_frame() if incidents is None else incidents,
+        daily=DAILY.to_frame() if daily is None else daily,
+    )
+
+
 async def test_rows_come_back_in_byte_order_as_the_clis_csv(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await replace_report_rows(db_session, report_id, ROWS)
+    await store_results(db_session, report_id, rows=ROWS)
 
     stored = await report_rows(db_session, report_id)
 
@@ -379,11 +394,11 @@ async def test_rows_come_back_in_byte_order_as_the_clis_csv(db_session: AsyncSes
 async def test_replacing_rows_leaves_one_set(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_rows(db_session, other_id, ROWS)
-    await replace_report_rows(db_session, report_id, ROWS)
+    await store_results(db_session, other_id, rows=ROWS)
+    await store_results(db_session, report_id, rows=ROWS)
 
     fewer = ROWS.head(2)
-    await replace_report_rows(db_session, report_id, fewer)
+    await store_results(db_session, report_id, rows=fewer)
 
     assert_frame_equal(await report_rows(db_session, report_id), fewer.sort("store_id"))
     assert_frame_equal(await report_rows(db_session, other_id), ROWS.sort("store_id"))
@@ -391,7 +406,7 @@ async def test_replacing_rows_leaves_one_set(db_session: AsyncSession) -> None:
 
 async def test_a_report_without_rows_has_none(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await replace_report_rows(db_session, report_id, REPORT.to_frame())
+    await store_results(db_session, report_id, rows=REPORT.to_frame())
 
     assert_frame_equal(await report_rows(db_session, report_id), REPORT.to_frame())
 
@@ -399,8 +414,8 @@ async def test_a_report_without_rows_has_none(db_session: AsyncSession) -> None:
 async def test_deleting_a_report_deletes_its_rows(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_rows(db_session, report_id, ROWS)
-    await replace_report_rows(db_session, other_id, ROWS)
+    await store_results(db_session, report_id, rows=ROWS)
+    await store_results(db_session, other_id, rows=ROWS)
 
     assert await delete_report(db_session, report_id)
 
@@ -457,8 +472,7 @@ async def test_incidents_and_days_stream_as_the_clis_files(
     db_session: AsyncSession, chunk_rows: int
 ) -> None:
     report_id = await new_report(db_session)
-    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, report_id, DAY_ROWS)
+    await store_results(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
 
     incidents, days = await details_of(db_session, report_id, chunk_rows)
 
@@ -474,8 +488,7 @@ async def test_incidents_and_days_stream_as_the_clis_files(
 @pytest.mark.parametrize("chunk_rows", [1, 5000])
 async def test_one_stores_incidents_and_days(db_session: AsyncSession, chunk_rows: int) -> None:
     report_id = await new_report(db_session)
-    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, report_id, DAY_ROWS)
+    await store_results(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
 
     incidents, days = await details_of(db_session, report_id, chunk_rows, store_id="a")
 
@@ -494,13 +507,10 @@ async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_
 ) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_incidents(db_session, other_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, other_id, DAY_ROWS)
-    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, report_id, DAY_ROWS)
+    await store_results(db_session, other_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    await store_results(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
     fewer_incidents, fewer_days = INCIDENT_ROWS.head(2), DAY_ROWS.head(3)
-    await replace_report_incidents(db_session, report_id, fewer_incidents)
-    await replace_report_days(db_session, report_id, fewer_days)
+    await store_results(db_session, report_id, incidents=fewer_incidents, daily=fewer_days)
 
     assert await details_of(db_session, report_id) == (
         [incidents_csv_bytes(fewer_incidents)],

@@ -34,10 +34,13 @@ async def replace_report_results(
     incident_counts: pl.DataFrame | None = None,
     stores: StoreRange = ALL_STORES,
 ) -> None:
-    """Make `rows`, `incidents` and `daily` the report's of the stores in `stores`, as the
-    three functions below do, in one pass: each table's CSV is made in a thread while Postgres
-    writes the table before it (its index upkeep is most of the time). Flushes, never
-    commits."""
+    """Make `rows` (schema REPORT), `incidents` (INCIDENTS) and `daily` (DAILY) the report's
+    results of the stores in `stores`, replacing any it had there: a retried job leaves exactly
+    one set. `incident_counts` (schema INCIDENT_COUNTS) go with the rows; a store without
+    counts has none. Flushes, never commits.
+
+    Each table's CSV is made in a thread while Postgres writes the table before it (Postgres'
+    index upkeep is most of the time)."""
     await _replace(
         session,
         report_id,
@@ -48,48 +51,6 @@ async def replace_report_results(
             (ReportDay, lambda: _weeks_frame(daily)),
         ],
     )
-
-
-async def replace_report_rows(
-    session: AsyncSession,
-    report_id: uuid.UUID,
-    rows: pl.DataFrame,
-    *,
-    incident_counts: pl.DataFrame | None = None,
-    stores: StoreRange = ALL_STORES,
-) -> None:
-    """Make `rows` (schema REPORT) the report's rows of the stores in `stores`, replacing any
-    it had there: a retried job leaves exactly one set. `incident_counts` (schema
-    INCIDENT_COUNTS) go with them; a store without counts has none. Flushes, never commits."""
-    await _replace(
-        session, report_id, stores, [(ReportRow, lambda: _rows_frame(rows, incident_counts))]
-    )
-
-
-async def replace_report_incidents(
-    session: AsyncSession,
-    report_id: uuid.UUID,
-    incidents: pl.DataFrame,
-    *,
-    stores: StoreRange = ALL_STORES,
-) -> None:
-    """Make `incidents` (schema INCIDENTS) the report's in `stores`, replacing any it had there,
-    as `replace_report_rows` does its rows. Flushes, never commits."""
-    await _replace(
-        session, report_id, stores, [(ReportIncident, lambda: incidents.select(INCIDENTS.names()))]
-    )
-
-
-async def replace_report_days(
-    session: AsyncSession,
-    report_id: uuid.UUID,
-    daily: pl.DataFrame,
-    *,
-    stores: StoreRange = ALL_STORES,
-) -> None:
-    """Make `daily` (schema DAILY) the report's in `stores`, replacing any it had there, as
-    `replace_report_rows` does its rows. Flushes, never commits."""
-    await _replace(session, report_id, stores, [(ReportDay, lambda: _weeks_frame(daily))])
 
 
 def _rows_frame(rows: pl.DataFrame, incident_counts: pl.DataFrame | None) -> pl.DataFrame:
