@@ -11,6 +11,7 @@ import re
 import statistics
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -103,8 +104,9 @@ def run(root: Path, *, runs: int) -> None:
         with service(url) as client:
             sides = []
             for _ in range(runs):
+                triggered = datetime.now(UTC)
                 seconds, report_id = trigger_to_complete(client)
-                side = phases.service_side(client, report_id, seconds)
+                side = phases.service_side(client, report_id, triggered, seconds)
                 sides.append(replace(side, downloaded=seconds + download(client, report_id)[1]))
             complete = min(side.total for side in sides)
             first_byte, last_byte, size = min(download(client, report_id) for _ in range(runs))

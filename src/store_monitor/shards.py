@@ -28,11 +28,7 @@ from store_monitor import engine
 from store_monitor.db.models import Report, ReportShard, ReportStatus, Store
 from store_monitor.db.report_files import encode_csv, store_report_file
 from store_monitor.db.report_inputs import ALL_STORES, StoreRange, load_report_inputs
-from store_monitor.db.report_results import (
-    replace_report_days,
-    replace_report_incidents,
-    replace_report_rows,
-)
+from store_monitor.db.report_results import replace_report_results
 from store_monitor.engine import compute_report, incident_counts
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT
@@ -98,11 +94,15 @@ async def write_results(
     assert result.incidents is not None
     assert result.daily is not None
     counts = None if result.now is None else incident_counts(result.incidents, now=result.now)
-    await replace_report_rows(
-        session, report_id, result.rows, incident_counts=counts, stores=stores
+    await replace_report_results(
+        session,
+        report_id,
+        rows=result.rows,
+        incidents=result.incidents,
+        daily=result.daily,
+        incident_counts=counts,
+        stores=stores,
     )
-    await replace_report_incidents(session, report_id, result.incidents, stores=stores)
-    await replace_report_days(session, report_id, result.daily, stores=stores)
 
 
 async def write_plan(

@@ -23,11 +23,9 @@ from store_monitor.db.models import (
     Store,
     Timezone,
 )
-from store_monitor.db.report_inputs import load_report_inputs
+from store_monitor.db.report_inputs import StoreRange, load_report_inputs
 from store_monitor.db.report_results import (
-    replace_report_days,
-    replace_report_incidents,
-    replace_report_rows,
+    replace_report_results,
     report_daily_csv,
     report_incidents_csv,
     report_rows,
@@ -365,9 +363,27 @@ async def new_report(session: AsyncSession) -> UUID:
     return report.id
 
 
+async def store_results(
+    session: AsyncSession,
+    report_id: UUID,
+    *,
+    rows: pl.DataFrame | None = None,
+    incidents: pl.DataFrame | None = None,
+    daily: pl.DataFrame | None = None,
+) -> None:
+    """The report's results replaced: those not given, by none."""
+    await replace_report_results(
+        session,
+        report_id,
+        rows=REPORT.to_frame() if rows is None else rows,
+        incidents=INCIDENTS.to_frame() if incidents is None else incidents,
+        daily=DAILY.to_frame() if daily is None else daily,
+    )
+
+
 async def test_rows_come_back_in_byte_order_as_the_clis_csv(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await replace_report_rows(db_session, report_id, ROWS)
+    await store_results(db_session, report_id, rows=ROWS)
 
     stored = await report_rows(db_session, report_id)
 
@@ -378,11 +394,11 @@ async def test_rows_come_back_in_byte_order_as_the_clis_csv(db_session: AsyncSes
 async def test_replacing_rows_leaves_one_set(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_rows(db_session, other_id, ROWS)
-    await replace_report_rows(db_session, report_id, ROWS)
+    await store_results(db_session, other_id, rows=ROWS)
+    await store_results(db_session, report_id, rows=ROWS)
 
     fewer = ROWS.head(2)
-    await replace_report_rows(db_session, report_id, fewer)
+    await store_results(db_session, report_id, rows=fewer)
 
     assert_frame_equal(await report_rows(db_session, report_id), fewer.sort("store_id"))
     assert_frame_equal(await report_rows(db_session, other_id), ROWS.sort("store_id"))
@@ -390,7 +406,7 @@ async def test_replacing_rows_leaves_one_set(db_session: AsyncSession) -> None:
 
 async def test_a_report_without_rows_has_none(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
-    await replace_report_rows(db_session, report_id, REPORT.to_frame())
+    await store_results(db_session, report_id, rows=REPORT.to_frame())
 
     assert_frame_equal(await report_rows(db_session, report_id), REPORT.to_frame())
 
@@ -398,8 +414,8 @@ async def test_a_report_without_rows_has_none(db_session: AsyncSession) -> None:
 async def test_deleting_a_report_deletes_its_rows(db_session: AsyncSession) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_rows(db_session, report_id, ROWS)
-    await replace_report_rows(db_session, other_id, ROWS)
+    await store_results(db_session, report_id, rows=ROWS)
+    await store_results(db_session, other_id, rows=ROWS)
 
     assert await delete_report(db_session, report_id)
 
@@ -456,8 +472,7 @@ async def test_incidents_and_days_stream_as_the_clis_files(
     db_session: AsyncSession, chunk_rows: int
 ) -> None:
     report_id = await new_report(db_session)
-    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, report_id, DAY_ROWS)
+    await store_results(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
 
     incidents, days = await details_of(db_session, report_id, chunk_rows)
 
@@ -473,8 +488,7 @@ async def test_incidents_and_days_stream_as_the_clis_files(
 @pytest.mark.parametrize("chunk_rows", [1, 5000])
 async def test_one_stores_incidents_and_days(db_session: AsyncSession, chunk_rows: int) -> None:
     report_id = await new_report(db_session)
-    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, report_id, DAY_ROWS)
+    await store_results(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
 
     incidents, days = await details_of(db_session, report_id, chunk_rows, store_id="a")
 
@@ -493,13 +507,10 @@ async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_
 ) -> None:
     report_id = await new_report(db_session)
     other_id = await new_report(db_session)
-    await replace_report_incidents(db_session, other_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, other_id, DAY_ROWS)
-    await replace_report_incidents(db_session, report_id, INCIDENT_ROWS)
-    await replace_report_days(db_session, report_id, DAY_ROWS)
+    await store_results(db_session, other_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
+    await store_results(db_session, report_id, incidents=INCIDENT_ROWS, daily=DAY_ROWS)
     fewer_incidents, fewer_days = INCIDENT_ROWS.head(2), DAY_ROWS.head(3)
-    await replace_report_incidents(db_session, report_id, fewer_incidents)
-    await replace_report_days(db_session, report_id, fewer_days)
+    await store_results(db_session, report_id, incidents=fewer_incidents, daily=fewer_days)
 
     assert await details_of(db_session, report_id) == (
         [incidents_csv_bytes(fewer_incidents)],
@@ -515,6 +526,42 @@ async def test_replacing_details_leaves_one_set_and_deleting_the_report_deletes_
     for model in (ReportIncident, ReportDay):
         count = await db_session.scalar(sa.select(sa.func.count()).select_from(model))
         assert count == 0
+
+
+async def test_results_in_one_pass_replace_the_rows_incidents_and_days_of_their_stores(
+    db_session: AsyncSession,
+) -> None:
+    report_id = await new_report(db_session)
+    other_id = await new_report(db_session)
+    for report in (other_id, report_id):
+        await replace_report_results(
+            db_session, report, rows=ROWS, incidents=INCIDENT_ROWS, daily=DAY_ROWS
+        )
+    # The stores from "a" up to "b" (byte order: "10" and "B" before, "b" and "é" after) get
+    # one incident of "a" and no rows or days; the other stores keep theirs.
+    mine = pl.col("store_id").is_between(pl.lit("a"), pl.lit("b"), closed="left")
+    one_incident = INCIDENT_ROWS.filter(mine).head(1)
+    await replace_report_results(
+        db_session,
+        report_id,
+        rows=ROWS.head(0),
+        incidents=one_incident,
+        daily=DAY_ROWS.head(0),
+        stores=StoreRange("a", "b"),
+    )
+
+    others = ROWS.filter(~mine).sort("store_id")
+    assert_frame_equal(await report_rows(db_session, report_id), others)
+    incidents = pl.concat([INCIDENT_ROWS.filter(~mine), one_incident])
+    assert await details_of(db_session, report_id) == (
+        [incidents_csv_bytes(incidents.sort("store_id", "started_at"))],
+        [daily_csv_bytes(DAY_ROWS.filter(~mine))],
+    )
+    assert_frame_equal(await report_rows(db_session, other_id), ROWS.sort("store_id"))
+    assert await details_of(db_session, other_id) == (
+        [incidents_csv_bytes(INCIDENT_ROWS)],
+        [daily_csv_bytes(DAY_ROWS)],
+    )
 
 
 async def test_a_report_job_stores_the_incidents_and_days_the_cli_writes(

@@ -8,6 +8,7 @@ Everything runs in the session's transaction: the caller still commits or rolls 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
@@ -46,15 +47,34 @@ async def asyncpg_connection(session: AsyncSession) -> AsyncpgConnection:
     return driver
 
 
-async def copy_in(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:
-    """Append the frame's rows to `table`, matching columns by name, as CSV: Polars writes
-    dates, times and instants in ISO forms Postgres parses, and floats exactly."""
-    if frame.height == 0:
+@dataclass(frozen=True, slots=True)
+class CsvRows:
+    """A frame's rows as COPY's CSV (no header), and its column names."""
+
+    columns: list[str]
+    data: bytes
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> "CsvRows":
+        """Polars writes dates, times and instants in ISO forms Postgres parses, and floats
+        exactly."""
+        if frame.height == 0:
+            return cls(frame.columns, b"")
+        return cls(frame.columns, frame.write_csv(include_header=False, null_value="").encode())
+
+
+async def copy_in(session: AsyncSession, table: str, rows: pl.DataFrame | CsvRows) -> None:
+    """Append the rows (a frame's, or made ahead of time by `CsvRows.of`) to `table`, matching
+    columns by name, as CSV."""
+    if isinstance(rows, pl.DataFrame):
+        rows = CsvRows.of(rows)
+    if not rows.data:
         return
-    data = frame.write_csv(include_header=False, null_value="").encode()
     driver = await asyncpg_connection(session)
     async with _as_sqlalchemy_errors(f"COPY {table} FROM STDIN (FORMAT csv)"):
-        await driver.copy_to_table(table, source=_slices(data), columns=frame.columns, format="csv")
+        await driver.copy_to_table(
+            table, source=_slices(rows.data), columns=rows.columns, format="csv"
+        )
 
 
 async def copy_in_binary(session: AsyncSession, table: str, frame: pl.DataFrame) -> None:

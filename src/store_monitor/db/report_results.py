@@ -7,8 +7,9 @@ report's (or shard's) row with a fenced UPDATE, which a concurrent deletion wait
 fail. A deleted report's results are deleted by `delete_report_results`.
 """
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 import polars as pl
@@ -17,53 +18,52 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import Base, ReportDay, ReportIncident, ReportRow
 from store_monitor.db.owners import visible_to
-from store_monitor.db.postgres import copy_in
+from store_monitor.db.postgres import CsvRows, copy_in
 from store_monitor.db.report_inputs import ALL_STORES, StoreRange
 from store_monitor.formats import daily_csv_bytes, incidents_csv_bytes
 from store_monitor.frames import DAILY, INCIDENT_COUNTS, INCIDENTS, REPORT
 
 
-async def replace_report_rows(
+async def replace_report_results(
     session: AsyncSession,
     report_id: uuid.UUID,
-    rows: pl.DataFrame,
     *,
+    rows: pl.DataFrame,
+    incidents: pl.DataFrame,
+    daily: pl.DataFrame,
     incident_counts: pl.DataFrame | None = None,
     stores: StoreRange = ALL_STORES,
 ) -> None:
-    """Make `rows` (schema REPORT) the report's rows of the stores in `stores`, replacing any
-    it had there: a retried job leaves exactly one set. `incident_counts` (schema
-    INCIDENT_COUNTS) go with them; a store without counts has none. Flushes, never commits."""
+    """Make `rows` (schema REPORT), `incidents` (INCIDENTS) and `daily` (DAILY) the report's
+    results of the stores in `stores`, replacing any it had there: a retried job leaves exactly
+    one set. `incident_counts` (schema INCIDENT_COUNTS) go with the rows; a store without
+    counts has none. Flushes, never commits.
+
+    Each table's CSV is made in a thread while Postgres writes the table before it (Postgres'
+    index upkeep is most of the time)."""
+    await _replace(
+        session,
+        report_id,
+        stores,
+        [
+            (ReportRow, lambda: _rows_frame(rows, incident_counts)),
+            (ReportIncident, lambda: incidents.select(INCIDENTS.names())),
+            (ReportDay, lambda: _weeks_frame(daily)),
+        ],
+    )
+
+
+def _rows_frame(rows: pl.DataFrame, incident_counts: pl.DataFrame | None) -> pl.DataFrame:
     frame = rows.select(REPORT.names())
-    if incident_counts is not None:
-        counts = incident_counts.select(INCIDENT_COUNTS.names())
-        frame = frame.join(counts, on="store_id", how="left", maintain_order="left").with_columns(
-            pl.col(name).fill_null(0) for name in INCIDENT_COUNTS.names()[1:]
-        )
-    await _replace(session, ReportRow, report_id, frame, stores)
+    if incident_counts is None:
+        return frame
+    counts = incident_counts.select(INCIDENT_COUNTS.names())
+    return frame.join(counts, on="store_id", how="left", maintain_order="left").with_columns(
+        pl.col(name).fill_null(0) for name in INCIDENT_COUNTS.names()[1:]
+    )
 
 
-async def replace_report_incidents(
-    session: AsyncSession,
-    report_id: uuid.UUID,
-    incidents: pl.DataFrame,
-    *,
-    stores: StoreRange = ALL_STORES,
-) -> None:
-    """Make `incidents` (schema INCIDENTS) the report's in `stores`, replacing any it had there,
-    as `replace_report_rows` does its rows. Flushes, never commits."""
-    await _replace(session, ReportIncident, report_id, incidents.select(INCIDENTS.names()), stores)
-
-
-async def replace_report_days(
-    session: AsyncSession,
-    report_id: uuid.UUID,
-    daily: pl.DataFrame,
-    *,
-    stores: StoreRange = ALL_STORES,
-) -> None:
-    """Make `daily` (schema DAILY) the report's in `stores`, replacing any it had there, as
-    `replace_report_rows` does its rows. Flushes, never commits."""
+def _weeks_frame(daily: pl.DataFrame) -> pl.DataFrame:
     # Each store's dates are consecutive, from its first: a row per store keeps them all.
     weeks = (
         daily.select(DAILY.names())
@@ -75,33 +75,50 @@ async def replace_report_days(
         )
     )
     # COPY takes the JSON text; floats print as the shortest text that reads back the same.
-    weeks = weeks.with_columns(
+    return weeks.with_columns(
         pl.format("[{}]", pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(","))
         for name in ("uptime_hours", "downtime_hours")
     )
-    await _replace(session, ReportDay, report_id, weeks, stores)
+
+
+_Table = tuple[type[Base], Callable[[], pl.DataFrame]]
+"""A results table, and its new rows' frame (without the report's id) to make."""
 
 
 async def _replace(
-    session: AsyncSession,
-    model: type[Base],
-    report_id: uuid.UUID,
-    frame: pl.DataFrame,
-    stores: StoreRange,
+    session: AsyncSession, report_id: uuid.UUID, stores: StoreRange, tables: list[_Table]
 ) -> None:
-    columns = model.__table__.c
-    bounds = []
-    if stores.first is not None:
-        bounds.append(columns.store_id >= stores.first)
-    if stores.end is not None:
-        bounds.append(columns.store_id < stores.end)
-    await session.execute(
-        sa.delete(model)
-        .where(columns.report_id == report_id, *bounds)
-        .execution_options(synchronize_session=False)
-    )
-    with_id = frame.select(pl.lit(str(report_id)).alias("report_id"), pl.all())
-    await copy_in(session, model.__tablename__, with_id)
+    """Each table's rows of the report in `stores` deleted, then its new rows copied in, one
+    table after the other; the next table's CSV is made in a thread meanwhile."""
+
+    def encode(make: Callable[[], pl.DataFrame]) -> CsvRows:
+        return CsvRows.of(make().select(pl.lit(str(report_id)).alias("report_id"), pl.all()))
+
+    def start(index: int) -> asyncio.Future[CsvRows] | None:
+        if index == len(tables):
+            return None
+        return asyncio.ensure_future(asyncio.to_thread(encode, tables[index][1]))
+
+    following = start(0)
+    try:
+        for index, (model, _) in enumerate(tables):
+            columns = model.__table__.c
+            bounds = []
+            if stores.first is not None:
+                bounds.append(columns.store_id >= stores.first)
+            if stores.end is not None:
+                bounds.append(columns.store_id < stores.end)
+            await session.execute(
+                sa.delete(model)
+                .where(columns.report_id == report_id, *bounds)
+                .execution_options(synchronize_session=False)
+            )
+            assert following is not None
+            current, following = following, start(index + 1)
+            await copy_in(session, model.__tablename__, await current)
+    finally:
+        if following is not None:
+            following.cancel()
 
 
 async def delete_report_results(session: AsyncSession, report_ids: Sequence[uuid.UUID]) -> None:
