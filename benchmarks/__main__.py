@@ -5,7 +5,19 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import burst, history, live, load, report, scale, service, trends, uploads, webhooks
+from benchmarks import (
+    burst,
+    history,
+    live,
+    load,
+    report,
+    scale,
+    service,
+    targets,
+    trends,
+    uploads,
+    webhooks,
+)
 
 
 def main() -> None:
@@ -87,6 +99,7 @@ def main() -> None:
         webhooks.run()
     if args.only in (None, "scale"):
         scale.run(args.data, runs=args.scale_runs, stores=args.scale_stores)
+    targets.print_targets()
 
 
 if __name__ == "__main__":

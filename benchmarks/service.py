@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks import phases
+from benchmarks import phases, targets
 from benchmarks.databases import autocommit, database, ingest_data_set
 from benchmarks.processes import embedded_data_dir, embedded_service, service
 from benchmarks.report import best_of, best_processes, data_set, full_report, report_command
@@ -120,6 +120,16 @@ def run(root: Path, *, runs: int) -> None:
     with embedded_data_dir(root, eight_days) as data_dir, embedded_service(data_dir) as client:
         embedded, _ = min(trigger_to_complete(client) for _ in range(runs))
 
+    for label, rate in (
+        ("new weeks", polls / ingest_seconds),
+        ("weeks made ahead", polls / seconds_ahead),
+    ):
+        targets.record(
+            f"polls ingest rate, {label} (COPY)",
+            f"{rate:,.0f} rows/s",
+            ">= 500,000 rows/s",
+            met=rate >= 500_000,
+        )
     print_table(
         f"Service (Postgres + Arq, and embedded), 14,000 stores, best of {runs}",
         ["measure", "value", "target"],
