@@ -37,6 +37,7 @@ from store_monitor.db.report_inputs import (
 from store_monitor.db.report_results import replace_report_results
 from store_monitor.db.session import create_engine, create_sessionmaker, reading
 from store_monitor.engine import compute_report, incident_counts
+from store_monitor.memory import release_freed_heap
 from store_monitor.webhooks.report_events import announce_completed
 from store_monitor.work.lease import finished_values
 
@@ -148,6 +149,7 @@ async def _report(sessionmaker: async_sessionmaker[AsyncSession], recorder: _Rec
 
     await recorder.time("plan", plan)
     inputs = await recorder.time("read", read, lambda inputs: inputs.polls.height)
+    release_freed_heap()  # as `shards.compute_stores` does between its read and the engine
     result = await recorder.time(
         "compute",
         lambda: asyncio.to_thread(

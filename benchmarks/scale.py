@@ -1,10 +1,12 @@
 """Scale-out: one report of 280,000 stores x 8 days (about 49 M polls), offline and by the
-service unsharded and in 70,000-store shards on one and two workers.
+service unsharded and in 70,000-store shards on one and two workers, each taking one job at a
+time (a worker's memory is then one shard's), and on two workers at the default concurrency
+(`max_concurrent_jobs`: a worker may take several shards at once).
 
 Measures each configuration's trigger -> Complete time and its processes' peak memory (VmHWM,
-read just before each process stops), checks every CSV against the offline report's byte for
-byte (by digest), and prints the per-store and per-poll costs the scaling guide is computed
-from. Workers take one job at a time: a worker's memory is then one shard's.
+read just before each process stops) and an idle worker's (resident once started, before any
+report), checks every CSV against the offline report's byte for byte (by digest), and prints the
+per-store and per-poll costs the scaling guide is computed from.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ import contextlib
 import hashlib
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -57,6 +60,8 @@ class Configuration:
     shard_stores: int
     """STORE_MONITOR_SHARD_STORES: the most stores a shard holds."""
     workers: int
+    concurrent_jobs: int | None = 1
+    """STORE_MONITOR_MAX_CONCURRENT_JOBS; None: the setting's default."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,19 @@ class Measured:
     digests: frozenset[str]
     """SHA-256 of each run's downloaded CSV."""
     memory: PeakMemory
+    idle_worker: int | None
+    """The largest of the workers' resident memory once started, before any report (in the
+    first configuration measured, after the live evaluation the ingest queued)."""
     cpu: "CpuSeconds"
     """Of the last run, trigger to Complete."""
 
     def shard_stores(self, stores: int) -> int:
         """The stores of the largest shard the reports had."""
         return math.ceil(stores / (self.shards or 1))
+
+    def above_idle_mib(self) -> float:
+        """The worst worker's peak above an idle worker's."""
+        return self.worker_mib() - (self.idle_worker or 0) / MIB
 
     def worker_mib(self) -> float:
         peak = self.memory.worst_worker
@@ -159,11 +171,16 @@ def _measure(url: str, configuration: Configuration, *, runs: int) -> Measured:
     peaks = PeakMemory()
     settings = {
         "shard_stores": str(configuration.shard_stores),
-        "max_concurrent_jobs": "1",
+        **(
+            {}
+            if configuration.concurrent_jobs is None
+            else {"max_concurrent_jobs": str(configuration.concurrent_jobs)}
+        ),
         # A slow spell of the shared machine must not fail the one-shard report (about 25 s).
         "job_timeout_seconds": str(REPORT_TIMEOUT_SECONDS),
     }
     with service(url, workers=configuration.workers, settings=settings, peaks=peaks) as client:
+        idle = _settled_resident_bytes(peaks.pids[1:])
         timings, digests = [], set()
         for _ in range(runs):
             machine, own = _machine_busy_seconds(), process_cpu_seconds(peaks.pids)
@@ -176,8 +193,37 @@ def _measure(url: str, configuration: Configuration, *, runs: int) -> Measured:
             digests.add(_csv_digest(client, report_id))
         report = client.get(f"/reports/{report_id}").raise_for_status().json()
     return Measured(
-        configuration, min(timings), report.get("shards_total"), frozenset(digests), peaks, cpu
+        configuration,
+        min(timings),
+        report.get("shards_total"),
+        frozenset(digests),
+        peaks,
+        idle,
+        cpu,
     )
+
+
+def _settled_resident_bytes(pids: list[int]) -> int | None:
+    """The largest resident memory of the processes once it no longer grows (they have started:
+    imports done, connections made), within 30 s."""
+    last: list[int | None] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = [_resident_bytes(pid) for pid in pids]
+        if now == last:
+            break
+        last = now
+        time.sleep(1)
+    return max((size for size in last if size is not None), default=None)
+
+
+def _resident_bytes(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
 
 
 def _mib(peak: int | None) -> str:
@@ -200,6 +246,9 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
         Configuration("unsharded, 1 worker", max(ONE_SHARD_STORES, stores), 1),
         Configuration(f"sharded ({shard_stores:,}), 1 worker", shard_stores, 1),
         Configuration(f"sharded ({shard_stores:,}), 2 workers", shard_stores, 2),
+        Configuration(
+            f"sharded ({shard_stores:,}), 2 workers, default concurrency", shard_stores, 2, None
+        ),
     ]
     with database() as url:
         polls, ingest_seconds = asyncio.run(ingest_data_set(url, folder))
@@ -207,10 +256,10 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
         # else the first configuration measured pays for them and the others do not.
         asyncio.run(autocommit("VACUUM (ANALYZE)", url=url))
         polls_bytes = asyncio.run(_polls_bytes(url))
-        unsharded, sharded, sharded_two = (
+        unsharded, sharded, sharded_two, concurrent = (
             _measure(url, configuration, runs=runs) for configuration in configurations
         )
-    measured = [unsharded, sharded, sharded_two]
+    measured = [unsharded, sharded, sharded_two, concurrent]
     load_after = os.getloadavg()
 
     if all(m.digests == {offline_digest} for m in measured):
@@ -222,6 +271,9 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
             for m in measured
         )
     shards = " / ".join("n/a" if m.shards is None else str(m.shards) for m in measured)
+    # The least: the first configuration's workers also run the live evaluation the data's
+    # ingest queued (of every store), as they start.
+    idle_worker = min((m.idle_worker for m in measured if m.idle_worker is not None), default=None)
     sharded_worker = max(
         (peak for m in (sharded, sharded_two) if (peak := m.memory.worst_worker) is not None),
         default=None,
@@ -245,7 +297,11 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
                 f"{polls / ingest_seconds:,.0f} rows/s",
                 ">= 500,000 rows/s",
             ],
-            ["shards_total: unsharded / sharded 1 / sharded 2", shards, "1 / 4 / 4"],
+            [
+                "shards_total: unsharded / sharded 1 / sharded 2 / default concurrency",
+                shards,
+                "1 / 4 / 4 / 4",
+            ],
             ["sharded CSV == unsharded CSV == offline CSV (byte for byte)", same, "yes"],
             ["peak worker memory, unsharded 1 worker", _mib(unsharded.memory.worst_worker), ""],
             [
@@ -253,6 +309,12 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
                 _mib(sharded_worker),
                 f"< {WORKER_MEMORY_TARGET_MIB:,} MiB",
             ],
+            [
+                f"peak worker memory, sharded ({shard_stores:,}), 2 workers, default concurrency",
+                _mib(concurrent.memory.worst_worker),
+                "< 600 MiB (56,000 stores)",
+            ],
+            ["idle worker memory (started, before any report)", _mib(idle_worker), ""],
             ["peak API memory (any configuration)", _mib(api_peak), ""],
             *(
                 [f"trigger -> Complete, {m.configuration.name}", f"{m.seconds:.1f} s", ""]
@@ -291,7 +353,8 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
             ],
             [
                 f"{m.configuration.name}: peak worker MiB per 1,000 stores of a shard",
-                f"{m.worker_mib() / (shard / 1000):.2f} MiB ({shard:,}-store shard)",
+                f"{m.worker_mib() / (shard / 1000):.2f} MiB ({shard:,}-store shard); "
+                f"above an idle worker: {m.above_idle_mib() / (shard / 1000):.2f} MiB",
             ],
         ]
     # Two shard sizes measured: worker memory as a fixed part plus a part per store of a shard.
@@ -300,7 +363,8 @@ def run(root: Path, *, runs: int = 1, stores: int = STORES) -> None:
         slope = (unsharded.worker_mib() - sharded.worker_mib()) / (big - small)
         rows.append(
             [
-                "worker memory = fixed + per store of a shard (1 worker fits)",
+                "worker memory, the line through the two shard sizes (1 worker): its intercept "
+                "(not an idle worker) + per 1,000 stores",
                 f"{sharded.worker_mib() - slope * small:,.0f} MiB + "
                 f"{slope * 1000:.2f} MiB per 1,000 stores",
             ]

@@ -147,16 +147,18 @@ async def _read_and_evaluate(
     inputs = await load_report_inputs(
         session, as_of=now, count_later=False, store_ids=store_ids, windows=windows, hours=hours
     )
+    # The live engine joins the polls' stores with frames of texts: read as texts.
+    polls = inputs.polls.with_columns(pl.col("store_id").cast(pl.String))
     result = await asyncio.to_thread(
         evaluate_live,
-        inputs.polls,
+        polls,
         inputs.business_hours,
         inputs.timezones,
         state,
         now=now,
         windows=windows,
     )
-    latest = inputs.polls.group_by("store_id").agg(latest_poll_at=pl.col("timestamp_utc").max())
+    latest = polls.group_by("store_id").agg(latest_poll_at=pl.col("timestamp_utc").max())
     return _Evaluated(result=result, latest=latest)
 
 

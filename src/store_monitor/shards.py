@@ -33,6 +33,7 @@ from store_monitor.engine import compute_report, incident_counts
 from store_monitor.formats import report_csv_bytes
 from store_monitor.frames import REPORT
 from store_monitor.logs import request_context
+from store_monitor.memory import release_freed_heap
 from store_monitor.webhooks.report_events import announce_completed, announce_failed
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import LeaseLost, Runner, failed_values, finished_values
@@ -63,6 +64,7 @@ async def compute_stores(
             inputs = await load_report_inputs(
                 session, as_of=as_of, stores=stores, count_later=count_later
             )
+        release_freed_heap()
         # Polars releases the GIL: computing in a thread keeps the event loop serving.
         result = await asyncio.to_thread(
             compute_report,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
 from itertools import pairwise
+from random import Random
 
 import polars as pl
 from hypothesis import given, note, settings
@@ -271,3 +272,29 @@ def test_business_time_never_exceeds_the_window(data: Dataset) -> None:
             assert down >= 0
             # Each of the two rounded values may be up to half a cent above its exact value.
             assert up + down <= length + 0.01 + 1e-9
+
+
+@PROFILE
+@given(datasets(), st.randoms(use_true_random=False))
+def test_stores_coded_as_an_enum_give_the_same_report(data: Dataset, random: Random) -> None:
+    """A database read codes the polls' stores as an Enum of their ids, in any order and maybe
+    with ids no poll has by `now`: the report is the one of the same ids as texts."""
+    note(repr(data))
+    poll_frame, hour_frame, zone_frame = data.frames()
+    ids = sorted({*poll_frame["store_id"], "no polls"})
+    random.shuffle(ids)
+    coded = poll_frame.with_columns(pl.col("store_id").cast(pl.Enum(ids)))
+
+    as_texts = compute_report(poll_frame, hour_frame, zone_frame, as_of=data.as_of)
+    as_codes = compute_report(coded, hour_frame, zone_frame, as_of=data.as_of)
+
+    assert as_codes.now == as_texts.now
+    assert as_codes.ignored_polls == as_texts.ignored_polls
+    assert as_codes.unknown_timezones == as_texts.unknown_timezones
+    assert_frame_equal(as_codes.rows, as_texts.rows)
+    assert as_codes.incidents is not None
+    assert as_texts.incidents is not None
+    assert_frame_equal(as_codes.incidents, as_texts.incidents)
+    assert as_codes.daily is not None
+    assert as_texts.daily is not None
+    assert_frame_equal(as_codes.daily, as_texts.daily)

@@ -142,11 +142,16 @@ def texts(joined: bytes | None) -> pl.Series:
 
 def repeated(values: pl.Series, counts: pl.Series) -> pl.Series:
     """Each value `count` times, in order."""
-    runs = pl.DataFrame(
-        {"index": pl.int_range(values.len(), dtype=pl.UInt32, eager=True), "count": counts}
-    ).filter(pl.col("count") > 0)
     # Gathering shares the texts; repeating them would copy each.
-    return values.gather(runs.select(pl.col("index").repeat_by("count").explode()).to_series())
+    return values.gather(repeated_positions(counts))
+
+
+def repeated_positions(counts: pl.Series) -> pl.Series:
+    """Each position `0 .. len(counts) - 1` its `count` times, in order (UInt32)."""
+    runs = pl.DataFrame(
+        {"index": pl.int_range(counts.len(), dtype=pl.UInt32, eager=True), "count": counts}
+    ).filter(pl.col("count") > 0)
+    return runs.select(pl.col("index").repeat_by("count").explode()).to_series()
 
 
 def hours_records(store_ids: pl.Series, records: bytes | None) -> pl.DataFrame:

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store_monitor.concurrency import gather_all
 from store_monitor.db.models import Store
-from store_monitor.db.postgres import POSTGRES_EPOCH_US, big_endian, hours_records, repeated, texts
+from store_monitor.db.packed_inputs import Part, unpack_part
 from store_monitor.db.store_hours import StoreHoursCache, current_hours
-from store_monitor.frames import POLLS, STATUS, TIMEZONES, PollWindows
+from store_monitor.frames import POLLS, PollWindows
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
 # store has when the week starts (see `load_report_inputs`).
@@ -30,8 +30,10 @@ class ReportInputs:
     """What `compute_report` needs for a report at `now`, read from one snapshot of the data."""
 
     polls: pl.DataFrame
-    """Schema POLLS: the polls in `[now - 1 week, now]`, plus each store's last poll before
-    that week (inactive if a store has an active and an inactive poll at that instant)."""
+    """Schema POLLS but for `store_id`, an Enum of the stores' ids (any order): the polls in
+    `[now - 1 week, now]`, plus each store's last poll before that week (inactive if a store has
+    an active and an inactive poll at that instant). Its code is 2 or 4 bytes a poll where a
+    text is 16: the polls are most of a report's memory."""
     business_hours: pl.DataFrame
     """Schema BUSINESS_HOURS, of the stores in `polls` only."""
     timezones: pl.DataFrame
@@ -237,9 +239,10 @@ async def _load_postgres(
     if session.in_transaction() or not isinstance(engine, AsyncEngine):
         # In the caller's transaction: one statement, which sees its writes too (and the hours
         # with them: in READ COMMITTED, a version read apart could be of another snapshot).
-        return await _read_part(
+        part = await _read_part(
             await session.connection(), as_of, stores, count_later, selection | _WITH_HOURS
         )
+        return _joined([part])
     # A session yet to start its transaction reads committed data: in parts, on connections of
     # its engine that share one snapshot (exported by the first, as `pg_dump --jobs` does).
     reader = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -268,18 +271,41 @@ async def _load_postgres(
                 for connection, part in zip(connections, ranges, strict=True)
             )
         )
-    polls = pl.concat([part.polls for part in parts])
     if kept is None:
-        business_hours = pl.concat([part.business_hours for part in parts])
-        timezones = pl.concat([part.timezones for part in parts])
-    else:
-        polled = polls.select(pl.col("store_id").unique())
-        business_hours = kept.business_hours.join(polled, on="store_id", how="semi")
-        timezones = kept.timezones.join(polled, on="store_id", how="semi")
+        return _joined(parts)
+    polled = pl.DataFrame({"store_id": pl.concat([part.store_ids for part in parts])})
+    return _joined(
+        parts,
+        business_hours=kept.business_hours.join(polled, on="store_id", how="semi"),
+        timezones=kept.timezones.join(polled, on="store_id", how="semi"),
+    )
+
+
+def _joined(
+    parts: Sequence[Part],
+    *,
+    business_hours: pl.DataFrame | None = None,
+    timezones: pl.DataFrame | None = None,
+) -> ReportInputs:
+    """The parts' inputs as one, their stores' codes made those of one Enum of all their ids;
+    `business_hours` and `timezones` if given, else the parts'."""
+    store_ids = pl.concat([part.store_ids for part in parts])
+    stores = pl.Enum(store_ids)
+    # Each part's codes number its own stores from 0; its stores follow the earlier parts'.
+    firsts = itertools.accumulate((part.store_ids.len() for part in parts[:-1]), initial=0)
+    polls = pl.concat(
+        part.polls.select(
+            (pl.col("store_code") + first).cast(pl.UInt32).cat.to(stores).alias("store_id"),
+            *POLLS.names()[1:],
+        )
+        for part, first in zip(parts, firsts, strict=True)
+    )
     return ReportInputs(
         polls=polls,
-        business_hours=business_hours,
-        timezones=timezones,
+        business_hours=pl.concat([part.business_hours for part in parts])
+        if business_hours is None
+        else business_hours,
+        timezones=pl.concat([part.timezones for part in parts]) if timezones is None else timezones,
         now=parts[0].now,
         ignored_polls=sum(part.ignored_polls for part in parts),
     )
@@ -332,7 +358,7 @@ async def _read_part(
     stores: StoreRange,
     count_later: bool,
     selection: dict[str, object],
-) -> ReportInputs:
+) -> Part:
     """The inputs of the stores in `stores`, selected and from the instants `selection` says
     (the statement's `store_ids`, `window_ids`, `window_starts` and `default_since`)."""
     packed = await connection.execute(
@@ -346,52 +372,4 @@ async def _read_part(
         },
     )
     # Some tens of milliseconds of decoding for millions of polls: off the event loop.
-    return await asyncio.to_thread(_unpack_postgres_inputs, packed.one()._mapping)
-
-
-def _unpack_postgres_inputs(packed: sa.RowMapping) -> ReportInputs:
-    store_ids = texts(packed["store_ids"])
-    # Per store: (active polls, inactive polls, business-hours rows).
-    counts = big_endian(packed["counts"], pl.Int32())
-    before_polls = pl.DataFrame(
-        {
-            "store_id": texts(packed["before_store_ids"]),
-            "timestamp_utc": _instants(big_endian(packed["before_at"], pl.Int64())),
-            "status": _statuses(big_endian(packed["before_inactive"], pl.UInt8())),
-        }
-    )
-    week_polls = [
-        pl.DataFrame(
-            {
-                "store_id": repeated(store_ids, counts.gather_every(3, offset)),
-                "timestamp_utc": _instants(big_endian(packed[status], pl.Int64())),
-            }
-        ).with_columns(status=pl.lit(status, dtype=STATUS))
-        for offset, status in ((0, "active"), (1, "inactive"))
-    ]
-    return ReportInputs(
-        polls=pl.concat([before_polls, *week_polls]).select(POLLS.names()),
-        business_hours=hours_records(
-            repeated(store_ids, counts.gather_every(3, 2)), packed["hours"]
-        ),
-        timezones=pl.DataFrame(
-            {"store_id": texts(packed["zone_store_ids"]), "timezone_str": texts(packed["zones"])},
-            schema=TIMEZONES,
-        ),
-        now=packed["now"],
-        ignored_polls=packed["ignored_polls"],
-    )
-
-
-def _instants(postgres_us: pl.Series) -> pl.Series:
-    return (postgres_us + POSTGRES_EPOCH_US).cast(POLLS["timestamp_utc"])
-
-
-def _statuses(inactive: pl.Series) -> pl.Series:
-    return (
-        pl.select(
-            pl.when(inactive.cast(pl.Boolean)).then(pl.lit("inactive")).otherwise(pl.lit("active"))
-        )
-        .to_series()
-        .cast(STATUS)
-    )
+    return await asyncio.to_thread(unpack_part, packed.one()._mapping)

@@ -13,6 +13,7 @@ from store_monitor.engine.local_dates import local_dates
 from store_monitor.engine.localtime import epoch_us
 from store_monitor.engine.order import MAX_STORES, key_code, key_kind, key_time, sort_key
 from store_monitor.engine.status import ACTIVE, INACTIVE, status_steps
+from store_monitor.engine.store_codes import store_code, store_codes
 from store_monitor.frames import DAILY, INCIDENTS, REPORT, UTC_INSTANT
 
 _US_PER_MINUTE = 60_000_000
@@ -88,24 +89,17 @@ def compute_report(
     end_us = epoch_us(now)
     start_us = epoch_us(now - _WEEK)
 
-    # One hashing pass finds and numbers the stores: a private Categories (a mapping of its own,
-    # dropped with the column) gives each distinct store_id a physical code.
-    stores = pl.Categories.random()
-    categorical = current.select(
-        pl.col("store_id").cast(pl.Categorical(stores)),
-        at_us=pl.col("timestamp_utc").dt.epoch("us"),
-        inactive=pl.col("status") == "inactive",
-    )
-    by_physical = stores.to_series()
+    physical, by_physical = store_codes(current["store_id"])
     text_order = by_physical.arg_sort(nulls_last=True)
     store_ids = by_physical.gather(text_order).drop_nulls()
     # Stores are renumbered in text order: codes keep sorts and joins on integers, and the report
     # comes out sorted by store_id for free.
-    # Lazy: the renumbering is computed within the sort key's pass, not as a column of its own.
-    polls_coded = categorical.lazy().select(
-        code=pl.lit(text_order.arg_sort()).gather(pl.col("store_id").to_physical()),
-        at_us="at_us",
-        inactive="inactive",
+    # Lazy: the renumbering and the other columns are computed within the sort key's pass, not
+    # as columns of their own.
+    polls_coded = current.lazy().select(
+        code=pl.lit(text_order.arg_sort()).gather(pl.lit(physical)),
+        at_us=pl.col("timestamp_utc").dt.epoch("us"),
+        inactive=pl.col("status") == "inactive",
     )
     batches = [
         (first, min(MAX_STORES, len(store_ids) - first))
@@ -195,14 +189,9 @@ def _empty_report(now: datetime | None, ignored: int, *, incidents_and_daily: bo
     )
 
 
-def _store_code(store_ids: pl.Series) -> pl.Expr:
-    """A `store_id` column as its position in `store_ids` (all of its values are there)."""
-    return pl.col("store_id").cast(pl.Enum(store_ids)).to_physical().cast(pl.UInt32).alias("code")
-
-
 def _store_dates(zones: pl.DataFrame, store_ids: pl.Series, *, now: datetime) -> pl.DataFrame:
     """`code`, `date`, `from_us` of every store's local dates in the week, by code then date."""
-    coded = zones.select(_store_code(store_ids), "timezone").sort("code")
+    coded = zones.select(store_code(store_ids), "timezone").sort("code")
     return local_dates(coded, start=now - _WEEK, end=now)
 
 
@@ -233,7 +222,7 @@ def _other_events(
     sweep reads its sums at those.
     """
     start_us, end_us = epoch_us(now - _WEEK), epoch_us(now)
-    code = _store_code(store_ids)
+    code = store_code(store_ids)
     intervals = business_intervals(business_hours, zones, start=now - _WEEK, end=now).select(
         code, "open_us", "close_us"
     )
