@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION: Final = {
@@ -211,18 +210,12 @@ class Report(LeasedWork, Base):
     """Shards not yet complete: each finishing shard decrements it, and the one that brings it
     to zero completes the report."""
 
-    @hybrid_property
+    @property
     def shards_done(self) -> int | None:
         """Shards complete, the report's progress with `shards_total`; None until planned."""
         if self.shards_total is None:
             return None
         return self.shards_total - (self.shards_left or 0)
-
-    @shards_done.inplace.expression
-    @classmethod
-    def _shards_done_column(cls) -> sa.ColumnElement[int | None]:
-        # The same in SQL, for reads that select columns rather than load a Report.
-        return (cls.shards_total - sa.func.coalesce(cls.shards_left, 0)).label("shards_done")
 
 
 class ReportShard(LeasedWork, Base):
