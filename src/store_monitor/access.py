@@ -290,14 +290,17 @@ _NOTE_USE: Final = (
     )
     .values(last_used_at=sa.bindparam("now"))
 )
+# The table's columns, not the model's attributes: a statement of ORM attributes goes through
+# the ORM's compilation and row loading, which this read, on every request, does not need.
+_keys = ApiKey.__table__.c
 _KEY_BY_HASH: Final = sa.select(
-    ApiKey.id,
-    ApiKey.name,
-    ApiKey.prefix,
-    ApiKey.secret_hash,
-    ApiKey.scope,
-    ApiKey.owner_id,
-    ApiKey.expires_at,
-    ApiKey.revoked_at,
-    ApiKey.last_used_at,
-).where(ApiKey.secret_hash == sa.bindparam("digest"))
+    _keys.id,
+    _keys.name,
+    _keys.prefix,
+    _keys.secret_hash,
+    _keys.scope,
+    _keys.owner_id,
+    _keys.expires_at,
+    _keys.revoked_at,
+    _keys.last_used_at,
+).where(_keys.secret_hash == sa.bindparam("digest"))

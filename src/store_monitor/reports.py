@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -102,6 +102,36 @@ async def create_report(
 
 async def get_report(session: AsyncSession, report_id: UUID) -> Report | None:
     return await session.get(Report, report_id)
+
+
+async def report_state(session: AsyncSession, report_id: UUID) -> sa.Row[*tuple[Any, ...]] | None:
+    """The report's state and figures, by the names of `Report`'s attributes. The status poll is
+    the API's most frequent request: plain columns of the table, not an ORM `Report` nor its
+    ORM attributes, make it cost about a sixth fewer instructions."""
+    result = await session.execute(_REPORT_STATE, {"report_id": report_id})
+    return result.one_or_none()
+
+
+_reports = Report.__table__.c
+_REPORT_STATE: Final = sa.select(
+    _reports.id,
+    _reports.status,
+    _reports.created_at,
+    _reports.started_at,
+    _reports.finished_at,
+    _reports.as_of,
+    _reports.now,
+    _reports.error,
+    _reports.row_count,
+    _reports.unknown_timezones,
+    _reports.ignored_polls,
+    _reports.incident_count,
+    _reports.attempts,
+    # `Report.shards_done`, in SQL.
+    (_reports.shards_total - sa.func.coalesce(_reports.shards_left, 0)).label("shards_done"),
+    _reports.shards_total,
+    _reports.request_id,
+).where(_reports.id == sa.bindparam("report_id"))
 
 
 async def list_reports(

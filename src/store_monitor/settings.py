@@ -37,10 +37,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    database_pool_size: int = Field(default=5, ge=1)
+    database_pool_size: int = Field(default=15, ge=1)
     """Postgres connections the API process keeps open (workers keep the default 5)."""
-    database_max_overflow: int = Field(default=10, ge=0)
-    """Connections opened beyond the pool at busy times, closed when returned."""
+    database_max_overflow: int = Field(default=0, ge=0)
+    """Connections opened beyond the pool at busy times, closed when returned. None by default:
+    a connection opened for one request and closed after it cost the API more CPU than the
+    request itself (a new backend, its statements prepared again), so the pool keeps them all."""
     database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     """How long a request waits for a connection before it answers 503."""
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, gt=0)

@@ -207,7 +207,7 @@ async def test_a_database_error_that_is_no_outage_stays_500(
     async def broken(*args: object) -> None:
         raise sa.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key"))
 
-    monkeypatch.setattr("store_monitor.reports.get_report", broken)
+    monkeypatch.setattr("store_monitor.reports.report_state", broken)
     async with serve(embedded(tmp_path), raise_app_exceptions=False) as client:
         response = await client.get(f"/reports/{uuid4()}")
     _error(response, 500, "internal_error")

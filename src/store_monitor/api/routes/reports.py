@@ -190,7 +190,10 @@ async def get_report(found: CsvOrUnfinishedDep) -> Response:
     summary="A report's state and figures",
 )
 async def get_report_metadata(report_id: ReportId, session: SessionDep) -> ReportMetadata:
-    return ReportMetadata.model_validate(await existing(session, report_id))
+    state = await reports.report_state(session, report_id)
+    if state is None:
+        raise report_not_found(report_id)
+    return ReportMetadata.model_validate(state)
 
 
 @router.get(
