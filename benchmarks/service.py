@@ -146,7 +146,8 @@ def run(root: Path, *, runs: int) -> None:
             ],
             ["offline report (same files, same run)", f"{offline:.2f} s", ""],
             ["trigger -> Complete, 8 days of polls", f"{complete:.2f} s", ""],
-            ["  ratio to the offline report", f"{complete / offline:.2f}x", "<= 2x"],
+            # Its target is the phases' table's: trigger -> CSV downloaded / the offline process.
+            ["  ratio to the offline report", f"{complete / offline:.2f}x", ""],
             ["CSV download, first byte", f"{first_byte * 1000:.0f} ms", ""],
             ["CSV download, last byte", f"{last_byte * 1000:.0f} ms ({size / 1e6:.1f} MB)", ""],
             [
