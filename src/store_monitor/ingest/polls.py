@@ -1,6 +1,7 @@
 """Polls into the database, a frame at a time: added once however often they come."""
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
@@ -50,7 +51,19 @@ WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_p
 """
 
 
-class PollsLoad(Load):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Polls:
+    received: int
+    """Polls in the frame."""
+    spans: pl.DataFrame
+    """The frame's stores in text order, with the span of their polls (`first`, `last`)."""
+    coded: pl.DataFrame
+    """Its distinct polls, sorted as the primary key, store ids coded."""
+    weeks: list[date]
+    """The Mondays of their weeks."""
+
+
+class PollsLoad(Load[_Polls]):
     """Adds polls (schema POLLS) and their stores; polls already stored are left as they are,
     those of an earlier frame of the same load included.
 
@@ -73,14 +86,17 @@ class PollsLoad(Load):
         # Weeks' tables this load made: filled by every frame, attached by `finish`.
         self._new_weeks: list[date] = []
 
-    async def add(self, frame: pl.DataFrame) -> None:
-        self.received += frame.height
-        # Seconds of Polars work for millions of polls: in a thread, off the event loop.
-        spans, coded = await asyncio.to_thread(_coded, conformed(frame, POLLS))
+    def prepare(self, frame: pl.DataFrame) -> _Polls:
+        spans, coded = _coded(conformed(frame, POLLS))
+        return _Polls(received=frame.height, spans=spans, coded=coded, weeks=_weeks(coded))
+
+    async def add(self, prepared: _Polls) -> None:
+        self.received += prepared.received
+        spans, coded = prepared.spans, prepared.coded
         if coded.height == 0:
             return
         # Locked first: the stores' spans read next then include what other loads committed.
-        weeks = set(await asyncio.to_thread(_weeks, coded)) - set(self._new_weeks)
+        weeks = set(prepared.weeks) - set(self._new_weeks)
         self._new_weeks += await create_poll_weeks(self.session, weeks)
         await self.session.execute(
             sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE")
