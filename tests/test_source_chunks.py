@@ -123,6 +123,21 @@ def test_a_line_longer_than_the_limit_is_refused_on_its_line(pieces: int, end: b
     assert "longer than 4,096 bytes" in excinfo.value.message
 
 
+@settings(max_examples=300, deadline=None)
+@given(lengths=st.lists(st.integers(0, 40), min_size=1, max_size=12), limit=st.integers(2, 20))
+def test_the_first_line_over_the_limit_is_the_one_refused(lengths: list[int], limit: int) -> None:
+    # Lines of any length, anywhere in a chunk (the bytes arriving at once): only those over the
+    # limit count, and the first of them is named.
+    data = b"h\n" + b"".join(b"x" * length + b"\n" for length in lengths)
+    too_long = [line for line, length in enumerate(lengths, start=2) if length > limit]
+    if not too_long:
+        chunked(data, pieces=len(data), chunk_bytes=1 << 10, max_line_bytes=limit)
+        return
+    with pytest.raises(SourceError) as excinfo:
+        chunked(data, pieces=len(data), chunk_bytes=1 << 10, max_line_bytes=limit)
+    assert excinfo.value.line == too_long[0]
+
+
 def test_a_header_without_a_line_break_is_refused_before_it_is_held_whole() -> None:
     chunks = CsvChunks("f.csv", max_line_bytes=4096)
     for _ in range(4):

@@ -10,6 +10,7 @@ import zoneinfo
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, time
 from functools import partial
+from typing import Any
 
 import polars as pl
 from hypothesis import HealthCheck, example, given, settings
@@ -121,7 +122,7 @@ async def _pieces(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _loaded(
-    load: Load, read: Callable[..., pl.DataFrame], data: bytes
+    load: Load[Any], read: Callable[..., pl.DataFrame], data: bytes
 ) -> pl.DataFrame | None:
     """The file's frame if the reader accepts it (then stored by `load`), else None."""
     try:

@@ -4,6 +4,7 @@ polls, hours, zones and owners over chunks, errors located by the file's lines."
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import Any
 
 import polars as pl
 import pytest
@@ -43,7 +44,7 @@ async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 async def _load_by_chunks(
-    load: Load, read: Callable[..., pl.DataFrame], text: str, *, chunk_bytes: int = 1
+    load: Load[Any], read: Callable[..., pl.DataFrame], text: str, *, chunk_bytes: int = 1
 ) -> IngestResult:
     # chunk_bytes=1: every record is a chunk of its own, the bytes arriving 7 at a time.
     return await load_csv(
@@ -203,10 +204,13 @@ async def test_stores_spans_follow_polls_of_every_chunk(db_session: AsyncSession
     ]
 
 
-class _RefusingLoad(Load):
+class _RefusingLoad(Load[pl.DataFrame]):
     """Refuses its first frame, as the database refuses a value."""
 
-    async def add(self, frame: pl.DataFrame) -> None:
+    def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame
+
+    async def add(self, prepared: pl.DataFrame) -> None:
         await asyncio.sleep(0.05)  # the next chunk's read has failed by now
         raise ValueRefused("polls", "refused")
 
@@ -224,3 +228,69 @@ async def test_an_earlier_chunks_error_wins_over_the_next_chunks_read_meanwhile(
 
     with pytest.raises(ValueRefused):
         await _load_by_chunks(_RefusingLoad(db_session), read_polls, text)
+
+
+class _SlowFirstLoad(Load[pl.DataFrame]):
+    """Adds its first frame only once `arrived` is set: by then the file was read further."""
+
+    def __init__(self, session: AsyncSession, arrived: asyncio.Event) -> None:
+        super().__init__(session)
+        self.arrived = arrived
+
+    def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame
+
+    async def add(self, prepared: pl.DataFrame) -> None:
+        if self.received == 0:
+            # Not a timing: a guard against waiting forever if the reading stops meanwhile.
+            await asyncio.wait_for(self.arrived.wait(), timeout=60)
+        self.received += prepared.height
+
+    async def finish(self) -> None:
+        pass
+
+    def result(self) -> IngestResult:
+        return IngestResult(received=self.received, added=0, stores=0)
+
+
+async def test_the_bytes_after_the_next_chunk_arrive_while_a_chunk_is_added(
+    db_session: AsyncSession,
+) -> None:
+    rows = [f"{store},active,2023-01-22 12:00:00 UTC\n".encode() for store in range(4)]
+    arrived = asyncio.Event()
+
+    async def blocks() -> AsyncIterator[bytes]:
+        yield b"store_id,status,timestamp_utc\n" + rows[0]
+        yield rows[1]
+        arrived.set()  # the third chunk's bytes are asked for
+        for row in rows[2:]:
+            yield row
+
+    load = _SlowFirstLoad(db_session, arrived)
+    result = await load_csv(
+        load, blocks(), name="f.csv", read=partial(read_polls, name="f.csv"), chunk_bytes=1
+    )
+
+    assert result.received == 4
+
+
+async def test_an_earlier_chunks_error_wins_over_a_later_line_too_long(
+    db_session: AsyncSession,
+) -> None:
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "1,active,2023-01-22 12:00:00 UTC\n"
+        "5,up,2023-01-23\n"
+        "1," + "y" * (2 << 20) + "\n"
+    )
+
+    with pytest.raises(SourceError) as excinfo:
+        await load_csv(
+            PollsLoad(db_session),
+            _pieces(text.encode(), 1 << 20),
+            name="f.csv",
+            read=partial(read_polls, name="f.csv"),
+            chunk_bytes=1,
+        )
+
+    assert excinfo.value.line == 3

@@ -13,12 +13,12 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor.ingest.loads import IngestResult, Load, ValueRefused
+from store_monitor.ingest.loads import IngestResult, Load, Prepared, ValueRefused
 from store_monitor.ingest.polls import PollsLoad
 from store_monitor.ingest.replacing import HoursLoad, OwnersLoad, TimezonesLoad
 from store_monitor.sources import (
@@ -54,7 +54,7 @@ __all__ = [
 BLOCK_BYTES: Final = 1024 * 1024
 """A file is read this much at a time."""
 
-_LOADS: Final[Mapping[CsvFile, Callable[[AsyncSession], Load]]] = {
+_LOADS: Final[Mapping[CsvFile, Callable[[AsyncSession], Load[Any]]]] = {
     POLLS_CSV: PollsLoad,
     HOURS_CSV: HoursLoad,
     TIMEZONES_CSV: TimezonesLoad,
@@ -84,7 +84,7 @@ async def load_file(
 
 
 async def load_csv(
-    load: Load,
+    load: Load[Prepared],
     blocks: AsyncIterable[bytes],
     *,
     name: str,
@@ -93,40 +93,61 @@ async def load_csv(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> IngestResult:
     """CSV bytes, as they arrive, read a chunk of records at a time by `read` (a reader of
-    `store_monitor.sources`) and added to `load`: memory holds two chunks, not the file. Errors
-    are the reader's, located by the file's lines; a compressed file is a `CompressedSource`,
-    and without `allow_blank` one of only whitespace a `BlankSource`."""
-    chunks = CsvChunks(name, chunk_bytes=chunk_bytes)
-    # The chunk being read while the one before is stored: reading is Polars' work in a
-    # thread (off the GIL, the event loop keeps serving), storing mostly the database's.
-    reading: asyncio.Future[pl.DataFrame] | None = None
+    `store_monitor.sources`), prepared and added to `load`: memory holds two chunks' frames and
+    the bytes of a third, not the file.
 
-    async def add(found: list[Chunk]) -> None:
-        nonlocal reading
-        for chunk in found:
-            read_before, reading = (
-                reading,
-                asyncio.ensure_future(asyncio.to_thread(chunk.read, read)),
-            )
-            if read_before is not None:
-                # Awaited in the file's order: the first error in the file is the one raised.
-                await load.add(await read_before)
+    Three steps overlap: while a chunk is added (the database's work mostly), the next one is
+    read and prepared (Polars', in a thread, off the GIL), and the bytes of the one after arrive
+    and are cut. Errors are raised in the file's order: the reader's located by the file's lines;
+    a compressed file is a `CompressedSource`, and without `allow_blank` one of only whitespace
+    a `BlankSource`."""
 
+    def prepared(chunk: Chunk) -> Prepared:
+        return load.prepare(chunk.read(read))
+
+    # Each chunk's preparation in the file's order, or the error that stopped the reading; then
+    # None. A chunk's preparation starts once the one before is ready: one at a time.
+    ready: asyncio.Queue[asyncio.Future[Prepared] | None] = asyncio.Queue()
+    room = asyncio.Semaphore(1)
+
+    async def prepare_next(chunk: Chunk) -> None:
+        await room.acquire()
+        ready.put_nowait(asyncio.ensure_future(asyncio.to_thread(prepared, chunk)))
+
+    async def read_ahead() -> None:
+        chunks = CsvChunks(name, chunk_bytes=chunk_bytes)
+        try:
+            async for block in blocks:
+                for chunk in chunks.feed(block):
+                    await prepare_next(chunk)
+            if chunks.blank and not allow_blank:
+                raise BlankSource(name)
+            for chunk in chunks.finish():
+                await prepare_next(chunk)
+        except Exception as error:
+            # Raised by the adding side once the chunks before it are added.
+            failed: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
+            failed.set_exception(error)
+            ready.put_nowait(failed)
+        else:
+            ready.put_nowait(None)
+
+    reading = asyncio.create_task(read_ahead())
     try:
-        async for block in blocks:
-            await add(chunks.feed(block))
-        if chunks.blank and not allow_blank:
-            raise BlankSource(name)
-        await add(chunks.finish())
-        if reading is not None:
-            await load.add(await reading)
+        while (preparing := await ready.get()) is not None:
+            frame = await preparing
+            room.release()
+            await load.add(frame)
     finally:
-        if reading is not None:
-            # After a failure, the chunk being read is waited for (its thread cannot be
-            # stopped) and its own outcome, an error too perhaps, dropped.
-            await asyncio.wait([reading])
-            if not reading.cancelled():
-                reading.exception()
+        reading.cancel()
+        await asyncio.wait([reading])
+        # After a failure, the preparations started are waited for (a thread cannot be
+        # stopped) and their own outcomes, errors too perhaps, dropped.
+        while not ready.empty():
+            if (left := ready.get_nowait()) is not None:
+                await asyncio.wait([left])
+                if not left.cancelled():
+                    left.exception()
     await load.finish()
     return load.result()
 
@@ -138,8 +159,9 @@ async def file_blocks(path: Path) -> AsyncIterator[bytes]:
             yield block
 
 
-async def _whole(load: Load, frame: pl.DataFrame) -> IngestResult:
-    await load.add(frame)
+async def _whole(load: Load[Prepared], frame: pl.DataFrame) -> IngestResult:
+    # Seconds of Polars work for millions of rows: in a thread, off the event loop.
+    await load.add(await asyncio.to_thread(load.prepare, frame))
     await load.finish()
     return load.result()
 

@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -78,9 +78,13 @@ class IngestResult:
     """Distinct stores in the frame."""
 
 
-class Load(ABC):
+Prepared = TypeVar("Prepared")
+
+
+class Load(ABC, Generic[Prepared]):
     """One file into the database, a frame (a chunk of the file) at a time, all in the session's
-    transaction; `result` once every frame was added."""
+    transaction: `prepare` makes of a frame what `add` stores; `result` once every frame was
+    added."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -88,7 +92,12 @@ class Load(ABC):
         self.added = 0
 
     @abstractmethod
-    async def add(self, frame: pl.DataFrame) -> None: ...
+    def prepare(self, frame: pl.DataFrame) -> Prepared:
+        """The frame's work that needs no database (Polars'), run in a thread while the frame
+        before is added: so it reads nothing that `add` changes."""
+
+    @abstractmethod
+    async def add(self, prepared: Prepared) -> None: ...
 
     @abstractmethod
     async def finish(self) -> None:

@@ -1,6 +1,7 @@
 """Polls into the database, a frame at a time: added once however often they come."""
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
@@ -50,7 +51,18 @@ WHERE stores.latest_poll_at IS NULL OR stores.latest_poll_at < excluded.latest_p
 """
 
 
-class PollsLoad(Load):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Polls:
+    received: int
+    """Polls in the frame."""
+    spans: pl.DataFrame
+    """The frame's stores in text order, with the span of their polls (`first`, `last`)."""
+    by_week: dict[date, pl.DataFrame]
+    """Its distinct polls by week (Monday, UTC), each sorted as the primary key, store ids
+    coded alike."""
+
+
+class PollsLoad(Load[_Polls]):
     """Adds polls (schema POLLS) and their stores; polls already stored are left as they are,
     those of an earlier frame of the same load included.
 
@@ -73,14 +85,17 @@ class PollsLoad(Load):
         # Weeks' tables this load made: filled by every frame, attached by `finish`.
         self._new_weeks: list[date] = []
 
-    async def add(self, frame: pl.DataFrame) -> None:
-        self.received += frame.height
-        # Seconds of Polars work for millions of polls: in a thread, off the event loop.
-        spans, coded = await asyncio.to_thread(_coded, conformed(frame, POLLS))
-        if coded.height == 0:
+    def prepare(self, frame: pl.DataFrame) -> _Polls:
+        spans, coded = _coded(conformed(frame, POLLS))
+        return _Polls(received=frame.height, spans=spans, by_week=_by_week(coded))
+
+    async def add(self, prepared: _Polls) -> None:
+        self.received += prepared.received
+        spans, by_week = prepared.spans, prepared.by_week
+        if not by_week:
             return
         # Locked first: the stores' spans read next then include what other loads committed.
-        weeks = set(await asyncio.to_thread(_weeks, coded)) - set(self._new_weeks)
+        weeks = set(by_week) - set(self._new_weeks)
         self._new_weeks += await create_poll_weeks(self.session, weeks)
         await self.session.execute(
             sa.text(f"LOCK TABLE {Poll.__tablename__} IN SHARE ROW EXCLUSIVE MODE")
@@ -88,7 +103,7 @@ class PollsLoad(Load):
         await self._meet(spans["store_id"])
         self._spans = _widened(self._spans, spans)
         lookup = _stored_before(spans, self._stores)
-        self.added += await _add_polls(self.session, coded, lookup, self._new_weeks)
+        self.added += await _add_polls(self.session, by_week, lookup, self._new_weeks)
 
     async def _meet(self, store_ids: pl.Series) -> None:
         """Remember the stored span of the stores not met before."""
@@ -135,8 +150,6 @@ def _widened(spans: pl.DataFrame, more: pl.DataFrame) -> pl.DataFrame:
         pl.concat([spans, more.select(_SPANS.names()).cast(_SPANS)])
         .group_by("store_id")
         .agg(pl.col("first").min(), pl.col("last").max())
-        # Rows locked in key order, as by the loads before: writers cannot deadlock on them.
-        .sort("store_id")
     )
 
 
@@ -144,6 +157,8 @@ async def _record_spans(session: AsyncSession, spans: pl.DataFrame) -> None:
     """Add the stores of `spans`, and widen the span of polls their rows say to cover theirs."""
     if spans.is_empty():
         return
+    # Rows locked in key order, as by the loads before: writers cannot deadlock on them.
+    spans = spans.sort("store_id")
     ids, firsts, lasts = (spans[name].to_list() for name in ("store_id", "first", "last"))
     await session.execute(
         sa.text(
@@ -209,9 +224,12 @@ def _coded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 async def _add_polls(
-    session: AsyncSession, coded: pl.DataFrame, lookup: pl.DataFrame, new_weeks: list[date]
+    session: AsyncSession,
+    by_week: dict[date, pl.DataFrame],
+    lookup: pl.DataFrame,
+    new_weeks: list[date],
 ) -> int:
-    """Store the polls of `coded` not stored yet, looking up what was stored before the load
+    """Store the polls of `by_week` not stored yet, looking up what was stored before the load
     within the spans of `lookup`; how many were added (into the weeks of `new_weeks`, repeats
     of an earlier frame counted, for `finish` to take off). The caller holds the locks, and has
     made the tables of `new_weeks`, to attach once it has added them all."""
@@ -220,20 +238,25 @@ async def _add_polls(
     # polls' spans is fetched and left out first, under the caller's lock (readers still read).
     # A poll outside every partition would fail the COPY: its week's table is made first, and
     # filled (by every frame of the load) before it is attached (see `create_poll_weeks`).
-    new = coded
     if lookup.height:
         columns = (lookup[name].to_list() for name in ("store_id", "first", "last"))
         async with refused_values(Poll.__tablename__):
             stored = await copy_out(session, _STORED_POLLS, *columns)
-        new = await asyncio.to_thread(_unstored, coded, stored) if stored else coded
-    rest = new
-    if new_weeks:
-        into_new_weeks, rest = await asyncio.to_thread(_split_by_week, new, new_weeks)
-        for monday, week_polls in into_new_weeks.items():
-            # A refused row's line is counted in the frame its COPY sent.
-            async with refused_values(Poll.__tablename__, week_polls):
-                await copy_in_binary(session, partition_name(monday), week_polls)
-    return new.height - rest.height + await _copy_unrepeated(session, rest)
+        if stored:
+            by_week = await asyncio.to_thread(_unstored_by_week, by_week, stored)
+    added = 0
+    into_stored_weeks = []
+    for monday, week_polls in by_week.items():
+        if monday not in new_weeks:
+            into_stored_weeks.append(week_polls)
+            continue
+        # A refused row's line is counted in the frame its COPY sent.
+        async with refused_values(Poll.__tablename__, week_polls):
+            await copy_in_binary(session, partition_name(monday), week_polls)
+        added += week_polls.height
+    if into_stored_weeks:
+        added += await _copy_unrepeated(session, pl.concat(into_stored_weeks))
+    return added
 
 
 async def _copy_unrepeated(session: AsyncSession, polls: pl.DataFrame) -> int:
@@ -262,29 +285,38 @@ async def _copy_unrepeated(session: AsyncSession, polls: pl.DataFrame) -> int:
     return new.height
 
 
-def _weeks(polls: pl.DataFrame) -> list[date]:
-    """The Mondays (UTC) of the weeks the polls fall in: Polars' weeks start on Monday."""
-    weeks = polls["timestamp_utc"].drop_nulls().dt.truncate("1w").dt.date().unique()
-    return weeks.to_list()
-
-
-def _split_by_week(
-    polls: pl.DataFrame, weeks: list[date]
-) -> tuple[dict[date, pl.DataFrame], pl.DataFrame]:
-    """The polls of each of these weeks (Mondays), in order, and the others."""
+def _by_week(polls: pl.DataFrame) -> dict[date, pl.DataFrame]:
+    """The polls of each week (by its Monday, UTC: Polars' weeks start on Monday), in order."""
     keyed = polls.with_columns(_week=pl.col("timestamp_utc").dt.truncate("1w").dt.date())
-    in_weeks = pl.col("_week").is_in(weeks)
-    parts = keyed.filter(in_weeks).partition_by("_week", as_dict=True, include_key=False)
-    return (
-        {key[0]: part for key, part in parts.items() if isinstance(key[0], date)},
-        keyed.filter(~in_weeks.fill_null(False)).drop("_week"),
-    )
+    by_week = {}
+    for (monday,), part in keyed.partition_by("_week", as_dict=True, include_key=False).items():
+        if not isinstance(monday, date):
+            raise ValueError("polls without a time stamp")
+        by_week[monday] = part
+    return by_week
 
 
-def _unstored(coded: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
-    stored = pl.read_csv(stored_csv, has_header=False, schema=_STORED_POLLS_SCHEMA).select(
-        pl.col("store_id").cast(coded.schema["store_id"]),
+def _unstored(polls: pl.DataFrame, stored_csv: bytes) -> pl.DataFrame:
+    """The polls not among those of `stored_csv` (a `copy_out` of `_STORED_POLLS` or
+    `_STORED_KEYS`)."""
+    return _without(polls, _stored_polls(stored_csv, polls.schema["store_id"]))
+
+
+def _unstored_by_week(
+    by_week: dict[date, pl.DataFrame], stored_csv: bytes
+) -> dict[date, pl.DataFrame]:
+    """`_unstored` of each week's polls (their store ids coded alike)."""
+    stored = _stored_polls(stored_csv, next(iter(by_week.values())).schema["store_id"])
+    return {monday: _without(polls, stored) for monday, polls in by_week.items()}
+
+
+def _stored_polls(stored_csv: bytes, store_ids: pl.DataType) -> pl.DataFrame:
+    return pl.read_csv(stored_csv, has_header=False, schema=_STORED_POLLS_SCHEMA).select(
+        pl.col("store_id").cast(store_ids),
         pl.col("at_us").cast(POLLS["timestamp_utc"]).alias("timestamp_utc"),
         "status",
     )
-    return coded.join(stored, on=POLLS.names(), how="anti", maintain_order="left")
+
+
+def _without(polls: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
+    return polls.join(stored, on=POLLS.names(), how="anti", maintain_order="left")

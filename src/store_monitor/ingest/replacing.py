@@ -1,6 +1,8 @@
 """Business hours, time zones and store owners into the database, a frame at a time: the rows
 of each store (or owner) in the file replace its stored ones."""
 
+from dataclasses import dataclass
+
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +14,15 @@ from store_monitor.frames import BUSINESS_HOURS, OWNERS, TIMEZONES
 from store_monitor.ingest.loads import IngestResult, Load, conformed, refused_values
 
 
-class _ReplacingLoad(Load):
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    received: int
+    """Rows of the frame."""
+    rows: pl.DataFrame
+    """Those to store, each once, sorted as the primary key."""
+
+
+class _ReplacingLoad(Load[_Rows]):
     """Replaces the rows of `table` of every `key` (a store, or an owner) in the file with the
     file's: a key's rows are deleted when the key first appears (unless they are the frame's
     already), so that rows of one key split over several frames all stay."""
@@ -32,9 +42,12 @@ class _ReplacingLoad(Load):
         """The frame's rows to store, sorted as the primary key."""
         return frame.unique().sort(self.schema.names())
 
-    async def add(self, frame: pl.DataFrame) -> None:
-        self.received += frame.height
-        rows = self.rows(conformed(frame, self.schema))
+    def prepare(self, frame: pl.DataFrame) -> _Rows:
+        return _Rows(frame.height, self.rows(conformed(frame, self.schema)))
+
+    async def add(self, prepared: _Rows) -> None:
+        self.received += prepared.received
+        rows = prepared.rows
         if not self._keys:
             # Two loads replacing the same stores at once would each miss the other's new rows
             # and then collide on them: loads of one table take turns (readers are not blocked).
