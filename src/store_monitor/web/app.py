@@ -142,6 +142,11 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
                     settings=settings,
                     engine=engine,
                     sessionmaker=sessionmaker,
+                    # A copy of the engine on its pool: connections are set to autocommit as they
+                    # are taken out, and reset as they go back.
+                    autocommit_sessionmaker=create_sessionmaker(
+                        engine.execution_options(isolation_level="AUTOCOMMIT")
+                    ),
                     queue=queue,
                     metrics=metrics,
                     session_secret=_session_secret(settings),

@@ -49,7 +49,7 @@ from store_monitor.clock import latest_allowed_poll
 from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, ReportStatus
 from store_monitor.web.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import CursorQuery, decode_cursor, encode_cursor
-from store_monitor.web.deps import SessionDep, StateDep
+from store_monitor.web.deps import SessionDep, StateDep, statements_commit_alone
 from store_monitor.web.errors import ApiError, documented, invalid_request
 from store_monitor.web.report_status import WireReportStatus, stored_status, wire_status
 
@@ -189,6 +189,7 @@ async def get_report(found: CsvOrUnfinishedDep) -> Response:
     responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
     summary="A report's state and figures",
 )
+@statements_commit_alone
 async def get_report_metadata(report_id: ReportId, session: SessionDep) -> ReportMetadata:
     state = await reports.report_state(session, report_id)
     if state is None:
