@@ -85,7 +85,7 @@ async def test_an_unexpected_error_keeps_the_request_id(
     async def broken(*args: Any) -> None:
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr("store_monitor.reports.get_report", broken)
+    monkeypatch.setattr("store_monitor.reports.report_state", broken)
     async with failing_app_client(embedded(tmp_path)) as client:
         response = await client.get(f"/reports/{uuid4()}", headers={HEADER: "boom-1"})
         metrics = await scrape(client)
