@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from store_monitor.concurrency import gather_all
 from store_monitor.db.models import Store
 from store_monitor.db.packed_inputs import Part, unpack_part
-from store_monitor.db.store_hours import StoreHoursCache, current_hours
+from store_monitor.db.store_hours import StoreHours, StoreHoursCache, current_hours
 from store_monitor.frames import POLLS, PollWindows
 
 # The engine looks back one week from `now`; a poll before that matters only as the status a
@@ -271,24 +271,12 @@ async def _load_postgres(
                 for connection, part in zip(connections, ranges, strict=True)
             )
         )
-    if kept is None:
-        return _joined(parts)
-    polled = pl.DataFrame({"store_id": pl.concat([part.store_ids for part in parts])})
-    return _joined(
-        parts,
-        business_hours=kept.business_hours.join(polled, on="store_id", how="semi"),
-        timezones=kept.timezones.join(polled, on="store_id", how="semi"),
-    )
+    return _joined(parts, kept)
 
 
-def _joined(
-    parts: Sequence[Part],
-    *,
-    business_hours: pl.DataFrame | None = None,
-    timezones: pl.DataFrame | None = None,
-) -> ReportInputs:
+def _joined(parts: Sequence[Part], kept: StoreHours | None = None) -> ReportInputs:
     """The parts' inputs as one, their stores' codes made those of one Enum of all their ids;
-    `business_hours` and `timezones` if given, else the parts'."""
+    the hours and zones of their stores from `kept` if given, else the parts'."""
     store_ids = pl.concat([part.store_ids for part in parts])
     stores = pl.Enum(store_ids)
     # Each part's codes number its own stores from 0; its stores follow the earlier parts'.
@@ -300,12 +288,17 @@ def _joined(
         )
         for part, first in zip(parts, firsts, strict=True)
     )
+    if kept is None:
+        business_hours = pl.concat([part.business_hours for part in parts])
+        timezones = pl.concat([part.timezones for part in parts])
+    else:
+        polled = pl.DataFrame({"store_id": store_ids})
+        business_hours = kept.business_hours.join(polled, on="store_id", how="semi")
+        timezones = kept.timezones.join(polled, on="store_id", how="semi")
     return ReportInputs(
         polls=polls,
-        business_hours=pl.concat([part.business_hours for part in parts])
-        if business_hours is None
-        else business_hours,
-        timezones=pl.concat([part.timezones for part in parts]) if timezones is None else timezones,
+        business_hours=business_hours,
+        timezones=timezones,
         now=parts[0].now,
         ignored_polls=sum(part.ignored_polls for part in parts),
     )
