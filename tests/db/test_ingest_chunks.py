@@ -294,3 +294,30 @@ async def test_an_earlier_chunks_error_wins_over_a_later_line_too_long(
         )
 
     assert excinfo.value.line == 3
+
+
+async def test_a_body_cut_short_after_chunks_were_added_raises_and_stores_nothing(
+    db_session: AsyncSession,
+) -> None:
+    await ingest_polls(db_session, FIRST)
+    await db_session.commit()
+    rows = [f"{store},active,2023-01-22 12:00:00 UTC\n".encode() for store in range(3, 9)]
+
+    async def blocks() -> AsyncIterator[bytes]:
+        yield b"store_id,status,timestamp_utc\n"
+        for row in rows:
+            yield row
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await load_csv(
+            PollsLoad(db_session),
+            blocks(),
+            name="f.csv",
+            read=partial(read_polls, name="f.csv"),
+            chunk_bytes=1,
+        )
+    await db_session.rollback()
+
+    assert_frame_equal(await stored_polls(db_session), FIRST.sort(POLLS.names()))
+    assert await stored_stores(db_session) == ["1", "2"]
