@@ -156,14 +156,14 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        started_line = f"report {report_id}: attempt 1 started"
         try:
-            async with asyncio.timeout(30):
-                while True:
-                    if (await _report(sessions, report_id)).status is ReportStatus.running:
-                        break
-                    await asyncio.sleep(0.05)
+            # Its log, not the report's status: the status says `running` as soon as the claim
+            # commits, before the attempt has left its claim; the log line comes after.
+            logged = await _lines_until(worker, started_line)
             worker.send_signal(signal.SIGTERM)
-            code, stderr = await exit_of(worker)
+            code, rest = await exit_of(worker)
+            stderr = logged + rest
         finally:
             if worker.returncode is None:
                 worker.kill()
@@ -176,11 +176,7 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
         assert interrupted.lease_owner is None
         # Not queued yet: the sweep of the next worker to start (or of one running) does it.
         assert await queue.state(RUN_REPORT, (report_id,), 2) is JobState.missing
-        [started] = [
-            line
-            for line in _json_lines(stderr)
-            if line["message"] == f"report {report_id}: attempt 1 started"
-        ]
+        [started] = [line for line in _json_lines(stderr) if line["message"] == started_line]
         # The worker is another process: the id came with the report, through the database.
         assert started["request_id"] == "made-by-request-7"
 
@@ -194,6 +190,19 @@ async def test_a_stopped_worker_hands_its_report_to_the_next(
     finally:
         await queue.close()
         await engine.dispose()
+
+
+async def _lines_until(process: asyncio.subprocess.Process, message: str) -> str:
+    """What `process` logged up to and including the line whose message is `message`."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    async with asyncio.timeout(30):
+        while True:
+            line = (await process.stderr.readline()).decode()
+            assert line, "".join(lines)
+            lines.append(line)
+            if json.loads(line)["message"] == message:
+                return "".join(lines)
 
 
 def _worker_environment(settings: Settings) -> dict[str, str]:

@@ -129,9 +129,6 @@ async def close_worker(worker: Worker) -> None:
     worker.handle_sig(signal.SIGUSR1)
     stopping = [*worker.tasks.values(), *filter(None, [worker.main_task])]
     await asyncio.gather(*stopping, return_exceptions=True)
-    # And the jobs its last round started as it stopped: cancelling those again, as `close`
-    # would, would cut the writes that give their work back.
-    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
     with warnings.catch_warnings():
         # arq 0.28 closes its pool with redis' deprecated close(), not aclose().
         warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)

@@ -121,3 +121,41 @@ async def test_a_cancelled_queueing_ends_and_closing_the_queue_waits_for_it(
         assert await reopened.state("later", key, 1) is JobState.waiting
     finally:
         await reopened.close()
+
+
+async def test_a_worker_shuts_down_after_a_job_cancelled_as_it_started(
+    settings: Settings, queue: ArqQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Such a job ends cancelled, as one does that the stop reaches before it has read its job
+    # data: Arq catches the cancellation only after.
+    starting = asyncio.Event()
+    run_job = Worker.run_job
+
+    async def slow_run_job(worker: Worker, job_id: str, score: int) -> None:
+        starting.set()
+        await asyncio.sleep(60)
+        await run_job(worker, job_id, score)
+
+    monkeypatch.setattr(Worker, "run_job", slow_run_job)
+    key = (str(uuid4()),)
+    await queue.enqueue("never-run", key, 1)
+    options = worker_settings(settings)
+    shut_down = []
+
+    async def recording_shutdown(ctx: dict[str, Any]) -> None:
+        await options["on_shutdown"](ctx)
+        shut_down.append(ctx)
+
+    worker = OutlastingWorker(
+        **{**options, "on_shutdown": recording_shutdown}, handle_signals=False, poll_delay=0.02
+    )
+    running = asyncio.create_task(worker.async_run())
+    async with asyncio.timeout(30):
+        await starting.wait()
+
+    await close_worker(worker)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    assert len(shut_down) == 1
+    assert worker.tasks == {}

@@ -3,8 +3,9 @@
 Everything here beyond Arq's public API (the version is pinned in pyproject.toml, and
 tests/worker/test_arq_internals.py fails if these change): a started job's in-progress key
 (`arq.constants.in_progress_key_prefix`), whose time to live Arq sets to the longest job
-timeout plus 10 s; `Worker._poll_iteration`, the one round of its poll loop; and its
-`max_jobs`, which a round checks before it starts each job.
+timeout plus 10 s; `Worker._poll_iteration`, the one round of its poll loop; its `max_jobs`,
+which a round checks before it starts each job; and its `tasks`, the jobs it runs, which its
+`close` waits for.
 
 Neither a queueing nor a round of the poll loop is cut short by a cancellation: redis-py's
 pipelines are not cancel-safe (one cancelled as it unwatches its keys keeps its connection,
@@ -158,7 +159,7 @@ class OutlastingWorker(Worker):
     queued meanwhile are picked up at the first poll that works. Running jobs go on.
 
     A stop lets the round under way end (see the module's note), taking no more jobs, and
-    cancels the jobs it started meanwhile.
+    cancels the jobs it started meanwhile; closing waits for every job, however it ends.
     """
 
     _MAX_PAUSE_SECONDS: Final = 5.0
@@ -182,6 +183,22 @@ class OutlastingWorker(Worker):
             log.info("Redis is back; polling the queue again")
             self._pause = 0.0
 
+    async def close(self) -> None:
+        # Arq's close waits for the jobs with a gather that one ending cancelled breaks, skipping
+        # the shutdown; a job cancelled before it has read its job data does (Arq catches the
+        # cancellation only after), and nothing is lost: it had not claimed its work.
+        self._cancel_jobs()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        await super().close()
+
+    def _cancel_jobs(self) -> None:
+        # Not those cancelled already: they are giving their work back, which a second
+        # cancellation would cut.
+        for job in self.tasks.values():
+            if not job.cancelling():
+                job.cancel()
+
     async def _uncut_round(self) -> None:
         round_ = asyncio.ensure_future(super()._poll_iteration())
         try:
@@ -190,9 +207,5 @@ class OutlastingWorker(Worker):
             self.max_jobs = 0
             with contextlib.suppress(Exception):
                 await round_
-            # The jobs it started after the stop; those cancelled before are giving their work
-            # back, which a second cancellation would cut.
-            for job in self.tasks.values():
-                if not job.cancelling():
-                    job.cancel()
+            self._cancel_jobs()  # those it started after the stop
             raise
