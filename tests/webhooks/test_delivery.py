@@ -151,6 +151,33 @@ async def test_a_delivery_is_signed_as_the_library_verifies_and_recorded(
     assert attempt.event_id == key
 
 
+async def test_deliveries_made_by_the_same_built_statements_are_each_stamped_and_recorded(
+    sessions: Sessions,
+) -> None:
+    # A job's claim and record are built once and bind what varies: each delivery must still
+    # get its own times, attempt row and fence.
+    async with receiver(respond(204)) as hook:
+        await subscribe(sessions, hook.url())
+        keys = await announce(sessions, opened("s1"), opened("s2"))
+        first, second = await deliveries(sessions)
+        for made in (first, second):
+            assert await run_delivery(sessions, made.id, 1, RUNNER, policy(batch=1)) is (
+                ReportStatus.complete
+            )
+            await asyncio.sleep(0.01)
+    first, second = await deliveries(sessions)
+    stamps = [first.started_at, first.finished_at, second.started_at, second.finished_at]
+    assert None not in stamps
+    assert stamps == sorted(stamps)  # type: ignore[type-var]
+    assert first.finished_at != second.started_at
+    tried = await attempts(sessions)
+    assert [(a.delivery_id, a.event_id, a.attempt) for a in tried] == [
+        (first.id, keys[0], 1),
+        (second.id, keys[1], 1),
+    ]
+    assert tried[0].sent_at < tried[1].sent_at
+
+
 async def test_a_job_sends_the_other_due_deliveries_with_its_own(
     sessions: Sessions,
 ) -> None:

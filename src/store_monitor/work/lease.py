@@ -97,12 +97,22 @@ def db_clock(*, plus: float = 0.0) -> sa.ColumnElement[datetime]:
     return instant + sa.literal(timedelta(seconds=plus), sa.Interval()) if plus else instant
 
 
-def claimed_values(runner: Runner, attempt: int) -> dict[str, object]:
+def app_clock() -> sa.BindParameter[datetime]:
+    """The instant a statement runs, by this process's clock (a work row's start and end, as
+    shown to users): bound as it runs, so that a statement built once can run many times."""
+    return sa.bindparam(None, callable_=_utc_now, type_=UtcDateTime())
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claimed_values(runner: Runner, attempt: int | sa.ColumnElement[int]) -> dict[str, object]:
     """The columns that make work running as `attempt`, leased to `runner`."""
     return {
         "status": ReportStatus.running,
         "attempts": attempt,
-        "started_at": datetime.now(UTC),
+        "started_at": app_clock(),
         "finished_at": None,
         "error": None,
         "lease_owner": runner.owner,
@@ -128,7 +138,7 @@ def failed_values(reason: str) -> dict[str, object]:
     """The columns that fail work with `reason` (cut short)."""
     return {
         "status": ReportStatus.failed,
-        "finished_at": datetime.now(UTC),
+        "finished_at": app_clock(),
         "error": reason[:_MAX_ERROR_CHARS],
         "lease_owner": None,
         "lease_expires_at": None,
@@ -139,7 +149,7 @@ def finished_values() -> dict[str, object]:
     """The columns that complete work (beside its own results), its lease given up."""
     return {
         "status": ReportStatus.complete,
-        "finished_at": datetime.now(UTC),
+        "finished_at": app_clock(),
         "error": None,
         "lease_owner": None,
         "lease_expires_at": None,

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 Key = tuple[UUID | int | str, ...]
 """A row's key values, in the order of `WorkTable.key`."""
+BoundKey = Key | tuple[sa.BindParameter[Any], ...]
+"""A key, or the parameters a statement built once binds it to."""
 Condition = Callable[[], sa.ColumnElement[bool]]
 OnFail = Callable[[AsyncSession, Key, str], Awaitable[None]]
 """What failing a row does beyond it, in the same transaction (say, fail its report)."""
@@ -68,7 +70,7 @@ class WorkTable:
         names = [self.noun, *(column.name for column in self.key[1:])]
         return ", ".join(f"{name} {value}" for name, value in zip(names, key, strict=True))
 
-    def where(self, key: Key) -> tuple[sa.ColumnElement[bool], ...]:
+    def where(self, key: BoundKey) -> tuple[sa.ColumnElement[bool], ...]:
         return tuple(column == value for column, value in zip(self.key, key, strict=True))
 
     def needs_attempt(self) -> sa.ColumnElement[bool]:
@@ -80,7 +82,9 @@ class WorkTable:
         )
         return needs if self.waiting is None else sa.and_(needs, self.waiting())
 
-    def held(self, key: Key, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
+    def held(
+        self, key: BoundKey, attempt: int | sa.BindParameter[int]
+    ) -> tuple[sa.ColumnElement[bool], ...]:
         """The fence of every write of an attempt: its row still running as that attempt."""
         model = self.model
         return (*self.where(key), model.attempts == attempt, model.status == ReportStatus.running)
