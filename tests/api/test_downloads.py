@@ -13,15 +13,23 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor import report_runs
 from store_monitor.db.models import Report, ReportFile
+from store_monitor.db.report_files import FileInfo, encode_csv
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.web.app import create_app
 from store_monitor.web.deps import STATE_KEY, AppState
-from store_monitor.web.downloads import accepts_gzip, inflate, not_modified
+from store_monitor.web.downloads import (
+    InflatedFiles,
+    accepts_gzip,
+    file_response,
+    inflate,
+    not_modified,
+)
 from store_monitor.work.lease import Runner
 from support.service import (
     TEST_HOST,
@@ -157,6 +165,61 @@ def test_inflating_is_chunked_and_refuses_a_cut_file() -> None:
         list(inflate(compressed[:-10]))
     with pytest.raises(ValueError, match="gzip member"):
         list(inflate(compressed + b"more"))
+
+
+def _stored(data: bytes) -> tuple[FileInfo, bytes]:
+    return encode_csv(data, rows=data.count(b"\n") - 1)
+
+
+def _csv(rows: int, value: bytes = b"60.00") -> bytes:
+    return b"store_id,uptime\n" + b"".join(b"%d,%s\n" % (n, value) for n in range(rows))
+
+
+async def test_inflated_files_keep_the_most_recently_sent_within_their_budget() -> None:
+    first, second, third = (_stored(_csv(1_000, value)) for value in (b"1", b"2", b"3"))
+    size = first[0].size
+    kept = InflatedFiles(budget_bytes=2 * size, largest_bytes=size)
+
+    for info, compressed in (first, second, first, third):
+        assert await kept.inflated(info, compressed) == gzip.decompress(compressed)
+
+    # The second was sent least recently: it made room for the third.
+    assert kept.kept_bytes == 2 * size
+    assert await kept.inflated(first[0], b"not gzip") == gzip.decompress(first[1])
+    assert await kept.inflated(third[0], b"not gzip") == gzip.decompress(third[1])
+    assert await kept.inflated(second[0], b"not gzip") is None
+
+
+async def test_a_large_or_damaged_file_is_not_kept() -> None:
+    large_info, large = _stored(_csv(10_000))
+    info, compressed = _stored(_csv(1_000))
+    kept = InflatedFiles(largest_bytes=large_info.size - 1)
+
+    assert await kept.inflated(large_info, large) is None
+    # Bytes that are not the ones its digest names, or not one whole gzip member.
+    other = gzip.compress(_csv(1_000, b"0.00"))
+    assert await kept.inflated(info, other) is None
+    assert await kept.inflated(info, compressed[:-10]) is None
+    assert kept.kept_bytes == 0
+
+
+async def test_a_file_not_kept_is_inflated_as_it_is_sent() -> None:
+    data = _csv(10_000)
+    info, compressed = _stored(data)
+    response = await file_response(
+        info,
+        compressed,
+        gzipped=False,
+        inflated_files=InflatedFiles(largest_bytes=0),
+        media_type="text/csv",
+        headers={},
+    )
+    assert isinstance(response, StreamingResponse)
+    assert response.headers["content-length"] == str(len(data))
+    chunks = [chunk async for chunk in response.body_iterator]
+    assert len(chunks) > 1
+    assert all(isinstance(chunk, bytes) for chunk in chunks)
+    assert b"".join(chunk for chunk in chunks if isinstance(chunk, bytes)) == data
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from store_monitor.sources import STORE_ID_RULES
 from store_monitor.ui import views
 from store_monitor.ui.context import PageRoute, ReaderPageDep
 from store_monitor.web import downloads
-from store_monitor.web.deps import SessionDep
+from store_monitor.web.deps import SessionDep, StateDep
 
 _CSV: Final = "text/csv; charset=utf-8"
 
@@ -24,6 +24,7 @@ async def download(
     kind: views.FileKind,
     page: ReaderPageDep,
     session: SessionDep,
+    state: StateDep,
     store_id: Annotated[str | None, Query(**STORE_ID_RULES)] = None,
 ) -> Response:
     report = await reports.get_report(session, report_id)
@@ -43,10 +44,11 @@ async def download(
         stored = await reports.report_file(session, report.id, content=True, owner_id=owner_id)
         if stored is None or stored.gzip is None:
             return page.not_found("The report is no longer complete.")
-        response = downloads.file_response(
+        response = await downloads.file_response(
             stored.info,
             stored.gzip,
             gzipped=downloads.select_gzip(page.request),
+            inflated_files=state.inflated_files,
             media_type=_CSV,
             headers=disposition,
         )

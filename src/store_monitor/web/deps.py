@@ -1,13 +1,14 @@
 """What routes get injected: the lifespan's typed state, a transactional session, the queue."""
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.settings import Settings
+from store_monitor.web.downloads import InflatedFiles
 from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import Metrics
 from store_monitor.web.trigger_rate import TriggerLimiter
@@ -35,6 +36,7 @@ class AppState:
     """Reports triggered per key (or address), in Redis if there is one."""
     sample_loaded: bool = False
     """Whether the embedded mode's sample is in the database (the pages say so)."""
+    inflated_files: InflatedFiles = field(default_factory=InflatedFiles)
 
 
 # The dependencies that only read what the request holds are `async def`: FastAPI runs a plain

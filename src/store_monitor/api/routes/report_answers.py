@@ -18,7 +18,7 @@ from store_monitor.api.routes.report_openapi import (
 from store_monitor.db.models import Report, ReportStatus
 from store_monitor.web import downloads
 from store_monitor.web.auth import ReportReaderDep
-from store_monitor.web.deps import SessionDep
+from store_monitor.web.deps import SessionDep, StateDep
 from store_monitor.web.errors import ApiError, not_found
 from store_monitor.web.report_status import WireReportStatus, wire_status
 
@@ -72,12 +72,13 @@ async def csv_or_unfinished(
     session: SessionDep,
     request: Request,
     principal: ReportReaderDep,
+    state: StateDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response | Report:
     """The complete report's CSV (or a 304); else the report as it is now, not complete."""
     report = await existing(session, report_id)
     if report.status is ReportStatus.complete:
-        answer = await csv_answer(session, request, report, principal, if_none_match)
+        answer = await csv_answer(session, request, state, report, principal, if_none_match)
         if answer is not None:
             return answer
         report = await existing_again(session, report)
@@ -91,6 +92,7 @@ CsvOrUnfinishedDep = Annotated[Response | Report, Depends(csv_or_unfinished)]
 async def csv_answer(
     session: SessionDep,
     request: Request,
+    state: StateDep,
     report: Report,
     principal: Principal,
     if_none_match: str | None,
@@ -119,10 +121,11 @@ async def csv_answer(
     if stored is None:
         return None
     assert stored.gzip is not None
-    return downloads.file_response(
+    return await downloads.file_response(
         stored.info,
         stored.gzip,
         gzipped=gzipped,
+        inflated_files=state.inflated_files,
         media_type=CSV_MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="report-{report.id}.csv"',
