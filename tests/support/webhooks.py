@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db.models import WebhookSubscription
-from store_monitor.webhooks.delivery import DISABLE_AFTER, disable_if_failing
+from store_monitor.webhooks.failing import DISABLE_AFTER, disable_if_failing
 
 
 async def disable(sessionmaker: async_sessionmaker[AsyncSession], webhook_id: str) -> None:

@@ -15,8 +15,10 @@ The modules, each one job, for the code that stores subscriptions and runs deliv
 - `outbox`: `record()` writes events in the caller's transaction, with one pending delivery
   per subscription that wants each (matched there: nothing to fan out later, nothing lost).
 - `delivery`: a delivery as leased work (`store_monitor.work`): one attempt per job, retried
-  after `retry_delay()` (the row's `due_at`), failed after the last; a day of failures
-  disables the subscription.
+  after `retry_delay()` (the row's `due_at`), failed after the last.
+- `failing`: a subscription's failing mark, set and cleared by its attempts; a day of failures
+  disables it (`disable_if_failing()`).
+- `retention`: delivered (or given up) deliveries and their events deleted after a while.
 - `report_events`: `report.completed` / `report.failed`, recorded where a report finishes.
 
 Wiring, from the settings (`store_monitor.runtime.delivery_policy`): `webhook_private_targets`

@@ -36,6 +36,7 @@ from store_monitor.db.models import (
 from store_monitor.db.session import transient_error
 from store_monitor.webhooks.backoff import retry_delay
 from store_monitor.webhooks.events import event_id
+from store_monitor.webhooks.failing import DISABLE_AFTER, disable_if_failing, failing_mark
 from store_monitor.webhooks.sending import Connections, DeliveryResult, WebhookSender
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import (
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 
 RUN_DELIVERY: Final = "run_delivery"
 """The job of a delivery's attempt; its arguments: the delivery id as text, the attempt."""
-DISABLE_AFTER: Final = timedelta(days=1)
 
 
 def _due() -> sa.ColumnElement[bool]:
@@ -338,21 +338,8 @@ def _recorded(values: dict[str, object], *, succeeded: bool) -> sa.Select[tuple[
         attempt=_ATTEMPT,
         **{name: sa.bindparam(f"row_{name}", type_=columns[name].type) for name in _ROW_COLUMNS},
     )
-    subscription = sa.and_(
-        WebhookSubscription.id == _SUBSCRIPTION_ID, sa.exists(sa.select(held.c.id))
-    )
-    if succeeded:
-        # Only when it was failing: concurrent successes then never queue on the row's lock.
-        mark = (
-            sa.update(WebhookSubscription)
-            .where(subscription, WebhookSubscription.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
-    else:
-        failing_since = sa.func.coalesce(WebhookSubscription.failing_since, db_clock())
-        mark = (
-            sa.update(WebhookSubscription).where(subscription).values(failing_since=failing_since)
-        )
+    held_attempt = sa.exists(sa.select(held.c.id))
+    mark = failing_mark(_SUBSCRIPTION_ID, held_attempt, succeeded=succeeded)
     return sa.select(held.c.id).add_cte(row.cte("row"), mark.cte("mark"))
 
 
@@ -364,44 +351,6 @@ def _recorded_success() -> sa.Select[tuple[uuid.UUID]]:
 async def queue_first_attempt(queue: WorkQueue, delivery_id: uuid.UUID) -> None:
     """Queue a committed delivery's first attempt now; the sweep's, if the queue is away."""
     await queue_attempt(queue, DELIVERIES, (delivery_id,), 1)
-
-
-async def disable_if_failing(
-    session: AsyncSession, subscription_id: uuid.UUID, disable_after: timedelta
-) -> bool:
-    """Disable the subscription if every attempt since `failing_since` failed for at least
-    `disable_after` (by the database's clock), failing its waiting deliveries; whether it did."""
-    disabled = await session.scalar(
-        sa.update(WebhookSubscription)
-        .where(
-            WebhookSubscription.id == subscription_id,
-            WebhookSubscription.disabled_at.is_(None),
-            WebhookSubscription.failing_since <= db_clock(plus=-disable_after.total_seconds()),
-        )
-        .values(
-            disabled_at=db_clock(),
-            disabled_reason=sa.func.concat(
-                "every delivery attempt failed since ",
-                sa.func.to_char(
-                    sa.func.timezone("UTC", WebhookSubscription.failing_since),
-                    'YYYY-MM-DD"T"HH24:MI:SS"Z"',
-                ),
-            ),
-        )
-        .returning(WebhookSubscription.id)
-    )
-    if disabled is None:
-        return False
-    await session.execute(
-        sa.update(WebhookDelivery)
-        .where(
-            WebhookDelivery.subscription_id == subscription_id,
-            WebhookDelivery.status == ReportStatus.pending,
-        )
-        .values(failed_values("the subscription was disabled"))
-    )
-    log.warning("webhook %s disabled: every delivery failed for a day", subscription_id)
-    return True
 
 
 def _describe(result: DeliveryResult) -> str:
