@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import warnings
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,19 @@ async def run_burst(settings: Settings, **overrides: Any) -> OutlastingWorker:
     finally:
         await close_worker(worker)
     return worker
+
+
+async def stop_when(worker: OutlastingWorker, reached: Awaitable[object]) -> None:
+    """Run `worker` in the background until `reached` is done (within 30 s), then stop it as
+    `close_worker` does and wait for its run to end."""
+    running = asyncio.create_task(worker.async_run())
+    try:
+        async with asyncio.timeout(30):
+            await reached
+    finally:
+        await close_worker(worker)
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 async def close_worker(worker: Worker) -> None:

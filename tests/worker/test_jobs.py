@@ -2,9 +2,8 @@
 after a worker stops, and the sweep at start-up."""
 
 import asyncio
-import contextlib
+import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,7 +29,7 @@ from store_monitor.work.queue import InProcessQueue, JobState, job_id
 from store_monitor.work.sweep import Sweep, sweep
 from store_monitor.work.table import Key
 from store_monitor.worker import context, tasks, worker_settings
-from support.service import close_worker, run_burst, stored_csv
+from support.service import run_burst, stop_when, stored_csv
 from support.work import RecordingQueue, create_report
 
 from .conftest import Frames, Sessions, load_report
@@ -57,12 +56,17 @@ async def _insert(sessions: Sessions, **fields: Any) -> UUID:
     return report.id
 
 
-def _slow_compute(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+def _slow_compute(monkeypatch: pytest.MonkeyPatch, seconds: float) -> threading.Event:
+    """Computations slowed by `seconds`; the event is set as one begins."""
+    computing = threading.Event()
+
     def slow(*args: Any, **kwargs: Any) -> Any:
+        computing.set()
         time.sleep(seconds)
         return compute_report(*args, **kwargs)
 
     monkeypatch.setattr("store_monitor.shards.compute_report", slow)
+    return computing
 
 
 async def test_worker_computes_the_report(
@@ -205,15 +209,12 @@ async def test_a_stopped_worker_requeues_its_job(
     frames: Frames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _slow_compute(monkeypatch, 0.5)
+    computing = _slow_compute(monkeypatch, 0.5)
     report_id = (await create_report(sessionmaker, queue, as_of=None)).report.id
     worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
-    running = asyncio.create_task(worker.async_run())
-    await _wait_for(sessionmaker, report_id, lambda r: r.status is ReportStatus.running)
-
-    await close_worker(worker)  # a worker shutting down cancels its jobs
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    # Stopped once its attempt computes (a worker shutting down cancels its jobs), not once the
+    # report says running: the claim commits that before the attempt has left it.
+    await stop_when(worker, asyncio.to_thread(computing.wait))
 
     report = await load_report(sessionmaker, report_id)
     assert report.status is ReportStatus.pending
@@ -376,17 +377,6 @@ async def test_a_started_job_goes_stale_after_the_claim_time(
     no_staleness = ArqQueue(queue._redis, queue_name=settings.queue_name, job_timeout_seconds=600)
     assert await no_staleness.state(RUN_REPORT, (report_id,), 1) is JobState.running
     await queue._redis.delete(key)
-
-
-async def _wait_for(
-    sessions: Sessions, report_id: UUID, condition: Callable[[Report], bool]
-) -> Report:
-    async with asyncio.timeout(10):
-        while True:
-            report = await load_report(sessions, report_id)
-            if condition(report):
-                return report
-            await asyncio.sleep(0.02)
 
 
 def test_worker_settings(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from store_monitor.settings import Settings
 from store_monitor.work.arq import ArqQueue, OutlastingWorker
 from store_monitor.work.queue import JobState
 from store_monitor.worker import worker_settings
-from support.service import REDIS_URL, close_worker
+from support.service import REDIS_URL, stop_when
 
 from .conftest import Sessions
 
@@ -51,12 +51,7 @@ async def test_a_worker_stopped_during_its_start_up_round_gives_its_connection_b
     monkeypatch.setattr(jobs, "upkeep_round", endless_round)
     monkeypatch.setattr(AsyncEngine, "dispose", recording_dispose)
     worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
-    running = asyncio.create_task(worker.async_run())
-    await started.wait()
-
-    await close_worker(worker)
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop_when(worker, started.wait())
 
     assert checked_out_at_dispose == [0]
 
@@ -80,13 +75,7 @@ async def test_a_stop_lets_the_round_under_way_end_and_starts_no_more_jobs(
     key = (str(uuid4()),)
     await queue.enqueue("never-run", key, 1)
     worker = OutlastingWorker(**worker_settings(settings), handle_signals=False, poll_delay=0.02)
-    running = asyncio.create_task(worker.async_run())
-    async with asyncio.timeout(30):
-        await in_round.wait()
-
-    await close_worker(worker)
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop_when(worker, in_round.wait())
 
     assert rounds == ["ended"]
     assert worker.jobs_complete + worker.jobs_failed + worker.jobs_retried == 0
@@ -149,13 +138,7 @@ async def test_a_worker_shuts_down_after_a_job_cancelled_as_it_started(
     worker = OutlastingWorker(
         **{**options, "on_shutdown": recording_shutdown}, handle_signals=False, poll_delay=0.02
     )
-    running = asyncio.create_task(worker.async_run())
-    async with asyncio.timeout(30):
-        await starting.wait()
-
-    await close_worker(worker)
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop_when(worker, starting.wait())
 
     assert len(shut_down) == 1
     assert worker.tasks == {}
