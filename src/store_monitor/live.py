@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Unpack
 from uuid import UUID
 
 import polars as pl
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store_monitor.db import live_state
-from store_monitor.db.live_state import DownPage, Plan
+from store_monitor.db.live_state import DownPage, DownQuery, Plan
 from store_monitor.db.models import LiveEvaluation, ReportStatus
 from store_monitor.db.report_inputs import load_report_inputs
 from store_monitor.db.session import reading
@@ -225,18 +225,9 @@ class DownStore:
     """The store's IANA zone, as its reports use it (the default one if unknown)."""
 
 
-async def down_now(
-    session: AsyncSession,
-    *,
-    owner_id: str | None,
-    store_id: str | None = None,
-    offset: int = 0,
-    limit: int | None = None,
-) -> DownPage[DownStore]:
+async def down_now(session: AsyncSession, **query: Unpack[DownQuery]) -> DownPage[DownStore]:
     """The stores down now (an owner's only, with `owner_id`), longest first: a page of them."""
-    page = await live_state.down_now(
-        session, owner_id=owner_id, store_id=store_id, offset=offset, limit=limit
-    )
+    page = await live_state.down_now(session, **query)
     now = page.now
     stores = [
         DownStore(

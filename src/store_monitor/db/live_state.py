@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Required, TypedDict, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -249,6 +249,16 @@ class DownPage(Generic[Down]):
     caught up."""
     total: int
     stores: list[Down]
+
+
+class DownQuery(TypedDict, total=False):
+    """Which stores down now to read: `down_now`'s arguments, for the use cases that pass them
+    on."""
+
+    owner_id: Required[str | None]
+    store_id: str | None
+    offset: int
+    limit: int | None
 
 
 async def down_now(

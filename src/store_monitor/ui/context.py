@@ -81,7 +81,7 @@ class Page:
     request: Request
     sessions: Sessions
     visitor: Visitor
-    sample_loaded: bool = False
+    sample_loaded: bool
     """Whether the embedded mode's sample is loaded: the pages say their data is a sample."""
 
     @property
@@ -124,8 +124,16 @@ class Page:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def path_for(self, route_name: str, /, **params: Any) -> str:
+        """The path of a route, as the templates' `path_for` gives it."""
+        return self.request.url_for(route_name, **params).path
+
     def redirect(self, path: str) -> Response:
         return self.send(RedirectResponse(path, status.HTTP_303_SEE_OTHER))
+
+    def redirect_to(self, route_name: str, /, **params: Any) -> Response:
+        """The answer to a form: see the route named `route_name`."""
+        return self.redirect(self.path_for(route_name, **params))
 
     def error(self, status_code: int, title: str, message: str) -> Response:
         """The error page: what went wrong, in the dashboard's frame."""
@@ -148,7 +156,7 @@ class Page:
 
     def older(self, route_name: str, cursor: str) -> str:
         """The link to the next page of a list that pages by `before` (older entries)."""
-        return self.request.url_for(route_name).path + "?" + urlencode({"before": cursor})
+        return self.path_for(route_name) + "?" + urlencode({"before": cursor})
 
 
 class PageError(Exception):

@@ -53,7 +53,7 @@ async def live_page(page: ReaderPageDep, session: SessionDep) -> Response:
             "title": "Down now",
             "view": view,
             "shown": SHOWN,
-            "json_url": page.request.url_for("live_json").path,
+            "json_url": page.path_for("live_json"),
         },
     )
 

@@ -80,7 +80,7 @@ async def trigger_from_dashboard(
         return page.send(
             JSONResponse(views.status_json(line), status_code=status.HTTP_202_ACCEPTED)
         )
-    return page.redirect(page.request.url_for("reports_page").path)
+    return page.redirect_to("reports_page")
 
 
 @router.get("/ui/reports/{report_id}/status.json")

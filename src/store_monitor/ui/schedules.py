@@ -127,7 +127,7 @@ async def create_schedule_from_dashboard(
     principal = page.visitor.principal
     assert principal is not None
     await rows.create_schedule(session, schedule, key_name=principal.key_name)
-    return page.redirect(page.request.url_for("schedules_page").path)
+    return page.redirect_to("schedules_page")
 
 
 @router.post("/ui/schedules/{schedule_id}/delete", response_class=RedirectResponse)
@@ -138,4 +138,4 @@ async def delete_schedule_from_dashboard(
         return refused
     if not await rows.delete_schedule(session, schedule_id):
         return page.not_found(f"There is no schedule {schedule_id}.")
-    return page.redirect(page.request.url_for("schedules_page").path)
+    return page.redirect_to("schedules_page")

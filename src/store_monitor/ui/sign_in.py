@@ -34,7 +34,7 @@ def _local_path(target: str | None) -> str | None:
 
 
 def _target(page: Page, next: str | None) -> str:
-    return _local_path(next) or page.request.url_for("reports_page").path
+    return _local_path(next) or page.path_for("reports_page")
 
 
 @router.get("/ui/sign-in", response_class=HTMLResponse)
@@ -60,9 +60,7 @@ async def sign_in(
 ) -> Response:
     """Check the key and open a session for it; the key itself is kept nowhere."""
     if state.settings.auth_mode is AuthMode.off:
-        return RedirectResponse(
-            page.request.url_for("reports_page").path, status.HTTP_303_SEE_OTHER
-        )
+        return RedirectResponse(page.path_for("reports_page"), status.HTTP_303_SEE_OTHER)
     visitor = page.visitor
     try:
         principal = await READ_REPORTS.authenticate(page.request, state, db, key.strip() or None)
@@ -104,4 +102,4 @@ async def sign_out_everywhere(page: FormPageDep, db: SessionDep) -> Response:
 
 def _to_sign_in_page(page: Page) -> Response:
     signed_out = Visitor(session=page.visitor.session.signed_out(), new=True, principal=None)
-    return page.as_visitor(signed_out).redirect(page.request.url_for("sign_in_page").path)
+    return page.as_visitor(signed_out).redirect_to("sign_in_page")

@@ -18,14 +18,6 @@ from store_monitor.web.report_status import wire_status
 STORE_ID_PATH: Final = Path(**STORE_ID_RULES)
 
 
-class FileKind(StrEnum):
-    """The CSV downloads of a report."""
-
-    report = "report"
-    incidents = "incidents"
-    daily = "daily"
-
-
 @dataclass(frozen=True, slots=True)
 class Column:
     sort: StoreSort
@@ -319,6 +311,14 @@ def _bars(store: StoreFigures) -> list[Bar]:
 class Download:
     label: str
     url: str
+
+
+class FileKind(StrEnum):
+    """The CSV downloads of a report."""
+
+    report = "report"
+    incidents = "incidents"
+    daily = "daily"
 
 
 def downloads(request: Request, report_id: UUID, *, store_id: str | None = None) -> list[Download]:

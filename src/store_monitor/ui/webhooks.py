@@ -118,7 +118,7 @@ async def send_test_from_dashboard(
         delivery_id = await subscriptions.send_test(session, _subscriber(page), webhook_id)
     await session.commit()
     await queue_first_attempt(state.queue, delivery_id)
-    return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
+    return page.redirect_to("webhook_page", webhook_id=webhook_id)
 
 
 @router.post("/ui/webhooks/{webhook_id}/enable", response_class=RedirectResponse)
@@ -127,7 +127,7 @@ async def enable_from_dashboard(
 ) -> Response:
     with _found(page):
         await subscriptions.enable(session, _subscriber(page), webhook_id)
-    return page.redirect(page.request.url_for("webhook_page", webhook_id=webhook_id).path)
+    return page.redirect_to("webhook_page", webhook_id=webhook_id)
 
 
 @router.post("/ui/webhooks/{webhook_id}/delete", response_class=RedirectResponse)
@@ -136,4 +136,4 @@ async def delete_from_dashboard(
 ) -> Response:
     with _found(page):
         await subscriptions.delete(session, _subscriber(page), webhook_id)
-    return page.redirect(page.request.url_for("webhooks_page").path)
+    return page.redirect_to("webhooks_page")

@@ -30,11 +30,12 @@ def complete(report: Report) -> Report:
 
 
 def not_complete(report: Report) -> ApiError:
+    shown = wire_status(report.status).value
     return ApiError(
         status.HTTP_409_CONFLICT,
         "report_not_complete",
-        f"report {report.id} is {wire_status(report.status).value}, not Complete",
-        {"status": wire_status(report.status).value, "error": report.error},
+        f"report {report.id} is {shown}, not Complete",
+        {"status": shown, "error": report.error},
     )
 
 
