@@ -129,6 +129,23 @@ async def test_http_errors_have_the_same_shape(embedded_client: httpx.AsyncClien
     assert details["errors"][0]["location"] == "path.report_id"  # type: ignore[index]
 
 
+async def test_the_paged_lists_refuse_a_cursor_that_is_not_theirs_alike(
+    embedded_client: httpx.AsyncClient,
+) -> None:
+    for path in ("/reports", "/schedules"):
+        for cursor in ("not-a-cursor", "bm90LWEtY3Vyc29y", "\x00\xff", "A" * 5000):
+            details = _error(
+                await embedded_client.get(path, params={"cursor": cursor}), 422, "invalid_request"
+            )
+            assert details["errors"] == [
+                {
+                    "location": "query.cursor",
+                    "message": f"not a cursor of GET {path}",
+                    "type": "value_error",
+                }
+            ]
+
+
 async def test_a_report_that_cannot_be_queued_waits_pending(
     embedded_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ from fastapi import Query
 from pydantic import WithJsonSchema
 
 from store_monitor.db.keyset import Cursor as Cursor  # re-exported: the pages page by it too
+from store_monitor.web.errors import invalid_request
 
 CursorQuery = Annotated[
     str | None,
@@ -30,6 +31,17 @@ def decode_cursor(text: str, *, path: str) -> Cursor:
     """The cursor `encode_cursor` made; ValueError, naming the list `GET <path>`, if `text` is
     not one."""
     return Cursor(*_decode(text, f"not a cursor of GET {path}"))
+
+
+def cursor_position(cursor: str | None, *, path: str) -> Cursor | None:
+    """Where the page of `GET <path>` that `cursor` asks for starts (None: the first page); a
+    422 naming `query.cursor` if it is not one of that list's cursors."""
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor, path=path)
+    except ValueError as error:
+        raise invalid_request("query.cursor", str(error)) from error
 
 
 def _encode(created_at: datetime, row_id: UUID) -> str:

@@ -48,7 +48,7 @@ from store_monitor.api.trigger_rate import within_trigger_rate
 from store_monitor.clock import latest_allowed_poll
 from store_monitor.db.models import SHARED_IDEMPOTENCY_SCOPE, ReportStatus
 from store_monitor.web.auth import MANAGE_REPORTS, READ_REPORTS, ReportReaderDep
-from store_monitor.web.cursors import CursorQuery, decode_cursor, encode_cursor
+from store_monitor.web.cursors import CursorQuery, cursor_position, encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep, statements_commit_alone
 from store_monitor.web.errors import ApiError, documented, invalid_request
 from store_monitor.web.report_status import WireReportStatus, stored_status, wire_status
@@ -225,22 +225,11 @@ async def list_reports(
 ) -> ReportList:
     """Pages by cursor: a report created while a client pages is neither skipped nor repeated.
     Reports are kept `report_retention_days` (30 by default)."""
-    after = None
-    if cursor is not None:
-        try:
-            after = decode_cursor(cursor, path="/reports")
-        except ValueError as error:
-            raise ApiError(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                "invalid_request",
-                "cursor: not a cursor of GET /reports",
-                {"errors": [{"location": "query.cursor", "message": str(error)}]},
-            ) from error
     page = await reports.list_reports(
         session,
         limit=limit,
         status=None if status_filter is None else stored_status(status_filter),
-        after=after,
+        after=cursor_position(cursor, path="/reports"),
     )
     return ReportList(
         reports=[ReportMetadata.model_validate(report) for report in page.rows],
