@@ -1,5 +1,6 @@
 """The service's configuration from `STORE_MONITOR_*` environment variables, read at the edges."""
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -86,6 +87,11 @@ class Settings(BaseSettings):
     trigger_rate: str = "10/minute"
     """Reports each API key (each client address, with authentication off) may trigger, in the
     `limits` notation: `10/minute`, `100/hour`, several with `;` (`5/second;100/hour`)."""
+    schedule_min_interval_minutes: int = Field(default=60, ge=1)
+    """The least time a report schedule's fire times may be apart: stores are polled about
+    hourly, so reports more often tell little new."""
+    schedule_max_per_key: int = Field(default=25, ge=1)
+    """Report schedules one API key may have (all of them together, with authentication off)."""
     allowed_hosts: str = ",".join(DEFAULT_ALLOWED_HOSTS)
     """Comma-separated `Host` names the API answers (`host` is added; IPv6 without brackets);
     `*` answers any."""
@@ -117,6 +123,10 @@ class Settings(BaseSettings):
         if self.auth is not None:
             return self.auth
         return AuthMode.off if self.embedded_database else AuthMode.required
+
+    @property
+    def schedule_min_interval(self) -> timedelta:
+        return timedelta(minutes=self.schedule_min_interval_minutes)
 
     @property
     def host_names(self) -> frozenset[str]:

@@ -19,6 +19,8 @@ from store_monitor.db.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from store_monitor.db.quotas import QuotaReached as QuotaReached  # the dashboard catches it
+from store_monitor.db.quotas import check_quota
 from store_monitor.webhooks.events import (
     EventType,
     WebhookTestData,
@@ -47,14 +49,6 @@ class SubscriptionNotFound(LookupError):
         self.subscription_id = subscription_id
 
 
-class TooManySubscriptions(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"this key has {limit} webhooks already, the most it may have; delete one first"
-        )
-        self.limit = limit
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Created:
     subscription: WebhookSubscription
@@ -73,20 +67,17 @@ async def create(
     max_per_key: int,
 ) -> Created:
     """A new subscription of the subscriber's key. Raises `UnsafeTargetError` (a ValueError) for
-    a URL webhooks may not go to, `TooManySubscriptions` past `max_per_key`."""
+    a URL webhooks may not go to, `QuotaReached` past `max_per_key`."""
     check_target_url(url, allow_private=allow_private)
-    # One key's subscriptions are counted under a lock on its name, so that two requests at
-    # once cannot both take the last place.
-    await session.execute(
-        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(subscriber.key_name or "")))
-    )
-    owned = await session.scalar(
-        sa.select(sa.func.count())
+    await check_quota(
+        session,
+        thing="webhook",
+        key_name=subscriber.key_name,
+        owned=sa.select(sa.func.count())
         .select_from(WebhookSubscription)
-        .where(_made_by(subscriber.key_name))
+        .where(_made_by(subscriber.key_name)),
+        limit=max_per_key,
     )
-    if (owned or 0) >= max_per_key:
-        raise TooManySubscriptions(max_per_key)
     secret = new_secret()
     subscription = WebhookSubscription(
         url=url,

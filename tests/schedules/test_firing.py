@@ -47,7 +47,8 @@ async def create(
     sessions: async_sessionmaker[AsyncSession], cron: str, timezone: str = "UTC"
 ) -> UUID:
     async with sessions.begin() as session:
-        row = await rows.create_schedule(session, parse_schedule(cron, timezone), key_name=None)
+        parsed = parse_schedule(cron, timezone, min_interval=timedelta(hours=1))
+        row = await rows.create_schedule(session, parsed, key_name=None, max_per_key=100)
         return row.id
 
 

@@ -1,6 +1,7 @@
 """The schedule routes: create (201, Location, next fire time in UTC and in the zone), list by
 pages, read, delete; the 4xx of bad input, naming the bad field; and who may use them."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,7 +57,9 @@ async def test_a_created_schedule_says_when_it_fires_next_in_utc_and_in_its_zone
     created_at = datetime.fromisoformat(body["created_at"])
     assert before - timedelta(seconds=5) < created_at < datetime.now(UTC) + timedelta(seconds=5)
     next_fire = datetime.fromisoformat(body["next_fire_at"])
-    assert next_fire == next_fire_after(parse_schedule("0 6 * * 1", NEW_YORK), created_at)
+    assert next_fire == next_fire_after(
+        parse_schedule("0 6 * * 1", NEW_YORK, min_interval=timedelta(hours=1)), created_at
+    )
     local = datetime.fromisoformat(body["next_fire_local"])
     assert local == next_fire
     assert (local.weekday(), local.hour, local.minute) == (0, 6, 0)
@@ -68,7 +71,7 @@ async def test_a_created_schedule_says_when_it_fires_next_in_utc_and_in_its_zone
 
 
 async def test_the_zone_defaults_to_utc(client: httpx.AsyncClient) -> None:
-    created = await client.post("/schedules", json={"cron": "*/15 * * * *"})
+    created = await client.post("/schedules", json={"cron": "15 * * * *"})
 
     assert created.status_code == 201, created.text
     assert created.json()["timezone"] == "UTC"
@@ -138,6 +141,67 @@ async def test_a_bad_schedule_is_a_422_naming_its_field(
     [problem] = [error for error in details["errors"] if error["location"] == location]
     assert message.lower() in problem["message"].lower(), problem
     assert (await client.get("/schedules")).json()["schedules"] == []
+
+
+async def test_a_schedule_firing_more_often_than_allowed_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    details = _error(
+        await client.post("/schedules", json={"cron": "*/10 * * * *"}), 422, "invalid_request"
+    )
+
+    assert details["errors"] == [
+        {
+            "location": "body.cron",
+            "message": "'*/10 * * * *' fires as little as 10 minutes apart; schedules may fire "
+            "at most once every 60 minutes",
+            "type": "value_error",
+        }
+    ]
+
+
+async def test_a_key_may_have_so_many_schedules(postgres_url: str) -> None:
+    await empty_postgres(postgres_url)
+    settings = postgres_with_keys(postgres_url, schedule_max_per_key=2)
+    first = bearer(await create_key(postgres_url, "first", scope=KeyScope.reports))
+    second = bearer(await create_key(postgres_url, "second", scope=KeyScope.admin))
+    async with serve(settings) as client:
+        for minute in (0, 1):
+            made = await client.post(
+                "/schedules", json={"cron": f"{minute} 6 * * *"}, headers=first
+            )
+            assert made.status_code == 201, made.text
+        refused = await client.post("/schedules", json={"cron": "2 6 * * *"}, headers=first)
+        others = await client.post("/schedules", json={"cron": "3 6 * * *"}, headers=second)
+        listed = (await client.get("/schedules", headers=first)).json()["schedules"]
+
+        assert _error(refused, 409, "too_many_schedules") == {"limit": 2}
+        assert "this key has 2 schedules already" in refused.json()["error"]["message"]
+        assert others.status_code == 201, others.text
+        assert sorted(schedule["cron"] for schedule in listed) == [
+            "0 6 * * *",
+            "1 6 * * *",
+            "3 6 * * *",
+        ]
+        deleted = await client.delete(f"/schedules/{listed[-1]['schedule_id']}", headers=first)
+        assert deleted.status_code == 204
+        again = await client.post("/schedules", json={"cron": "2 6 * * *"}, headers=first)
+        assert again.status_code == 201, again.text
+
+
+async def test_schedules_made_at_once_by_one_key_stop_at_its_limit(postgres_url: str) -> None:
+    await empty_postgres(postgres_url)
+    settings = postgres_with_keys(postgres_url, schedule_max_per_key=2)
+    key = bearer(await create_key(postgres_url, "eager", scope=KeyScope.reports))
+    async with serve(settings) as client:
+        made = await asyncio.gather(
+            *(
+                client.post("/schedules", json={"cron": f"{minute} 6 * * *"}, headers=key)
+                for minute in range(8)
+            )
+        )
+
+    assert sorted(response.status_code for response in made) == [201] * 2 + [409] * 6
 
 
 async def test_malformed_requests_are_4xx_not_500(client: httpx.AsyncClient) -> None:

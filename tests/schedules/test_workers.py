@@ -3,6 +3,7 @@ fire time, each computed."""
 
 import asyncio
 import os
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from support.live import running
 from support.service import REDIS_URL, empty_postgres
 
 SCHEDULES = 20
+HOUR = timedelta(hours=1)
 
 
 async def test_two_workers_fire_each_due_schedule_once(postgres_url: str, tmp_path: Path) -> None:
@@ -25,9 +27,8 @@ async def test_two_workers_fire_each_due_schedule_once(postgres_url: str, tmp_pa
     try:
         async with sessions.begin() as session:
             for minute in range(SCHEDULES):
-                await rows.create_schedule(
-                    session, parse_schedule(f"{minute} 6 * * 1", "America/New_York"), key_name=None
-                )
+                weekly = parse_schedule(f"{minute} 6 * * 1", "America/New_York", min_interval=HOUR)
+                await rows.create_schedule(session, weekly, key_name=None, max_per_key=SCHEDULES)
             # As if created a week ago: each missed its last weekly fire time.
             await session.execute(
                 sa.update(ReportSchedule).values(

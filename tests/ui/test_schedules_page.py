@@ -86,6 +86,30 @@ async def test_a_bad_schedule_is_shown_with_what_is_wrong_and_kept_in_the_form(
     assert (await client.get("/schedules")).json()["schedules"] == []
 
 
+async def test_a_schedule_too_frequent_or_past_the_limit_is_refused_on_the_page(
+    postgres_url: str,
+) -> None:
+    await empty_postgres(postgres_url)
+    async with serve(postgres_mode(postgres_url, schedule_max_per_key=1)) as client:
+        token = csrf_token((await client.get("/ui/schedules")).text)
+
+        frequent = await client.post(
+            "/ui/schedules", data={"cron": "*/5 * * * *", "csrf_token": token}
+        )
+        first = await client.post("/ui/schedules", data={"cron": "0 6 * * *", "csrf_token": token})
+        second = await client.post("/ui/schedules", data={"cron": "0 7 * * *", "csrf_token": token})
+
+        assert frequent.status_code == 422
+        assert "fires as little as 5 minutes apart" in frequent.text
+        assert 'value="*/5 * * * *"' in frequent.text
+        assert first.status_code == 303
+        assert second.status_code == 422
+        assert "This key has 1 schedule already, the most it may have" in second.text
+        assert 'value="0 7 * * *"' in second.text
+        listed = (await client.get("/schedules")).json()["schedules"]
+        assert [schedule["cron"] for schedule in listed] == ["0 6 * * *"]
+
+
 async def test_forms_without_the_sessions_token_are_refused(client: httpx.AsyncClient) -> None:
     page = await client.get("/ui/schedules")
     refused = await client.post("/ui/schedules", data={"cron": "0 6 * * *"})

@@ -8,7 +8,7 @@ the end of the gap, a time repeated by fall-back fires once, at its first occurr
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, available_timezones
@@ -45,9 +45,11 @@ class Decision:
     """The next fire time after this decision, UTC: when to ask again."""
 
 
-def parse_schedule(cron: str, timezone: str = DEFAULT_TIMEZONE) -> Schedule:
+def parse_schedule(
+    cron: str, timezone: str = DEFAULT_TIMEZONE, *, min_interval: timedelta
+) -> Schedule:
     """A schedule from user input, or `ScheduleError` naming the bad field (and, for cron, the
-    bad part when cronsim says which)."""
+    bad part when cronsim says which). Its fire times must be at least `min_interval` apart."""
     fields = cron.split()
     if len(fields) != len(_CRON_FIELDS):
         raise ScheduleError(
@@ -61,7 +63,35 @@ def parse_schedule(cron: str, timezone: str = DEFAULT_TIMEZONE) -> Schedule:
         CronSim(normalised, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as error:
         raise ScheduleError("cron", f"{error} in {normalised!r}") from error
+    gap = _shortest_gap(normalised, floor=min_interval)
+    if gap < min_interval:
+        raise ScheduleError(
+            "cron",
+            f"{normalised!r} fires as little as {_minutes(gap)} apart; schedules may fire at most "
+            f"once every {_minutes(min_interval)}",
+        )
     return Schedule(cron=normalised, timezone=timezone)
+
+
+def _shortest_gap(cron: str, *, floor: timedelta) -> timedelta:
+    """The shortest time between two fire times on the zone's clock, or the first found under
+    `floor`. Read from the minute and hour fields as if every day matched: a day's fire times
+    are the same on every day that fires, and the next day's first may follow its last."""
+    minute, hour = cron.split()[:2]
+    fires = CronSim(f"{minute} {hour} * * *", datetime(2000, 1, 1, tzinfo=UTC))
+    first = previous = next(fires)
+    shortest = timedelta(days=1)
+    for fire in fires:
+        shortest = min(shortest, fire - previous)
+        if shortest < floor or fire > first + timedelta(days=1):
+            return shortest
+        previous = fire
+    raise AssertionError("a day's fire times repeat every day")  # pragma: no cover
+
+
+def _minutes(interval: timedelta) -> str:
+    minutes = int(interval.total_seconds() // 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def next_fire_after(schedule: Schedule, instant: datetime) -> datetime:

@@ -8,10 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.keyset import Cursor, Page, newest_first
 from store_monitor.db.models import ApiKey, ReportSchedule
+from store_monitor.db.quotas import QuotaReached, check_quota
 from store_monitor.schedules.cron import Schedule, next_fire_after
 
-# The row type is named here too, so that the dashboard reads it from the use case.
+# The row type and the quota's error are named here too: the dashboard reads them from the use
+# case.
 __all__ = [
+    "QuotaReached",
     "ReportSchedule",
     "create_schedule",
     "delete_schedule",
@@ -21,15 +24,25 @@ __all__ = [
 
 
 async def create_schedule(
-    session: AsyncSession, schedule: Schedule, *, key_name: str | None
+    session: AsyncSession, schedule: Schedule, *, key_name: str | None, max_per_key: int
 ) -> ReportSchedule:
     """A new schedule, first due at its first fire time after now (the database's clock, as
-    the sweep that fires it reads); `key_name` is the creating key's (None with auth off)."""
-    now = await session.scalar(sa.select(sa.func.now()))
-    assert now is not None
+    the sweep that fires it reads); `key_name` is the creating key's (None with auth off).
+    `QuotaReached` if that key has `max_per_key` already."""
     created_by = None
     if key_name is not None:
         created_by = await session.scalar(sa.select(ApiKey.id).where(ApiKey.name == key_name))
+    await check_quota(
+        session,
+        thing="schedule",
+        key_name=key_name,
+        owned=sa.select(sa.func.count())
+        .select_from(ReportSchedule)
+        .where(ReportSchedule.created_by.is_not_distinct_from(created_by)),
+        limit=max_per_key,
+    )
+    now = await session.scalar(sa.select(sa.func.now()))
+    assert now is not None
     row = ReportSchedule(
         cron=schedule.cron,
         timezone=schedule.timezone,

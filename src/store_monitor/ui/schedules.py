@@ -16,7 +16,7 @@ from store_monitor.ui.context import Page, ReaderFormPageDep, ReaderPageDep
 from store_monitor.ui.views import instant
 from store_monitor.web.auth import MANAGE_REPORTS
 from store_monitor.web.cursors import encode_cursor
-from store_monitor.web.deps import SessionDep
+from store_monitor.web.deps import SessionDep, SettingsDep
 
 SCHEDULES_SHOWN: Final = 50
 """Schedules per page."""
@@ -109,25 +109,33 @@ async def _render(
 async def create_schedule_from_dashboard(
     page: ReaderFormPageDep,
     session: SessionDep,
+    settings: SettingsDep,
     cron: Annotated[str, Form(max_length=200)] = "",
     timezone: Annotated[str, Form(max_length=64)] = DEFAULT_TIMEZONE,
 ) -> Response:
     if (refused := _refused(page)) is not None:
         return refused
-    try:
-        schedule = parse_schedule(cron, timezone.strip() or DEFAULT_TIMEZONE)
-    except ScheduleError as error:
-        field = {"cron": "Cron expression", "timezone": "Time zone"}[error.field]
-        return await _render(
-            page,
-            session,
-            form={"cron": cron, "timezone": timezone},
-            error=f"{field}: {error.message}",
-        )
     principal = page.visitor.principal
     assert principal is not None
-    await rows.create_schedule(session, schedule, key_name=principal.key_name)
-    return page.redirect_to("schedules_page")
+    try:
+        schedule = parse_schedule(
+            cron, timezone.strip() or DEFAULT_TIMEZONE, min_interval=settings.schedule_min_interval
+        )
+        await rows.create_schedule(
+            session,
+            schedule,
+            key_name=principal.key_name,
+            max_per_key=settings.schedule_max_per_key,
+        )
+    except ScheduleError as error:
+        field = {"cron": "Cron expression", "timezone": "Time zone"}[error.field]
+        problem = f"{field}: {error.message}"
+    except rows.QuotaReached as error:
+        problem = str(error).capitalize()
+    else:
+        return page.redirect_to("schedules_page")
+    form = {"cron": cron, "timezone": timezone}
+    return await _render(page, session, form=form, error=problem)
 
 
 @router.post("/ui/schedules/{schedule_id}/delete", response_class=RedirectResponse)

@@ -89,7 +89,7 @@ async def subscribe_from_dashboard(
             allow_private=settings.webhook_private_targets,
             max_per_key=settings.webhook_max_subscriptions,
         )
-    except (UnsafeTargetError, subscriptions.TooManySubscriptions) as error:
+    except (UnsafeTargetError, subscriptions.QuotaReached) as error:
         return await _list(
             page, session, problem=str(error), status_code=status.HTTP_400_BAD_REQUEST
         )

@@ -13,6 +13,7 @@ from sqlalchemy import exc
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from store_monitor.db.quotas import QuotaReached
 from store_monitor.db.session import database_unavailable
 from store_monitor.sources import SHOWN_CHARS
 
@@ -203,6 +204,12 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _quota_reached(request: Request, error: Exception) -> JSONResponse:
+    # Raised by a use case, whichever route made the thing: one answer for every quota.
+    assert isinstance(error, QuotaReached)
+    return error_response(status.HTTP_409_CONFLICT, error.code, str(error), {"limit": error.limit})
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return error_response(
@@ -214,6 +221,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(QuotaReached, _quota_reached)
     app.add_exception_handler(exc.DBAPIError, _database_error)
     app.add_exception_handler(exc.TimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -21,8 +21,8 @@ from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import ScheduleError, parse_schedule
 from store_monitor.web.auth import MANAGE_REPORTS
-from store_monitor.web.cursors import CursorQuery, decode_cursor, encode_cursor
-from store_monitor.web.deps import SessionDep
+from store_monitor.web.cursors import CursorQuery, cursor_position, encode_cursor
+from store_monitor.web.deps import SessionDep, SettingsDep
 from store_monitor.web.errors import ApiError, documented, invalid_request, not_found
 
 MAX_PAGE: Final = 200
@@ -60,10 +60,11 @@ SchedulerDep = Annotated[Principal, Security(MANAGE_REPORTS)]
         **documented(
             {
                 400: "The body cannot be read as JSON text (`bad_request`).",
+                409: "The key has as many schedules as it may (`too_many_schedules`).",
                 413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
-                422: "The body is malformed, or `cron` or `timezone` cannot be used "
-                "(`invalid_request`; the error's `location` names the field: `body.cron`, "
-                "`body.timezone`).",
+                422: "The body is malformed, or `cron` or `timezone` cannot be used, or the "
+                "schedule would fire more often than the service allows (`invalid_request`; the "
+                "error's `location` names the field: `body.cron`, `body.timezone`).",
                 **UNAVAILABLE,
             }
         ),
@@ -71,15 +72,25 @@ SchedulerDep = Annotated[Principal, Security(MANAGE_REPORTS)]
     summary="Create a report schedule",
 )
 async def create_schedule(
-    body: CreateScheduleRequest, session: SessionDep, principal: SchedulerDep, response: Response
+    body: CreateScheduleRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: SchedulerDep,
+    response: Response,
 ) -> ScheduleResponse:
     """From its first fire time on, each fire time creates one report, as `POST /trigger_report`
-    without `as_of` would (with any number of workers and API processes)."""
+    without `as_of` would (with any number of workers and API processes). Fire times must be
+    `schedule_min_interval_minutes` apart (60 by default), and a key may have
+    `schedule_max_per_key` schedules (25)."""
     try:
-        schedule = parse_schedule(body.cron, body.timezone)
+        schedule = parse_schedule(
+            body.cron, body.timezone, min_interval=settings.schedule_min_interval
+        )
     except ScheduleError as error:
         raise invalid_request(f"body.{error.field}", error.message) from error
-    row = await rows.create_schedule(session, schedule, key_name=principal.key_name)
+    row = await rows.create_schedule(
+        session, schedule, key_name=principal.key_name, max_per_key=settings.schedule_max_per_key
+    )
     response.headers["Location"] = f"/schedules/{row.id}"
     return ScheduleResponse.model_validate(row)
 
@@ -105,13 +116,9 @@ async def list_schedules(
     ] = 50,
     cursor: CursorQuery = None,
 ) -> ScheduleList:
-    after = None
-    if cursor is not None:
-        try:
-            after = decode_cursor(cursor, path="/schedules")
-        except ValueError as error:
-            raise invalid_request("query.cursor", str(error)) from error
-    page = await rows.list_schedules(session, limit=limit, after=after)
+    page = await rows.list_schedules(
+        session, limit=limit, after=cursor_position(cursor, path="/schedules")
+    )
     return ScheduleList(
         schedules=[ScheduleResponse.model_validate(row) for row in page.rows],
         next_cursor=None if page.next is None else encode_cursor(page.next),

@@ -24,7 +24,7 @@ from store_monitor.api.webhook_schemas import (
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import CursorQuery
 from store_monitor.web.deps import QueueDep, SessionDep, SettingsDep
-from store_monitor.web.errors import ApiError, documented, invalid_request, not_found
+from store_monitor.web.errors import documented, invalid_request, not_found
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import (
     EVENT_MODELS,
@@ -105,10 +105,6 @@ async def create_webhook(
         )
     except UnsafeTargetError as error:
         raise invalid_request("body.url", str(error)) from error
-    except subscriptions.TooManySubscriptions as error:
-        raise ApiError(
-            status.HTTP_409_CONFLICT, "too_many_webhooks", str(error), {"limit": error.limit}
-        ) from error
     webhook = Webhook.model_validate(created.subscription)
     return CreatedWebhook(**webhook.model_dump(), secret=created.secret)
 
