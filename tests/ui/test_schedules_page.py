@@ -91,7 +91,9 @@ async def test_a_schedule_too_frequent_or_past_the_limit_is_refused_on_the_page(
 ) -> None:
     await empty_postgres(postgres_url)
     async with serve(postgres_mode(postgres_url, schedule_max_per_key=1)) as client:
-        token = csrf_token((await client.get("/ui/schedules")).text)
+        page = await client.get("/ui/schedules")
+        token = csrf_token(page.text)
+        assert "Fire times are at least 60 minutes apart." in page.text
 
         frequent = await client.post(
             "/ui/schedules", data={"cron": "*/5 * * * *", "csrf_token": token}

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from store_monitor.schedules import rows
 from store_monitor.schedules.cron import DEFAULT_TIMEZONE, ScheduleError, parse_schedule
+from store_monitor.settings import Settings
 from store_monitor.ui.context import Page, ReaderFormPageDep, ReaderPageDep
 from store_monitor.ui.views import instant
 from store_monitor.web.auth import MANAGE_REPORTS
@@ -74,16 +75,18 @@ def _never(value: datetime | None) -> str:
 async def schedules_page(
     page: ReaderPageDep,
     session: SessionDep,
+    settings: SettingsDep,
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     if (refused := _refused(page)) is not None:
         return refused
-    return await _render(page, session, before=before)
+    return await _render(page, session, settings, before=before)
 
 
 async def _render(
     page: Page,
     session: SessionDep,
+    settings: Settings,
     *,
     before: str | None = None,
     form: dict[str, str] | None = None,
@@ -96,6 +99,7 @@ async def _render(
         older = page.older("schedules_page", encode_cursor(found.next))
     context: dict[str, Any] = {
         "title": "Schedules",
+        "min_interval_minutes": settings.schedule_min_interval_minutes,
         "schedules": [schedule_line(row, page.request) for row in found.rows],
         "older": older,
         "form": form or {"cron": "", "timezone": DEFAULT_TIMEZONE},
@@ -135,7 +139,7 @@ async def create_schedule_from_dashboard(
     else:
         return page.redirect_to("schedules_page")
     form = {"cron": cron, "timezone": timezone}
-    return await _render(page, session, form=form, error=problem)
+    return await _render(page, session, settings, form=form, error=problem)
 
 
 @router.post("/ui/schedules/{schedule_id}/delete", response_class=RedirectResponse)
