@@ -41,7 +41,7 @@ class Principal:
     """The key's id: what its idempotency keys are scoped by."""
     key_hash: bytes | None
     """The key's stored hash: what its triggers are counted under, known from a presented
-    secret before the database is asked (`web.trigger_rate`)."""
+    secret before the database is asked (`web.rate_limits`)."""
     key_name: str | None
     key_prefix: str | None
     scope: KeyScope | None

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     """The most one delivery attempt may take, resolution and connection included."""
     webhook_max_subscriptions: int = Field(default=25, ge=1)
     """Webhook subscriptions one API key may have."""
+    webhook_test_rate: str = "10/minute"
+    """Test events each API key (each client address, with authentication off) may send, in the
+    `limits` notation, as `trigger_rate`: each is a request to the webhook's URL, which a key
+    may point at any public address."""
     public_url: str = ""
     """The service's public base URL (`https://monitor.example.com`), for links in webhook
     events (a report's CSV); empty: the links are paths relative to the API's root."""
@@ -136,7 +140,7 @@ class Settings(BaseSettings):
             return frozenset()
         return frozenset({*names, self.host.lower()})
 
-    @field_validator("trigger_rate")
+    @field_validator("trigger_rate", "webhook_test_rate")
     @classmethod
     def _rate_is_readable(cls, value: str) -> str:
         try:

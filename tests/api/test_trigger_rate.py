@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from store_monitor.db.models import KeyScope
 from store_monitor.settings import Settings
-from store_monitor.web.trigger_rate import TriggerLimiter
+from store_monitor.web.rate_limits import RateLimiter
 from support.processes import free_port, redis_server
 from support.service import (
     bearer,
@@ -127,8 +127,11 @@ async def test_a_redis_that_does_not_answer_lets_no_burst_through() -> None:
     taken: list[asyncio.StreamWriter] = []
     silent = await asyncio.start_server(lambda _, writer: taken.append(writer), "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    limiter = TriggerLimiter(
-        "3/minute", redis_url=f"redis://127.0.0.1:{port}/0", namespace="test-silent"
+    limiter = RateLimiter(
+        "3/minute",
+        counts="trigger",
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        namespace="test-silent",
     )
     try:
         waits = await asyncio.gather(*(limiter.retry_after("key:k") for _ in range(12)))
@@ -157,10 +160,11 @@ async def test_a_refusal_is_remembered_until_the_window_frees(postgres_url: str)
     assert 1 <= int(again.headers["Retry-After"]) <= 60
 
 
+@pytest.mark.parametrize("setting", ["trigger_rate", "webhook_test_rate"])
 @pytest.mark.parametrize("rate", ["", "ten a minute", "0/minute", "10/fortnight"])
-def test_a_rate_that_cannot_be_read_is_refused_at_start(rate: str) -> None:
-    with pytest.raises(ValidationError, match="trigger_rate"):
-        Settings(trigger_rate=rate)
+def test_a_rate_that_cannot_be_read_is_refused_at_start(setting: str, rate: str) -> None:
+    with pytest.raises(ValidationError, match=setting):
+        Settings.model_validate({setting: rate})
 
 
 async def test_limits_leave_other_routes_alone(tmp_path: Path) -> None:

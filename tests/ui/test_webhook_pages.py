@@ -134,3 +134,27 @@ async def test_the_webhook_pages_need_a_signed_in_key(postgres_url: str) -> None
         response = await client.get("/ui/webhooks")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/ui/sign-in?next=")
+
+
+async def test_the_test_button_is_held_to_the_keys_rate(postgres_url: str) -> None:
+    await empty_postgres(postgres_url)
+    settings = postgres_with_keys(
+        postgres_url, webhook_private_targets=True, webhook_test_rate="1/minute"
+    )
+    key = await create_key(postgres_url, "reports-key", scope=KeyScope.reports)
+    async with serve(settings) as client:
+        assert (await sign_in(client, key)).status_code == 303
+        token = csrf_token((await client.get("/ui/webhooks")).text)
+        created = await client.post(
+            "/ui/webhooks", data={"url": "http://127.0.0.1:9/hook", "csrf_token": token}
+        )
+        [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+        test = f"/ui/webhooks/{webhook_id}/test"
+
+        first = await client.post(test, data={"csrf_token": token})
+        second = await client.post(test, data={"csrf_token": token})
+
+    assert first.status_code == 303
+    assert second.status_code == 429
+    assert "This key sent too many test events. Try again in" in second.text
+    assert 1 <= int(second.headers["Retry-After"]) <= 60

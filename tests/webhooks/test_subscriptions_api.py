@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from store_monitor.db.models import KeyScope, ReportStatus, WebhookDelivery, WebhookSubscription
@@ -237,6 +238,30 @@ async def test_a_test_event_is_delivered_signed_and_its_attempts_listed(
     [oldest] = rest.json()["attempts"]
     assert (oldest["attempt"], oldest["status_code"]) == (1, 503)
     assert rest.json()["next_cursor"] is None
+
+
+async def test_a_key_may_send_only_so_many_test_events(
+    settings: Settings, keys: dict[str, dict[str, str]]
+) -> None:
+    async with serve(settings.model_copy(update={"webhook_test_rate": "2/minute"})) as client:
+        mine = await _subscribe(client, keys["reports"])
+        theirs = await _subscribe(client, keys["other"])
+        sent = [
+            await client.post(f"/webhooks/{mine['id']}/test", headers=keys["reports"])
+            for _ in range(3)
+        ]
+        other_key = await client.post(f"/webhooks/{theirs['id']}/test", headers=keys["other"])
+        async with app_state(client).sessionmaker() as session:
+            deliveries = await session.scalar(
+                sa.select(sa.func.count()).select_from(WebhookDelivery)
+            )
+
+    assert [response.status_code for response in sent] == [202, 202, 429]
+    refused = sent[-1]
+    assert refused.json()["error"]["code"] == "too_many_webhook_tests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert other_key.status_code == 202
+    assert deliveries == 3  # none for the refused test
 
 
 async def test_a_disabled_subscription_says_so_and_since_when(

@@ -1,5 +1,5 @@
 """The trigger's rate check, a dependency that runs before the key check (see
-`web.trigger_rate`): a refused trigger costs no database work."""
+`web.rate_limits`): a refused trigger costs no database work."""
 
 from typing import Annotated
 
@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from store_monitor.settings import AuthMode
 from store_monitor.web.auth import presented_key_hash
 from store_monitor.web.deps import StateDep
-from store_monitor.web.trigger_rate import counted_as, too_many_triggers
+from store_monitor.web.rate_limits import counted_as, too_many_triggers
 
 
 async def within_trigger_rate(

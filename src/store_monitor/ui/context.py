@@ -141,6 +141,14 @@ class Page:
             "error.html", {"title": title, "message": message}, status_code=status_code
         )
 
+    def over_rate(self, title: str, message: str, wait: int) -> Response:
+        """The 429 page of a rate limiter's refusal, with when to try again."""
+        response = self.error(
+            status.HTTP_429_TOO_MANY_REQUESTS, title, f"{message} Try again in {wait} s."
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+
     def not_found(self, message: str) -> Response:
         return self.error(status.HTTP_404_NOT_FOUND, "Not found", message)
 

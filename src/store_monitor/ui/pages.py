@@ -20,7 +20,7 @@ from store_monitor.ui import store_view, trend_view, views
 from store_monitor.ui.context import PageRoute, ReaderFormPageDep, ReaderPageDep
 from store_monitor.web.cursors import encode_cursor
 from store_monitor.web.deps import SessionDep, StateDep
-from store_monitor.web.trigger_rate import counted_as, too_many_triggers
+from store_monitor.web.rate_limits import counted_as, too_many_triggers
 
 PAGE_SIZE: Final = 50
 """Stores per page of a report."""
@@ -67,13 +67,7 @@ async def trigger_from_dashboard(
     if wait is not None:
         if "application/json" in accept:
             raise too_many_triggers(wait)
-        response = page.error(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "Too many reports",
-            f"This key started too many reports. Try again in {wait} s.",
-        )
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return page.over_rate("Too many reports", "This key started too many reports.", wait)
     created = await reports.create_report(session, state.queue, as_of=None)
     line = views.report_line(created.report, page.request, narrowed=page.narrowed)
     if "application/json" in accept:

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from store_monitor import webhook_subscriptions as subscriptions
 from store_monitor.ui.context import Page, PageError, ReaderFormPageDep, ReaderPageDep
 from store_monitor.web.deps import SessionDep, SettingsDep, StateDep
+from store_monitor.web.rate_limits import counted_as
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import EventType
 from store_monitor.webhooks.targets import MAX_URL_LENGTH, UnsafeTargetError
@@ -114,6 +115,13 @@ async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDe
 async def send_test_from_dashboard(
     webhook_id: UUID, page: ReaderFormPageDep, state: StateDep, session: SessionDep
 ) -> Response:
+    principal = page.visitor.principal
+    assert principal is not None  # a reader's page
+    wait = await state.webhook_test_limiter.retry_after(
+        counted_as(page.request, principal.key_hash)
+    )
+    if wait is not None:
+        return page.over_rate("Too many tests", "This key sent too many test events.", wait)
     with _found(page):
         delivery_id = await subscriptions.send_test(session, _subscriber(page), webhook_id)
     await session.commit()

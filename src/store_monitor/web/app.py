@@ -23,7 +23,7 @@ from store_monitor.web.hardening import Hardening
 from store_monitor.web.head import HeadAsGet
 from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import InstrumentedApp, Metrics
-from store_monitor.web.trigger_rate import TriggerLimiter
+from store_monitor.web.rate_limits import RateLimiter
 from store_monitor.work.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,14 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
             sample_loaded = await sample.load_sample_if_empty(sessionmaker)
         work = await build_work(settings, sessionmaker)
         queue = work.queue
-        trigger_limiter = TriggerLimiter(
-            settings.trigger_rate, redis_url=settings.redis_url, namespace=settings.queue_name
+        trigger_limiter, webhook_test_limiter = (
+            RateLimiter(
+                rate, counts=counts, redis_url=settings.redis_url, namespace=settings.queue_name
+            )
+            for rate, counts in (
+                (settings.trigger_rate, "trigger"),
+                (settings.webhook_test_rate, "webhook-test"),
+            )
         )
         try:
             async with _upkeep(settings, sessionmaker, queue, work.upkeep):
@@ -155,10 +161,12 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
                         per_minute=settings.auth_failures_per_minute,
                     ),
                     trigger_limiter=trigger_limiter,
+                    webhook_test_limiter=webhook_test_limiter,
                     sample_loaded=sample_loaded,
                 )
         finally:
             await trigger_limiter.close()
+            await webhook_test_limiter.close()
             await queue.close()
     finally:
         await engine.dispose()

@@ -11,7 +11,7 @@ from store_monitor.settings import Settings
 from store_monitor.web.downloads import InflatedFiles
 from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import Metrics
-from store_monitor.web.trigger_rate import TriggerLimiter
+from store_monitor.web.rate_limits import RateLimiter
 from store_monitor.work.queue import WorkQueue
 
 STATE_KEY: Final = "store_monitor"
@@ -32,8 +32,10 @@ class AppState:
     """Signs the dashboard's session cookies: the server's secret key, or one of this process."""
     limiter: FailureLimiter
     """Failed authentications per client address, in this process."""
-    trigger_limiter: TriggerLimiter
+    trigger_limiter: RateLimiter
     """Reports triggered per key (or address), in Redis if there is one."""
+    webhook_test_limiter: RateLimiter
+    """Webhook test events sent per key (or address), in Redis if there is one."""
     sample_loaded: bool = False
     """Whether the embedded mode's sample is in the database (the pages say so)."""
     inflated_files: InflatedFiles = field(default_factory=InflatedFiles)

@@ -7,7 +7,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Response, Security, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+    status,
+)
 
 from store_monitor import webhook_subscriptions as subscriptions
 from store_monitor.api.routes.report_openapi import UNAVAILABLE
@@ -23,8 +34,9 @@ from store_monitor.api.webhook_schemas import (
 )
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import CursorQuery
-from store_monitor.web.deps import QueueDep, SessionDep, SettingsDep
+from store_monitor.web.deps import SessionDep, SettingsDep, StateDep
 from store_monitor.web.errors import documented, invalid_request, not_found
+from store_monitor.web.rate_limits import counted_as, too_many_webhook_tests
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import (
     EVENT_MODELS,
@@ -180,18 +192,35 @@ async def delete_webhook(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookTestSent,
     response_description="A `webhook.test` event is on its way; see the deliveries.",
-    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    responses=documented(
+        {
+            **NOT_FOUND,
+            **INVALID,
+            429: "The key sent more test events than `webhook_test_rate` allows "
+            "(`too_many_webhook_tests`); `Retry-After` says when it may send the next.",
+            **UNAVAILABLE,
+        }
+    ),
     summary="Send a test event",
 )
 async def test_webhook(
-    webhook_id: WebhookId, session: SessionDep, queue: QueueDep, subscriber: SubscriberDep
+    webhook_id: WebhookId,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    principal: ReportReaderDep,
+    subscriber: SubscriberDep,
 ) -> WebhookTestSent:
-    """Sent, signed and retried as every event is, to this webhook alone."""
+    """Sent, signed and retried as every event is, to this webhook alone; at most
+    `webhook_test_rate` (10 a minute by default) per key."""
+    wait = await state.webhook_test_limiter.retry_after(counted_as(request, principal.key_hash))
+    if wait is not None:
+        raise too_many_webhook_tests(wait)
     with _found():
         delivery_id = await subscriptions.send_test(session, subscriber, webhook_id)
     # Committed first, so that the job finds its delivery.
     await session.commit()
-    await queue_first_attempt(queue, delivery_id)
+    await queue_first_attempt(state.queue, delivery_id)
     return WebhookTestSent(delivery_id=delivery_id)
 
 

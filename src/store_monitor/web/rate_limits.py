@@ -1,16 +1,17 @@
-"""How many reports a key may trigger: the `limits` library's moving window, counted in Redis
-when the service has one (shared by every API process) and in this process otherwise.
+"""How often a key may do what costs the service work at its asking: trigger a report
+(`trigger_rate`), send a webhook a test event (`webhook_test_rate`). The `limits` library's
+moving window, counted in Redis when the service has one (shared by every API process) and in
+this process otherwise.
 
-One limiter for the API's `POST /trigger_report` and the dashboard's "new report" button. It
-counts per API key, or per client address with authentication off; the API checks it before
-the key itself, so that a flood of refused triggers never waits for (or holds) a database
-connection, and each process remembers whom it refused until when, so that their further
-triggers are refused without asking Redis either.
+Each limiter counts per API key, or per client address with authentication off. The trigger's
+is checked before the key itself, so that a flood of refused triggers never waits for (or holds)
+a database connection; each process remembers whom it refused until when, so that their further
+requests are refused without asking Redis either.
 
 Each process also counts what it lets through in its own memory, against the same rate. With
 Redis that is only a cheap first check; when Redis fails or lags (an outage, or a process so
-busy that its answers time out), the process's own count still holds: triggers are never let
-through uncounted, and those made while Redis is away wait, pending, for the sweep.
+busy that its answers time out), the process's own count still holds: nothing is let through
+uncounted (triggers made while Redis is away wait, pending, for the sweep).
 """
 
 import logging
@@ -31,21 +32,23 @@ from store_monitor.web.errors import ApiError
 log = logging.getLogger(__name__)
 
 _REDIS_CONNECTIONS: Final = 32
-"""Connections to Redis per process at most: a burst of triggers queues for them (as long as
-it takes: a busy process is no reason to let triggers through uncounted)."""
+"""Connections to Redis per limiter and process at most: a burst queues for them (as long as
+it takes: a busy process is no reason to let requests through uncounted)."""
 _REDIS_TIMEOUT_SECONDS: Final = 2.0
 """How long a check may wait on Redis itself, to connect and for an answer."""
 _UNCHECKED_SECONDS: Final = 5.0
-"""After Redis failed a check, how long triggers are counted in the process alone: an outage
-costs each trigger nothing, rather than a timeout each."""
+"""After Redis failed a check, how long requests are counted in the process alone: an outage
+costs each request nothing, rather than a timeout each."""
 _MAX_REMEMBERED: Final = 10_000
 """Refusals remembered in the process before the past ones are forgotten."""
 
 
-class TriggerLimiter:
-    """Counts triggers against `rate` (`10/minute`, `5/second;100/hour`) per key or address."""
+class RateLimiter:
+    """Counts one kind of request (`counts`: `trigger`, `webhook-test`) against `rate`
+    (`10/minute`, `5/second;100/hour`) per key or address."""
 
-    def __init__(self, rate: str, *, redis_url: str | None, namespace: str) -> None:
+    def __init__(self, rate: str, *, counts: str, redis_url: str | None, namespace: str) -> None:
+        self._counts = counts
         self._rates = limits.parse_many(rate)
         self._pool: BlockingConnectionPool | None = None
         storage: Storage
@@ -64,7 +67,7 @@ class TriggerLimiter:
                 implementation="redispy",
                 wrap_exceptions=True,
                 # Deployments sharing a Redis keep apart as their queues do.
-                key_prefix=f"{namespace}:trigger-rate",
+                key_prefix=f"{namespace}:{counts}-rate",
                 # Passed on to redis-py's client, which the option's annotation leaves out.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
@@ -75,10 +78,10 @@ class TriggerLimiter:
         self._unchecked_until = 0.0
         self._refused_until: dict[str, float] = {}
         """Who was refused, until when: in a moving window nobody over the rate gets under it
-        before its oldest counted trigger leaves, so a burst's refusals need no Redis."""
+        before its oldest counted request leaves, so a burst's refusals need no Redis."""
 
     async def retry_after(self, counted_as: str) -> int | None:
-        """Count one trigger under `counted_as` (see `counted_as`); None if it is within the
+        """Count one request under `counted_as` (see `counted_as`); None if it is within the
         rate, else the seconds until the next one is allowed (and this one is not counted)."""
         now = time.time()
         refused_until = self._refused_until.get(counted_as, 0.0)
@@ -94,7 +97,8 @@ class TriggerLimiter:
         except StorageError as error:
             self._unchecked_until = time.monotonic() + _UNCHECKED_SECONDS
             log.warning(
-                "trigger rate not checked in Redis (%s); counted in this process alone for %.0f s",
+                "%s rate not checked in Redis (%s); counted in this process alone for %.0f s",
+                self._counts,
                 error.storage_error,
                 _UNCHECKED_SECONDS,
             )
@@ -120,7 +124,7 @@ class TriggerLimiter:
 
 
 def counted_as(request: Request, key_hash: bytes | None) -> str:
-    """Whose triggers these are: the key's (by its stored hash, which the API computes from
+    """Whose requests these are: the key's (by its stored hash, which the API computes from
     the presented secret before it asks the database, so that a refused trigger costs no
     database work), or the client address's with authentication off."""
     if key_hash is not None:
@@ -129,10 +133,18 @@ def counted_as(request: Request, key_hash: bytes | None) -> str:
 
 
 def too_many_triggers(wait: int) -> ApiError:
+    return _over_rate("too_many_triggers", "this key triggered too many reports", wait)
+
+
+def too_many_webhook_tests(wait: int) -> ApiError:
+    return _over_rate("too_many_webhook_tests", "this key sent too many test events", wait)
+
+
+def _over_rate(code: str, doing: str, wait: int) -> ApiError:
     return ApiError(
         HTTP_429_TOO_MANY_REQUESTS,
-        "too_many_triggers",
-        f"this key triggered too many reports; retry in {wait} s",
+        code,
+        f"{doing}; retry in {wait} s",
         {"retry_after_seconds": wait},
         headers={"Retry-After": str(wait)},
     )
