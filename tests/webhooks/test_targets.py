@@ -33,6 +33,7 @@ def table_resolver(table: dict[str, list[str]]) -> Resolver:
         ("http://example.com/hook", "must start with https://"),
         ("ftp://example.com/hook", "must start with https://"),
         ("https://user:secret@example.com/hook", "credentials"),
+        ("https://example.com:0/hook", "port 0"),
         ("https://example.com/" + "a" * 2048, "longer than 2048"),
         ("https:///hook", "no host"),
         ("https://exa mple.com/", "not a valid host name"),

@@ -132,6 +132,8 @@ def _parse(url: str, *, allow_private: bool) -> httpx.URL:
         raise UnsafeTargetError("the URL has no host")
     if parsed.userinfo:
         raise UnsafeTargetError("the URL may not carry credentials (user:password@)")
+    if parsed.port == 0:
+        raise UnsafeTargetError("the URL's port 0 is no port to connect to")
     literal = _literal_address(parsed.host)
     if literal is None and not _HOST_NAME.fullmatch(parsed.raw_host.decode("ascii")):
         raise UnsafeTargetError(f"{parsed.host} is not a valid host name")
