@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 
 from store_monitor import jobs
 from store_monitor.db.models import (
+    ApiKey,
     ReportStatus,
     StoreOwner,
     WebhookAttempt,
@@ -297,6 +298,47 @@ async def test_a_day_of_failures_disables_the_subscription(sessions: Sessions) -
     # A disabled subscription gets no new deliveries.
     await announce(sessions, opened("s3"))
     assert len(await deliveries(sessions)) == 2
+
+
+async def test_nothing_more_is_sent_for_a_key_revoked_or_expired(sessions: Sessions) -> None:
+    async with sessions.begin() as session:
+        for owner in ("brand", "other", "live"):  # `subscribe` names an owner's key after it
+            session.add(
+                ApiKey(name=owner, prefix=owner, secret_hash=owner.encode(), owner_id=owner)
+            )
+            session.add(StoreOwner(store_id=f"{owner}-1", owner_id=owner))
+    async with receiver(respond(204)) as hook:
+        revoked = await subscribe(sessions, hook.url(), owner_id="brand")
+        expired = await subscribe(sessions, hook.url(), owner_id="other")
+        in_force = await subscribe(sessions, hook.url(), owner_id="live")
+        await announce(sessions, opened("brand-1"), opened("other-1"), opened("live-1"))
+        waiting = {d.subscription_id: d for d in await deliveries(sessions)}
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(ApiKey).where(ApiKey.name == "brand").values(revoked_at=sa.func.now())
+            )
+            await session.execute(
+                sa.update(ApiKey)
+                .where(ApiKey.name == "other")
+                .values(expires_at=sa.func.now() - timedelta(seconds=1))
+            )
+        # Deliveries made before are not sent: each fails, saying why.
+        alone = policy(batch=1)
+        for subscription, status in (
+            (revoked, ReportStatus.failed),
+            (expired, ReportStatus.failed),
+            (in_force, ReportStatus.complete),
+        ):
+            delivery_id = waiting[subscription.id].id
+            assert await run_delivery(sessions, delivery_id, 1, RUNNER, alone) is status
+        # And later events make none for them.
+        await announce(sessions, opened("brand-1"), opened("other-1"), opened("live-1"))
+    assert len(hook.requests) == 1
+    made = await deliveries(sessions)
+    assert [d.subscription_id for d in made[3:]] == [in_force.id]
+    failed = {d.subscription_id: d.error for d in made[:3] if d.status is ReportStatus.failed}
+    reason = "the API key that made the subscription is revoked or has expired"
+    assert failed == {revoked.id: reason, expired.id: reason}
 
 
 async def test_a_success_resets_the_failing_clock(sessions: Sessions) -> None:

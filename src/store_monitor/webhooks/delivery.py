@@ -37,6 +37,7 @@ from store_monitor.db.session import transient_error
 from store_monitor.webhooks.backoff import retry_delay
 from store_monitor.webhooks.events import event_id
 from store_monitor.webhooks.failing import DISABLE_AFTER, disable_if_failing, failing_mark
+from store_monitor.webhooks.outbox import key_ended
 from store_monitor.webhooks.sending import Connections, DeliveryResult, WebhookSender
 from store_monitor.work.attempt import Attempt, Claimed, run
 from store_monitor.work.lease import (
@@ -142,6 +143,8 @@ class _Target:
     """None (like every field read from the subscription) if it was deleted meanwhile."""
     secret: str | None
     disabled_at: datetime | None
+    key_ended: bool | None
+    """Whether the subscription's key is revoked or has expired (`outbox.key_ended`)."""
     event_type: str
     body: bytes
 
@@ -187,7 +190,9 @@ def _claim_statement(runner: Runner, size: int) -> sa.Update:
         .with_for_update(skip_locked=True)
     )
 
-    def subscriptions(column: InstrumentedAttribute[Any]) -> sa.ScalarSelect[Any]:
+    def subscriptions(
+        column: sa.ColumnElement[Any] | InstrumentedAttribute[Any],
+    ) -> sa.ScalarSelect[Any]:
         of = WebhookSubscription.id == model.subscription_id
         return sa.select(column).where(of).scalar_subquery()
 
@@ -207,6 +212,7 @@ def _claim_statement(runner: Runner, size: int) -> sa.Update:
             subscriptions(WebhookSubscription.url),
             subscriptions(WebhookSubscription.secret),
             subscriptions(WebhookSubscription.disabled_at),
+            subscriptions(key_ended()),
             events(Event.type),
             events(Event.body),
         )
@@ -222,6 +228,7 @@ _TARGET_FIELDS: Final = (
     "url",
     "secret",
     "disabled_at",
+    "key_ended",
     "event_type",
     "body",
 )
@@ -255,8 +262,13 @@ class DeliveryAttempt(Attempt):
         target = self.target
         if target.url is None or target.secret is None:
             raise LeaseLost  # the subscription was deleted, its deliveries with it
+        ended = None
         if target.disabled_at is not None:
-            if not await self.fail("the subscription is disabled"):
+            ended = "the subscription is disabled"
+        elif target.key_ended:
+            ended = "the API key that made the subscription is revoked or has expired"
+        if ended is not None:
+            if not await self.fail(ended):
                 raise LeaseLost
             return ReportStatus.failed
         result = await self.policy.sender.deliver(

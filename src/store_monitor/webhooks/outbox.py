@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store_monitor.db.models import (
+    ApiKey,
     Event,
     ReportStatus,
     StoreOwner,
@@ -60,10 +61,10 @@ async def add_delivery(
 
 
 def wants() -> sa.ColumnElement[bool]:
-    """Whether a subscription (enabled) wants an event: its type is asked for; and for a store's
-    event, the store is among its `store_ids` (if set) and its owner's stores (for an owner's
-    subscription). A report's events go to every subscription asking for their type: owners
-    see reports too (narrowed to their stores)."""
+    """Whether a subscription (enabled, its key not ended) wants an event: its type is asked
+    for; and for a store's event, the store is among its `store_ids` (if set) and its owner's
+    stores (for an owner's subscription). A report's events go to every subscription asking for
+    their type: owners see reports too (narrowed to their stores)."""
     owns_store = (
         sa.select(StoreOwner.store_id)
         .where(
@@ -74,6 +75,7 @@ def wants() -> sa.ColumnElement[bool]:
     )
     return sa.and_(
         WebhookSubscription.disabled_at.is_(None),
+        ~key_ended(),
         Event.type == sa.func.any(WebhookSubscription.events),
         sa.or_(
             Event.store_id.is_(None),
@@ -85,6 +87,22 @@ def wants() -> sa.ColumnElement[bool]:
                 sa.or_(WebhookSubscription.owner_id.is_(None), owns_store),
             ),
         ),
+    )
+
+
+def key_ended() -> sa.Exists:
+    """Whether the key that made a subscription is revoked or has expired (as the API refuses
+    it): nothing more is sent for a key that may no longer act, an owner's above all."""
+    return (
+        sa.select(ApiKey.id)
+        .where(
+            ApiKey.name == WebhookSubscription.key_name,
+            sa.or_(
+                ApiKey.revoked_at.is_not(None),
+                ApiKey.expires_at <= sa.func.statement_timestamp(),
+            ),
+        )
+        .exists()
     )
 
 
