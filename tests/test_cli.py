@@ -89,6 +89,9 @@ def test_missing_files_and_bad_as_of_exit_2(data: Path, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["report", "--data", str(tmp_path)])
     assert missing.exit_code == 2
     assert "store_status.csv: no such file" in missing.stderr
+    folder = runner.invoke(app, ["report", "--data", str(data), "--polls", str(tmp_path)])
+    assert folder.exit_code == 2
+    assert f"{tmp_path}: a folder, not a file" in folder.stderr
     nothing = runner.invoke(app, ["report"])
     assert nothing.exit_code == 2
     bad_as_of = runner.invoke(app, ["report", "--data", str(data), "--as-of", "yesterday"])

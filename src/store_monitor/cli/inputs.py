@@ -57,6 +57,8 @@ def source(explicit: Path | None, data: Path | None, default_name: str, option: 
     path = explicit if explicit is not None else (data / default_name if data else None)
     if path is None:
         fail(f"give --data DIR or {option} FILE")
+    if path.is_dir():
+        fail(f"{path}: a folder, not a file (a folder of the files goes with --data)")
     if not path.is_file():
         fail(f"{path}: no such file")
     return path
