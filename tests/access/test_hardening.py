@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from store_monitor.settings import AuthMode, Settings
+from store_monitor.web.failed_auth import FailureLimiter
 from store_monitor.web.hardening import MAX_HEADER_BYTES
 from store_monitor.web.headers import REFERRER_POLICY
-from store_monitor.web.limits import FailureLimiter
 from support.service import TEST_HOST, embedded, serve
 
 CSV = {"Content-Type": "text/csv"}

@@ -19,9 +19,9 @@ from store_monitor.runtime import build_work
 from store_monitor.settings import AuthMode, Settings, get_settings
 from store_monitor.web.deps import STATE_KEY, AppState
 from store_monitor.web.errors import install_error_handlers
+from store_monitor.web.failed_auth import FailureLimiter
 from store_monitor.web.hardening import Hardening
 from store_monitor.web.head import HeadAsGet
-from store_monitor.web.limits import FailureLimiter
 from store_monitor.web.observability import InstrumentedApp, Metrics
 from store_monitor.web.rate_limits import RateLimiter
 from store_monitor.work.queue import WorkQueue

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store_monitor.settings import Settings
 from store_monitor.web.downloads import InflatedFiles
-from store_monitor.web.limits import FailureLimiter
+from store_monitor.web.failed_auth import FailureLimiter
 from store_monitor.web.observability import Metrics
 from store_monitor.web.rate_limits import RateLimiter
 from store_monitor.work.queue import WorkQueue
