@@ -106,7 +106,7 @@ async def test_a_schedule_too_frequent_or_past_the_limit_is_refused_on_the_page(
         assert 'value="*/5 * * * *"' in frequent.text
         assert first.status_code == 303
         assert second.status_code == 422
-        assert "This key has 1 schedule already, the most it may have" in second.text
+        assert "this key has 1 schedule already, the most it may have" in second.text
         assert 'value="0 7 * * *"' in second.text
         listed = (await client.get("/schedules")).json()["schedules"]
         assert [schedule["cron"] for schedule in listed] == ["0 6 * * *"]

@@ -135,7 +135,7 @@ async def create_schedule_from_dashboard(
         field = {"cron": "Cron expression", "timezone": "Time zone"}[error.field]
         problem = f"{field}: {error.message}"
     except rows.QuotaReached as error:
-        problem = str(error).capitalize()
+        problem = str(error)
     else:
         return page.redirect_to("schedules_page")
     form = {"cron": cron, "timezone": timezone}
