@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store_monitor.db.models import ApiKey, DashboardSession, KeyScope
+from store_monitor.db.models import ApiKey, DashboardSession, KeyScope, WebhookSubscription
 
 SECRET_PREFIX: Final = "sm_"
 """Every secret starts so: secret scanners (and people) can recognise a leaked key."""
@@ -153,12 +153,19 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
 
 
 async def revoke_key(session: AsyncSession, name: str, *, now: datetime) -> ApiKey:
-    """Revoke the key named `name` from `now` on; a key revoked before keeps its first date."""
+    """Revoke the key named `name` from `now` on; a key revoked before keeps its first date.
+    Its webhooks are disabled with it, saying why: nothing more is sent for a revoked key
+    (`webhooks.outbox.key_ended`), and their lists should show it."""
     key = await session.scalar(sa.select(ApiKey).where(ApiKey.name == name))
     if key is None:
         raise KeyNotFound(name)
     if key.revoked_at is None:
         key.revoked_at = now
+        await session.execute(
+            sa.update(WebhookSubscription)
+            .where(WebhookSubscription.key_name == name, WebhookSubscription.disabled_at.is_(None))
+            .values(disabled_at=now, disabled_reason="its API key was revoked")
+        )
         await session.flush()
     return key
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
+from store_monitor import access
 from store_monitor.db.models import KeyScope, ReportStatus, WebhookDelivery, WebhookSubscription
 from store_monitor.settings import Settings
 from support.service import (
@@ -262,6 +264,21 @@ async def test_a_key_may_send_only_so_many_test_events(
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert other_key.status_code == 202
     assert deliveries == 3  # none for the refused test
+
+
+async def test_revoking_a_key_disables_its_webhooks_saying_why(
+    client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    mine = await _subscribe(client, keys["reports"])
+    theirs = await _subscribe(client, keys["other"])
+    async with app_state(client).sessionmaker.begin() as session:
+        await access.revoke_key(session, "reports-key", now=datetime.now(UTC))
+
+    revoked = (await client.get(f"/webhooks/{mine['id']}", headers=keys["admin"])).json()
+    other = (await client.get(f"/webhooks/{theirs['id']}", headers=keys["admin"])).json()
+    assert (revoked["enabled"], revoked["disabled_reason"]) == (False, "its API key was revoked")
+    assert revoked["disabled_at"] is not None
+    assert other["enabled"] is True
 
 
 async def test_a_disabled_subscription_says_so_and_since_when(
