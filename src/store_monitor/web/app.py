@@ -133,14 +133,15 @@ async def _state(settings: Settings, metrics: Metrics, url: str) -> AsyncIterato
             sample_loaded = await sample.load_sample_if_empty(sessionmaker)
         work = await build_work(settings, sessionmaker)
         queue = work.queue
-        trigger_limiter, webhook_test_limiter = (
-            RateLimiter(
-                rate, counts=counts, redis_url=settings.redis_url, namespace=settings.queue_name
-            )
-            for rate, counts in (
-                (settings.trigger_rate, "trigger"),
-                (settings.webhook_test_rate, "webhook-test"),
-            )
+        redis_url, namespace = settings.redis_url, settings.queue_name
+        trigger_limiter = RateLimiter(
+            settings.trigger_rate, counts="trigger", redis_url=redis_url, namespace=namespace
+        )
+        webhook_test_limiter = RateLimiter(
+            settings.webhook_test_rate,
+            counts="webhook-test",
+            redis_url=redis_url,
+            namespace=namespace,
         )
         try:
             async with _upkeep(settings, sessionmaker, queue, work.upkeep):
