@@ -27,7 +27,7 @@ from store_monitor.webhooks.events import (
     WebhookTestEvent,
     event_body,
 )
-from store_monitor.webhooks.outbox import add_delivery
+from store_monitor.webhooks.outbox import add_delivery, key_ended
 from store_monitor.webhooks.signing import new_secret
 from store_monitor.webhooks.targets import check_target_url
 
@@ -47,6 +47,19 @@ class SubscriptionNotFound(LookupError):
     def __init__(self, subscription_id: uuid.UUID) -> None:
         super().__init__(f"no webhook with id {subscription_id}")
         self.subscription_id = subscription_id
+
+
+class KeyEnded(Exception):
+    """The subscription's key is revoked or has expired, so it may not be enabled again:
+    nothing would be sent to it."""
+
+    def __init__(self, subscription: WebhookSubscription) -> None:
+        super().__init__(
+            f"webhook {subscription.id} was made by the API key {subscription.key_name!r}, "
+            "which is revoked or has expired: nothing is sent for it any more; subscribe "
+            "again with a key in force"
+        )
+        self.subscription_id = subscription.id
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,9 +136,12 @@ async def enable(
     """Enable the subscription again if it was disabled (else leave it as it is); it then gets
     the events recorded from now on. What it missed is not sent: the deliveries failed when it
     was disabled stay failed, and events recorded meanwhile were not meant for it.
-    `SubscriptionNotFound`."""
+    `SubscriptionNotFound`; `KeyEnded` if the key that made it may no longer act."""
     subscription = await get(session, subscriber, subscription_id)
     if subscription.disabled_at is not None:
+        ended = sa.select(key_ended()).where(WebhookSubscription.id == subscription.id)
+        if await session.scalar(ended):
+            raise KeyEnded(subscription)
         subscription.disabled_at = None
         subscription.disabled_reason = None
         # A fresh start: only a day of failures from now on disables it again.

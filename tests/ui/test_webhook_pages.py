@@ -5,10 +5,12 @@ again, delete; forms need the session's CSRF token; another key sees none of it.
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from store_monitor import access
 from store_monitor.db.models import KeyScope
 from support.service import (
     app_state,
@@ -126,6 +128,31 @@ async def test_a_disabled_webhook_is_enabled_again_from_the_dashboard(
     page = (await client.get(enabled.headers["location"])).text
     assert '<dd id="webhook-state">enabled</dd>' in page
     assert 'id="enable-webhook"' not in page
+
+
+async def test_a_webhook_of_a_revoked_key_is_not_enabled_again(
+    signed_in: tuple[httpx.AsyncClient, str], postgres_url: str
+) -> None:
+    client, _ = signed_in
+    token = csrf_token((await client.get("/ui/webhooks")).text)
+    created = await client.post(
+        "/ui/webhooks", data={"url": "http://127.0.0.1:9/hook", "csrf_token": token}
+    )
+    [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+    admin = await create_key(postgres_url, "admin-key", scope=KeyScope.admin)
+    async with app_state(client).sessionmaker.begin() as session:
+        await access.revoke_key(session, "reports-key", now=datetime.now(UTC))
+
+    async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as second:
+        assert (await sign_in(second, admin)).status_code == 303
+        page = (await second.get(f"/ui/webhooks/{webhook_id}")).text
+        assert "its API key was revoked" in page
+        refused = await second.post(
+            f"/ui/webhooks/{webhook_id}/enable", data={"csrf_token": csrf_token(page)}
+        )
+        assert refused.status_code == 409
+        assert "which is revoked or has expired" in refused.text
+        assert "its API key was revoked" in (await second.get(f"/ui/webhooks/{webhook_id}")).text
 
 
 async def test_the_webhook_pages_need_a_signed_in_key(postgres_url: str) -> None:

@@ -341,6 +341,25 @@ async def test_nothing_more_is_sent_for_a_key_revoked_or_expired(sessions: Sessi
     assert failed == {revoked.id: reason, expired.id: reason}
 
 
+async def test_a_waiting_delivery_of_a_disabled_subscription_fails_saying_why(
+    sessions: Sessions,
+) -> None:
+    async with receiver(respond(204)) as hook:
+        subscription = await subscribe(sessions, hook.url())
+        await announce(sessions, opened("s1"))
+        [waiting] = await deliveries(sessions)
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(WebhookSubscription)
+                .where(WebhookSubscription.id == subscription.id)
+                .values(disabled_at=sa.func.now(), disabled_reason="its API key was revoked")
+            )
+        assert await run_delivery(sessions, waiting.id, 1, RUNNER, policy()) is ReportStatus.failed
+    assert hook.requests == []
+    [failed] = await deliveries(sessions)
+    assert failed.error == "the subscription is disabled: its API key was revoked"
+
+
 async def test_a_success_resets_the_failing_clock(sessions: Sessions) -> None:
     async with receiver(respond(200)) as hook:
         subscription = await subscribe(sessions, hook.url())

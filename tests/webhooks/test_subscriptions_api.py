@@ -279,6 +279,13 @@ async def test_revoking_a_key_disables_its_webhooks_saying_why(
     assert (revoked["enabled"], revoked["disabled_reason"]) == (False, "its API key was revoked")
     assert revoked["disabled_at"] is not None
     assert other["enabled"] is True
+    # Nothing would be sent for the revoked key: not even an admin enables its webhook again.
+    refused = await client.post(f"/webhooks/{mine['id']}/enable", headers=keys["admin"])
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "webhook_key_ended"
+    assert "'reports-key', which is revoked or has expired" in refused.json()["error"]["message"]
+    still = (await client.get(f"/webhooks/{mine['id']}", headers=keys["admin"])).json()
+    assert still == revoked
 
 
 async def test_a_disabled_subscription_says_so_and_since_when(

@@ -134,7 +134,10 @@ async def enable_from_dashboard(
     webhook_id: UUID, page: ReaderFormPageDep, session: SessionDep
 ) -> Response:
     with _found(page):
-        await subscriptions.enable(session, _subscriber(page), webhook_id)
+        try:
+            await subscriptions.enable(session, _subscriber(page), webhook_id)
+        except subscriptions.KeyEnded as error:
+            return page.error(status.HTTP_409_CONFLICT, "Cannot enable", str(error))
     return page.redirect_to("webhook_page", webhook_id=webhook_id)
 
 

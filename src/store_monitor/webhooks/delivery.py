@@ -85,6 +85,16 @@ class DeliveryPolicy:
     """Deliveries a job claims and sends at once: its own and other due ones."""
 
 
+def _disabled_reason() -> sa.ColumnElement[str | None]:
+    """Why a subscription is disabled (its reason, or that it is), or NULL while it is enabled."""
+    return sa.case(
+        (
+            WebhookSubscription.disabled_at.is_not(None),
+            sa.func.coalesce(WebhookSubscription.disabled_reason, "no reason was recorded"),
+        )
+    )
+
+
 async def run_delivery(
     sessionmaker: async_sessionmaker[AsyncSession],
     delivery_id: uuid.UUID,
@@ -142,7 +152,8 @@ class _Target:
     url: str | None
     """None (like every field read from the subscription) if it was deleted meanwhile."""
     secret: str | None
-    disabled_at: datetime | None
+    disabled_reason: str | None
+    """Why the subscription is disabled; None while it is enabled."""
     key_ended: bool | None
     """Whether the subscription's key is revoked or has expired (`outbox.key_ended`)."""
     event_type: str
@@ -211,7 +222,7 @@ def _claim_statement(runner: Runner, size: int) -> sa.Update:
             model.event_id,
             subscriptions(WebhookSubscription.url),
             subscriptions(WebhookSubscription.secret),
-            subscriptions(WebhookSubscription.disabled_at),
+            subscriptions(_disabled_reason()),
             subscriptions(key_ended()),
             events(Event.type),
             events(Event.body),
@@ -227,7 +238,7 @@ _TARGET_FIELDS: Final = (
     "event_id",
     "url",
     "secret",
-    "disabled_at",
+    "disabled_reason",
     "key_ended",
     "event_type",
     "body",
@@ -263,8 +274,8 @@ class DeliveryAttempt(Attempt):
         if target.url is None or target.secret is None:
             raise LeaseLost  # the subscription was deleted, its deliveries with it
         ended = None
-        if target.disabled_at is not None:
-            ended = "the subscription is disabled"
+        if target.disabled_reason is not None:
+            ended = f"the subscription is disabled: {target.disabled_reason}"
         elif target.key_ended:
             ended = "the API key that made the subscription is revoked or has expired"
         if ended is not None:

@@ -35,7 +35,7 @@ from store_monitor.api.webhook_schemas import (
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import CursorQuery
 from store_monitor.web.deps import SessionDep, SettingsDep, StateDep
-from store_monitor.web.errors import documented, invalid_request, not_found
+from store_monitor.web.errors import ApiError, documented, invalid_request, not_found
 from store_monitor.web.rate_limits import counted_as, too_many_webhook_tests
 from store_monitor.webhooks.delivery import queue_first_attempt
 from store_monitor.webhooks.events import (
@@ -154,7 +154,14 @@ async def get_webhook(
     operation_id="enable_webhook",
     response_model=Webhook,
     response_description="Enabled: events recorded from now on are sent to it.",
-    responses=documented({**NOT_FOUND, **INVALID, **UNAVAILABLE}),
+    responses=documented(
+        {
+            **NOT_FOUND,
+            409: "The key that made it is revoked or has expired (`webhook_key_ended`).",
+            **INVALID,
+            **UNAVAILABLE,
+        }
+    ),
     summary="Enable a disabled webhook again",
 )
 async def enable_webhook(
@@ -164,9 +171,19 @@ async def enable_webhook(
     (an enabled one is left as it is). It gets the events recorded from now on; what it missed
     is not sent again: the deliveries failed when it was disabled stay failed (see its
     deliveries), and events recorded while it was disabled were not meant for it. Its failures
-    count afresh: a day of them from now disables it again."""
+    count afresh: a day of them from now disables it again. A webhook whose key was revoked
+    or has expired cannot be enabled: nothing would be sent to it."""
     with _found():
-        return Webhook.model_validate(await subscriptions.enable(session, subscriber, webhook_id))
+        try:
+            enabled = await subscriptions.enable(session, subscriber, webhook_id)
+        except subscriptions.KeyEnded as error:
+            raise ApiError(
+                status.HTTP_409_CONFLICT,
+                "webhook_key_ended",
+                str(error),
+                {"webhook_id": str(error.subscription_id)},
+            ) from error
+    return Webhook.model_validate(enabled)
 
 
 @router.delete(
