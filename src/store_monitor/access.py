@@ -48,10 +48,15 @@ class Principal:
     owner_id: str | None
     """Set for an owner key: what it reads is narrowed to this owner's stores."""
 
+    @property
+    def is_admin(self) -> bool:
+        """An admin key, or anybody with authentication off: sees and acts on everything."""
+        return self.scope is KeyScope.admin
+
     def allows(self, scopes: frozenset[KeyScope], *, owners: bool) -> bool:
         """Whether this principal may use a route open to `scopes` (and owner keys if `owners`);
         admin may use every route."""
-        if self.scope is KeyScope.admin or self.scope in scopes:
+        if self.is_admin or self.scope in scopes:
             return True
         return owners and self.owner_id is not None
 

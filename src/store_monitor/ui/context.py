@@ -85,6 +85,13 @@ class Page:
     """Whether the embedded mode's sample is loaded: the pages say their data is a sample."""
 
     @property
+    def principal(self) -> Principal:
+        """Who a reader's page (`ReaderPageDep`) acts as: it has one, or it was not served."""
+        principal = self.visitor.principal
+        assert principal is not None, "not a reader's page"
+        return principal
+
+    @property
     def narrowed(self) -> bool:
         """Whether the visitor is an owner, who sees their own stores only."""
         return self.visitor.owner_id is not None

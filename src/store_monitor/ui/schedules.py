@@ -119,8 +119,6 @@ async def create_schedule_from_dashboard(
 ) -> Response:
     if (refused := _refused(page)) is not None:
         return refused
-    principal = page.visitor.principal
-    assert principal is not None
     try:
         schedule = parse_schedule(
             cron, timezone.strip() or DEFAULT_TIMEZONE, min_interval=settings.schedule_min_interval
@@ -128,7 +126,7 @@ async def create_schedule_from_dashboard(
         await rows.create_schedule(
             session,
             schedule,
-            key_name=principal.key_name,
+            key_name=page.principal.key_name,
             max_per_key=settings.schedule_max_per_key,
         )
     except ScheduleError as error:

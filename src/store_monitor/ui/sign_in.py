@@ -60,7 +60,7 @@ async def sign_in(
 ) -> Response:
     """Check the key and open a session for it; the key itself is kept nowhere."""
     if state.settings.auth_mode is AuthMode.off:
-        return RedirectResponse(page.path_for("reports_page"), status.HTTP_303_SEE_OTHER)
+        return page.redirect_to("reports_page")
     visitor = page.visitor
     try:
         principal = await READ_REPORTS.authenticate(page.request, state, db, key.strip() or None)

@@ -62,9 +62,7 @@ INVALID: Final = {422: "The request is malformed (`invalid_request`)."}
 
 async def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
     return subscriptions.Subscriber(
-        key_name=principal.key_name,
-        owner_id=principal.owner_id,
-        sees_all=principal.allows(frozenset(), owners=False),
+        key_name=principal.key_name, owner_id=principal.owner_id, sees_all=principal.is_admin
     )
 
 
