@@ -1,5 +1,5 @@
 """Webhook subscriptions as their keys see them: create (the secret shown once), list, read,
-enable again once disabled, delete, test, and each one's delivery attempts.
+rotate its secret, enable again once disabled, delete, test, and each one's delivery attempts.
 
 A key sees and deletes only the subscriptions it made; an admin key sees all of them. An owner
 key's subscriptions get only its stores' incident events (matched in `webhooks.outbox`).
@@ -8,7 +8,7 @@ key's subscriptions get only its stores' incident events (matched in `webhooks.o
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,10 +63,11 @@ class KeyEnded(Exception):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Created:
+class WithSecret:
+    """A subscription just made, or just given a new secret, and that secret: shown this once."""
+
     subscription: WebhookSubscription
     secret: str
-    """Shown once, to whoever made the subscription."""
 
 
 async def create(
@@ -78,7 +79,7 @@ async def create(
     store_ids: Sequence[str] | None,
     allow_private: bool,
     max_per_key: int,
-) -> Created:
+) -> WithSecret:
     """A new subscription of the subscriber's key. Raises `UnsafeTargetError` (a ValueError) for
     a URL webhooks may not go to, `QuotaReached` past `max_per_key`."""
     check_target_url(url, allow_private=allow_private)
@@ -103,7 +104,7 @@ async def create(
     )
     session.add(subscription)
     await session.flush()
-    return Created(subscription=subscription, secret=secret)
+    return WithSecret(subscription=subscription, secret=secret)
 
 
 async def list_visible(session: AsyncSession, subscriber: Subscriber) -> list[WebhookSubscription]:
@@ -128,6 +129,38 @@ async def get(
     if found is None:
         raise SubscriptionNotFound(subscription_id)
     return found
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    subscriber: Subscriber,
+    subscription_id: uuid.UUID,
+    *,
+    keep_previous: timedelta,
+) -> WithSecret:
+    """A new secret for the subscription. Deliveries are signed with the old one as well for
+    `keep_previous` (zero: not at all), so that its receiver can switch without refusing
+    events; a secret kept from an earlier rotation stops signing now. `SubscriptionNotFound`."""
+    await get(session, subscriber, subscription_id)
+    secret = new_secret()
+    keeps = keep_previous > timedelta(0)
+    # One statement: rotations at once take turns on the row, each keeping the last one's secret.
+    rotated = await session.scalar(
+        sa.update(WebhookSubscription)
+        .where(WebhookSubscription.id == subscription_id)
+        .values(
+            secret=secret,
+            previous_secret=WebhookSubscription.secret if keeps else None,
+            previous_secret_until=(
+                sa.func.statement_timestamp() + keep_previous if keeps else None
+            ),
+        )
+        .returning(WebhookSubscription)
+        .execution_options(populate_existing=True)
+    )
+    if rotated is None:  # deleted meanwhile
+        raise SubscriptionNotFound(subscription_id)
+    return WithSecret(subscription=rotated, secret=secret)
 
 
 async def enable(

@@ -196,6 +196,20 @@ async def test_each_page_reads_well(
         problems[name] = no_serious_violations(browser)
         shoot(browser, tmp_path / f"{name}-{width}.png")
 
+    # A webhook's page at its fullest: just made, then its secret rotated (the new one shown).
+    browser.find_element(By.NAME, "url").send_keys("https://hooks.example.com/store-monitor")
+    browser.find_element(By.CSS_SELECTOR, "form#subscribe-form button[type=submit]").click()
+    wait(browser).until(lambda driver: driver.find_elements(By.ID, "webhook-secret"))
+    assert page_overflow(browser) == 0, "the new webhook's secret is wider than the window"
+    browser.find_element(By.CSS_SELECTOR, "#webhooks tbody a").click()
+    wait(browser).until(lambda driver: driver.find_elements(By.ID, "rotate-secret"))
+    browser.find_element(By.ID, "rotate-secret").click()
+    wait(browser).until(lambda driver: driver.find_elements(By.ID, "webhook-secret"))
+    assert browser.find_element(By.ID, "previous-secret").text.startswith("signs too until")
+    assert page_overflow(browser) == 0, "the webhook page is wider than the window"
+    problems["webhook"] = no_serious_violations(browser)
+    shoot(browser, tmp_path / f"webhook-{width}.png")
+
     assert problems == {
         "list": [],
         "report": [],
@@ -203,4 +217,5 @@ async def test_each_page_reads_well(
         "live": [],
         "schedules": [],
         "webhooks": [],
+        "webhook": [],
     }

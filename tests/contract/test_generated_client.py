@@ -345,16 +345,18 @@ async def test_generated_client_manages_webhooks(
         get_webhook,
         list_webhook_deliveries,
         list_webhooks,
+        rotate_webhook_secret,
         test_webhook,
     )
     from store_monitor_client.models import (
-        CreatedWebhook,
         CreateWebhookRequest,
         DeliveryAttemptList,
         EventType,
+        RotateWebhookSecretRequest,
         Webhook,
         WebhookList,
         WebhookTestSent,
+        WebhookWithSecret,
     )
 
     reader = await new_key(service_env, "--name", "subscriber", "--scope", "reports")
@@ -367,7 +369,7 @@ async def test_generated_client_manages_webhooks(
             client=client,
             body=CreateWebhookRequest(url=hook.url(), events=[EventType.REPORT_FAILED]),
         )
-        assert isinstance(created, CreatedWebhook), created
+        assert isinstance(created, WebhookWithSecret), created
         assert created.secret.startswith("whsec_")
         listed = await list_webhooks.asyncio(client=client)
         assert isinstance(listed, WebhookList), listed
@@ -389,9 +391,17 @@ async def test_generated_client_manages_webhooks(
         [request] = hook.requests
         assert request.headers["webhook-id"] == attempt.webhook_id
 
+        rotated = await rotate_webhook_secret.asyncio(
+            client=client,
+            webhook_id=created.id,
+            body=RotateWebhookSecretRequest(keep_previous_hours=1),
+        )
+        assert isinstance(rotated, WebhookWithSecret), rotated
+        assert rotated.secret != created.secret
         read = await get_webhook.asyncio(client=client, webhook_id=created.id)
         assert isinstance(read, Webhook), read
         assert read.enabled
+        assert read.previous_secret_until == rotated.previous_secret_until
         deleted = await delete_webhook.asyncio_detailed(client=client, webhook_id=created.id)
         assert deleted.status_code == 204
         gone = await get_webhook.asyncio_detailed(client=client, webhook_id=created.id)

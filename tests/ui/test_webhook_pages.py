@@ -27,6 +27,7 @@ from .conftest import csrf_token
 from .test_sign_in import sign_in
 
 _WEBHOOK_LINK = re.compile(r'href="/ui/webhooks/([0-9a-f-]{36})"')
+_SECRET = re.compile(r'<code id="webhook-secret">(whsec_[^<]+)</code>')
 
 
 @pytest.fixture
@@ -40,6 +41,24 @@ async def signed_in(postgres_url: str) -> AsyncIterator[tuple[httpx.AsyncClient,
     async with arq_worker(settings), serve(settings) as client:
         assert (await sign_in(client, mine)).status_code == 303
         yield client, other
+
+
+async def _subscribed(client: httpx.AsyncClient) -> tuple[str, str, str]:
+    """A webhook made with the dashboard's form: the session's CSRF token, its id, the page."""
+    token = csrf_token((await client.get("/ui/webhooks")).text)
+    created = await client.post(
+        "/ui/webhooks", data={"url": "http://127.0.0.1:9/hook", "csrf_token": token}
+    )
+    [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+    return token, webhook_id, created.text
+
+
+async def _posted_by_another_key(client: httpx.AsyncClient, other: str, path: str) -> int:
+    """The status of a form posted to `path` in a session signed in with the key `other`."""
+    async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as second:
+        assert (await sign_in(second, other)).status_code == 303
+        theirs = csrf_token((await second.get("/ui/webhooks")).text)
+        return (await second.post(path, data={"csrf_token": theirs})).status_code
 
 
 async def test_subscribe_test_and_delete_from_the_dashboard(
@@ -65,7 +84,7 @@ async def test_subscribe_test_and_delete_from_the_dashboard(
             data={"url": hook.url(), "events": ["report.failed"], "csrf_token": token},
         )
         assert created.status_code == 201
-        secret = re.search(r'<code id="webhook-secret">(whsec_[^<]+)</code>', created.text)
+        secret = _SECRET.search(created.text)
         assert secret is not None
         [webhook_id] = _WEBHOOK_LINK.findall(created.text)
         # Shown once: not on the list, nor on the webhook's page.
@@ -104,13 +123,9 @@ async def test_a_disabled_webhook_is_enabled_again_from_the_dashboard(
     signed_in: tuple[httpx.AsyncClient, str],
 ) -> None:
     client, other = signed_in
-    token = csrf_token((await client.get("/ui/webhooks")).text)
-    created = await client.post(
-        "/ui/webhooks", data={"url": "http://127.0.0.1:9/hook", "csrf_token": token}
-    )
-    [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+    token, webhook_id, created = await _subscribed(client)
     enable = f"/ui/webhooks/{webhook_id}/enable"
-    assert f'action="{enable}"' not in created.text
+    assert f'action="{enable}"' not in created
     await disable(app_state(client).sessionmaker, webhook_id)
     assert f'action="{enable}"' in (await client.get("/ui/webhooks")).text
     page = (await client.get(f"/ui/webhooks/{webhook_id}")).text
@@ -118,10 +133,7 @@ async def test_a_disabled_webhook_is_enabled_again_from_the_dashboard(
     assert "disabled since" in page
 
     assert (await client.post(enable, data={"csrf_token": "x"})).status_code == 403
-    async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as second:
-        assert (await sign_in(second, other)).status_code == 303
-        theirs = csrf_token((await second.get("/ui/webhooks")).text)
-        assert (await second.post(enable, data={"csrf_token": theirs})).status_code == 404
+    assert await _posted_by_another_key(client, other, enable) == 404
     enabled = await client.post(enable, data={"csrf_token": token})
     assert enabled.status_code == 303
     assert enabled.headers["location"] == f"/ui/webhooks/{webhook_id}"
@@ -130,15 +142,41 @@ async def test_a_disabled_webhook_is_enabled_again_from_the_dashboard(
     assert 'id="enable-webhook"' not in page
 
 
+async def test_the_secret_is_rotated_from_the_dashboard_and_shown_once(
+    signed_in: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, other = signed_in
+    token, webhook_id, created = await _subscribed(client)
+    old = _SECRET.search(created)
+    rotate = f"/ui/webhooks/{webhook_id}/rotate-secret"
+    page = (await client.get(f"/ui/webhooks/{webhook_id}")).text
+    assert f'action="{rotate}"' in page
+    assert 'id="previous-secret"' not in page
+
+    assert (await client.post(rotate, data={"csrf_token": "x"})).status_code == 403
+    assert await _posted_by_another_key(client, other, rotate) == 404
+    rotated = await client.post(rotate, data={"csrf_token": token})
+    assert rotated.status_code == 200
+    new = _SECRET.search(rotated.text)
+    assert old is not None
+    assert new is not None
+    assert new[1] != old[1]
+    assert "with the previous one too until" in rotated.text
+    page = (await client.get(f"/ui/webhooks/{webhook_id}")).text
+    assert new[1] not in page
+    assert 'id="previous-secret"' in page
+
+    ended = await client.post(rotate, data={"csrf_token": token, "end_previous_now": "true"})
+    assert ended.status_code == 200
+    assert "with the previous one too" not in ended.text
+    assert 'id="previous-secret"' not in (await client.get(f"/ui/webhooks/{webhook_id}")).text
+
+
 async def test_a_webhook_of_a_revoked_key_is_not_enabled_again(
     signed_in: tuple[httpx.AsyncClient, str], postgres_url: str
 ) -> None:
     client, _ = signed_in
-    token = csrf_token((await client.get("/ui/webhooks")).text)
-    created = await client.post(
-        "/ui/webhooks", data={"url": "http://127.0.0.1:9/hook", "csrf_token": token}
-    )
-    [webhook_id] = _WEBHOOK_LINK.findall(created.text)
+    _, webhook_id, _ = await _subscribed(client)
     admin = await create_key(postgres_url, "admin-key", scope=KeyScope.admin)
     async with app_state(client).sessionmaker.begin() as session:
         await access.revoke_key(session, "reports-key", now=datetime.now(UTC))

@@ -10,9 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from store_monitor import jobs
 from store_monitor.db.models import (
@@ -24,6 +25,7 @@ from store_monitor.db.models import (
     WebhookSubscription,
 )
 from store_monitor.db.session import create_engine, create_sessionmaker
+from store_monitor.webhook_subscriptions import Subscriber, rotate_secret
 from store_monitor.webhooks.delivery import RUN_DELIVERY, DeliveryPolicy, run_delivery
 from store_monitor.webhooks.events import (
     EventType,
@@ -150,6 +152,76 @@ async def test_a_delivery_is_signed_as_the_library_verifies_and_recorded(
     [attempt] = await attempts(sessions)
     assert (attempt.attempt, attempt.status_code, attempt.error) == (1, 204, None)
     assert attempt.event_id == key
+
+
+async def test_after_a_rotation_both_secrets_sign_until_the_previous_one_ends(
+    sessions: Sessions,
+) -> None:
+    its_key = Subscriber(key_name="reports-key", owner_id=None, sees_all=False)
+    async with receiver(respond(204)) as hook:
+        subscription = await subscribe(sessions, hook.url())
+
+        async def rotate(keep: timedelta) -> str:
+            async with sessions.begin() as session:
+                rotated = await rotate_secret(session, its_key, subscription.id, keep_previous=keep)
+            return rotated.secret
+
+        async def signatures(*, verified_by: tuple[str, ...], not_by: str) -> int:
+            """Send the next event: how many signatures it carried, each of `verified_by`
+            verifying it and `not_by` not."""
+            await announce(sessions, opened("s1"))
+            [delivery] = [d for d in await deliveries(sessions) if d.status is ReportStatus.pending]
+            status = await run_delivery(sessions, delivery.id, 1, RUNNER, policy())
+            assert status is ReportStatus.complete
+            request = hook.requests[-1]
+            for secret in verified_by:
+                verified(request.headers, request.body, secret)
+            with pytest.raises(WebhookVerificationError):
+                verified(request.headers, request.body, not_by)
+            return len(request.headers["webhook-signature"].split(" "))
+
+        old = subscription.secret
+        new = await rotate(timedelta(hours=1))
+        assert await signatures(verified_by=(new, old), not_by=new_secret()) == 2
+
+        # Once the previous secret's time is over, the new one alone signs.
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(WebhookSubscription)
+                .where(WebhookSubscription.id == subscription.id)
+                .values(previous_secret_until=sa.func.now() - timedelta(seconds=1))
+            )
+        assert await signatures(verified_by=(new,), not_by=old) == 1
+
+        # Rotated without keeping the previous secret (after a leak): the new one alone, at once.
+        newest = await rotate(timedelta(0))
+        assert await signatures(verified_by=(newest,), not_by=new) == 1
+
+
+async def test_a_rotation_waiting_on_another_keeps_the_secret_that_one_made(
+    sessions: Sessions,
+) -> None:
+    its_key = Subscriber(key_name="reports-key", owner_id=None, sees_all=False)
+    subscription = await subscribe(sessions, "http://127.0.0.1:9/hook")
+    keep = timedelta(hours=1)
+
+    async def second_rotation() -> str:
+        async with sessions.begin() as session:
+            rotated = await rotate_secret(session, its_key, subscription.id, keep_previous=keep)
+            return rotated.secret
+
+    async with sessions.begin() as first:
+        made_first = (
+            await rotate_secret(first, its_key, subscription.id, keep_previous=keep)
+        ).secret
+        # The second reads the subscription as it was, then waits for this one's row lock.
+        second = asyncio.create_task(second_rotation())
+        await asyncio.sleep(0.3)
+        assert not second.done()
+    made_second = await second
+    async with sessions() as session:
+        stored = await session.get_one(WebhookSubscription, subscription.id)
+    assert (stored.secret, stored.previous_secret) == (made_second, made_first)
 
 
 async def test_deliveries_made_by_the_same_built_statements_are_each_stamped_and_recorded(

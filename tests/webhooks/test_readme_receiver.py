@@ -37,8 +37,8 @@ async def test_the_readme_receiver_verifies_a_delivery() -> None:
             allow_private=True, connect_timeout_seconds=2, total_timeout_seconds=5
         )
         body = event_body(opened("s1"))
-        accepted = await sender.deliver(url=url, secret=secret, event_id="evt_1", body=body)
-        forged = await sender.deliver(url=url, secret=new_secret(), event_id="evt_2", body=body)
+        accepted = await sender.deliver(url=url, secrets=[secret], event_id="evt_1", body=body)
+        forged = await sender.deliver(url=url, secrets=[new_secret()], event_id="evt_2", body=body)
     finally:
         server.shutdown()
         server.server_close()

@@ -53,7 +53,7 @@ def sender(
 
 async def deliver(webhook_sender: WebhookSender, url: str, secret: str = "") -> DeliveryResult:
     return await webhook_sender.deliver(
-        url=url, secret=secret or new_secret(), event_id=EVENT_ID, body=BODY
+        url=url, secrets=[secret or new_secret()], event_id=EVENT_ID, body=BODY
     )
 
 
@@ -245,7 +245,7 @@ async def test_attempts_made_together_share_a_connection_and_alone_open_their_ow
             for _ in range(3):
                 result = await webhook_sender.deliver(
                     url=hook.url(),
-                    secret=new_secret(),
+                    secrets=[new_secret()],
                     event_id=EVENT_ID,
                     body=BODY,
                     connections=shared,

@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -264,6 +264,48 @@ async def test_a_key_may_send_only_so_many_test_events(
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert other_key.status_code == 202
     assert deliveries == 3  # none for the refused test
+
+
+async def test_its_key_rotates_the_secret_keeping_the_previous_one_for_a_while(
+    client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    created = await _subscribe(client, keys["reports"])
+    path = f"/webhooks/{created['id']}"
+    assert created["previous_secret_until"] is None
+    for other in ("other", "owner"):
+        assert (await client.post(f"{path}/rotate-secret", headers=keys[other])).status_code == 404
+    assert (await client.post(f"{path}/rotate-secret", headers=keys["ingest"])).status_code == 403
+    too_long = await client.post(
+        f"{path}/rotate-secret", json={"keep_previous_hours": 169}, headers=keys["reports"]
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["details"]["errors"][0]["location"] == (
+        "body.keep_previous_hours"
+    )
+
+    before = datetime.now(UTC)
+    rotated = await client.post(f"{path}/rotate-secret", headers=keys["reports"])
+    assert rotated.status_code == 200, rotated.text
+    shown = rotated.json()
+    assert shown["secret"].startswith("whsec_")
+    assert shown["secret"] != created["secret"]
+    until = datetime.fromisoformat(shown["previous_secret_until"])
+    assert timedelta(hours=23, minutes=59) < until - before < timedelta(hours=24, minutes=1)
+    read = (await client.get(path, headers=keys["reports"])).json()
+    assert "secret" not in read
+    assert read == {name: value for name, value in shown.items() if name != "secret"}
+    async with app_state(client).sessionmaker() as session:
+        stored = await session.get_one(WebhookSubscription, uuid.UUID(created["id"]))
+    assert (stored.secret, stored.previous_secret) == (shown["secret"], created["secret"])
+
+    # After a leak: the previous secret ends at once; an admin key may rotate it too.
+    ended = await client.post(
+        f"{path}/rotate-secret", json={"keep_previous_hours": 0}, headers=keys["admin"]
+    )
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["previous_secret_until"] is None
+    missing = await client.post(f"/webhooks/{uuid.uuid4()}/rotate-secret", headers=keys["admin"])
+    assert missing.json()["error"]["code"] == "webhook_not_found"
 
 
 async def test_revoking_a_key_disables_its_webhooks_saying_why(

@@ -63,12 +63,37 @@ class Webhook(BaseModel):
         description="The first failed attempt since the last success; null while deliveries "
         "succeed. A subscription failing for a day is disabled."
     )
+    previous_secret_until: datetime | None = Field(
+        description="After a rotation: until when events are signed with the previous secret "
+        "too (a second signature); null if they are signed with the secret alone."
+    )
 
 
-class CreatedWebhook(Webhook):
+class WebhookWithSecret(Webhook):
+    """A webhook with its secret: answered when it is made and when its secret is rotated,
+    never again."""
+
     secret: str = Field(
         description="`whsec_...`: verify signatures with it. Shown this once only.",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+
+
+MAX_KEEP_PREVIOUS_HOURS: Final = 168
+
+
+class RotateWebhookSecretRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"keep_previous_hours": 24}]}
+    )
+
+    keep_previous_hours: int = Field(
+        default=24,
+        ge=0,
+        le=MAX_KEEP_PREVIOUS_HOURS,
+        description="How long events are signed with the previous secret as well, so that the "
+        "receiver can switch secrets without refusing any; 0 ends the previous secret now "
+        "(after a leak).",
     )
 
 

@@ -516,11 +516,21 @@ class WebhookSubscription(Base):
     """Where to send which events, for whom: made by a key, seen and deleted by it (or admin)."""
 
     __tablename__ = "webhook_subscriptions"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(previous_secret IS NULL) = (previous_secret_until IS NULL)",
+            name="previous_secret_has_an_end",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     url: Mapped[str] = mapped_column(sa.Text)
     secret: Mapped[str] = mapped_column(sa.Text)
     """`whsec_...`, stored as is: every delivery is signed with it. Never listed."""
+    previous_secret: Mapped[str | None] = mapped_column(sa.Text)
+    """The secret before the last rotation: deliveries are signed with it too until
+    `previous_secret_until`, so that receivers can switch without refusing events."""
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     events: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text))
     store_ids: Mapped[list[str] | None] = mapped_column(sa.ARRAY(StoreId))
     """Only these stores' incident events; None: every store the key may see."""

@@ -1,10 +1,12 @@
 """The dashboard's webhook pages: list and subscribe (the secret shown once), one webhook with
-its delivery attempts, send a test, enable a disabled one again, delete. Forms carry the
+its delivery attempts, rotate its secret (the new one shown once), send a test, enable a
+disabled one again, delete. Forms carry the
 session's CSRF token, as every form of the dashboard; a key sees only its own webhooks (admin
 all), as in the API."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated, Final
 from uuid import UUID
 
@@ -20,6 +22,8 @@ from store_monitor.webhooks.events import EventType
 from store_monitor.webhooks.targets import MAX_URL_LENGTH, UnsafeTargetError
 
 ATTEMPTS_SHOWN: Final = 50
+KEEP_PREVIOUS: Final = timedelta(days=1)
+"""How long the dashboard keeps a rotated secret signing: the API's default."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,7 +48,7 @@ async def _list(
     page: Page,
     session: SessionDep,
     *,
-    created: subscriptions.Created | None = None,
+    created: subscriptions.WithSecret | None = None,
     problem: str | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> Response:
@@ -96,6 +100,33 @@ async def subscribe_from_dashboard(
 
 @router.get("/ui/webhooks/{webhook_id}", response_class=HTMLResponse)
 async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDep) -> Response:
+    return await _webhook(page, session, webhook_id)
+
+
+@router.post("/ui/webhooks/{webhook_id}/rotate-secret", response_class=HTMLResponse)
+async def rotate_secret_from_dashboard(
+    webhook_id: UUID,
+    page: ReaderFormPageDep,
+    session: SessionDep,
+    end_previous_now: Annotated[bool, Form()] = False,
+) -> Response:
+    """A new secret, shown on the answer only; the previous one signs too for a day, unless
+    the form says to end it now."""
+    keep = timedelta(0) if end_previous_now else KEEP_PREVIOUS
+    with _found(page):
+        rotated = await subscriptions.rotate_secret(
+            session, _subscriber(page), webhook_id, keep_previous=keep
+        )
+    return await _webhook(page, session, webhook_id, rotated=rotated)
+
+
+async def _webhook(
+    page: Page,
+    session: SessionDep,
+    webhook_id: UUID,
+    *,
+    rotated: subscriptions.WithSecret | None = None,
+) -> Response:
     subscriber = _subscriber(page)
     with _found(page):
         webhook = await subscriptions.get(session, subscriber, webhook_id)
@@ -104,7 +135,12 @@ async def webhook_page(webhook_id: UUID, page: ReaderPageDep, session: SessionDe
         )
     return page.render(
         "webhook.html",
-        {"title": f"Webhook {webhook.url}", "webhook": webhook, "attempts": attempts},
+        {
+            "title": f"Webhook {webhook.url}",
+            "webhook": webhook,
+            "attempts": attempts,
+            "rotated": rotated,
+        },
     )
 
 

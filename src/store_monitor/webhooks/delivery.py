@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -83,6 +84,21 @@ class DeliveryPolicy:
     random: Callable[[], float] = field(default=random.random)
     batch: int = 32
     """Deliveries a job claims and sends at once: its own and other due ones."""
+
+
+def _signing_secrets() -> sa.ColumnElement[list[str]]:
+    """A subscription's secret, then its previous one while that still signs."""
+    previous = sa.case(
+        (
+            WebhookSubscription.previous_secret_until > sa.func.statement_timestamp(),
+            WebhookSubscription.previous_secret,
+        )
+    )
+    return sa.func.array_remove(
+        postgresql.array([WebhookSubscription.secret, previous]),
+        sa.null(),
+        type_=postgresql.ARRAY(sa.Text),
+    )
 
 
 def _disabled_reason() -> sa.ColumnElement[str | None]:
@@ -151,7 +167,8 @@ class _Target:
     event_id: uuid.UUID
     url: str | None
     """None (like every field read from the subscription) if it was deleted meanwhile."""
-    secret: str | None
+    secrets: list[str] | None
+    """What it is signed with: the secret, and the previous one until it ends."""
     disabled_reason: str | None
     """Why the subscription is disabled; None while it is enabled."""
     key_ended: bool | None
@@ -221,7 +238,7 @@ def _claim_statement(runner: Runner, size: int) -> sa.Update:
             model.subscription_id,
             model.event_id,
             subscriptions(WebhookSubscription.url),
-            subscriptions(WebhookSubscription.secret),
+            subscriptions(_signing_secrets()),
             subscriptions(_disabled_reason()),
             subscriptions(key_ended()),
             events(Event.type),
@@ -237,7 +254,7 @@ _TARGET_FIELDS: Final = (
     "subscription_id",
     "event_id",
     "url",
-    "secret",
+    "secrets",
     "disabled_reason",
     "key_ended",
     "event_type",
@@ -271,7 +288,7 @@ class DeliveryAttempt(Attempt):
 
     async def work(self) -> ReportStatus:
         target = self.target
-        if target.url is None or target.secret is None:
+        if target.url is None or target.secrets is None:
             raise LeaseLost  # the subscription was deleted, its deliveries with it
         ended = None
         if target.disabled_reason is not None:
@@ -284,7 +301,7 @@ class DeliveryAttempt(Attempt):
             return ReportStatus.failed
         result = await self.policy.sender.deliver(
             url=target.url,
-            secret=target.secret,
+            secrets=target.secrets,
             event_id=event_id(target.event_id),
             body=target.body,
             connections=self.connections,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -82,18 +82,18 @@ class WebhookSender:
         self,
         *,
         url: str,
-        secret: str,
+        secrets: Sequence[str],
         event_id: str,
         body: bytes,
         connections: "Connections | None" = None,
     ) -> DeliveryResult:
-        """POST `body` to `url`, signed with `secret` now, on `connections` (None: a connection
-        of its own). Never raises for what the target or the network does: that is the
-        result. The time-out bounds the name's resolution, then the request from its turn."""
+        """POST `body` to `url`, signed with each of `secrets` now, on `connections` (None: a
+        connection of its own). Never raises for what the target or the network does: that is
+        the result. The time-out bounds the name's resolution, then the request from its turn."""
         if connections is None:
             async with self.connections() as own:
                 return await self.deliver(
-                    url=url, secret=secret, event_id=event_id, body=body, connections=own
+                    url=url, secrets=secrets, event_id=event_id, body=body, connections=own
                 )
         started = time.monotonic()
         try:
@@ -104,7 +104,7 @@ class WebhookSender:
             async with connections.turn(target) as client:
                 started = time.monotonic()
                 async with asyncio.timeout(self._total_timeout):
-                    status, excerpt = await self._post(client, target, secret, event_id, body)
+                    status, excerpt = await self._post(client, target, secrets, event_id, body)
         except TimeoutError:
             return self._failed(f"timed out after {self._total_timeout:g} s", started)
         except UnsafeTargetError as error:
@@ -122,12 +122,12 @@ class WebhookSender:
         self,
         client: httpx.AsyncClient,
         target: ResolvedTarget,
-        secret: str,
+        secrets: Sequence[str],
         event_id: str,
         body: bytes,
     ) -> tuple[int, str]:
         headers = {
-            **signed_headers(secret=secret, event_id=event_id, body=body, at=datetime.now(UTC)),
+            **signed_headers(secrets=secrets, event_id=event_id, body=body, at=datetime.now(UTC)),
             "host": target.host_header,
             "user-agent": _USER_AGENT,
             # The excerpt is read as sent: ask for it uncompressed rather than inflate it.

@@ -6,8 +6,9 @@ refuse timestamps more than a few minutes old; `webhook-id` stays the event's ow
 
 import base64
 import math
-import secrets
+from collections.abc import Sequence
 from datetime import datetime
+from secrets import token_bytes
 from typing import Final
 
 from standardwebhooks import Webhook
@@ -19,15 +20,21 @@ _SECRET_BYTES: Final = 32
 def new_secret() -> str:
     """A subscription's signing secret, `whsec_` + base64 of 32 random bytes: shown to its owner
     once, and stored as is (it must sign every delivery)."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
+    return SECRET_PREFIX + base64.b64encode(token_bytes(_SECRET_BYTES)).decode()
 
 
-def signed_headers(*, secret: str, event_id: str, body: bytes, at: datetime) -> dict[str, str]:
-    """The headers of one attempt to send `body`, signed with `secret` as of `at` (aware)."""
+def signed_headers(
+    *, secrets: Sequence[str], event_id: str, body: bytes, at: datetime
+) -> dict[str, str]:
+    """The headers of one attempt to send `body`, signed as of `at` (aware) with each of
+    `secrets`: a receiver accepts a body that any one of the signatures verifies with its
+    secret (the specification's way to rotate one)."""
     return {
         "content-type": "application/json",
         "webhook-id": event_id,
         # The library signs the whole seconds of `at`; the header must say the same.
         "webhook-timestamp": str(math.floor(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, at, body),
+        "webhook-signature": " ".join(
+            Webhook(secret).sign(event_id, at, body) for secret in secrets
+        ),
     }

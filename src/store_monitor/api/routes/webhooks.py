@@ -1,10 +1,11 @@
-"""Webhook routes: subscribe, list, read, enable again, delete, send a test, list delivery
-attempts."""
+"""Webhook routes: subscribe, list, read, rotate the secret, enable again, delete, send a
+test, list delivery attempts."""
 
 import contextlib
 import inspect
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated, Final
 
 from fastapi import (
@@ -24,13 +25,14 @@ from store_monitor import webhook_subscriptions as subscriptions
 from store_monitor.api.routes.report_openapi import UNAVAILABLE
 from store_monitor.api.small_body import MAX_BODY_BYTES, SmallBodyRoute
 from store_monitor.api.webhook_schemas import (
-    CreatedWebhook,
     CreateWebhookRequest,
     DeliveryAttempt,
     DeliveryAttemptList,
+    RotateWebhookSecretRequest,
     Webhook,
     WebhookList,
     WebhookTestSent,
+    WebhookWithSecret,
 )
 from store_monitor.web.auth import READ_REPORTS, ReportReaderDep
 from store_monitor.web.cursors import CursorQuery
@@ -58,6 +60,7 @@ router = APIRouter(
 WebhookId = Annotated[uuid.UUID, Path(description="The subscription's id.")]
 NOT_FOUND: Final = {404: "This key has no webhook with this id (`webhook_not_found`)."}
 INVALID: Final = {422: "The request is malformed (`invalid_request`)."}
+KEEP_PREVIOUS_A_DAY: Final = RotateWebhookSecretRequest()
 
 
 async def _subscriber(principal: ReportReaderDep) -> subscriptions.Subscriber:
@@ -82,7 +85,7 @@ def _found() -> Iterator[None]:
     "/webhooks",
     operation_id="create_webhook",
     status_code=status.HTTP_201_CREATED,
-    response_model=CreatedWebhook,
+    response_model=WebhookWithSecret,
     response_description="Subscribed; the secret is shown this once.",
     responses=documented(
         {
@@ -100,7 +103,7 @@ async def create_webhook(
     settings: SettingsDep,
     subscriber: SubscriberDep,
     body: Annotated[CreateWebhookRequest, Body()],
-) -> CreatedWebhook:
+) -> WebhookWithSecret:
     """Events are signed per Standard Webhooks with the returned `secret`. An owner key's
     webhooks get only its stores' incident events."""
     try:
@@ -115,8 +118,48 @@ async def create_webhook(
         )
     except UnsafeTargetError as error:
         raise invalid_request("body.url", str(error)) from error
-    webhook = Webhook.model_validate(created.subscription)
-    return CreatedWebhook(**webhook.model_dump(), secret=created.secret)
+    return _with_secret(created)
+
+
+def _with_secret(shown: subscriptions.WithSecret) -> WebhookWithSecret:
+    webhook = Webhook.model_validate(shown.subscription)
+    return WebhookWithSecret(**webhook.model_dump(), secret=shown.secret)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/rotate-secret",
+    operation_id="rotate_webhook_secret",
+    response_model=WebhookWithSecret,
+    response_description="Rotated; the new secret is shown this once.",
+    responses=documented(
+        {
+            400: "The body cannot be read as JSON text (`bad_request`).",
+            **NOT_FOUND,
+            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
+            **INVALID,
+            **UNAVAILABLE,
+        }
+    ),
+    summary="Give a webhook a new secret",
+)
+async def rotate_webhook_secret(
+    webhook_id: WebhookId,
+    session: SessionDep,
+    subscriber: SubscriberDep,
+    body: Annotated[RotateWebhookSecretRequest, Body()] = KEEP_PREVIOUS_A_DAY,
+) -> WebhookWithSecret:
+    """From now on events are signed with the new secret, and for `keep_previous_hours` (24 by
+    default) with the previous one too: each request then carries two signatures, and a
+    receiver verifying with either secret accepts it. Switch the receiver to the new secret
+    within that time. Rotating again ends a previous secret still signing."""
+    with _found():
+        rotated = await subscriptions.rotate_secret(
+            session,
+            subscriber,
+            webhook_id,
+            keep_previous=timedelta(hours=body.keep_previous_hours),
+        )
+    return _with_secret(rotated)
 
 
 @router.get(
