@@ -1,5 +1,6 @@
 """Webhook subscriptions as their keys see them: create (the secret shown once), list, read,
-rotate its secret, enable again once disabled, delete, test, and each one's delivery attempts.
+change, rotate the secret, enable again once disabled, delete, test, and each one's delivery
+attempts.
 
 A key sees and deletes only the subscriptions it made; an admin key sees all of them. An owner
 key's subscriptions get only its stores' incident events (matched in `webhooks.outbox`).
@@ -9,6 +10,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum, auto
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,8 +99,8 @@ async def create(
     subscription = WebhookSubscription(
         url=url,
         secret=secret,
-        events=sorted({str(event) for event in (events or list(EventType))}),
-        store_ids=None if store_ids is None else sorted(set(store_ids)),
+        events=_event_names(events),
+        store_ids=_store_ids(store_ids),
         key_name=subscriber.key_name,
         owner_id=subscriber.owner_id,
         created_at=datetime.now(UTC),
@@ -129,6 +132,50 @@ async def get(
     if found is None:
         raise SubscriptionNotFound(subscription_id)
     return found
+
+
+class Keep(Enum):
+    KEEP = auto()
+
+
+KEEP: Final = Keep.KEEP
+"""An `update` argument left so: that field stays as it is."""
+
+
+async def update(
+    session: AsyncSession,
+    subscriber: Subscriber,
+    subscription_id: uuid.UUID,
+    *,
+    url: str | Keep = KEEP,
+    events: Sequence[EventType] | Keep | None = KEEP,
+    store_ids: Sequence[str] | Keep | None = KEEP,
+    allow_private: bool,
+) -> WebhookSubscription:
+    """Change where the subscription sends and what (None: every event type, every store).
+    A new URL is a new receiver: deliveries still waiting go to it, and its failures count
+    afresh. Events and stores apply to the events recorded from now on. `UnsafeTargetError`
+    (a ValueError), `SubscriptionNotFound`."""
+    if url is not KEEP:
+        check_target_url(url, allow_private=allow_private)
+    subscription = await get(session, subscriber, subscription_id)
+    if url is not KEEP and url != subscription.url:
+        subscription.url = url
+        subscription.failing_since = None
+    if events is not KEEP:
+        subscription.events = _event_names(events)
+    if store_ids is not KEEP:
+        subscription.store_ids = _store_ids(store_ids)
+    await session.flush()
+    return subscription
+
+
+def _event_names(events: Sequence[EventType] | None) -> list[str]:
+    return sorted({str(event) for event in (events or list(EventType))})
+
+
+def _store_ids(store_ids: Sequence[str] | None) -> list[str] | None:
+    return None if store_ids is None else sorted(set(store_ids))
 
 
 async def rotate_secret(

@@ -347,12 +347,14 @@ async def test_generated_client_manages_webhooks(
         list_webhooks,
         rotate_webhook_secret,
         test_webhook,
+        update_webhook,
     )
     from store_monitor_client.models import (
         CreateWebhookRequest,
         DeliveryAttemptList,
         EventType,
         RotateWebhookSecretRequest,
+        UpdateWebhookRequest,
         Webhook,
         WebhookList,
         WebhookTestSent,
@@ -398,6 +400,13 @@ async def test_generated_client_manages_webhooks(
         )
         assert isinstance(rotated, WebhookWithSecret), rotated
         assert rotated.secret != created.secret
+        updated = await update_webhook.asyncio(
+            client=client,
+            webhook_id=created.id,
+            body=UpdateWebhookRequest(events=[EventType.INCIDENT_OPENED]),
+        )
+        assert isinstance(updated, Webhook), updated
+        assert (updated.url, updated.events) == (hook.url(), [EventType.INCIDENT_OPENED])
         read = await get_webhook.asyncio(client=client, webhook_id=created.id)
         assert isinstance(read, Webhook), read
         assert read.enabled

@@ -172,6 +172,38 @@ async def test_the_secret_is_rotated_from_the_dashboard_and_shown_once(
     assert 'id="previous-secret"' not in (await client.get(f"/ui/webhooks/{webhook_id}")).text
 
 
+async def test_the_url_and_events_are_changed_from_the_dashboard(
+    signed_in: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, other = signed_in
+    token, webhook_id, _ = await _subscribed(client)
+    edit = f"/ui/webhooks/{webhook_id}/edit"
+    page = (await client.get(f"/ui/webhooks/{webhook_id}")).text
+    assert 'value="http://127.0.0.1:9/hook"' in page
+    assert page.count(" checked>") == 4  # subscribed to every type
+
+    assert (await client.post(edit, data={"csrf_token": "x"})).status_code == 403
+    assert await _posted_by_another_key(client, other, edit) == 404
+    refused = await client.post(edit, data={"csrf_token": token, "url": "ftp://example.com/"})
+    assert refused.status_code == 400
+    assert 'id="webhook-problem"' in refused.text
+    assert 'value="ftp://example.com/"' in refused.text  # what was typed, to correct it
+
+    changed = await client.post(
+        edit,
+        data={
+            "csrf_token": token,
+            "url": "http://127.0.0.1:9/elsewhere",
+            "events": ["report.failed", "incident.opened"],
+        },
+    )
+    assert changed.status_code == 303
+    assert changed.headers["location"] == f"/ui/webhooks/{webhook_id}"
+    page = (await client.get(changed.headers["location"])).text
+    assert "<code>http://127.0.0.1:9/elsewhere</code>" in page
+    assert "<dd>incident.opened, report.failed</dd>" in page
+
+
 async def test_a_webhook_of_a_revoked_key_is_not_enabled_again(
     signed_in: tuple[httpx.AsyncClient, str], postgres_url: str
 ) -> None:

@@ -25,7 +25,7 @@ from store_monitor.db.models import (
     WebhookSubscription,
 )
 from store_monitor.db.session import create_engine, create_sessionmaker
-from store_monitor.webhook_subscriptions import Subscriber, rotate_secret
+from store_monitor.webhook_subscriptions import Subscriber, rotate_secret, update
 from store_monitor.webhooks.delivery import RUN_DELIVERY, DeliveryPolicy, run_delivery
 from store_monitor.webhooks.events import (
     EventType,
@@ -196,6 +196,29 @@ async def test_after_a_rotation_both_secrets_sign_until_the_previous_one_ends(
         # Rotated without keeping the previous secret (after a leak): the new one alone, at once.
         newest = await rotate(timedelta(0))
         assert await signatures(verified_by=(newest,), not_by=new) == 1
+
+
+async def test_a_delivery_waiting_goes_to_the_url_the_subscription_moved_to(
+    sessions: Sessions,
+) -> None:
+    its_key = Subscriber(key_name="reports-key", owner_id=None, sees_all=False)
+    async with receiver(respond(500)) as old, receiver(respond(204)) as new:
+        subscription = await subscribe(sessions, old.url())
+        await announce(sessions, opened("s1"))
+        [delivery] = await deliveries(sessions)
+        assert await run_delivery(sessions, delivery.id, 1, RUNNER, policy()) is (
+            ReportStatus.pending
+        )
+        assert (await _subscription(sessions, subscription.id)).failing_since is not None
+        async with sessions.begin() as session:
+            await update(session, its_key, subscription.id, url=new.url(), allow_private=True)
+        # A new receiver: its failures count afresh.
+        assert (await _subscription(sessions, subscription.id)).failing_since is None
+        assert await run_delivery(sessions, delivery.id, 2, RUNNER, policy()) is (
+            ReportStatus.complete
+        )
+    assert (len(old.requests), len(new.requests)) == (1, 1)
+    assert new.requests[0].headers["webhook-id"] == old.requests[0].headers["webhook-id"]
 
 
 async def test_a_rotation_waiting_on_another_keeps_the_secret_that_one_made(

@@ -266,6 +266,55 @@ async def test_a_key_may_send_only_so_many_test_events(
     assert deliveries == 3  # none for the refused test
 
 
+async def test_its_key_changes_the_url_events_and_stores_keeping_the_rest(
+    client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    created = await _subscribe(client, keys["reports"], store_ids=["s1"])
+    path = f"/webhooks/{created['id']}"
+    for other in ("other", "owner"):
+        refused = await client.patch(path, json={"events": ["report.failed"]}, headers=keys[other])
+        assert refused.status_code == 404
+    patched = await client.patch(path, json={"events": ["report.failed"]}, headers=keys["ingest"])
+    assert patched.status_code == 403
+
+    # Only what the body names changes.
+    narrowed = await client.patch(
+        path, json={"events": ["report.failed", "report.failed"]}, headers=keys["reports"]
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    kept = {name: value for name, value in created.items() if name != "secret"}
+    assert narrowed.json() == {**kept, "events": ["report.failed"]}
+    moved = await client.patch(
+        path,
+        json={"url": "http://127.0.0.1:9/elsewhere", "store_ids": None},
+        headers=keys["reports"],
+    )
+    assert moved.json() == {
+        **kept,
+        "events": ["report.failed"],
+        "url": "http://127.0.0.1:9/elsewhere",
+        "store_ids": None,
+    }
+    # null events: every type again; an empty body changes nothing.
+    everything = await client.patch(path, json={"events": None}, headers=keys["admin"])
+    assert everything.json()["events"] == ALL_EVENTS
+    assert (await client.patch(path, json={}, headers=keys["reports"])).json() == everything.json()
+
+    for body, location in (
+        ({"url": "ftp://example.com/"}, "body.url"),
+        ({"events": []}, "body.events"),
+        ({"events": ["incident.reopened"]}, "body.events.0"),
+        ({"secret": "whsec_mine"}, "body.secret"),
+    ):
+        bad = await client.patch(path, json=body, headers=keys["reports"])
+        assert bad.status_code == 422, body
+        errors = bad.json()["error"]["details"]["errors"]
+        assert errors[0]["location"] == location, errors
+    assert (await client.get(path, headers=keys["reports"])).json() == everything.json()
+    missing = await client.patch(f"/webhooks/{uuid.uuid4()}", json={}, headers=keys["admin"])
+    assert missing.json()["error"]["code"] == "webhook_not_found"
+
+
 async def test_its_key_rotates_the_secret_keeping_the_previous_one_for_a_while(
     client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
 ) -> None:

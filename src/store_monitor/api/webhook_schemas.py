@@ -45,6 +45,32 @@ class CreateWebhookRequest(BaseModel):
     )
 
 
+class UpdateWebhookRequest(BaseModel):
+    """Only the fields given change (a JSON merge patch)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"events": ["incident.opened", "incident.closed"]}]},
+    )
+
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="A new URL, with the same rules as when subscribing; leave out (or null) to "
+        "keep it. Deliveries still waiting go to the new URL, and failures count afresh.",
+    )
+    events: list[EventType] | None = Field(
+        default=None, min_length=1, description="The event types to send; null: all of them."
+    )
+    store_ids: list[WireStoreId] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STORE_IDS,
+        description="Only these stores' incident events; null: every store the key may see.",
+    )
+
+
 class Webhook(BaseModel):
     """A subscription; its secret is never shown again after it is made."""
 

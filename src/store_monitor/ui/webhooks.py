@@ -1,8 +1,7 @@
 """The dashboard's webhook pages: list and subscribe (the secret shown once), one webhook with
-its delivery attempts, rotate its secret (the new one shown once), send a test, enable a
-disabled one again, delete. Forms carry the
-session's CSRF token, as every form of the dashboard; a key sees only its own webhooks (admin
-all), as in the API."""
+its delivery attempts, change its URL and events, rotate its secret (the new one shown once),
+send a test, enable a disabled one again, delete. Forms carry the session's CSRF token, as
+every form of the dashboard; a key sees only its own webhooks (admin all), as in the API."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,12 +119,47 @@ async def rotate_secret_from_dashboard(
     return await _webhook(page, session, webhook_id, rotated=rotated)
 
 
+@router.post("/ui/webhooks/{webhook_id}/edit", response_class=RedirectResponse)
+async def update_from_dashboard(
+    webhook_id: UUID,
+    page: ReaderFormPageDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    url: Annotated[str, Form(max_length=MAX_URL_LENGTH)] = "",
+    events: Annotated[list[EventType] | None, Form()] = None,
+) -> Response:
+    """Change the URL and the events (none ticked: all); the stores stay as they are."""
+    with _found(page):
+        try:
+            await subscriptions.update(
+                session,
+                _subscriber(page),
+                webhook_id,
+                url=url.strip(),
+                events=events or None,
+                allow_private=settings.webhook_private_targets,
+            )
+        except UnsafeTargetError as error:
+            return await _webhook(
+                page,
+                session,
+                webhook_id,
+                problem=str(error),
+                edited_url=url,
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
+    return page.redirect_to("webhook_page", webhook_id=webhook_id)
+
+
 async def _webhook(
     page: Page,
     session: SessionDep,
     webhook_id: UUID,
     *,
     rotated: subscriptions.WithSecret | None = None,
+    problem: str | None = None,
+    edited_url: str | None = None,
+    status_code: int = status.HTTP_200_OK,
 ) -> Response:
     subscriber = _subscriber(page)
     with _found(page):
@@ -140,7 +174,12 @@ async def _webhook(
             "webhook": webhook,
             "attempts": attempts,
             "rotated": rotated,
+            "problem": problem,
+            "edited_url": edited_url,
+            "event_types": [str(event) for event in EventType],
+            "max_url_length": MAX_URL_LENGTH,
         },
+        status_code=status_code,
     )
 
 

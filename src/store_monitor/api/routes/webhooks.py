@@ -1,4 +1,4 @@
-"""Webhook routes: subscribe, list, read, rotate the secret, enable again, delete, send a
+"""Webhook routes: subscribe, list, read, change, rotate the secret, enable again, delete, send a
 test, list delivery attempts."""
 
 import contextlib
@@ -29,6 +29,7 @@ from store_monitor.api.webhook_schemas import (
     DeliveryAttempt,
     DeliveryAttemptList,
     RotateWebhookSecretRequest,
+    UpdateWebhookRequest,
     Webhook,
     WebhookList,
     WebhookTestSent,
@@ -124,6 +125,48 @@ async def create_webhook(
 def _with_secret(shown: subscriptions.WithSecret) -> WebhookWithSecret:
     webhook = Webhook.model_validate(shown.subscription)
     return WebhookWithSecret(**webhook.model_dump(), secret=shown.secret)
+
+
+@router.patch(
+    "/webhooks/{webhook_id}",
+    operation_id="update_webhook",
+    response_model=Webhook,
+    response_description="Changed; events recorded from now on go where it says.",
+    responses=documented(
+        {
+            400: "The body cannot be read as JSON text (`bad_request`).",
+            **NOT_FOUND,
+            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
+            422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
+            **UNAVAILABLE,
+        }
+    ),
+    summary="Change a webhook's URL, events or stores",
+)
+async def update_webhook(
+    webhook_id: WebhookId,
+    session: SessionDep,
+    settings: SettingsDep,
+    subscriber: SubscriberDep,
+    body: Annotated[UpdateWebhookRequest, Body()],
+) -> Webhook:
+    """Only the fields in the body change: `{"events": null}` sends every event type again,
+    `{"store_ids": null}` every store's. Its secret, deliveries and attempts stay."""
+    given = body.model_fields_set
+    try:
+        with _found():
+            updated = await subscriptions.update(
+                session,
+                subscriber,
+                webhook_id,
+                url=body.url if body.url is not None else subscriptions.KEEP,
+                events=body.events if "events" in given else subscriptions.KEEP,
+                store_ids=body.store_ids if "store_ids" in given else subscriptions.KEEP,
+                allow_private=settings.webhook_private_targets,
+            )
+    except UnsafeTargetError as error:
+        raise invalid_request("body.url", str(error)) from error
+    return Webhook.model_validate(updated)
 
 
 @router.post(
