@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Form, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from store_monitor import webhook_subscriptions as subscriptions
 from store_monitor.ui.context import Page, PageError, ReaderFormPageDep, ReaderPageDep
@@ -21,6 +22,17 @@ from store_monitor.webhooks.events import EventType
 from store_monitor.webhooks.targets import MAX_URL_LENGTH, UnsafeTargetError
 
 ATTEMPTS_SHOWN: Final = 50
+
+
+class WebhookForm(BaseModel):
+    """The fields of the forms that subscribe and change a webhook (`webhook_fields.html`)."""
+
+    url: str = Field(default="", max_length=MAX_URL_LENGTH)
+    events: list[EventType] | None = None
+    """None ticked: every event type."""
+
+
+WebhookFormDep = Annotated[WebhookForm, Form()]
 KEEP_PREVIOUS: Final = timedelta(days=1)
 """How long the dashboard keeps a rotated secret signing: the API's default."""
 
@@ -76,16 +88,15 @@ async def subscribe_from_dashboard(
     page: ReaderFormPageDep,
     session: SessionDep,
     settings: SettingsDep,
-    url: Annotated[str, Form(max_length=MAX_URL_LENGTH)] = "",
-    events: Annotated[list[EventType] | None, Form()] = None,
+    form: WebhookFormDep,
 ) -> Response:
     """Subscribe; the page shows the secret this once (it is never shown again)."""
     try:
         created = await subscriptions.create(
             session,
             _subscriber(page),
-            url=url.strip(),
-            events=events or None,
+            url=form.url.strip(),
+            events=form.events or None,
             store_ids=None,
             allow_private=settings.webhook_private_targets,
             max_per_key=settings.webhook_max_subscriptions,
@@ -125,8 +136,7 @@ async def update_from_dashboard(
     page: ReaderFormPageDep,
     session: SessionDep,
     settings: SettingsDep,
-    url: Annotated[str, Form(max_length=MAX_URL_LENGTH)] = "",
-    events: Annotated[list[EventType] | None, Form()] = None,
+    form: WebhookFormDep,
 ) -> Response:
     """Change the URL and the events (none ticked: all); the stores stay as they are."""
     with _found(page):
@@ -135,8 +145,8 @@ async def update_from_dashboard(
                 session,
                 _subscriber(page),
                 webhook_id,
-                url=url.strip(),
-                events=events or None,
+                url=form.url.strip(),
+                events=form.events or None,
                 allow_private=settings.webhook_private_targets,
             )
         except UnsafeTargetError as error:
@@ -145,7 +155,7 @@ async def update_from_dashboard(
                 session,
                 webhook_id,
                 problem=str(error),
-                edited_url=url,
+                edited_url=form.url,
                 status_code=status.HTTP_400_BAD_REQUEST,
             )
     return page.redirect_to("webhook_page", webhook_id=webhook_id)

@@ -61,6 +61,10 @@ router = APIRouter(
 WebhookId = Annotated[uuid.UUID, Path(description="The subscription's id.")]
 NOT_FOUND: Final = {404: "This key has no webhook with this id (`webhook_not_found`)."}
 INVALID: Final = {422: "The request is malformed (`invalid_request`)."}
+UNREADABLE_BODY: Final = {
+    400: "The body cannot be read as JSON text (`bad_request`).",
+    413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
+}
 KEEP_PREVIOUS_A_DAY: Final = RotateWebhookSecretRequest()
 
 
@@ -90,9 +94,8 @@ def _found() -> Iterator[None]:
     response_description="Subscribed; the secret is shown this once.",
     responses=documented(
         {
-            400: "The body cannot be read as JSON text (`bad_request`).",
+            **UNREADABLE_BODY,
             409: "The key has as many webhooks as it may (`too_many_webhooks`).",
-            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
             422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
             **UNAVAILABLE,
         }
@@ -134,9 +137,8 @@ def _with_secret(shown: subscriptions.WithSecret) -> WebhookWithSecret:
     response_description="Changed; events recorded from now on go where it says.",
     responses=documented(
         {
-            400: "The body cannot be read as JSON text (`bad_request`).",
+            **UNREADABLE_BODY,
             **NOT_FOUND,
-            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
             422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
             **UNAVAILABLE,
         }
@@ -176,9 +178,8 @@ async def update_webhook(
     response_description="Rotated; the new secret is shown this once.",
     responses=documented(
         {
-            400: "The body cannot be read as JSON text (`bad_request`).",
+            **UNREADABLE_BODY,
             **NOT_FOUND,
-            413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
             **INVALID,
             **UNAVAILABLE,
         }
