@@ -5,13 +5,14 @@ again, delete; forms need the session's CSRF token; another key sees none of it.
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from store_monitor import access
-from store_monitor.db.models import KeyScope
+from store_monitor.db.models import KeyScope, WebhookSubscription
 from support.service import (
     app_state,
     arq_worker,
@@ -165,6 +166,14 @@ async def test_the_secret_is_rotated_from_the_dashboard_and_shown_once(
     page = (await client.get(f"/ui/webhooks/{webhook_id}")).text
     assert new[1] not in page
     assert 'id="previous-secret"' in page
+    # Once its day is over, the page no longer speaks of the previous secret.
+    async with app_state(client).sessionmaker.begin() as session:
+        await session.execute(
+            sa.update(WebhookSubscription).values(
+                previous_secret_until=sa.func.now() - timedelta(seconds=1)
+            )
+        )
+    assert 'id="previous-secret"' not in (await client.get(f"/ui/webhooks/{webhook_id}")).text
 
     ended = await client.post(rotate, data={"csrf_token": token, "end_previous_now": "true"})
     assert ended.status_code == 200

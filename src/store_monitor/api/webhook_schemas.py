@@ -90,8 +90,8 @@ class Webhook(BaseModel):
         "succeed. A subscription failing for a day is disabled."
     )
     previous_secret_until: datetime | None = Field(
-        description="After a rotation: until when events are signed with the previous secret "
-        "too (a second signature); null if they are signed with the secret alone."
+        description="After a rotation that kept the previous secret: until when events are (or "
+        "were) signed with it too, a second signature; null if there was none."
     )
 
 

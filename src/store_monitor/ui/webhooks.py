@@ -5,7 +5,7 @@ every form of the dashboard; a key sees only its own webhooks (admin all), as in
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 from uuid import UUID
 
@@ -184,6 +184,7 @@ async def _webhook(
             "webhook": webhook,
             "attempts": attempts,
             "rotated": rotated,
+            "now": datetime.now(UTC),
             "problem": problem,
             "edited_url": edited_url,
             "event_types": [str(event) for event in EventType],
