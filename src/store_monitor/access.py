@@ -296,8 +296,10 @@ _NOTE_USE: Final = (
         == sa.select(ApiKey.id)
         .where(ApiKey.id == sa.bindparam("key_id"))
         # A burst of requests with one key would queue on the row's lock, each until the
-        # request before it ends: the one holding it notes the use, the others skip it.
-        .with_for_update(skip_locked=True)
+        # request before it ends: the one holding it notes the use, the others skip it. The
+        # lock is the one the update itself takes (NO KEY UPDATE): rows that refer to the key
+        # (a schedule, a dashboard session) are made meanwhile without waiting for it.
+        .with_for_update(skip_locked=True, key_share=True)
         .scalar_subquery()
     )
     .values(last_used_at=sa.bindparam("now"))

@@ -2,6 +2,7 @@
 unknown, revoked or expired one, 403 without the scope, each scope's routes, the open probes,
 the failure limiter's 429, and log lines that name keys but never hold secrets."""
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,8 @@ from store_monitor import access
 from store_monitor.db.models import ApiKey, KeyScope
 from store_monitor.db.session import create_engine, create_sessionmaker
 from store_monitor.logs import RequestIdFilter
+from store_monitor.schedules.cron import parse_schedule
+from store_monitor.schedules.rows import create_schedule
 from store_monitor.settings import Settings
 from store_monitor.synthetic import GeneratedFiles
 from store_monitor.web.app import create_app
@@ -251,3 +254,24 @@ def test_openapi_declares_the_bearer_scheme_on_every_protected_operation(
                 continue
             assert operation["security"] == [{"ApiKey": []}], operation["operationId"]
             assert {"401", "403", "429"} <= set(operation["responses"])
+
+
+async def test_noting_a_keys_use_holds_up_nothing_that_refers_to_the_key(
+    keys: Keys, postgres_url: str
+) -> None:
+    """A request that notes its key's use holds the key's row until it ends; a schedule (or a
+    dashboard session) made meanwhile refers to that row and must not wait for it: under the
+    schedule quota's lock, such a wait closed a cycle (a deadlock)."""
+    engine = create_engine(postgres_url, process_name="store-monitor-tests")
+    sessionmaker = create_sessionmaker(engine)
+    schedule = parse_schedule("0 6 * * *", "UTC", min_interval=timedelta(hours=1))
+    try:
+        async with sessionmaker.begin() as noting:
+            await access.verify(
+                noting, server_key=SECRET_KEY.encode(), secret=keys.reports, now=datetime.now(UTC)
+            )
+            async with sessionmaker.begin() as other, asyncio.timeout(10):
+                made = await create_schedule(other, schedule, key_name="reports-key", max_per_key=5)
+        assert made.created_by is not None
+    finally:
+        await engine.dispose()
