@@ -178,6 +178,10 @@ def _store_ids(store_ids: Sequence[str] | None) -> list[str] | None:
     return None if store_ids is None else sorted(set(store_ids))
 
 
+DEFAULT_KEEP_PREVIOUS: Final = timedelta(days=1)
+"""How long a rotated secret keeps signing unless the rotation says otherwise."""
+
+
 async def rotate_secret(
     session: AsyncSession,
     subscriber: Subscriber,
@@ -188,13 +192,12 @@ async def rotate_secret(
     """A new secret for the subscription. Deliveries are signed with the old one as well for
     `keep_previous` (zero: not at all), so that its receiver can switch without refusing
     events; a secret kept from an earlier rotation stops signing now. `SubscriptionNotFound`."""
-    await get(session, subscriber, subscription_id)
     secret = new_secret()
     keeps = keep_previous > timedelta(0)
     # One statement: rotations at once take turns on the row, each keeping the last one's secret.
     rotated = await session.scalar(
         sa.update(WebhookSubscription)
-        .where(WebhookSubscription.id == subscription_id)
+        .where(WebhookSubscription.id == subscription_id, _visible(subscriber))
         .values(
             secret=secret,
             previous_secret=WebhookSubscription.secret if keeps else None,
@@ -205,7 +208,7 @@ async def rotate_secret(
         .returning(WebhookSubscription)
         .execution_options(populate_existing=True)
     )
-    if rotated is None:  # deleted meanwhile
+    if rotated is None:
         raise SubscriptionNotFound(subscription_id)
     return WithSecret(subscription=rotated, secret=secret)
 

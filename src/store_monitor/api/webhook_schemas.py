@@ -1,13 +1,14 @@
 """The wire schemas of the webhook routes: subscribing, listing, testing, delivery attempts."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from store_monitor.api.wire import NextCursor, response_config
 from store_monitor.sources import STORE_ID_RULES
+from store_monitor.webhook_subscriptions import DEFAULT_KEEP_PREVIOUS
 from store_monitor.webhooks.events import EventType, event_id
 from store_monitor.webhooks.targets import MAX_URL_LENGTH
 
@@ -114,7 +115,7 @@ class RotateWebhookSecretRequest(BaseModel):
     )
 
     keep_previous_hours: int = Field(
-        default=24,
+        default=DEFAULT_KEEP_PREVIOUS // timedelta(hours=1),
         ge=0,
         le=MAX_KEEP_PREVIOUS_HOURS,
         description="How long events are signed with the previous secret as well, so that the "

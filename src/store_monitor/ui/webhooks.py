@@ -33,8 +33,6 @@ class WebhookForm(BaseModel):
 
 
 WebhookFormDep = Annotated[WebhookForm, Form()]
-KEEP_PREVIOUS: Final = timedelta(days=1)
-"""How long the dashboard keeps a rotated secret signing: the API's default."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,7 +120,7 @@ async def rotate_secret_from_dashboard(
 ) -> Response:
     """A new secret, shown on the answer only; the previous one signs too for a day, unless
     the form says to end it now."""
-    keep = timedelta(0) if end_previous_now else KEEP_PREVIOUS
+    keep = timedelta(0) if end_previous_now else subscriptions.DEFAULT_KEEP_PREVIOUS
     with _found(page):
         rotated = await subscriptions.rotate_secret(
             session, _subscriber(page), webhook_id, keep_previous=keep

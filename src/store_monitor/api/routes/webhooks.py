@@ -65,6 +65,9 @@ UNREADABLE_BODY: Final = {
     400: "The body cannot be read as JSON text (`bad_request`).",
     413: f"The body is over {MAX_BODY_BYTES} bytes (`payload_too_large`).",
 }
+URL_REFUSED: Final = {
+    422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`)."
+}
 KEEP_PREVIOUS_A_DAY: Final = RotateWebhookSecretRequest()
 
 
@@ -86,6 +89,15 @@ def _found() -> Iterator[None]:
         raise not_found("webhook", str(error), webhook_id=str(error.subscription_id)) from error
 
 
+@contextlib.contextmanager
+def _url_checked() -> Iterator[None]:
+    """A URL webhooks may not go to is answered 422, naming `body.url`."""
+    try:
+        yield
+    except UnsafeTargetError as error:
+        raise invalid_request("body.url", str(error)) from error
+
+
 @router.post(
     "/webhooks",
     operation_id="create_webhook",
@@ -96,7 +108,7 @@ def _found() -> Iterator[None]:
         {
             **UNREADABLE_BODY,
             409: "The key has as many webhooks as it may (`too_many_webhooks`).",
-            422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
+            **URL_REFUSED,
             **UNAVAILABLE,
         }
     ),
@@ -110,7 +122,7 @@ async def create_webhook(
 ) -> WebhookWithSecret:
     """Events are signed per Standard Webhooks with the returned `secret`. An owner key's
     webhooks get only its stores' incident events."""
-    try:
+    with _url_checked():
         created = await subscriptions.create(
             session,
             subscriber,
@@ -120,8 +132,6 @@ async def create_webhook(
             allow_private=settings.webhook_private_targets,
             max_per_key=settings.webhook_max_subscriptions,
         )
-    except UnsafeTargetError as error:
-        raise invalid_request("body.url", str(error)) from error
     return _with_secret(created)
 
 
@@ -139,7 +149,7 @@ def _with_secret(shown: subscriptions.WithSecret) -> WebhookWithSecret:
         {
             **UNREADABLE_BODY,
             **NOT_FOUND,
-            422: "The URL may not receive webhooks, or the body is malformed (`invalid_request`).",
+            **URL_REFUSED,
             **UNAVAILABLE,
         }
     ),
@@ -155,19 +165,16 @@ async def update_webhook(
     """Only the fields in the body change: `{"events": null}` sends every event type again,
     `{"store_ids": null}` every store's. Its secret, deliveries and attempts stay."""
     given = body.model_fields_set
-    try:
-        with _found():
-            updated = await subscriptions.update(
-                session,
-                subscriber,
-                webhook_id,
-                url=body.url if body.url is not None else subscriptions.KEEP,
-                events=body.events if "events" in given else subscriptions.KEEP,
-                store_ids=body.store_ids if "store_ids" in given else subscriptions.KEEP,
-                allow_private=settings.webhook_private_targets,
-            )
-    except UnsafeTargetError as error:
-        raise invalid_request("body.url", str(error)) from error
+    with _url_checked(), _found():
+        updated = await subscriptions.update(
+            session,
+            subscriber,
+            webhook_id,
+            url=body.url if body.url is not None else subscriptions.KEEP,
+            events=body.events if "events" in given else subscriptions.KEEP,
+            store_ids=body.store_ids if "store_ids" in given else subscriptions.KEEP,
+            allow_private=settings.webhook_private_targets,
+        )
     return Webhook.model_validate(updated)
 
 
